@@ -1,0 +1,95 @@
+/* sevshim formats, version 1: the only C declaration of what docs/formats.md specifies.
+ *
+ * Offsets, not packed structs: the parser reads every field with explicit little-endian loads
+ * at these offsets after checking the length, so no host byte is ever used through a pointer
+ * cast. The Go packages bios, policy and shimimage define the same layouts; both sides are
+ * tested against testdata/golden/.
+ */
+#ifndef SEVSHIM_FORMATS_H
+#define SEVSHIM_FORMATS_H
+
+/* ---- 1. BIOS layouts ---------------------------------------------------------------------- */
+#define SEVSHIM_LAYOUT_OVMF_4M          1u
+#define SEVSHIM_OVMF_4M_CODE_SIZE       0x37C000u
+#define SEVSHIM_OVMF_4M_CODE_BASE       0xFFC84000u
+#define SEVSHIM_OVMF_4M_VARS_SIZE       0x84000u
+#define SEVSHIM_OVMF_4M_VARS_BASE       0xFFC00000u
+
+/* ---- 2. Policy block ---------------------------------------------------------------------- */
+#define SEVSHIM_POLICY_MAGIC            "SEVSHPOL"      /* 8 bytes, no NUL */
+#define SEVSHIM_POLICY_VERSION          1u
+#define SEVSHIM_POLICY_REGION_SIZE      0x4000u
+#define SEVSHIM_POLICY_HEADER_SIZE      64u
+#define SEVSHIM_POLICY_OFF_MAGIC        0x00u
+#define SEVSHIM_POLICY_OFF_VERSION      0x08u  /* u16 */
+#define SEVSHIM_POLICY_OFF_HDR_SIZE     0x0Au  /* u16 */
+#define SEVSHIM_POLICY_OFF_TOTAL_SIZE   0x0Cu  /* u32 */
+#define SEVSHIM_POLICY_OFF_LAYOUT       0x10u  /* u32 */
+#define SEVSHIM_POLICY_OFF_SECRET_MODE  0x14u  /* u8  */
+#define SEVSHIM_POLICY_OFF_TPM_MODE     0x15u  /* u8  */
+#define SEVSHIM_POLICY_OFF_TPM_PCR      0x16u  /* u8  */
+#define SEVSHIM_POLICY_OFF_RESERVED0    0x17u  /* u8, zero */
+#define SEVSHIM_POLICY_OFF_NSIGNERS     0x18u  /* u16 */
+#define SEVSHIM_POLICY_OFF_NDIGESTS     0x1Au  /* u16 */
+#define SEVSHIM_POLICY_OFF_NVERSIONS    0x1Cu  /* u16 */
+#define SEVSHIM_POLICY_OFF_RESERVED1    0x1Eu  /* 34 bytes, zero */
+#define SEVSHIM_POLICY_RESERVED1_LEN    34u
+
+#define SEVSHIM_SECRET_OPTIONAL         0u
+#define SEVSHIM_SECRET_REQUIRE          1u
+#define SEVSHIM_TPM_OFF                 0u
+#define SEVSHIM_TPM_IF_PRESENT          1u
+#define SEVSHIM_TPM_REQUIRED            2u
+#define SEVSHIM_TPM_MAX_PCR             23u
+
+#define SEVSHIM_MAX_SIGNERS             16u
+#define SEVSHIM_MAX_DENIED_DIGESTS      64u
+#define SEVSHIM_MAX_DENIED_VERSIONS     64u
+
+#define SEVSHIM_SIGNER_SIZE             160u
+#define SEVSHIM_SIGNER_OFF_KEY_ID       0u     /* 48 bytes */
+#define SEVSHIM_SIGNER_OFF_PUBKEY       48u    /* 97 bytes, 0x04 || X || Y */
+#define SEVSHIM_SIGNER_OFF_RESERVED     145u   /* 7 bytes, zero */
+#define SEVSHIM_SIGNER_OFF_MIN_VERSION  152u   /* u64 */
+#define SEVSHIM_P384_PUBKEY_SIZE        97u
+#define SEVSHIM_SHA384_SIZE             48u
+#define SEVSHIM_DENIED_DIGEST_SIZE      48u
+#define SEVSHIM_DENIED_VERSION_SIZE     8u
+
+/* ---- 3. Manifest -------------------------------------------------------------------------- */
+#define SEVSHIM_MANIFEST_MAGIC          "SEVSHMAN"
+#define SEVSHIM_MANIFEST_VERSION        1u
+#define SEVSHIM_MANIFEST_SIZE           0x160u /* 352 */
+#define SEVSHIM_MANIFEST_SIGNED_SIZE    0x100u /* 256 */
+#define SEVSHIM_MANIFEST_OFF_MAGIC      0x000u
+#define SEVSHIM_MANIFEST_OFF_VERSION    0x008u /* u16 */
+#define SEVSHIM_MANIFEST_OFF_SIGNED_SZ  0x00Au /* u16 */
+#define SEVSHIM_MANIFEST_OFF_LAYOUT     0x00Cu /* u32 */
+#define SEVSHIM_MANIFEST_OFF_IMAGE_SIZE 0x010u /* u64 */
+#define SEVSHIM_MANIFEST_OFF_BIOS_VER   0x018u /* u64 */
+#define SEVSHIM_MANIFEST_OFF_DIGEST     0x020u /* 48 */
+#define SEVSHIM_MANIFEST_OFF_KEY_ID     0x050u /* 48 */
+#define SEVSHIM_MANIFEST_OFF_VERSTR     0x080u /* 64 */
+#define SEVSHIM_MANIFEST_VERSTR_LEN     64u
+#define SEVSHIM_MANIFEST_OFF_RESERVED   0x0C0u /* 64, zero */
+#define SEVSHIM_MANIFEST_RESERVED_LEN   64u
+#define SEVSHIM_MANIFEST_OFF_SIGNATURE  0x100u /* 96: r || s, big-endian */
+#define SEVSHIM_P384_SIG_SIZE           96u
+
+/* ---- 4. Footer table ---------------------------------------------------------------------- */
+/* GUIDs in EFI byte order (as stored in the image). */
+#define SEVSHIM_GUID_FOOTER_TABLE  {0xde,0x82,0xb5,0x96,0xb2,0x1f,0xf7,0x45,0xba,0xea,0xa3,0x66,0xc5,0x5a,0x08,0x2d}
+#define SEVSHIM_GUID_SEV_ES_RESET  {0xde,0x71,0xf7,0x00,0x7e,0x1a,0xcb,0x4f,0x89,0x0e,0x68,0xc7,0x7e,0x2f,0xb4,0x4e}
+#define SEVSHIM_GUID_SEV_SECRET    {0x61,0xb3,0x2e,0x4c,0x9b,0x7d,0xc3,0x4c,0x80,0x81,0x12,0x7c,0x90,0xd3,0xd2,0x94}
+#define SEVSHIM_GUID_POLICY        {0x2c,0x47,0xc6,0x0a,0xf2,0xd1,0xe6,0x4a,0x8d,0xa8,0xf0,0x0f,0x54,0x64,0x8a,0x10}
+#define SEVSHIM_GUID_INFO          {0x41,0xa4,0x8b,0x13,0xdc,0x15,0xec,0x4a,0xaa,0xad,0x03,0x97,0xd4,0xfd,0xd5,0x49}
+#define SEVSHIM_FOOTER_GUID_OFF_FROM_END    0x30u
+#define SEVSHIM_FOOTER_LEN_OFF_FROM_END     0x32u
+#define SEVSHIM_INFO_FORMAT_VERSION         1u
+
+/* ---- 5. fw_cfg names ---------------------------------------------------------------------- */
+#define SEVSHIM_FWCFG_MANIFEST          "opt/org.sevshim/manifest"
+#define SEVSHIM_FWCFG_BIOS              "opt/org.sevshim/bios"
+#define SEVSHIM_FWCFG_VARS              "opt/org.sevshim/vars"
+
+#endif
