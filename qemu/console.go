@@ -1,0 +1,198 @@
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Line is one console line with the host monotonic time at which its last byte arrived.
+type Line struct {
+	Text string
+	Time time.Time
+}
+
+// Console collects the output of a QEMU character device (COM1 or the 0x402 debug console)
+// as it arrives, read live from a pipe, and splits it into timestamped lines. A trailing
+// '\r' is dropped. The unfinished last line (a prompt such as OVMF's "Shell>") is visible to
+// WaitLine too.
+type Console struct {
+	name string
+
+	mu      sync.Mutex
+	lines   []Line
+	partial []byte
+	partT   time.Time
+	sig     chan struct{} // closed and replaced whenever output arrives
+	done    bool
+	err     error // read error other than EOF
+	raw     io.Writer
+	maxKeep int
+}
+
+// maxConsoleLines bounds memory if a guest floods its console; the oldest lines are kept
+// (they hold the markers tests look for) and later lines are dropped and counted.
+const maxConsoleLines = 200000
+
+func newConsole(name string, raw io.Writer) *Console {
+	return &Console{name: name, sig: make(chan struct{}), raw: raw, maxKeep: maxConsoleLines}
+}
+
+// Name is the console's name ("serial", "debugcon").
+func (c *Console) Name() string { return c.name }
+
+// run reads r until EOF and records lines; it closes r at the end.
+func (c *Console) run(r io.ReadCloser) {
+	defer r.Close()
+	buf := make([]byte, 64*1024)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			now := time.Now()
+			if c.raw != nil {
+				c.raw.Write(buf[:n])
+			}
+			c.feed(buf[:n], now)
+		}
+		if err != nil {
+			c.mu.Lock()
+			if !errors.Is(err, io.EOF) {
+				c.err = err
+			}
+			if len(c.partial) > 0 {
+				c.appendLine(string(c.partial), c.partT)
+				c.partial = nil
+			}
+			c.done = true
+			close(c.sig)
+			c.sig = make(chan struct{})
+			c.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (c *Console) feed(b []byte, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(b) > 0 {
+		i := indexByte(b, '\n')
+		if i < 0 {
+			c.partial = append(c.partial, b...)
+			c.partT = now
+			break
+		}
+		c.partial = append(c.partial, b[:i]...)
+		c.appendLine(string(c.partial), now)
+		c.partial = c.partial[:0]
+		b = b[i+1:]
+	}
+	close(c.sig)
+	c.sig = make(chan struct{})
+}
+
+func indexByte(b []byte, x byte) int {
+	for i, v := range b {
+		if v == x {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *Console) appendLine(s string, t time.Time) {
+	if len(c.lines) >= c.maxKeep {
+		return
+	}
+	c.lines = append(c.lines, Line{Text: strings.TrimSuffix(s, "\r"), Time: t})
+}
+
+// Lines returns the complete lines received so far, plus the unfinished last line if any.
+func (c *Console) Lines() []Line {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := append([]Line(nil), c.lines...)
+	if len(c.partial) > 0 {
+		out = append(out, Line{Text: strings.TrimSuffix(string(c.partial), "\r"), Time: c.partT})
+	}
+	return out
+}
+
+// Text returns everything received so far as newline-separated lines.
+func (c *Console) Text() string {
+	var sb strings.Builder
+	for _, l := range c.Lines() {
+		sb.WriteString(l.Text)
+		sb.WriteByte('\n')
+	}
+	return sb.String()
+}
+
+// Closed reports whether the console reached EOF (QEMU closed it, normally by exiting).
+func (c *Console) Closed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.done
+}
+
+// ErrConsoleClosed is returned (wrapped) by WaitLine when the console ended without a match.
+var ErrConsoleClosed = errors.New("console closed before the line appeared")
+
+// WaitLine waits until a line (complete, or the unfinished last one) matches re and returns
+// the first such line. It searches everything received since QEMU started, so a line that
+// already arrived is found at once. It stops at the timeout (if > 0), when ctx ends, or when
+// the console is closed (QEMU exited) with no match.
+func (c *Console) WaitLine(ctx context.Context, re *regexp.Regexp, timeout time.Duration) (Line, error) {
+	return c.WaitLineFrom(ctx, 0, re, timeout)
+}
+
+// WaitString is WaitLine for a plain substring.
+func (c *Console) WaitString(ctx context.Context, s string, timeout time.Duration) (Line, error) {
+	return c.WaitLine(ctx, regexp.MustCompile(regexp.QuoteMeta(s)), timeout)
+}
+
+// WaitLineFrom is WaitLine that ignores the first `from` lines (use len(Lines()) taken
+// earlier to wait for a new occurrence).
+func (c *Console) WaitLineFrom(ctx context.Context, from int, re *regexp.Regexp, timeout time.Duration) (Line, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	for {
+		c.mu.Lock()
+		for i := from; i < len(c.lines); i++ {
+			if re.MatchString(c.lines[i].Text) {
+				l := c.lines[i]
+				c.mu.Unlock()
+				return l, nil
+			}
+		}
+		if len(c.partial) > 0 && len(c.lines) >= from {
+			t := strings.TrimSuffix(string(c.partial), "\r")
+			if re.MatchString(t) {
+				l := Line{Text: t, Time: c.partT}
+				c.mu.Unlock()
+				return l, nil
+			}
+		}
+		done, rerr, sig := c.done, c.err, c.sig
+		c.mu.Unlock()
+		if done {
+			if rerr != nil {
+				return Line{}, fmt.Errorf("%s: waiting for %q: %w (read error: %v)", c.name, re, ErrConsoleClosed, rerr)
+			}
+			return Line{}, fmt.Errorf("%s: waiting for %q: %w", c.name, re, ErrConsoleClosed)
+		}
+		select {
+		case <-sig:
+		case <-ctx.Done():
+			return Line{}, fmt.Errorf("%s: waiting for %q: %w", c.name, re, ctx.Err())
+		}
+	}
+}

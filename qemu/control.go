@@ -1,0 +1,251 @@
+package qemu
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// StatusInfo is the reply of query-status.
+type StatusInfo struct {
+	Running bool   `json:"running"`
+	Status  string `json:"status"`
+}
+
+// Status returns QEMU's run state ("running", "paused", "inmigrate", "prelaunch", ...).
+func (vm *VM) Status(ctx context.Context) (string, error) {
+	var st StatusInfo
+	if err := vm.qmp.ExecuteInto(ctx, "query-status", nil, &st); err != nil {
+		return "", err
+	}
+	return st.Status, nil
+}
+
+// Cont resumes the CPUs.
+func (vm *VM) Cont(ctx context.Context) error {
+	_, err := vm.qmp.Execute(ctx, "cont", nil)
+	return err
+}
+
+// Stop pauses the CPUs.
+func (vm *VM) Stop(ctx context.Context) error {
+	_, err := vm.qmp.Execute(ctx, "stop", nil)
+	return err
+}
+
+// InjectNMI raises an NMI (on x86 through LAPIC LINT1, which the guest must unmask).
+func (vm *VM) InjectNMI(ctx context.Context) error {
+	_, err := vm.qmp.Execute(ctx, "inject-nmi", nil)
+	return err
+}
+
+// Quit asks QEMU to exit and waits (bounded by ctx, at most 10 s) for the process to end.
+func (vm *VM) Quit(ctx context.Context) error {
+	_, err := vm.qmp.Execute(ctx, "quit", nil)
+	if err != nil {
+		// QEMU may close the socket before replying; only the exit matters.
+		select {
+		case <-vm.exited:
+			return nil
+		default:
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if werr := vm.Wait(wctx); werr != nil && !isExitStatus(werr) {
+		return werr
+	}
+	return nil
+}
+
+func isExitStatus(err error) bool {
+	var ee interface{ ExitCode() int }
+	return errors.As(err, &ee)
+}
+
+// MigrationInfo is the part of query-migrate that sevshim uses.
+type MigrationInfo struct {
+	Status    string `json:"status"`
+	TotalTime int64  `json:"total-time"` // ms
+	ErrorDesc string `json:"error-desc"`
+	RAM       *struct {
+		Transferred int64 `json:"transferred"`
+		Total       int64 `json:"total"`
+	} `json:"ram"`
+}
+
+// QueryMigrate returns the migration status.
+func (vm *VM) QueryMigrate(ctx context.Context) (MigrationInfo, error) {
+	var mi MigrationInfo
+	err := vm.qmp.ExecuteInto(ctx, "query-migrate", nil, &mi)
+	return mi, err
+}
+
+// SaveStats describes a completed SaveState.
+type SaveStats struct {
+	Bytes     int64         // size of the state file
+	TotalTime time.Duration // QEMU's total-time of the migration
+	Elapsed   time.Duration // host time from stop to the file being complete
+}
+
+// SaveState stops the guest, migrates its whole state into file and quits QEMU. The state
+// can be resumed any number of times by a QEMU of the same shape started with
+// Incoming: IncomingFile(file).
+//
+// Instead of QEMU's "exec:cat > FILE" this listens on a unix socket in the VM's directory
+// and copies the stream into file itself: the end of the stream is then exactly known (EOF
+// after QEMU closes the connection), whereas with exec: QEMU closes the pipe and may
+// SIGTERM cat before cat has written its last buffer. The bytes are identical.
+//
+// The whole operation is bounded by ctx and at most 2 minutes.
+func (vm *VM) SaveState(ctx context.Context, file string) (SaveStats, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var stats SaveStats
+	start := time.Now()
+	if err := vm.Stop(ctx); err != nil {
+		return stats, err
+	}
+	// Default max-bandwidth is 128 MiB/s (QEMU 7.2); raise it so the save is not throttled.
+	if _, err := vm.qmp.Execute(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(8) << 30}); err != nil {
+		return stats, err
+	}
+	sock := filepath.Join(vm.dir, "migrate.sock")
+	os.Remove(sock)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		return stats, fmt.Errorf("qemu: migration socket: %w", err)
+	}
+	defer ln.Close()
+	out, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return stats, fmt.Errorf("qemu: state file: %w", err)
+	}
+	defer out.Close()
+
+	type copyResult struct {
+		n   int64
+		err error
+	}
+	copied := make(chan copyResult, 1)
+	go func() {
+		if dl, ok := ctx.Deadline(); ok {
+			ln.SetDeadline(dl)
+		}
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			copied <- copyResult{0, fmt.Errorf("qemu did not connect to the migration socket: %w", err)}
+			return
+		}
+		defer c.Close()
+		if dl, ok := ctx.Deadline(); ok {
+			c.SetDeadline(dl)
+		}
+		n, err := io.Copy(out, c)
+		copied <- copyResult{n, err}
+	}()
+
+	if _, err := vm.qmp.Execute(ctx, "migrate", map[string]any{"uri": "unix:" + sock}); err != nil {
+		return stats, err
+	}
+	var mi MigrationInfo
+	for {
+		mi, err = vm.QueryMigrate(ctx)
+		if err != nil {
+			return stats, err
+		}
+		if mi.Status == "completed" {
+			break
+		}
+		if mi.Status == "failed" || mi.Status == "cancelled" {
+			return stats, fmt.Errorf("qemu: migration %s: %s; stderr: %s", mi.Status, mi.ErrorDesc, vm.StderrSummary())
+		}
+		select {
+		case <-ctx.Done():
+			return stats, fmt.Errorf("qemu: migration still %q: %w", mi.Status, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	var cr copyResult
+	select {
+	case cr = <-copied:
+	case <-ctx.Done():
+		return stats, fmt.Errorf("qemu: migration stream did not end: %w", ctx.Err())
+	}
+	if cr.err != nil {
+		return stats, fmt.Errorf("qemu: writing %s: %w", file, cr.err)
+	}
+	if err := out.Sync(); err != nil {
+		return stats, err
+	}
+	if err := out.Close(); err != nil {
+		return stats, err
+	}
+	stats.Bytes = cr.n
+	stats.TotalTime = time.Duration(mi.TotalTime) * time.Millisecond
+	stats.Elapsed = time.Since(start)
+	return stats, vm.Quit(ctx)
+}
+
+// WaitIncoming waits (bounded by ctx and timeout) until QEMU has loaded an incoming
+// migration, i.e. its status is no longer "inmigrate", and returns that status ("paused" for
+// a stopped source). If QEMU exits instead (a stream it cannot load), the error carries
+// QEMU's own message from stderr.
+func (vm *VM) WaitIncoming(ctx context.Context, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		st, err := vm.Status(ctx)
+		if err != nil {
+			select {
+			case <-vm.exited:
+				return "", fmt.Errorf("qemu exited while loading the incoming state (%v): %s", vm.waitErr, vm.StderrSummary())
+			case <-time.After(200 * time.Millisecond):
+				// QEMU may be exiting; give it a moment so the message is QEMU's.
+				select {
+				case <-vm.exited:
+					return "", fmt.Errorf("qemu exited while loading the incoming state (%v): %s", vm.waitErr, vm.StderrSummary())
+				default:
+				}
+			}
+			return "", err
+		}
+		if st != "inmigrate" {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("qemu: incoming migration not finished: %w", ctx.Err())
+		case <-vm.exited:
+			return "", fmt.Errorf("qemu exited while loading the incoming state (%v): %s", vm.waitErr, vm.StderrSummary())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// MigrateIncoming starts loading a migration on a QEMU started with Incoming: "defer".
+func (vm *VM) MigrateIncoming(ctx context.Context, uri string) error {
+	_, err := vm.qmp.Execute(ctx, "migrate-incoming", map[string]any{"uri": uri})
+	return err
+}
+
+// MemSave writes size bytes of guest-physical memory at addr into file (QMP pmemsave; the
+// path is opened by QEMU).
+func (vm *VM) MemSave(ctx context.Context, addr, size uint64, file string) error {
+	_, err := vm.qmp.Execute(ctx, "pmemsave", map[string]any{"val": addr, "size": size, "filename": file})
+	return err
+}
+
+// Execute runs any QMP command (see QMP.Execute).
+func (vm *VM) Execute(ctx context.Context, command string, args any) (json.RawMessage, error) {
+	if vm.qmp == nil {
+		return nil, errNotRunning
+	}
+	return vm.qmp.Execute(ctx, command, args)
+}
