@@ -41,7 +41,7 @@ func (p *posReader) full(b []byte, what string) error {
 // truncErr is a FormatError that also matches ErrTruncated.
 type truncErr struct{ FormatError }
 
-func (e *truncErr) Is(target error) bool    { return target == ErrTruncated }
+func (e *truncErr) Is(target error) bool { return target == ErrTruncated }
 func (e *truncErr) As(target any) bool {
 	if fe, ok := target.(**FormatError); ok {
 		*fe = &e.FormatError

@@ -11,11 +11,11 @@ import (
 type writerState int
 
 const (
-	wsHeader writerState = iota // expecting Header
-	wsBlocks                    // expecting RAMBlocks
-	wsSections                  // START written, expecting RAMSection
-	wsInSection                 // inside PART/END, pages allowed
-	wsDevices                   // END closed, device bytes
+	wsHeader    writerState = iota // expecting Header
+	wsBlocks                       // expecting RAMBlocks
+	wsSections                     // START written, expecting RAMSection
+	wsInSection                    // inside PART/END, pages allowed
+	wsDevices                      // END closed, device bytes
 	wsDone
 )
 
