@@ -421,7 +421,7 @@ func parse(p *posReader, h Handler, opt Options, st *Stats) error {
 			if err != nil {
 				return p.fail(at, "%v", err)
 			}
-			page.Block, page.Offset, page.Kind, page.Continue = bi, offset, kind, cont
+			page.Block, page.Offset, page.Kind, page.Continue, page.Pos = bi, offset, kind, cont, at
 			page.Fill = 0
 			if kind == PageZero {
 				if page.Fill, err = p.u8("zero page fill byte"); err != nil {

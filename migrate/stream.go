@@ -91,6 +91,7 @@ type Page struct {
 	Continue bool   // the record omitted the block idstr (RAM_SAVE_FLAG_CONTINUE)
 	Fill     byte   // PageZero only: the fill byte
 	Data     []byte // PageData only: exactly PageSize bytes. The parser reuses this buffer after the callback returns.
+	Pos      int64  // set by Parse: byte position of the record in the stream (ignored by Writer)
 }
 
 // Handler receives the parts of a stream in order. Parse calls, in this order:
