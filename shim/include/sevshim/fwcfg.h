@@ -1,0 +1,21 @@
+/* QEMU fw_cfg: probe, file directory, reads (DMA with PIO fallback). Every byte is untrusted. */
+#ifndef SEVSHIM_FWCFG_H
+#define SEVSHIM_FWCFG_H
+#include <stdint.h>
+#include "sevshim/errors.h"
+
+struct fwcfg_file {
+    const char *name;   /* in: the file name */
+    int present;        /* out: found in the directory */
+    uint32_t size;      /* out: size from the directory */
+    uint16_t select;    /* out: selector */
+};
+
+/* Checks the "QEMU" signature and the DMA feature bit. Returns 1 if fw_cfg answered. */
+int fwcfg_probe(void);
+int fwcfg_has_dma(void);
+/* Scans the directory once and fills every file (first match wins). */
+void fwcfg_lookup(struct fwcfg_file *files, unsigned n);
+/* Reads exactly len bytes of f into buf. len must be f->size (callers check limits first). */
+enum sevshim_error fwcfg_read(const struct fwcfg_file *f, void *buf, uint32_t len);
+#endif

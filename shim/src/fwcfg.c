@@ -1,0 +1,125 @@
+/* QEMU fw_cfg (x86 I/O ports): signature, feature bits, file directory, DMA and PIO reads.
+ * Re-probed on every wake-up: the QEMU that resumed the shim may differ from the one that
+ * booted it. Directory contents and sizes are host input and untrusted. */
+#include <string.h>
+#include "sevshim/fwcfg.h"
+#include "sevshim/io.h"
+
+#define FW_CFG_PORT_SEL   0x510
+#define FW_CFG_PORT_DATA  0x511
+#define FW_CFG_PORT_DMA_HI 0x514
+#define FW_CFG_PORT_DMA_LO 0x518
+#define FW_CFG_SIGNATURE  0x0000
+#define FW_CFG_ID         0x0001
+#define FW_CFG_FILE_DIR   0x0019
+#define FW_CFG_DMA_ERROR  0x01u
+#define FW_CFG_DMA_READ   0x02u
+#define FW_CFG_DMA_SELECT 0x08u
+#define FW_CFG_DIR_MAX    4096u    /* QEMU has far fewer; bounds a hostile count */
+#define FW_CFG_NAME_LEN   56u
+
+static int have_dma;
+
+static uint32_t bswap32(uint32_t v) { return __builtin_bswap32(v); }
+
+static void pio_select(uint16_t sel) { outw(FW_CFG_PORT_SEL, sel); }
+
+static void pio_read(void *buf, uint32_t len)
+{
+    void *p = buf;
+    uint64_t n = len;
+    __asm__ volatile("rep insb" : "+D"(p), "+c"(n) : "d"((uint16_t)FW_CFG_PORT_DATA) : "memory");
+}
+
+int fwcfg_probe(void)
+{
+    uint8_t sig[4], id[4];
+    have_dma = 0;
+    pio_select(FW_CFG_SIGNATURE);
+    pio_read(sig, 4);
+    if (memcmp(sig, "QEMU", 4) != 0)
+        return 0;
+    pio_select(FW_CFG_ID);
+    pio_read(id, 4);
+    have_dma = (id[0] & 0x02) != 0;
+    return 1;
+}
+
+int fwcfg_has_dma(void) { return have_dma; }
+
+void fwcfg_lookup(struct fwcfg_file *files, unsigned n)
+{
+    uint8_t cnt[4], ent[64];
+    for (unsigned k = 0; k < n; k++) {
+        files[k].present = 0;
+        files[k].size = 0;
+        files[k].select = 0;
+    }
+    pio_select(FW_CFG_FILE_DIR);
+    pio_read(cnt, 4);
+    uint32_t count = ((uint32_t)cnt[0] << 24) | ((uint32_t)cnt[1] << 16) | ((uint32_t)cnt[2] << 8) | cnt[3];
+    if (count > FW_CFG_DIR_MAX)
+        count = FW_CFG_DIR_MAX;
+    for (uint32_t i = 0; i < count; i++) {
+        pio_read(ent, sizeof(ent));
+        const uint8_t *name = ent + 8;
+        for (unsigned k = 0; k < n; k++) {
+            size_t l = strlen(files[k].name);
+            if (files[k].present || l >= FW_CFG_NAME_LEN)
+                continue;
+            /* exact match including the terminating NUL, inside the 56-byte field */
+            if (memcmp(name, files[k].name, l) == 0 && name[l] == 0) {
+                files[k].present = 1;
+                files[k].size = ((uint32_t)ent[0] << 24) | ((uint32_t)ent[1] << 16) |
+                                ((uint32_t)ent[2] << 8) | ent[3];
+                files[k].select = (uint16_t)((ent[4] << 8) | ent[5]);
+            }
+        }
+    }
+}
+
+struct fwcfg_dma {
+    uint32_t control;
+    uint32_t length;
+    uint64_t address;
+} __attribute__((packed, aligned(16)));
+
+static struct fwcfg_dma dma_desc;
+
+static enum sevshim_error dma_read(uint16_t sel, void *buf, uint32_t len)
+{
+    uint64_t addr = (uint64_t)(uintptr_t)buf;
+    uint64_t daddr = (uint64_t)(uintptr_t)&dma_desc;
+    volatile uint32_t *ctl = &dma_desc.control;
+
+    dma_desc.control = bswap32(((uint32_t)sel << 16) | FW_CFG_DMA_SELECT | FW_CFG_DMA_READ);
+    dma_desc.length = bswap32(len);
+    dma_desc.address = __builtin_bswap64(addr);
+    barrier();
+    outl(FW_CFG_PORT_DMA_HI, bswap32((uint32_t)(daddr >> 32)));
+    outl(FW_CFG_PORT_DMA_LO, bswap32((uint32_t)daddr));   /* starts the transfer */
+    /* QEMU completes synchronously; the bound only guards against a broken host */
+    for (uint32_t i = 0; i < 100000000u; i++) {
+        uint32_t c = bswap32(*ctl);
+        if (c & FW_CFG_DMA_ERROR)
+            return SEVSHIM_E2;
+        if (c == 0) {
+            barrier();
+            return SEVSHIM_OK;
+        }
+    }
+    return SEVSHIM_E2;
+}
+
+enum sevshim_error fwcfg_read(const struct fwcfg_file *f, void *buf, uint32_t len)
+{
+    if (!f->present || len != f->size)
+        return SEVSHIM_E91;
+    if (len == 0)
+        return SEVSHIM_OK;
+    if (have_dma)
+        return dma_read(f->select, buf, len);
+    pio_select(f->select);
+    pio_read(buf, len);
+    return SEVSHIM_OK;
+}

@@ -1,0 +1,142 @@
+; sevshim payload entry (64-bit, runs from RAM at its 1 MiB link address) and CPU vectors.
+;
+; Stage 1 (image.asm) jumps to _start with a flash-resident GDT. Before anything else this code
+; loads a GDT that lives in RAM: once the flash is in CFI command mode, reads of the old GDT
+; would return status bytes. Then: stack, zeroed bss, SSE, FS base, and shim_main().
+
+        bits    64
+        default rel
+
+        extern  shim_main
+        extern  exception_report
+        extern  nmi_seen
+        extern  __bss_start
+        extern  __bss_end
+        extern  stack_top
+
+        global  _start
+        global  gdt
+        global  isr_table
+
+        section .text.entry
+_start:
+        cli
+        cld
+        lgdt    [gdt_desc]
+        mov     ax, 0x10
+        mov     ds, ax
+        mov     es, ax
+        mov     ss, ax
+        xor     eax, eax
+        mov     fs, ax                  ; FS base is set by cpu_init() through the MSR
+        mov     gs, ax
+        lea     rsp, [stack_top]
+        push    0x08
+        lea     rax, [.reloaded]
+        push    rax
+        retfq
+.reloaded:
+        ; zero .bss (this includes the stacks; nothing is live on the stack here)
+        lea     rdi, [__bss_start]
+        lea     rcx, [__bss_end]
+        sub     rcx, rdi
+        xor     eax, eax
+        rep     stosb
+        lea     rsp, [stack_top]
+
+        ; SSE for BearSSL: CR0.EM=0, CR0.MP=1; CR4.OSFXSR | CR4.OSXMMEXCPT
+        mov     rax, cr0
+        and     rax, ~(1 << 2)
+        or      rax, (1 << 1)
+        mov     cr0, rax
+        mov     rax, cr4
+        or      rax, (1 << 9) | (1 << 10)
+        mov     cr4, rax
+
+        call    shim_main               ; rsp is 16-byte aligned here
+.dead:  cli
+        hlt
+        jmp     .dead
+
+; ---- vectors 0..31: every exception reports E090 and halts; vector 2 (NMI) is the wake-up ----
+; Entries run on IST stacks (see cpu.c), so BearSSL's red zone on the main stack survives.
+%macro EXC_NOERR 1
+isr_%1:
+        push    0                       ; no error code from the CPU: push a zero
+        push    %1
+        jmp     exc_common
+%endmacro
+%macro EXC_ERR 1
+isr_%1:
+        push    %1
+        jmp     exc_common
+%endmacro
+
+        section .text
+exc_common:
+        mov     rdi, [rsp]              ; vector
+        mov     rsi, [rsp + 8]          ; error code
+        mov     rdx, [rsp + 16]         ; rip
+        and     rsp, -16
+        call    exception_report        ; does not return
+.halt:  cli
+        hlt
+        jmp     .halt
+
+isr_2:                                  ; NMI: note it and return to the hlt loop
+        mov     byte [nmi_seen], 1
+        iretq
+
+EXC_NOERR 0
+EXC_NOERR 1
+EXC_NOERR 3
+EXC_NOERR 4
+EXC_NOERR 5
+EXC_NOERR 6
+EXC_NOERR 7
+EXC_ERR   8
+EXC_NOERR 9
+EXC_ERR   10
+EXC_ERR   11
+EXC_ERR   12
+EXC_ERR   13
+EXC_ERR   14
+EXC_NOERR 15
+EXC_NOERR 16
+EXC_ERR   17
+EXC_NOERR 18
+EXC_NOERR 19
+EXC_NOERR 20
+EXC_ERR   21
+EXC_NOERR 22
+EXC_NOERR 23
+EXC_NOERR 24
+EXC_NOERR 25
+EXC_NOERR 26
+EXC_NOERR 27
+EXC_NOERR 28
+EXC_ERR   29
+EXC_ERR   30
+EXC_NOERR 31
+
+        section .rodata
+        align   8
+isr_table:
+%assign i 0
+%rep 32
+        dq      isr_%[i]
+%assign i i + 1
+%endrep
+
+; ---- GDT in RAM: 0x08 code64, 0x10 data, 0x18 TSS (16 bytes, filled in by cpu_init) ----
+        section .data
+        align   16
+gdt:
+        dq      0
+        dq      0x00AF9A000000FFFF
+        dq      0x00CF92000000FFFF
+        dq      0, 0
+gdt_end:
+gdt_desc:
+        dw      gdt_end - gdt - 1
+        dq      gdt

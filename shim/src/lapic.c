@@ -1,0 +1,35 @@
+/* Local APIC (xAPIC MMIO at 0xFEE00000): the NMI wake-up and the INIT IPI hand-off. */
+#include "sevshim/lapic.h"
+#include "sevshim/cpu.h"
+#include "sevshim/io.h"
+
+#define LAPIC_BASE   0xFEE00000u
+#define LAPIC_SVR    (LAPIC_BASE + 0x0F0)
+#define LAPIC_ICR_LO (LAPIC_BASE + 0x300)
+#define LAPIC_ICR_HI (LAPIC_BASE + 0x310)
+#define LAPIC_LINT1  (LAPIC_BASE + 0x360)
+
+void lapic_arm_nmi(void)
+{
+    nmi_seen = 0;
+    mmio_write32(LAPIC_SVR, 0x1FF);     /* software enable, spurious vector 0xFF */
+    mmio_write32(LAPIC_LINT1, 0x400);   /* LINT1 delivers NMI (QMP inject-nmi arrives here) */
+}
+
+void lapic_wait_nmi(void)
+{
+    /* NMI wakes hlt even with IF=0; the handler (head.asm, IST2) sets the flag and iretq's.
+     * An NMI landing between the test and hlt is only seen at the next NMI: the host sends
+     * its wake-up after `cont`, long after the CPU halted. */
+    while (!nmi_seen)
+        __asm__ volatile("cli; hlt" ::: "memory");
+}
+
+void lapic_init_self(void)
+{
+    mmio_write32(LAPIC_ICR_HI, 0);
+    /* INIT, level assert, destination shorthand "all including self" */
+    mmio_write32(LAPIC_ICR_LO, 0x00084500);
+    cpu_halt_forever();   /* the INIT arrives at once; never fall through */
+    __builtin_unreachable();
+}

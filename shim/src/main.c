@@ -1,0 +1,111 @@
+/* sevshim main flow: READY -> wait for NMI -> fetch -> verify -> flash -> hand off.
+ * Any refusal happens before the first flash command; the shim never jumps after one. */
+#include <string.h>
+#include "sevshim/console.h"
+#include "sevshim/cpu.h"
+#include "sevshim/fwcfg.h"
+#include "sevshim/handoff.h"
+#include "sevshim/layout.h"
+#include "sevshim/lapic.h"
+#include "sevshim/pflash.h"
+#include "sevshim/verify.h"
+
+/* RAM copy of the policy region, made before READY (the flash is reprogrammed later) */
+static uint8_t policy_copy[SHIM_POLICY_SIZE] __attribute__((aligned(16)));
+static uint8_t manifest_buf[SEVSHIM_MANIFEST_SIZE] __attribute__((aligned(16)));
+static struct sevshim_result result;
+
+#define BIOS_BUF ((uint8_t *)(uintptr_t)SHIM_RAM_BIOS_BUF)
+#define VARS_BUF ((uint8_t *)(uintptr_t)SHIM_RAM_VARS_BUF)
+
+static void must(enum sevshim_error e)
+{
+    if (e != SEVSHIM_OK)
+        shim_refuse(e);
+}
+
+void shim_main(void)
+{
+    console_init();
+    cpu_init();
+    memcpy(policy_copy, (const void *)(uintptr_t)SHIM_POLICY_GPA, sizeof(policy_copy));
+    lapic_arm_nmi();
+    con_line("SEVSHIM READY");
+
+    lapic_wait_nmi();
+    con_line("SEVSHIM WAKE");
+
+    /* 1. fw_cfg, re-probed: this may be another QEMU than the one that booted the shim */
+    if (!fwcfg_probe())
+        shim_refuse(SEVSHIM_E1);
+    struct fwcfg_file f[3] = {
+        { .name = SEVSHIM_FWCFG_MANIFEST },
+        { .name = SEVSHIM_FWCFG_BIOS },
+        { .name = SEVSHIM_FWCFG_VARS },
+    };
+    fwcfg_lookup(f, 3);
+
+    /* read only files whose directory size is exactly what the buffers hold; other sizes are
+     * refused by the checks below without a byte being read */
+    struct sevshim_input in = {
+        .policy_region = policy_copy,
+        .policy_region_len = sizeof(policy_copy),
+        .manifest_present = f[0].present, .manifest_size = f[0].size,
+        .bios_present = f[1].present, .bios_size = f[1].size,
+        .vars_present = f[2].present, .vars_size = f[2].size,
+    };
+    uint32_t loaded_bios = 0, loaded_vars = 0;
+    if (f[0].present && f[0].size == SEVSHIM_MANIFEST_SIZE) {
+        must(fwcfg_read(&f[0], manifest_buf, SEVSHIM_MANIFEST_SIZE));
+        in.manifest = manifest_buf;
+    }
+    if (f[1].present && f[1].size == SEVSHIM_OVMF_4M_CODE_SIZE) {
+        must(fwcfg_read(&f[1], BIOS_BUF, SEVSHIM_OVMF_4M_CODE_SIZE));
+        in.bios = BIOS_BUF;
+        loaded_bios = f[1].size;
+    }
+    if (f[2].present && f[2].size == SEVSHIM_OVMF_4M_VARS_SIZE) {
+        must(fwcfg_read(&f[2], VARS_BUF, SEVSHIM_OVMF_4M_VARS_SIZE));
+        loaded_vars = f[2].size;
+    }
+    con_str("SEVSHIM LOADED bios=");
+    con_dec(loaded_bios);
+    con_str(" vars=");
+    con_dec(loaded_vars);
+    con_end();
+
+    /* 2..9. policy, manifest, signature, sizes, digest, floor, deny lists, vars */
+    must(sevshim_verify(&in, &result));
+    /* the image this shim is built for: a policy for another layout cannot be flashed here */
+    if (result.layout->id != SEVSHIM_LAYOUT_OVMF_4M)
+        shim_refuse(SEVSHIM_E25);
+    con_str("SEVSHIM VERIFIED version=");
+    con_dec(result.bios_version);
+    con_str(" signer=");
+    con_hex(result.key_id, 8);
+    con_str(" name=\"");
+    con_str(result.version_string);
+    con_line("\"");
+
+    /* 10. flash: probe both devices before the first erase */
+    const struct sevshim_layout *l = result.layout;
+    int do_vars = loaded_vars != 0;
+    must(pflash_probe(l->code_base, l->code_size));
+    if (do_vars)
+        must(pflash_probe(l->vars_base, l->vars_size));
+    uint32_t code_blocks = 0, vars_blocks = 0;
+    must(pflash_program(l->code_base, BIOS_BUF, l->code_size, &code_blocks));
+    if (do_vars)
+        must(pflash_program(l->vars_base, VARS_BUF, l->vars_size, &vars_blocks));
+    must(pflash_verify(l->code_base, BIOS_BUF, l->code_size));
+    if (do_vars)
+        must(pflash_verify(l->vars_base, VARS_BUF, l->vars_size));
+    con_str("SEVSHIM FLASHED code=");
+    con_dec(code_blocks);
+    con_str(" vars=");
+    con_dec(vars_blocks);
+    con_end();
+
+    /* 11. */
+    shim_handoff();
+}

@@ -1,0 +1,256 @@
+/* sevshim policy/manifest parsing and the verification sequence (docs/formats.md 2, 3, 6).
+ *
+ * Builds both freestanding (firmware) and hosted (tests, fuzzer, sevshim-verify): it uses only
+ * memcmp/memcpy/memset and BearSSL (SHA-384, ECDSA P-384 i31 raw verify). Every field is read
+ * with an explicit little-endian load at its documented offset after the length was checked.
+ */
+#include <string.h>
+#include "bearssl_hash.h"
+#include "bearssl_ec.h"
+#include "sevshim/verify.h"
+
+static const struct sevshim_layout layouts[] = {
+    { SEVSHIM_LAYOUT_OVMF_4M, "ovmf-4m",
+      SEVSHIM_OVMF_4M_CODE_SIZE, SEVSHIM_OVMF_4M_CODE_BASE,
+      SEVSHIM_OVMF_4M_VARS_SIZE, SEVSHIM_OVMF_4M_VARS_BASE },
+};
+
+const struct sevshim_layout *sevshim_layout_find(uint32_t id)
+{
+    for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++)
+        if (layouts[i].id == id)
+            return &layouts[i];
+    return NULL;
+}
+
+const char *sevshim_error_name(enum sevshim_error e)
+{
+    switch ((int)e) {
+#define SEVSHIM_NAME_CASE(code, name) case code: return name;
+    SEVSHIM_ERROR_LIST(SEVSHIM_NAME_CASE)
+#undef SEVSHIM_NAME_CASE
+    default: return NULL;
+    }
+}
+
+static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | ((uint64_t)le32(p + 4) << 32); }
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc |= p[i];
+    return acc == 0;
+}
+
+static void sha384(const uint8_t *p, size_t n, uint8_t out[SEVSHIM_SHA384_SIZE])
+{
+    br_sha384_context c;
+    br_sha384_init(&c);
+    br_sha384_update(&c, p, n);
+    br_sha384_out(&c, out);
+}
+
+enum sevshim_error sevshim_policy_parse(const uint8_t *r, size_t len, struct sevshim_policy *out)
+{
+    if (r == NULL || len != SEVSHIM_POLICY_REGION_SIZE)
+        return SEVSHIM_E10;
+    if (memcmp(r + SEVSHIM_POLICY_OFF_MAGIC, SEVSHIM_POLICY_MAGIC, 8) != 0)
+        return SEVSHIM_E10;
+    if (le16(r + SEVSHIM_POLICY_OFF_VERSION) != SEVSHIM_POLICY_VERSION)
+        return SEVSHIM_E10;
+    if (le16(r + SEVSHIM_POLICY_OFF_HDR_SIZE) != SEVSHIM_POLICY_HEADER_SIZE)
+        return SEVSHIM_E10;
+
+    uint32_t total = le32(r + SEVSHIM_POLICY_OFF_TOTAL_SIZE);
+    uint32_t layout_id = le32(r + SEVSHIM_POLICY_OFF_LAYOUT);
+    uint8_t secret_mode = r[SEVSHIM_POLICY_OFF_SECRET_MODE];
+    uint8_t tpm_mode = r[SEVSHIM_POLICY_OFF_TPM_MODE];
+    uint8_t tpm_pcr = r[SEVSHIM_POLICY_OFF_TPM_PCR];
+    uint16_t ns = le16(r + SEVSHIM_POLICY_OFF_NSIGNERS);
+    uint16_t nd = le16(r + SEVSHIM_POLICY_OFF_NDIGESTS);
+    uint16_t nv = le16(r + SEVSHIM_POLICY_OFF_NVERSIONS);
+
+    if (ns < 1 || ns > SEVSHIM_MAX_SIGNERS || nd > SEVSHIM_MAX_DENIED_DIGESTS ||
+        nv > SEVSHIM_MAX_DENIED_VERSIONS)
+        return SEVSHIM_E10;
+    /* counts are bounded above, so this cannot overflow */
+    uint32_t want = SEVSHIM_POLICY_HEADER_SIZE + SEVSHIM_SIGNER_SIZE * (uint32_t)ns +
+                    SEVSHIM_DENIED_DIGEST_SIZE * (uint32_t)nd + SEVSHIM_DENIED_VERSION_SIZE * (uint32_t)nv;
+    if (total != want || total > len)
+        return SEVSHIM_E10;
+    if (!all_zero(r + total, len - total))
+        return SEVSHIM_E10;
+    if (r[SEVSHIM_POLICY_OFF_RESERVED0] != 0 ||
+        !all_zero(r + SEVSHIM_POLICY_OFF_RESERVED1, SEVSHIM_POLICY_RESERVED1_LEN))
+        return SEVSHIM_E10;
+    const struct sevshim_layout *layout = sevshim_layout_find(layout_id);
+    if (layout == NULL)
+        return SEVSHIM_E10;
+    if (secret_mode > SEVSHIM_SECRET_REQUIRE || tpm_mode > SEVSHIM_TPM_REQUIRED)
+        return SEVSHIM_E10;
+    if (tpm_pcr > SEVSHIM_TPM_MAX_PCR || (tpm_mode == SEVSHIM_TPM_OFF && tpm_pcr != 0))
+        return SEVSHIM_E10;
+
+    const uint8_t *signers = r + SEVSHIM_POLICY_HEADER_SIZE;
+    for (unsigned i = 0; i < ns; i++) {
+        const uint8_t *s = signers + (size_t)i * SEVSHIM_SIGNER_SIZE;
+        uint8_t id[SEVSHIM_SHA384_SIZE];
+        if (s[SEVSHIM_SIGNER_OFF_PUBKEY] != 0x04)
+            return SEVSHIM_E10;
+        if (!all_zero(s + SEVSHIM_SIGNER_OFF_RESERVED, 7))
+            return SEVSHIM_E10;
+        sha384(s + SEVSHIM_SIGNER_OFF_PUBKEY, SEVSHIM_P384_PUBKEY_SIZE, id);
+        if (memcmp(id, s + SEVSHIM_SIGNER_OFF_KEY_ID, SEVSHIM_SHA384_SIZE) != 0)
+            return SEVSHIM_E10;
+        for (unsigned j = 0; j < i; j++)
+            if (memcmp(signers + (size_t)j * SEVSHIM_SIGNER_SIZE + SEVSHIM_SIGNER_OFF_KEY_ID,
+                       s + SEVSHIM_SIGNER_OFF_KEY_ID, SEVSHIM_SHA384_SIZE) == 0)
+                return SEVSHIM_E10;
+    }
+
+    out->block = r;
+    out->total_size = total;
+    out->layout = layout;
+    out->secret_mode = secret_mode;
+    out->tpm_mode = tpm_mode;
+    out->tpm_pcr = tpm_pcr;
+    out->nsigners = ns;
+    out->ndigests = nd;
+    out->nversions = nv;
+    out->signers = signers;
+    out->digests = signers + (size_t)ns * SEVSHIM_SIGNER_SIZE;
+    out->versions = out->digests + (size_t)nd * SEVSHIM_DENIED_DIGEST_SIZE;
+    return SEVSHIM_OK;
+}
+
+enum sevshim_error sevshim_manifest_wellformed(const uint8_t *m)
+{
+    if (memcmp(m + SEVSHIM_MANIFEST_OFF_MAGIC, SEVSHIM_MANIFEST_MAGIC, 8) != 0)
+        return SEVSHIM_E22;
+    if (le16(m + SEVSHIM_MANIFEST_OFF_VERSION) != SEVSHIM_MANIFEST_VERSION)
+        return SEVSHIM_E22;
+    if (le16(m + SEVSHIM_MANIFEST_OFF_SIGNED_SZ) != SEVSHIM_MANIFEST_SIGNED_SIZE)
+        return SEVSHIM_E22;
+    if (!all_zero(m + SEVSHIM_MANIFEST_OFF_RESERVED, SEVSHIM_MANIFEST_RESERVED_LEN))
+        return SEVSHIM_E22;
+    /* version string: printable ASCII, NUL-padded, at most 63 characters, zero after the NUL */
+    const uint8_t *v = m + SEVSHIM_MANIFEST_OFF_VERSTR;
+    size_t n = 0;
+    while (n < SEVSHIM_MANIFEST_VERSTR_LEN && v[n] != 0) {
+        if (v[n] < 0x20 || v[n] > 0x7E)
+            return SEVSHIM_E22;
+        n++;
+    }
+    if (n == SEVSHIM_MANIFEST_VERSTR_LEN)
+        return SEVSHIM_E22;
+    if (!all_zero(v + n, SEVSHIM_MANIFEST_VERSTR_LEN - n))
+        return SEVSHIM_E22;
+    return SEVSHIM_OK;
+}
+
+enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim_result *out)
+{
+    struct sevshim_policy pol;
+    enum sevshim_error e;
+
+    memset(out, 0, sizeof(*out));
+
+    /* 2. the embedded policy */
+    e = sevshim_policy_parse(in->policy_region, in->policy_region_len, &pol);
+    if (e != SEVSHIM_OK)
+        return e;
+    out->layout = pol.layout;
+    out->secret_mode = pol.secret_mode;
+    out->tpm_mode = pol.tpm_mode;
+    out->tpm_pcr = pol.tpm_pcr;
+    sha384(pol.block, pol.total_size, out->policy_digest);
+
+    /* 3. manifest present, 352 bytes, well formed */
+    if (!in->manifest_present)
+        return SEVSHIM_E20;
+    if (in->manifest_size != SEVSHIM_MANIFEST_SIZE || in->manifest == NULL)
+        return SEVSHIM_E21;
+    const uint8_t *m = in->manifest;
+    e = sevshim_manifest_wellformed(m);
+    if (e != SEVSHIM_OK)
+        return e;
+
+    /* 4. signer in the policy, signature */
+    const uint8_t *signer = NULL;
+    for (unsigned i = 0; i < pol.nsigners; i++) {
+        const uint8_t *s = pol.signers + (size_t)i * SEVSHIM_SIGNER_SIZE;
+        if (memcmp(s + SEVSHIM_SIGNER_OFF_KEY_ID, m + SEVSHIM_MANIFEST_OFF_KEY_ID,
+                   SEVSHIM_SHA384_SIZE) == 0) {
+            signer = s;
+            out->signer_index = i;
+            break;
+        }
+    }
+    if (signer == NULL)
+        return SEVSHIM_E23;
+    {
+        uint8_t hash[SEVSHIM_SHA384_SIZE];
+        uint8_t q[SEVSHIM_P384_PUBKEY_SIZE];
+        uint8_t sig[SEVSHIM_P384_SIG_SIZE];
+        br_ec_public_key pk;
+        memcpy(q, signer + SEVSHIM_SIGNER_OFF_PUBKEY, sizeof(q));
+        memcpy(sig, m + SEVSHIM_MANIFEST_OFF_SIGNATURE, sizeof(sig));
+        pk.curve = BR_EC_secp384r1;
+        pk.q = q;
+        pk.qlen = sizeof(q);
+        sha384(m, SEVSHIM_MANIFEST_SIGNED_SIZE, hash);
+        if (br_ecdsa_i31_vrfy_raw(&br_ec_prime_i31, hash, sizeof(hash), &pk, sig, sizeof(sig)) != 1)
+            return SEVSHIM_E24;
+    }
+
+    /* 5. layout and image size */
+    uint32_t mlayout = le32(m + SEVSHIM_MANIFEST_OFF_LAYOUT);
+    uint64_t image_size = le64(m + SEVSHIM_MANIFEST_OFF_IMAGE_SIZE);
+    if (mlayout != pol.layout->id)
+        return SEVSHIM_E25;
+    if (image_size != pol.layout->code_size)
+        return SEVSHIM_E26;
+
+    /* 6. BIOS present and of the signed size */
+    if (!in->bios_present)
+        return SEVSHIM_E30;
+    if (in->bios_size < image_size)
+        return SEVSHIM_E31;
+    if (in->bios_size > image_size)
+        return SEVSHIM_E32;
+    if (in->bios == NULL)
+        return SEVSHIM_E91;  /* caller bug: the size fits but nothing was read */
+
+    /* 7. image digest */
+    sha384(in->bios, (size_t)image_size, out->image_digest);
+    if (memcmp(out->image_digest, m + SEVSHIM_MANIFEST_OFF_DIGEST, SEVSHIM_SHA384_SIZE) != 0)
+        return SEVSHIM_E33;
+
+    /* 8. floor, denied digests, denied versions */
+    uint64_t version = le64(m + SEVSHIM_MANIFEST_OFF_BIOS_VER);
+    if (version < le64(signer + SEVSHIM_SIGNER_OFF_MIN_VERSION))
+        return SEVSHIM_E34;
+    for (unsigned i = 0; i < pol.ndigests; i++)
+        if (memcmp(pol.digests + (size_t)i * SEVSHIM_DENIED_DIGEST_SIZE, out->image_digest,
+                   SEVSHIM_SHA384_SIZE) == 0)
+            return SEVSHIM_E35;
+    for (unsigned i = 0; i < pol.nversions; i++)
+        if (le64(pol.versions + (size_t)i * SEVSHIM_DENIED_VERSION_SIZE) == version)
+            return SEVSHIM_E36;
+
+    /* 9. vars */
+    if (in->vars_present && in->vars_size != pol.layout->vars_size)
+        return SEVSHIM_E40;
+
+    out->bios_version = version;
+    memcpy(out->key_id, m + SEVSHIM_MANIFEST_OFF_KEY_ID, SEVSHIM_SHA384_SIZE);
+    memcpy(out->version_string, m + SEVSHIM_MANIFEST_OFF_VERSTR, SEVSHIM_MANIFEST_VERSTR_LEN);
+    out->version_string[SEVSHIM_MANIFEST_VERSTR_LEN - 1] = 0;
+    return SEVSHIM_OK;
+}
