@@ -37,7 +37,7 @@ func (c *collect) Page(p *Page) error {
 	return nil
 }
 func (c *collect) Device([]byte) error { return nil }
-func (c *collect) Done() error          { c.events = append(c.events, "done"); return nil }
+func (c *collect) Done() error         { c.events = append(c.events, "done"); return nil }
 
 func TestSeedsRoundTrip(t *testing.T) {
 	for _, name := range []string{"tiny.bin", "trim4.bin"} {
