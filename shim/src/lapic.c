@@ -1,4 +1,5 @@
 /* Local APIC (xAPIC MMIO at 0xFEE00000): the NMI wake-up and the INIT IPI hand-off. */
+#include <stdint.h>
 #include "sevshim/lapic.h"
 #include "sevshim/cpu.h"
 #include "sevshim/io.h"
@@ -30,6 +31,13 @@ void lapic_init_self(void)
     mmio_write32(LAPIC_ICR_HI, 0);
     /* INIT, level assert, destination shorthand "all including self" */
     mmio_write32(LAPIC_ICR_LO, 0x00084500);
-    cpu_halt_forever();   /* the INIT arrives at once; never fall through */
+    /* Spin, do not hlt: QEMU 7.2 TCG does not count a pending INIT as work for a halted CPU
+     * (x86_cpu_has_work ignores CPU_INTERRUPT_INIT), so `cli; hlt` right after the ICR write
+     * swallows the INIT and the guest sleeps forever. A spin loop ends its translation block
+     * and the INIT is taken at the next block boundary. The bound only matters if no INIT
+     * ever comes: then halt, never fall through. */
+    for (uint64_t i = 0; i < (1ull << 32); i++)
+        __asm__ volatile("pause" ::: "memory");
+    cpu_halt_forever();
     __builtin_unreachable();
 }
