@@ -1,0 +1,357 @@
+// Package cli wires the builder's cobra commands. Each command only parses flags and calls
+// the format packages (policy, bios, bios/fv, shimimage, builder/inspect, sev).
+package cli
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sevshim/sevshim/bios"
+	"github.com/sevshim/sevshim/bios/fv"
+	"github.com/sevshim/sevshim/bios/layout"
+	"github.com/sevshim/sevshim/builder/inspect"
+	"github.com/sevshim/sevshim/policy"
+	"github.com/sevshim/sevshim/sev"
+	"github.com/sevshim/sevshim/shimimage"
+)
+
+// DefaultTemplate is the shim template `builder build` uses unless --template is given.
+const DefaultTemplate = "build/shim/shim.fd"
+
+// Main runs the builder with args and returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := NewRoot()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "builder:", err)
+		return 1
+	}
+	return 0
+}
+
+// NewRoot builds the command tree.
+func NewRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "builder",
+		Short:         "Build sevshim images, sign BIOS bundles, inspect and measure them",
+		Long:          "builder makes the files of sevshim: the owner's shim image (build), the provider's signed BIOS bundle (sign-bios), keys (keygen), and explains (inspect) and measures (measure) them.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(keygenCmd(), buildCmd(), signCmd(), inspectCmd(), measureCmd())
+	return root
+}
+
+func keygenCmd() *cobra.Command {
+	var out string
+	var force bool
+	c := &cobra.Command{
+		Use:   "keygen --out PREFIX",
+		Short: "Create an ECDSA P-384 signing key: PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub (PEM SubjectPublicKeyInfo)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			keyPath, pubPath := out+".key", out+".pub"
+			if !force {
+				for _, p := range []string{keyPath, pubPath} {
+					if _, err := os.Stat(p); err == nil {
+						return fmt.Errorf("%s exists; refusing to overwrite a key (use --force)", p)
+					}
+				}
+			}
+			k, err := bios.GenerateKey()
+			if err != nil {
+				return err
+			}
+			priv, err := bios.MarshalPrivateKeyPEM(k)
+			if err != nil {
+				return err
+			}
+			pub, err := policy.MarshalPublicKeyPEM(&k.PublicKey)
+			if err != nil {
+				return err
+			}
+			if err := bios.WriteFileAtomic(keyPath, priv, 0o600); err != nil {
+				return err
+			}
+			if err := bios.WriteFileAtomic(pubPath, pub, 0o644); err != nil {
+				return err
+			}
+			id := bios.KeyID(&k.PublicKey)
+			fmt.Fprintf(cmd.OutOrStdout(), "private key: %s\npublic key:  %s\nkey id:      %x\n", keyPath, pubPath, id)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&out, "out", "", "path prefix of the key files (required)")
+	c.Flags().BoolVar(&force, "force", false, "overwrite existing key files")
+	c.MarkFlagRequired("out")
+	return c
+}
+
+func buildCmd() *cobra.Command {
+	var polPath, out, tmpl string
+	var replace bool
+	c := &cobra.Command{
+		Use:   "build --policy POLICY.yaml --out SHIM.fd",
+		Short: "Embed a policy (YAML) into the shim template and print the image digests and SEV launch digest",
+		Long: "build reads a human-readable policy (layout, signers as public-key files each with a minimum\n" +
+			"version, denied digests and versions, secret hand-off mode, TPM mode and PCR), encodes it and\n" +
+			"writes it into the policy region of the shim template (default " + DefaultTemplate + ").\n" +
+			"Nothing else in the template changes, so the same inputs always give the same image.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := policy.LoadYAML(polPath)
+			if err != nil {
+				return err
+			}
+			enc, err := p.Encode()
+			if err != nil {
+				return fmt.Errorf("%s: %w", polPath, err)
+			}
+			t, err := os.ReadFile(tmpl)
+			if err != nil {
+				return fmt.Errorf("shim template: %w (build it with `make shim`, or pass --template)", err)
+			}
+			var img []byte
+			if replace {
+				img, err = shimimage.ReplacePolicy(t, enc)
+			} else {
+				img, err = shimimage.EmbedPolicy(t, enc)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", tmpl, err)
+			}
+			if err := bios.WriteFileAtomic(out, img, 0o644); err != nil {
+				return err
+			}
+			d := inspect.DigestsOf(img, true)
+			pd, _ := p.Digest()
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "wrote %s (%d bytes, layout %s, %d signer(s))\n", out, len(img), layout.Describe(p.Layout), len(p.Signers))
+			fmt.Fprintf(w, "policy digest (sha384): %x\n", pd)
+			fmt.Fprintf(w, "sha256: %s\nsha384: %s\nSEV launch digest: %s\n", d.SHA256, d.SHA384, d.LaunchDigest)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&polPath, "policy", "", "policy YAML file (required)")
+	c.Flags().StringVar(&out, "out", "", "output shim image (required)")
+	c.Flags().StringVar(&tmpl, "template", DefaultTemplate, "shim template with an empty policy region")
+	c.Flags().BoolVar(&replace, "replace", false, "allow a template that already holds a policy (replace it)")
+	c.MarkFlagRequired("policy")
+	c.MarkFlagRequired("out")
+	return c
+}
+
+func readKey(path string) (*ecdsa.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := bios.ParsePrivateKeyPEM(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+func signCmd() *cobra.Command {
+	var keyPath, out, vs, layoutName string
+	var version uint64
+	var randomized bool
+	c := &cobra.Command{
+		Use:   "sign-bios --key KEY --version N [--version-string S] --out BUNDLE BIOS.fd",
+		Short: "Check that BIOS.fd is a UEFI image of the layout and write the signed BIOS bundle",
+		Long: "sign-bios checks with fiano that BIOS.fd is a UEFI firmware image of the layout (firmware\n" +
+			"volumes parse, OVMF footer table present, size matches), writes the 352-byte manifest (version,\n" +
+			"SHA-384 digest, signer key id, ECDSA P-384 signature) followed by the image to BUNDLE.\n" +
+			"Signatures are deterministic (RFC 6979) unless --randomized, so the same inputs give the same bundle.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("version") {
+				return errors.New("--version is required (the BIOS version number the owner's floors compare against)")
+			}
+			l, ok := layout.ByName(layoutName)
+			if !ok {
+				return fmt.Errorf("--layout %q: unknown layout (known: %s)", layoutName, strings.Join(layout.Names(), ", "))
+			}
+			key, err := readKey(keyPath)
+			if err != nil {
+				return err
+			}
+			img, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			rep, err := fv.CheckBIOS(img, l)
+			if err != nil {
+				return fmt.Errorf("%s: %w; refusing to sign", args[0], err)
+			}
+			m, err := bios.NewManifest(l.ID, img, version, vs, &key.PublicKey)
+			if err != nil {
+				return err
+			}
+			var mb []byte
+			if randomized {
+				mb, err = m.Sign(key)
+			} else {
+				mb, err = m.SignDeterministic(key)
+			}
+			if err != nil {
+				return err
+			}
+			if err := bios.WriteBundle(out, mb, img); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %s version %d %q, %d firmware volumes\nimage sha384: %x\nsigner key id: %x\n",
+				out, l.Name, version, vs, len(rep.Volumes), m.ImageDigest, m.SignerKeyID)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&keyPath, "key", "", "signing key (PKCS#8 or SEC1 PEM, P-384) (required)")
+	c.Flags().Uint64Var(&version, "version", 0, "BIOS version number (required)")
+	c.Flags().StringVar(&vs, "version-string", "", "printable version text, at most 63 characters")
+	c.Flags().StringVar(&out, "out", "", "output bundle (required)")
+	c.Flags().StringVar(&layoutName, "layout", "ovmf-4m", "BIOS layout: "+strings.Join(layout.Names(), ", "))
+	c.Flags().BoolVar(&randomized, "randomized", false, "use a random ECDSA nonce instead of RFC 6979 (output differs every run)")
+	c.MarkFlagRequired("key")
+	c.MarkFlagRequired("out")
+	return c
+}
+
+func inspectCmd() *cobra.Command {
+	var asJSON bool
+	var signer, shim string
+	c := &cobra.Command{
+		Use:   "inspect [--json] FILE",
+		Short: "Explain a shim image, BIOS bundle, manifest, policy block or raw OVMF image",
+		Long: "inspect identifies FILE and prints what it holds: for a shim image the policy (signers with\n" +
+			"key ids and floors, deny lists, layout, secret and TPM modes), the footer table, secret block and\n" +
+			"digests including the SEV launch digest; for a bundle the manifest and, with --signer or --shim,\n" +
+			"whether the signature verifies and what the shim would decide; for a raw OVMF image the firmware\n" +
+			"volumes (fiano) and footer table.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			var opt inspect.Options
+			if signer != "" {
+				pb, err := os.ReadFile(signer)
+				if err != nil {
+					return err
+				}
+				if opt.Signer, err = policy.ParsePublicKeyPEM(pb); err != nil {
+					return fmt.Errorf("%s: %w", signer, err)
+				}
+			}
+			if shim != "" {
+				if opt.Shim, err = os.ReadFile(shim); err != nil {
+					return err
+				}
+				if _, _, err := shimimage.ExtractPolicy(opt.Shim); err != nil {
+					return fmt.Errorf("--shim %s: %w", shim, err)
+				}
+			}
+			r, err := inspect.Inspect(args[0], b, opt)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				e := json.NewEncoder(cmd.OutOrStdout())
+				e.SetIndent("", "  ")
+				return e.Encode(r)
+			}
+			inspect.WriteText(cmd.OutOrStdout(), r)
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().StringVar(&signer, "signer", "", "public key to verify a bundle or manifest signature with")
+	c.Flags().StringVar(&shim, "shim", "", "shim image whose policy judges a bundle (runs the shim's checks)")
+	return c
+}
+
+func measureCmd() *cobra.Command {
+	var image, polHex, api, tikPath, mnonceHex string
+	var build uint8
+	c := &cobra.Command{
+		Use:   "measure --image SHIM.fd [--policy HEX --api MAJOR.MINOR --build N --tik FILE --mnonce HEX]",
+		Short: "Print the SEV launch digest of a shim image and, given the session values, the expected LAUNCH_MEASURE",
+		Long: "measure prints the SEV launch digest (GCTX.LD) that LAUNCH_UPDATE_DATA over the flash produces:\n" +
+			"SHA-256 of the whole pflash0 image (SEV; SEV-ES would add the VMSAs, which this command does not\n" +
+			"model). With --tik, --mnonce, --api, --build and --policy it also prints\n" +
+			"MEASURE = HMAC-SHA256(TIK, 0x04 || API_MAJOR || API_MINOR || BUILD || LE32(POLICY) || LD || MNONCE).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			img, err := os.ReadFile(image)
+			if err != nil {
+				return err
+			}
+			if _, err := shimimage.Info(img); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "builder: warning: %s: %v (measuring it anyway)\n", image, err)
+			}
+			ld := inspect.LaunchDigest(img)
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "launch digest: %x\n", ld)
+			if tikPath == "" {
+				if mnonceHex != "" || polHex != "" || api != "" {
+					return errors.New("--tik is needed to compute LAUNCH_MEASURE (with --mnonce, --api, --build, --policy)")
+				}
+				return nil
+			}
+			tikRaw, err := os.ReadFile(tikPath)
+			if err != nil {
+				return err
+			}
+			if len(tikRaw) != 16 {
+				if h, herr := hex.DecodeString(strings.TrimSpace(string(tikRaw))); herr == nil && len(h) == 16 {
+					tikRaw = h
+				} else {
+					return fmt.Errorf("--tik %s: want 16 raw bytes or 32 hex digits, got %d bytes", tikPath, len(tikRaw))
+				}
+			}
+			var tik [16]byte
+			copy(tik[:], tikRaw)
+			mn, err := hex.DecodeString(mnonceHex)
+			if err != nil || len(mn) != 16 {
+				return fmt.Errorf("--mnonce %q: want 32 hex digits", mnonceHex)
+			}
+			var mnonce [16]byte
+			copy(mnonce[:], mn)
+			pol, err := strconv.ParseUint(strings.TrimPrefix(polHex, "0x"), 16, 32)
+			if err != nil {
+				return fmt.Errorf("--policy %q: want the 32-bit SEV guest policy in hex", polHex)
+			}
+			maj, min, ok := strings.Cut(api, ".")
+			a1, e1 := strconv.ParseUint(maj, 10, 8)
+			a2, e2 := strconv.ParseUint(min, 10, 8)
+			if !ok || e1 != nil || e2 != nil {
+				return fmt.Errorf("--api %q: want MAJOR.MINOR", api)
+			}
+			v := sev.PlatformVersion{APIMajor: uint8(a1), APIMinor: uint8(a2), Build: build}
+			m := sev.ComputeMeasure(tik, v, uint32(pol), ld, mnonce)
+			fmt.Fprintf(w, "launch measure: %x\nmeasurement (MEASURE||MNONCE): %x%x\n", m, m, mnonce)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&image, "image", "", "shim image (required)")
+	c.Flags().StringVar(&polHex, "policy", "", "SEV guest policy, hex (e.g. 0x1)")
+	c.Flags().StringVar(&api, "api", "", "platform API version MAJOR.MINOR (PLATFORM_STATUS)")
+	c.Flags().Uint8Var(&build, "build", 0, "platform firmware build id")
+	c.Flags().StringVar(&tikPath, "tik", "", "file with the 16-byte TIK (raw or hex)")
+	c.Flags().StringVar(&mnonceHex, "mnonce", "", "MNONCE from LAUNCH_MEASURE, 32 hex digits")
+	c.MarkFlagRequired("image")
+	return c
+}

@@ -1,0 +1,398 @@
+// Package inspect explains sevshim files: shim images, BIOS bundles, manifests, policy blocks
+// and raw UEFI (OVMF) images. It is the logic behind `builder inspect`; the JSON form is
+// stable (tests round-trip it) and the text form is for humans.
+package inspect
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/sevshim/sevshim/bios"
+	"github.com/sevshim/sevshim/bios/fv"
+	"github.com/sevshim/sevshim/bios/layout"
+	"github.com/sevshim/sevshim/policy"
+	"github.com/sevshim/sevshim/shimimage"
+)
+
+// Kinds of files.
+const (
+	KindShimImage = "shim-image"
+	KindShimTmpl  = "shim-template"
+	KindBundle    = "bios-bundle"
+	KindManifest  = "bios-manifest"
+	KindPolicy    = "policy-block"
+	KindUEFI      = "uefi-image"
+)
+
+// Digests of a whole file or image.
+type Digests struct {
+	SHA256 string `json:"sha256"`
+	SHA384 string `json:"sha384"`
+	// LaunchDigest is the SEV launch digest of a shim image: SHA-256 over the flash as QEMU's
+	// LAUNCH_UPDATE_DATA feeds it (the whole pflash0 image; SEV, not SEV-ES: no VMSAs).
+	LaunchDigest string `json:"launch_digest,omitempty"`
+}
+
+// DigestsOf computes the digests of an image.
+func DigestsOf(b []byte, launch bool) Digests {
+	s2, s3 := sha256.Sum256(b), sha512.Sum384(b)
+	d := Digests{SHA256: hex.EncodeToString(s2[:]), SHA384: hex.EncodeToString(s3[:])}
+	if launch {
+		ld := LaunchDigest(b)
+		d.LaunchDigest = hex.EncodeToString(ld[:])
+	}
+	return d
+}
+
+// LaunchDigest is the SEV (not SEV-ES) launch digest GCTX.LD of a guest whose only
+// LAUNCH_UPDATE_DATA is the flash image: QEMU encrypts pflash unit 0 in one range and the PSP
+// extends a running SHA-256 over the plaintext, so LD = SHA-256(image). No kernel hashes
+// (the shim does not use -kernel) and no VMSAs (SEV-ES would append one per vCPU).
+func LaunchDigest(image []byte) [32]byte { return sha256.Sum256(image) }
+
+// Signer in JSON.
+type Signer struct {
+	KeyID      string `json:"key_id"`
+	PublicKey  string `json:"public_key"` // 97-byte SEC1, hex
+	MinVersion uint64 `json:"min_version"`
+}
+
+// Policy in JSON.
+type Policy struct {
+	Digest         string   `json:"digest"`
+	TotalSize      int      `json:"total_size"`
+	Layout         string   `json:"layout"`
+	LayoutID       uint32   `json:"layout_id"`
+	Secret         string   `json:"secret"`
+	TPM            string   `json:"tpm"`
+	TPMPCR         uint8    `json:"tpm_pcr"`
+	Signers        []Signer `json:"signers"`
+	DeniedDigests  []string `json:"denied_digests"`
+	DeniedVersions []uint64 `json:"denied_versions"`
+}
+
+// PolicyOf converts a policy for output.
+func PolicyOf(p *policy.Policy) (*Policy, error) {
+	enc, err := p.Encode()
+	if err != nil {
+		return nil, err
+	}
+	d := sha512.Sum384(enc)
+	out := &Policy{Digest: hex.EncodeToString(d[:]), TotalSize: len(enc), Layout: layout.Describe(p.Layout),
+		LayoutID: p.Layout, Secret: policy.SecretModeName(p.SecretMode), TPM: policy.TPMModeName(p.TPMMode),
+		TPMPCR: p.TPMPCR, DeniedDigests: []string{}, DeniedVersions: []uint64{}}
+	for _, s := range p.Signers {
+		pk, _ := policy.MarshalPublicKey(s.PublicKey)
+		id := s.KeyID()
+		out.Signers = append(out.Signers, Signer{hex.EncodeToString(id[:]), hex.EncodeToString(pk[:]), s.MinVersion})
+	}
+	for _, dd := range p.DeniedDigests {
+		out.DeniedDigests = append(out.DeniedDigests, hex.EncodeToString(dd[:]))
+	}
+	out.DeniedVersions = append(out.DeniedVersions, p.DeniedVersions...)
+	return out, nil
+}
+
+// ToPolicy converts the JSON form back (used by the round-trip test and by scripts).
+func (jp *Policy) ToPolicy() (*policy.Policy, error) {
+	p := &policy.Policy{Layout: jp.LayoutID, TPMPCR: jp.TPMPCR}
+	switch jp.Secret {
+	case "optional":
+	case "require":
+		p.SecretMode = policy.SecretRequire
+	default:
+		return nil, fmt.Errorf("secret %q", jp.Secret)
+	}
+	switch jp.TPM {
+	case "off":
+	case "if-present":
+		p.TPMMode = policy.TPMIfPresent
+	case "required":
+		p.TPMMode = policy.TPMRequired
+	default:
+		return nil, fmt.Errorf("tpm %q", jp.TPM)
+	}
+	for _, s := range jp.Signers {
+		raw, err := hex.DecodeString(s.PublicKey)
+		if err != nil {
+			return nil, err
+		}
+		pub, err := policy.ParsePublicKey(raw)
+		if err != nil {
+			return nil, err
+		}
+		p.Signers = append(p.Signers, policy.Signer{PublicKey: pub, MinVersion: s.MinVersion})
+	}
+	for _, d := range jp.DeniedDigests {
+		raw, err := hex.DecodeString(d)
+		if err != nil || len(raw) != 48 {
+			return nil, fmt.Errorf("denied digest %q", d)
+		}
+		var x [48]byte
+		copy(x[:], raw)
+		p.DeniedDigests = append(p.DeniedDigests, x)
+	}
+	p.DeniedVersions = append(p.DeniedVersions, jp.DeniedVersions...)
+	return p, p.Validate()
+}
+
+// Entry is a footer-table entry in JSON.
+type Entry struct {
+	GUID       string `json:"guid"`
+	Name       string `json:"name,omitempty"`
+	DataOffset int    `json:"data_offset"`
+	Data       string `json:"data"`
+}
+
+// Manifest in JSON.
+type Manifest struct {
+	Layout        string `json:"layout"`
+	LayoutID      uint32 `json:"layout_id"`
+	ImageSize     uint64 `json:"image_size"`
+	BIOSVersion   uint64 `json:"bios_version"`
+	VersionString string `json:"version_string"`
+	ImageDigest   string `json:"image_digest"`
+	SignerKeyID   string `json:"signer_key_id"`
+	Signature     string `json:"signature"`
+	// SignatureVerified is set when a key (--signer) or a shim policy (--shim) was given.
+	SignatureVerified *bool `json:"signature_verified,omitempty"`
+	// ShimVerdict is the shim's decision (bios.Check) when a shim image was given.
+	ShimVerdict string `json:"shim_verdict,omitempty"`
+}
+
+// Report is the result of inspecting one file.
+type Report struct {
+	File     string     `json:"file"`
+	Kind     string     `json:"kind"`
+	Size     int        `json:"size"`
+	Digests  Digests    `json:"digests"`
+	Layout   string     `json:"layout,omitempty"`
+	Footer   []Entry    `json:"footer_table,omitempty"`
+	Secret   *Secret    `json:"secret_block,omitempty"`
+	PolicyAt *Region    `json:"policy_region,omitempty"`
+	Policy   *Policy    `json:"policy,omitempty"`
+	Manifest *Manifest  `json:"manifest,omitempty"`
+	Image    *Digests   `json:"image_digests,omitempty"` // the BIOS image inside a bundle
+	Volumes  *fv.Report `json:"firmware_volumes,omitempty"`
+}
+
+// Secret is the SEV secret block declared by an image.
+type Secret struct {
+	Base   uint32 `json:"base"`
+	Size   uint32 `json:"size"`
+	Usable bool   `json:"usable"`
+}
+
+// Region is where the policy lives in a shim image.
+type Region struct {
+	GPA    uint32 `json:"gpa"`
+	Offset int    `json:"offset"`
+	Size   int    `json:"size"`
+}
+
+// Options for Inspect.
+type Options struct {
+	Signer *ecdsa.PublicKey // verify a bundle/manifest signature with this key
+	Shim   []byte           // a shim image: verify with its policy and run the shim's decision
+}
+
+func footer(entries []shimimage.Entry) []Entry {
+	var out []Entry
+	for _, e := range entries {
+		out = append(out, Entry{e.GUID.String(), e.Name(), e.Offset, hex.EncodeToString(e.Data)})
+	}
+	return out
+}
+
+// Inspect identifies and explains b (the content of file name).
+func Inspect(name string, b []byte, opt Options) (*Report, error) {
+	r := &Report{File: name, Size: len(b), Digests: DigestsOf(b, false)}
+	switch {
+	case len(b) >= 8 && string(b[:8]) == bios.ManifestMagic && len(b) > bios.ManifestSize:
+		return r, inspectBundle(r, b, opt)
+	case len(b) == bios.ManifestSize && string(b[:8]) == bios.ManifestMagic:
+		r.Kind = KindManifest
+		m, err := bios.ParseManifestStructure(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: manifest: %v", name, err)
+		}
+		r.Manifest = manifestOf(m, b, nil, false, opt)
+		return r, nil
+	case len(b) >= 8 && string(b[:8]) == policy.Magic:
+		r.Kind = KindPolicy
+		p, err := policy.Decode(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", name, err)
+		}
+		r.Policy, err = PolicyOf(p)
+		return r, err
+	}
+	entries, err := shimimage.ParseFooterTable(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a sevshim image, bundle, manifest or policy, and not an OVMF-style image (%v)", name, err)
+	}
+	r.Footer = footer(entries)
+	in, err := shimimage.ParseInfo(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", name, err)
+	}
+	if in.HasSecret {
+		r.Secret = &Secret{in.SecretBase, in.SecretSize, in.SecretUsable()}
+	}
+	if in.HasInfo {
+		if _, err := shimimage.Info(b); err != nil {
+			return nil, fmt.Errorf("%s: %v", name, err)
+		}
+		r.Layout = in.LayoutName
+		r.PolicyAt = &Region{in.PolicyGPA, in.PolicyOffset, in.PolicySize}
+		r.Digests = DigestsOf(b, true)
+		_, p, err := shimimage.ExtractPolicy(b)
+		if err == shimimage.ErrEmptyPolicy {
+			r.Kind = KindShimTmpl
+			return r, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: embedded policy: %v", name, err)
+		}
+		r.Kind = KindShimImage
+		r.Policy, err = PolicyOf(p)
+		return r, err
+	}
+	r.Kind = KindUEFI
+	for _, l := range layout.All() {
+		if len(b) == int(l.CodeSize) {
+			r.Layout = l.Name
+		}
+	}
+	rep, err := fv.Scan(b, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s: firmware volumes: %v", name, err)
+	}
+	r.Volumes = rep
+	return r, nil
+}
+
+func inspectBundle(r *Report, b []byte, opt Options) error {
+	r.Kind = KindBundle
+	mb, img, m, err := bios.SplitBundle(b)
+	if err != nil {
+		return fmt.Errorf("%s: %v", r.File, err)
+	}
+	r.Layout = layout.Describe(m.Layout)
+	d := DigestsOf(img, false)
+	r.Image = &d
+	r.Manifest = manifestOf(m, mb, img, true, opt)
+	return nil
+}
+
+func manifestOf(m *bios.Manifest, raw, img []byte, imgPresent bool, opt Options) *Manifest {
+	out := &Manifest{Layout: layout.Describe(m.Layout), LayoutID: m.Layout, ImageSize: m.ImageSize,
+		BIOSVersion: m.Version, VersionString: m.VersionString, ImageDigest: hex.EncodeToString(m.ImageDigest[:]),
+		SignerKeyID: hex.EncodeToString(m.SignerKeyID[:]), Signature: hex.EncodeToString(m.Signature[:])}
+	if opt.Signer != nil {
+		ok := m.Verify(opt.Signer) == nil
+		out.SignatureVerified = &ok
+	}
+	if opt.Shim != nil {
+		if _, p, err := shimimage.ExtractPolicy(opt.Shim); err == nil {
+			if s, found := p.FindSigner(m.SignerKeyID); found {
+				ok := m.Verify(s.PublicKey) == nil
+				out.SignatureVerified = &ok
+			} else {
+				f := false
+				out.SignatureVerified = &f
+			}
+			out.ShimVerdict = bios.Check(p, raw, true, img, imgPresent, nil, false).String()
+		}
+	}
+	return out
+}
+
+// WriteText renders r for humans.
+func WriteText(w io.Writer, r *Report) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "file:    %s\nkind:    %s\nsize:    %d (0x%x)\n", r.File, r.Kind, r.Size, r.Size)
+	if r.Layout != "" {
+		fmt.Fprintf(&b, "layout:  %s\n", r.Layout)
+	}
+	fmt.Fprintf(&b, "sha256:  %s\nsha384:  %s\n", r.Digests.SHA256, r.Digests.SHA384)
+	if r.Digests.LaunchDigest != "" {
+		fmt.Fprintf(&b, "SEV launch digest (SHA-256 of the flash, SEV without ES): %s\n", r.Digests.LaunchDigest)
+	}
+	if r.PolicyAt != nil {
+		fmt.Fprintf(&b, "policy region: gpa 0x%08x, offset 0x%x, size 0x%x\n", r.PolicyAt.GPA, r.PolicyAt.Offset, r.PolicyAt.Size)
+	}
+	if r.Kind == KindShimTmpl {
+		b.WriteString("policy:  none (empty region: a template; run `builder build`)\n")
+	}
+	if p := r.Policy; p != nil {
+		fmt.Fprintf(&b, "policy:\n  digest (sha384): %s\n  size: %d bytes\n  layout: %s\n  secret hand-off: %s\n  tpm: %s",
+			p.Digest, p.TotalSize, p.Layout, p.Secret, p.TPM)
+		if p.TPM != "off" {
+			fmt.Fprintf(&b, " (PCR %d)", p.TPMPCR)
+		}
+		fmt.Fprintf(&b, "\n  signers (%d):\n", len(p.Signers))
+		for i, s := range p.Signers {
+			fmt.Fprintf(&b, "    [%d] key id %s\n        min version %d\n", i, s.KeyID, s.MinVersion)
+		}
+		fmt.Fprintf(&b, "  denied digests (%d):\n", len(p.DeniedDigests))
+		for _, d := range p.DeniedDigests {
+			fmt.Fprintf(&b, "    %s\n", d)
+		}
+		vs := make([]string, len(p.DeniedVersions))
+		for i, v := range p.DeniedVersions {
+			vs[i] = fmt.Sprint(v)
+		}
+		fmt.Fprintf(&b, "  denied versions (%d): %s\n", len(p.DeniedVersions), strings.Join(vs, ", "))
+	}
+	if m := r.Manifest; m != nil {
+		fmt.Fprintf(&b, "manifest:\n  layout: %s\n  image size: 0x%x\n  bios version: %d\n  version string: %q\n  image digest (sha384): %s\n  signer key id: %s\n",
+			m.Layout, m.ImageSize, m.BIOSVersion, m.VersionString, m.ImageDigest, m.SignerKeyID)
+		if m.SignatureVerified != nil {
+			fmt.Fprintf(&b, "  signature verifies: %v\n", *m.SignatureVerified)
+		} else {
+			b.WriteString("  signature: not checked (give --signer KEY.pub or --shim SHIM.fd)\n")
+		}
+		if m.ShimVerdict != "" {
+			fmt.Fprintf(&b, "  shim verdict: %s\n", m.ShimVerdict)
+		}
+	}
+	if r.Image != nil {
+		fmt.Fprintf(&b, "bios image:\n  sha256: %s\n  sha384: %s\n", r.Image.SHA256, r.Image.SHA384)
+	}
+	if r.Secret != nil {
+		fmt.Fprintf(&b, "SEV secret block: base 0x%x size 0x%x", r.Secret.Base, r.Secret.Size)
+		if !r.Secret.Usable {
+			b.WriteString(" (empty: no usable secret area)")
+		}
+		b.WriteString("\n")
+	}
+	if len(r.Footer) > 0 {
+		fmt.Fprintf(&b, "footer table (%d entries):\n", len(r.Footer))
+		for _, e := range r.Footer {
+			n := e.Name
+			if n == "" {
+				n = "unknown"
+			}
+			fmt.Fprintf(&b, "  %s  %-20s data@0x%x %s\n", e.GUID, n, e.DataOffset, e.Data)
+		}
+	}
+	if r.Volumes != nil {
+		fmt.Fprintf(&b, "firmware volumes (%d top-level, %d files):\n", len(r.Volumes.Volumes), r.Volumes.Files)
+		var pr func(vs []fv.Volume, ind string)
+		pr = func(vs []fv.Volume, ind string) {
+			for _, v := range vs {
+				fmt.Fprintf(&b, "%soffset 0x%x length 0x%x name %s fs %s files %d\n", ind, v.Offset, v.Length, v.Name, v.FileSystem, v.Files)
+				pr(v.Nested, ind+"  ")
+			}
+		}
+		pr(r.Volumes.Volumes, "  ")
+	}
+	w.Write(b.Bytes())
+}
