@@ -16,6 +16,13 @@ func sha512Sum384(b []byte) [48]byte { return sha512.Sum384(b) }
 // pol is the embedded policy; nil (or one that fails policy.Validate) gives E010. The
 // *Present flags say whether the fw_cfg file exists; a present file may be empty.
 func Check(pol *policy.Policy, manifest []byte, manifestPresent bool, image []byte, imagePresent bool, vars []byte, varsPresent bool) shimerr.Code {
+	return check(pol, manifest, manifestPresent, uint64(len(image)), func() [48]byte { return sha512.Sum384(image) },
+		imagePresent, len(vars), varsPresent)
+}
+
+// check is Check with the image given by its length and a digest function, so the fuzz test
+// can explore the decision without hashing megabytes per input.
+func check(pol *policy.Policy, manifest []byte, manifestPresent bool, imageLen uint64, imageDigest func() [48]byte, imagePresent bool, varsLen int, varsPresent bool) shimerr.Code {
 	// 2. policy
 	if pol == nil || pol.Validate() != nil {
 		return shimerr.PolicyInvalid
@@ -51,14 +58,14 @@ func Check(pol *policy.Policy, manifest []byte, manifestPresent bool, image []by
 	if !imagePresent {
 		return shimerr.BIOSMissing
 	}
-	if uint64(len(image)) < m.ImageSize {
+	if imageLen < m.ImageSize {
 		return shimerr.BIOSTruncated
 	}
-	if uint64(len(image)) > m.ImageSize {
+	if imageLen > m.ImageSize {
 		return shimerr.BIOSOversized
 	}
 	// 7. digest
-	if sha512.Sum384(image) != m.ImageDigest {
+	if imageDigest() != m.ImageDigest {
 		return shimerr.DigestMismatch
 	}
 	// 8. floor, deny lists
@@ -72,7 +79,7 @@ func Check(pol *policy.Policy, manifest []byte, manifestPresent bool, image []by
 		return shimerr.VersionDenied
 	}
 	// 9. vars
-	if varsPresent && len(vars) != int(l.VarsSize) {
+	if varsPresent && varsLen != int(l.VarsSize) {
 		return shimerr.VarsSize
 	}
 	return shimerr.OK

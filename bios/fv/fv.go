@@ -23,8 +23,12 @@ var mu sync.Mutex
 // Fatalf panics and Scan turns the panic into an error.
 type quietLogger struct{ warnings *[]string }
 
-func (l quietLogger) Warnf(f string, a ...any)  { *l.warnings = append(*l.warnings, fmt.Sprintf(f, a...)) }
-func (l quietLogger) Errorf(f string, a ...any) { *l.warnings = append(*l.warnings, fmt.Sprintf(f, a...)) }
+func (l quietLogger) Warnf(f string, a ...any) {
+	*l.warnings = append(*l.warnings, fmt.Sprintf(f, a...))
+}
+func (l quietLogger) Errorf(f string, a ...any) {
+	*l.warnings = append(*l.warnings, fmt.Sprintf(f, a...))
+}
 func (l quietLogger) Fatalf(f string, a ...any) { panic(fianoFatal(fmt.Sprintf(f, a...))) }
 
 type fianoFatal string
@@ -42,7 +46,7 @@ type Volume struct {
 // Report is the result of a scan.
 type Report struct {
 	Volumes  []Volume `json:"volumes"`
-	Files    int      `json:"files"`    // all files, nested included
+	Files    int      `json:"files"` // all files, nested included
 	Warnings []string `json:"warnings,omitempty"`
 }
 
