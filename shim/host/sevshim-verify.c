@@ -3,9 +3,9 @@
  * Runs the firmware's verification sequence (src/verify.c, the very same file) on host files
  * and prints "OK" (exit 0) or "E0NN name" (exit 1). Usage errors exit 2.
  *
- * POLICY is either a policy block (at most 16 KiB; it is placed at the start of a zeroed 16 KiB
- * region exactly as `builder build` embeds it) or a whole shim image of the layout's code size,
- * whose policy region is found through the footer table. "-" for MANIFEST, BIOS or VARS means
+ * POLICY is a whole 16 KiB policy region, an exact policy block (file length = its total_size;
+ * it is placed at the start of a zeroed region exactly as `builder build` embeds it), or a whole
+ * shim image of the layout's code size, whose policy region is found through the footer table. "-" for MANIFEST, BIOS or VARS means
  * that fw_cfg file is absent. Like the firmware, a file is only handed to the checks when its
  * size is the one the shim's buffer holds; other sizes are judged from the size alone.
  */
@@ -94,8 +94,14 @@ int main(int argc, char **argv)
             return 2;
         }
         memcpy(region, p + off, sizeof(region));
-    } else if (plen <= sizeof(region)) {
-        memcpy(region, p, plen);
+    } else if (plen == sizeof(region)) {
+        memcpy(region, p, plen);             /* a whole policy region */
+    } else if (plen < sizeof(region) && plen >= 16 && le32(p + SEVSHIM_POLICY_OFF_TOTAL_SIZE) == plen) {
+        memcpy(region, p, plen);             /* an exact block, zero-padded as builder embeds it */
+    } else if (plen < sizeof(region)) {
+        /* not a region and not an exact block (total_size differs from the file length) */
+        printf("E%03d %s\n", (int)SEVSHIM_E10, sevshim_error_name(SEVSHIM_E10));
+        return 1;
     } else {
         /* larger than the region: no shim image can carry it, so it cannot parse */
         printf("E%03d %s\n", (int)SEVSHIM_E10, sevshim_error_name(SEVSHIM_E10));

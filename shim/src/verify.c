@@ -56,6 +56,16 @@ static void sha384(const uint8_t *p, size_t n, uint8_t out[SEVSHIM_SHA384_SIZE])
     br_sha384_out(&c, out);
 }
 
+/* The public key must be a point on P-384: BearSSL's point decoder (inside mul) checks the
+ * curve equation and the coordinate range; multiplying by 1 leaves a valid point unchanged. */
+static int point_on_curve(const uint8_t *q)
+{
+    static const uint8_t one = 1;
+    uint8_t tmp[SEVSHIM_P384_PUBKEY_SIZE];
+    memcpy(tmp, q, sizeof(tmp));
+    return br_ec_prime_i31.mul(tmp, sizeof(tmp), &one, 1, BR_EC_secp384r1) == 1;
+}
+
 enum sevshim_error sevshim_policy_parse(const uint8_t *r, size_t len, struct sevshim_policy *out)
 {
     if (r == NULL || len != SEVSHIM_POLICY_REGION_SIZE)
@@ -105,6 +115,8 @@ enum sevshim_error sevshim_policy_parse(const uint8_t *r, size_t len, struct sev
             return SEVSHIM_E10;
         if (!all_zero(s + SEVSHIM_SIGNER_OFF_RESERVED, 7))
             return SEVSHIM_E10;
+        if (!point_on_curve(s + SEVSHIM_SIGNER_OFF_PUBKEY))
+            return SEVSHIM_E10;
         sha384(s + SEVSHIM_SIGNER_OFF_PUBKEY, SEVSHIM_P384_PUBKEY_SIZE, id);
         if (memcmp(id, s + SEVSHIM_SIGNER_OFF_KEY_ID, SEVSHIM_SHA384_SIZE) != 0)
             return SEVSHIM_E10;
@@ -113,6 +125,19 @@ enum sevshim_error sevshim_policy_parse(const uint8_t *r, size_t len, struct sev
                        s + SEVSHIM_SIGNER_OFF_KEY_ID, SEVSHIM_SHA384_SIZE) == 0)
                 return SEVSHIM_E10;
     }
+
+    /* deny lists without duplicates (as the Go encoder and the golden files require) */
+    const uint8_t *dg = signers + (size_t)ns * SEVSHIM_SIGNER_SIZE;
+    const uint8_t *vs = dg + (size_t)nd * SEVSHIM_DENIED_DIGEST_SIZE;
+    for (unsigned i = 0; i < nd; i++)
+        for (unsigned j = 0; j < i; j++)
+            if (memcmp(dg + (size_t)i * SEVSHIM_DENIED_DIGEST_SIZE,
+                       dg + (size_t)j * SEVSHIM_DENIED_DIGEST_SIZE, SEVSHIM_DENIED_DIGEST_SIZE) == 0)
+                return SEVSHIM_E10;
+    for (unsigned i = 0; i < nv; i++)
+        for (unsigned j = 0; j < i; j++)
+            if (le64(vs + (size_t)i * 8) == le64(vs + (size_t)j * 8))
+                return SEVSHIM_E10;
 
     out->block = r;
     out->total_size = total;

@@ -1,0 +1,512 @@
+/* Host unit tests of src/verify.c (the firmware's own parser/verifier, compiled hosted).
+ *
+ *   test_verify VECTORS_DIR [GOLDEN_TSV GOLDEN_DIR]
+ *
+ * VECTORS_DIR holds shim/test/vectors (made by test/mkvectors with the fixed TEST keys): key1.pub,
+ * key2.pub and manifests over the synthetic pattern BIOS (byte i = i*7 + (i >> 12)). Policies are
+ * built here. Every error code of the verify path gets at least one crafted input.
+ * GOLDEN_TSV is testdata/golden/cases.json flattened by test/golden2tsv.py; its cases are run
+ * against the files in GOLDEN_DIR. Last line: "N passed, M failed".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "bearssl_hash.h"
+#include "sevshim/verify.h"
+
+static int passed, failed;
+
+#define CHECK(cond, ...) do {                                   \
+        if (cond) passed++;                                     \
+        else { failed++; printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } \
+    } while (0)
+
+static uint8_t *slurp(const char *dir, const char *name, size_t *len)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        printf("cannot open %s\n", path);
+        exit(2);
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(n ? (size_t)n : 1);
+    if (!b || fread(b, 1, (size_t)n, f) != (size_t)n) {
+        printf("cannot read %s\n", path);
+        exit(2);
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+
+static void sha384(const void *p, size_t n, uint8_t *out)
+{
+    br_sha384_context c;
+    br_sha384_init(&c);
+    br_sha384_update(&c, p, n);
+    br_sha384_out(&c, out);
+}
+
+/* ---- policy builder ----------------------------------------------------------------------- */
+static const uint8_t *pubkeys[3];  /* [1], [2] */
+
+struct pol {
+    int signers[4];  /* key numbers, 0-terminated */
+    uint64_t floor[4];
+    int ndigests;
+    uint8_t digests[4][48];
+    int nversions;
+    uint64_t versions[4];
+};
+
+static void build_policy(uint8_t *region, const struct pol *p)
+{
+    int ns = 0;
+    while (ns < 4 && p->signers[ns])
+        ns++;
+    uint32_t total = 64 + 160 * ns + 48 * p->ndigests + 8 * p->nversions;
+    memset(region, 0, SEVSHIM_POLICY_REGION_SIZE);
+    memcpy(region, "SEVSHPOL", 8);
+    put16(region + 8, 1);
+    put16(region + 10, 64);
+    put32(region + 12, total);
+    put32(region + 16, 1);
+    put16(region + 0x18, (uint16_t)ns);
+    put16(region + 0x1A, (uint16_t)p->ndigests);
+    put16(region + 0x1C, (uint16_t)p->nversions);
+    uint8_t *s = region + 64;
+    for (int i = 0; i < ns; i++, s += 160) {
+        memcpy(s + 48, pubkeys[p->signers[i]], 97);
+        sha384(s + 48, 97, s);
+        put64(s + 152, p->floor[i]);
+    }
+    for (int i = 0; i < p->ndigests; i++, s += 48)
+        memcpy(s, p->digests[i], 48);
+    for (int i = 0; i < p->nversions; i++, s += 8)
+        put64(s, p->versions[i]);
+}
+
+/* ---- one verification run ----------------------------------------------------------------- */
+static uint8_t region[SEVSHIM_POLICY_REGION_SIZE];
+static uint8_t *bios;                  /* pattern BIOS, code_size bytes */
+static uint8_t bios_digest[48];
+static struct sevshim_result res;
+
+struct run {
+    const uint8_t *manifest; int manifest_present; uint64_t manifest_size;
+    int bios_present; uint64_t bios_size; const uint8_t *bios_data;
+    int vars_present; uint64_t vars_size;
+};
+
+static enum sevshim_error run(const struct run *r)
+{
+    struct sevshim_input in = {
+        .policy_region = region, .policy_region_len = sizeof(region),
+        .manifest_present = r->manifest_present, .manifest_size = r->manifest_size,
+        .manifest = r->manifest_size == SEVSHIM_MANIFEST_SIZE ? r->manifest : NULL,
+        .bios_present = r->bios_present, .bios_size = r->bios_size,
+        .bios = r->bios_size == SEVSHIM_OVMF_4M_CODE_SIZE ? r->bios_data : NULL,
+        .vars_present = r->vars_present, .vars_size = r->vars_size,
+    };
+    return sevshim_verify(&in, &res);
+}
+
+static struct run good_run(const uint8_t *m)
+{
+    struct run r = { m, 1, SEVSHIM_MANIFEST_SIZE, 1, SEVSHIM_OVMF_4M_CODE_SIZE, bios, 0, 0 };
+    return r;
+}
+
+#define EXPECT(code, r, what) do { enum sevshim_error e_ = run(r); \
+        CHECK(e_ == (code), "%s: got E%03d want E%03d", what, (int)e_, (int)(code)); } while (0)
+
+static void policy_mutation(const char *what, void (*mut)(uint8_t *), const uint8_t *m)
+{
+    struct pol p = { .signers = { 1 } };
+    build_policy(region, &p);
+    mut(region);
+    struct run r = good_run(m);
+    EXPECT(SEVSHIM_E10, &r, what);
+}
+
+static void m_magic(uint8_t *r) { r[0] = 'X'; }
+static void m_version(uint8_t *r) { put16(r + 8, 2); }
+static void m_hdrsize(uint8_t *r) { put16(r + 10, 65); }
+static void m_total(uint8_t *r) { put32(r + 12, 64 + 160 + 8); }
+static void m_trailing(uint8_t *r) { r[SEVSHIM_POLICY_REGION_SIZE - 1] = 1; }
+static void m_after_total(uint8_t *r) { r[64 + 160] = 1; }
+static void m_layout0(uint8_t *r) { put32(r + 16, 0); }
+static void m_layout2(uint8_t *r) { put32(r + 16, 2); }
+static void m_secret2(uint8_t *r) { r[0x14] = 2; }
+static void m_tpm3(uint8_t *r) { r[0x15] = 3; }
+static void m_pcr24(uint8_t *r) { r[0x15] = 1; r[0x16] = 24; }
+static void m_pcr_no_tpm(uint8_t *r) { r[0x16] = 7; }
+static void m_res0(uint8_t *r) { r[0x17] = 1; }
+static void m_res1(uint8_t *r) { r[0x3F] = 1; }
+static void m_ns0(uint8_t *r) { put16(r + 0x18, 0); put32(r + 12, 64); memset(r + 64, 0, 160); }
+static void m_ns17(uint8_t *r) { put16(r + 0x18, 17); put32(r + 12, 64 + 17 * 160); }
+static void m_nd65(uint8_t *r) { put16(r + 0x1A, 65); put32(r + 12, 64 + 160 + 65 * 48); }
+static void m_nv65(uint8_t *r) { put16(r + 0x1C, 65); put32(r + 12, 64 + 160 + 65 * 8); }
+static void m_keyid(uint8_t *r) { r[64] ^= 1; }
+static void m_prefix(uint8_t *r) { r[64 + 48] = 0x02; }
+static void m_offcurve(uint8_t *r) { r[64 + 48 + 96] ^= 1; sha384(r + 64 + 48, 97, r + 64); }
+static void m_sres(uint8_t *r) { r[64 + 145] = 1; }
+
+static void crafted(const char *vec)
+{
+    size_t n;
+    pubkeys[1] = slurp(vec, "key1.pub", &n);
+    pubkeys[2] = slurp(vec, "key2.pub", &n);
+    uint8_t *good = slurp(vec, "good.man", &n);
+    uint8_t *layout2 = slurp(vec, "layout2.man", &n);
+    uint8_t *imgsize = slurp(vec, "imgsize.man", &n);
+    uint8_t *key2 = slurp(vec, "key2.man", &n);
+    uint8_t m[SEVSHIM_MANIFEST_SIZE + 1];
+    struct run r;
+    struct pol p;
+
+    bios = malloc(SEVSHIM_OVMF_4M_CODE_SIZE);
+    for (uint32_t i = 0; i < SEVSHIM_OVMF_4M_CODE_SIZE; i++)
+        bios[i] = (uint8_t)(i * 7 + (i >> 12));
+    sha384(bios, SEVSHIM_OVMF_4M_CODE_SIZE, bios_digest);
+    CHECK(memcmp(bios_digest, good + 0x20, 48) == 0, "pattern BIOS digest differs from good.man");
+
+    /* OK paths */
+    p = (struct pol){ .signers = { 1 } };
+    build_policy(region, &p);
+    r = good_run(good);
+    EXPECT(SEVSHIM_OK, &r, "good");
+    CHECK(res.bios_version == 5 && strcmp(res.version_string, "pattern-bios 5") == 0 &&
+          res.signer_index == 0 && res.layout && res.layout->id == 1, "good: result fields");
+    CHECK(memcmp(res.image_digest, bios_digest, 48) == 0, "good: image digest");
+    uint8_t pd[48];
+    sha384(region, 64 + 160, pd);
+    CHECK(memcmp(res.policy_digest, pd, 48) == 0, "good: policy digest");
+    r.vars_present = 1; r.vars_size = SEVSHIM_OVMF_4M_VARS_SIZE;
+    EXPECT(SEVSHIM_OK, &r, "good with vars");
+    p = (struct pol){ .signers = { 2, 1 }, .floor = { 0, 5 } };
+    build_policy(region, &p);
+    r = good_run(good);
+    EXPECT(SEVSHIM_OK, &r, "second signer, floor == version");
+    CHECK(res.signer_index == 1, "second signer index");
+    r = good_run(key2);
+    EXPECT(SEVSHIM_OK, &r, "key2 manifest");
+
+    /* E010: every policy rule */
+    policy_mutation("policy magic", m_magic, good);
+    policy_mutation("policy version", m_version, good);
+    policy_mutation("policy header size", m_hdrsize, good);
+    policy_mutation("policy total size", m_total, good);
+    policy_mutation("policy trailing byte", m_trailing, good);
+    policy_mutation("policy byte after total", m_after_total, good);
+    policy_mutation("policy layout 0", m_layout0, good);
+    policy_mutation("policy layout 2", m_layout2, good);
+    policy_mutation("policy secret mode 2", m_secret2, good);
+    policy_mutation("policy tpm mode 3", m_tpm3, good);
+    policy_mutation("policy pcr 24", m_pcr24, good);
+    policy_mutation("policy pcr without tpm", m_pcr_no_tpm, good);
+    policy_mutation("policy reserved 0x17", m_res0, good);
+    policy_mutation("policy reserved 0x3f", m_res1, good);
+    policy_mutation("policy 0 signers", m_ns0, good);
+    policy_mutation("policy 17 signers", m_ns17, good);
+    policy_mutation("policy 65 digests", m_nd65, good);
+    policy_mutation("policy 65 versions", m_nv65, good);
+    policy_mutation("policy key id", m_keyid, good);
+    policy_mutation("policy pubkey prefix", m_prefix, good);
+    policy_mutation("policy pubkey off curve", m_offcurve, good);
+    policy_mutation("policy signer reserved", m_sres, good);
+    p = (struct pol){ .signers = { 1, 1 } };
+    build_policy(region, &p);
+    r = good_run(good);
+    EXPECT(SEVSHIM_E10, &r, "duplicate signer");
+    p = (struct pol){ .signers = { 1 }, .nversions = 2, .versions = { 9, 9 } };
+    build_policy(region, &p);
+    EXPECT(SEVSHIM_E10, &r, "duplicate denied version");
+    p = (struct pol){ .signers = { 1 }, .ndigests = 2 };
+    build_policy(region, &p);
+    EXPECT(SEVSHIM_E10, &r, "duplicate denied digest");
+    {
+        struct sevshim_policy sp;
+        CHECK(sevshim_policy_parse(region, 100, &sp) == SEVSHIM_E10, "short region");
+        CHECK(sevshim_policy_parse(NULL, SEVSHIM_POLICY_REGION_SIZE, &sp) == SEVSHIM_E10, "NULL region");
+    }
+    /* E010 wins over everything after it */
+    memset(region, 0, sizeof(region));
+    r = (struct run){ 0 };
+    EXPECT(SEVSHIM_E10, &r, "zero policy, nothing else");
+
+    p = (struct pol){ .signers = { 1 } };
+    build_policy(region, &p);
+
+    /* E020, E021 */
+    r = good_run(good);
+    r.manifest_present = 0;
+    EXPECT(SEVSHIM_E20, &r, "manifest missing");
+    r = good_run(good);
+    r.manifest_size = 351;
+    EXPECT(SEVSHIM_E21, &r, "manifest 351");
+    r.manifest_size = 353;
+    EXPECT(SEVSHIM_E21, &r, "manifest 353");
+    r.manifest_size = 0;
+    EXPECT(SEVSHIM_E21, &r, "manifest empty");
+
+    /* E022 */
+    struct { const char *what; size_t off; uint8_t val; } mal[] = {
+        { "magic", 0, 'x' }, { "version", 8, 2 }, { "signed size", 11, 2 },
+        { "reserved first", 0xC0, 1 }, { "reserved last", 0xFF, 0x80 },
+        { "version string control", 0x80, 0x09 }, { "version string 0x7f", 0x81, 0x7F },
+        { "version string high", 0x82, 0xC3 }, { "after NUL", 0x80 + 40, 'x' },
+    };
+    for (size_t i = 0; i < sizeof(mal) / sizeof(mal[0]); i++) {
+        memcpy(m, good, SEVSHIM_MANIFEST_SIZE);
+        m[mal[i].off] = mal[i].val;
+        r = good_run(m);
+        EXPECT(SEVSHIM_E22, &r, mal[i].what);
+    }
+    memcpy(m, good, SEVSHIM_MANIFEST_SIZE);
+    memset(m + 0x80, 'a', 64);
+    r = good_run(m);
+    EXPECT(SEVSHIM_E22, &r, "version string 64 chars");
+    memset(m + 0x80 + 63, 0, 1);
+    EXPECT(SEVSHIM_E24, &r, "version string 63 chars is well formed (then bad signature)");
+
+    /* E023 */
+    memcpy(m, good, SEVSHIM_MANIFEST_SIZE);
+    m[0x50] ^= 1;
+    r = good_run(m);
+    EXPECT(SEVSHIM_E23, &r, "key id changed");
+    p = (struct pol){ .signers = { 2 } };
+    build_policy(region, &p);
+    r = good_run(good);
+    EXPECT(SEVSHIM_E23, &r, "signer not in policy");
+
+    /* E024 */
+    p = (struct pol){ .signers = { 1, 2 } };
+    build_policy(region, &p);
+    memcpy(m, good, SEVSHIM_MANIFEST_SIZE);
+    memcpy(m + 0x50, key2 + 0x50, 48);   /* claims key 2, signed by key 1 */
+    r = good_run(m);
+    EXPECT(SEVSHIM_E24, &r, "wrong key");
+    size_t flips[] = { 0x18, 0x20, 0x80, 0x100, 0x12F, 0x130, 0x15F };
+    for (size_t i = 0; i < sizeof(flips) / sizeof(flips[0]); i++) {
+        memcpy(m, good, SEVSHIM_MANIFEST_SIZE);
+        m[flips[i]] ^= (flips[i] == 0x80) ? 0x02 : 0x01;
+        r = good_run(m);
+        EXPECT(SEVSHIM_E24, &r, "bit flip");
+    }
+    memcpy(m, good, SEVSHIM_MANIFEST_SIZE);
+    memset(m + 0x100, 0, 96);
+    EXPECT(SEVSHIM_E24, &r, "zero signature");
+    /* signature checked before the BIOS is even looked at */
+    r.bios_present = 0;
+    EXPECT(SEVSHIM_E24, &r, "bad signature wins over missing BIOS");
+
+    /* E025, E026 */
+    p = (struct pol){ .signers = { 1 } };
+    build_policy(region, &p);
+    r = good_run(layout2);
+    EXPECT(SEVSHIM_E25, &r, "layout 2");
+    r = good_run(imgsize);
+    EXPECT(SEVSHIM_E26, &r, "image size");
+
+    /* E030, E031, E032 */
+    r = good_run(good);
+    r.bios_present = 0;
+    EXPECT(SEVSHIM_E30, &r, "bios missing");
+    r = good_run(good);
+    r.bios_size = SEVSHIM_OVMF_4M_CODE_SIZE - 1;
+    EXPECT(SEVSHIM_E31, &r, "bios truncated");
+    r.bios_size = 0;
+    EXPECT(SEVSHIM_E31, &r, "bios empty");
+    r.bios_size = SEVSHIM_OVMF_4M_CODE_SIZE + 1;
+    EXPECT(SEVSHIM_E32, &r, "bios oversized");
+    r.bios_size = 1ull << 40;
+    EXPECT(SEVSHIM_E32, &r, "bios huge");
+    r = good_run(good);
+    r.bios_data = NULL;
+    EXPECT(SEVSHIM_E91, &r, "size fits but no data (caller bug)");
+
+    /* E033 */
+    bios[0x1234] ^= 8;
+    r = good_run(good);
+    EXPECT(SEVSHIM_E33, &r, "bios bit flip");
+    bios[0x1234] ^= 8;
+    bios[SEVSHIM_OVMF_4M_CODE_SIZE - 1] ^= 0x80;
+    EXPECT(SEVSHIM_E33, &r, "bios last bit flip");
+    bios[SEVSHIM_OVMF_4M_CODE_SIZE - 1] ^= 0x80;
+
+    /* E034, E035, E036 */
+    p = (struct pol){ .signers = { 1 }, .floor = { 6 } };
+    build_policy(region, &p);
+    EXPECT(SEVSHIM_E34, &r, "below floor");
+    p = (struct pol){ .signers = { 1 }, .floor = { UINT64_MAX } };
+    build_policy(region, &p);
+    EXPECT(SEVSHIM_E34, &r, "floor max");
+    p = (struct pol){ .signers = { 1 }, .ndigests = 2 };
+    memset(p.digests[0], 0xAB, 48);
+    memcpy(p.digests[1], bios_digest, 48);
+    build_policy(region, &p);
+    EXPECT(SEVSHIM_E35, &r, "digest denied");
+    p.digests[1][47] ^= 1;
+    build_policy(region, &p);
+    EXPECT(SEVSHIM_OK, &r, "other digest denied");
+    p = (struct pol){ .signers = { 1 }, .nversions = 3, .versions = { 1, 5, 9 } };
+    build_policy(region, &p);
+    EXPECT(SEVSHIM_E36, &r, "version denied");
+    p = (struct pol){ .signers = { 1 }, .floor = { 9 }, .nversions = 1, .versions = { 5 } };
+    build_policy(region, &p);
+    EXPECT(SEVSHIM_E34, &r, "floor before deny list");
+    p = (struct pol){ .signers = { 1 }, .ndigests = 1, .nversions = 1, .versions = { 5 } };
+    memcpy(p.digests[0], bios_digest, 48);
+    build_policy(region, &p);
+    EXPECT(SEVSHIM_E35, &r, "digest deny before version deny");
+    p = (struct pol){ .signers = { 1 }, .nversions = 2, .versions = { 4, 6 } };
+    build_policy(region, &p);
+    EXPECT(SEVSHIM_OK, &r, "neighbours of the version denied");
+
+    /* E040 */
+    r.vars_present = 1;
+    r.vars_size = SEVSHIM_OVMF_4M_VARS_SIZE + 1;
+    EXPECT(SEVSHIM_E40, &r, "vars oversized");
+    r.vars_size = 0;
+    EXPECT(SEVSHIM_E40, &r, "vars empty");
+    r.vars_size = SEVSHIM_OVMF_4M_VARS_SIZE - 0x1000;
+    EXPECT(SEVSHIM_E40, &r, "vars short");
+
+    /* names: every code in errors.h has one; unknown codes have none */
+#define NAME_CHECK(code, name) CHECK(sevshim_error_name((enum sevshim_error)code) && \
+        strcmp(sevshim_error_name((enum sevshim_error)code), name) == 0, "name of %d", code);
+    SEVSHIM_ERROR_LIST(NAME_CHECK)
+#undef NAME_CHECK
+    CHECK(sevshim_error_name((enum sevshim_error)3) == NULL, "no name for E003");
+    CHECK(sevshim_layout_find(0) == NULL && sevshim_layout_find(2) == NULL &&
+          sevshim_layout_find(1)->code_size == 0x37C000, "layouts");
+
+    free(good); free(layout2); free(imgsize); free(key2);
+    free((void *)pubkeys[1]); free((void *)pubkeys[2]);
+}
+
+/* ---- golden files (testdata/golden, written by the Go side) -------------------------------- */
+static const char *code_str(enum sevshim_error e, char *buf)
+{
+    if (e == SEVSHIM_OK)
+        return "OK";
+    sprintf(buf, "E%03d", (int)e);
+    return buf;
+}
+
+/* policy file -> region as the shim/host tool would see it; returns 0 if it cannot be one */
+static int load_policy(const char *g, const char *file, int as_region, uint8_t *reg)
+{
+    size_t n;
+    uint8_t *b = slurp(g, file, &n);
+    int ok = 1;
+    memset(reg, 0, SEVSHIM_POLICY_REGION_SIZE);
+    if (as_region) {
+        /* copied to the start of a zeroed region */
+        if (n > SEVSHIM_POLICY_REGION_SIZE) ok = 0; else memcpy(reg, b, n);
+    } else {
+        /* exact block: its length must be its total_size */
+        if (n < 16 || n >= SEVSHIM_POLICY_REGION_SIZE ||
+            (uint32_t)(b[12] | b[13] << 8 | b[14] << 16 | (uint32_t)b[15] << 24) != n)
+            ok = 0;
+        else
+            memcpy(reg, b, n);
+    }
+    free(b);
+    return ok;
+}
+
+static void golden(const char *tsv, const char *g)
+{
+    FILE *f = fopen(tsv, "r");
+    if (!f) {
+        printf("cannot open %s\n", tsv);
+        exit(2);
+    }
+    char line[8192], buf[8];
+    static uint8_t *bios_cache;
+    static char bios_name[512];
+    static size_t bios_len;
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *fld[8] = { 0 };
+        int nf = 0;
+        for (char *t = strtok(line, "\t"); t && nf < 8; t = strtok(NULL, "\t"))
+            fld[nf++] = t;
+        if (nf == 4 && strcmp(fld[0], "P") == 0) {
+            struct sevshim_policy sp;
+            for (int mode = 0; mode < 2; mode++) {
+                enum sevshim_error e = load_policy(g, fld[1], mode, region)
+                    ? sevshim_policy_parse(region, sizeof(region), &sp) : SEVSHIM_E10;
+                const char *want = fld[2 + mode];
+                CHECK(strcmp(code_str(e, buf), want) == 0, "golden policy %s as %s: got %s want %s",
+                      fld[1], mode ? "region" : "block", code_str(e, buf), want);
+            }
+        } else if (nf == 3 && strcmp(fld[0], "M") == 0) {
+            size_t n;
+            uint8_t *m = slurp(g, fld[1], &n);
+            enum sevshim_error e = n != SEVSHIM_MANIFEST_SIZE ? SEVSHIM_E21 : sevshim_manifest_wellformed(m);
+            CHECK(strcmp(code_str(e, buf), fld[2]) == 0, "golden manifest %s: got %s want %s",
+                  fld[1], code_str(e, buf), fld[2]);
+            free(m);
+        } else if (nf == 7 && strcmp(fld[0], "C") == 0) {
+            size_t n;
+            struct run r = { 0 };
+            uint8_t *m = NULL;
+            size_t plen;
+            uint8_t *pb = slurp(g, fld[2], &plen);
+            free(pb);
+            int ok = load_policy(g, fld[2], plen == SEVSHIM_POLICY_REGION_SIZE, region);
+            if (strcmp(fld[3], "-")) {
+                m = slurp(g, fld[3], &n);
+                r.manifest = m; r.manifest_present = 1; r.manifest_size = n;
+            }
+            if (strcmp(fld[4], "-")) {
+                if (strcmp(bios_name, fld[4])) {   /* the same images recur: load each once */
+                    free(bios_cache);
+                    bios_cache = slurp(g, fld[4], &bios_len);
+                    snprintf(bios_name, sizeof(bios_name), "%s", fld[4]);
+                }
+                r.bios_present = 1;
+                r.bios_size = bios_len;
+                r.bios_data = bios_cache;
+            }
+            if (strcmp(fld[5], "-")) {
+                uint8_t *v = slurp(g, fld[5], &n);
+                free(v);
+                r.vars_present = 1; r.vars_size = n;
+            }
+            enum sevshim_error e = ok ? run(&r) : SEVSHIM_E10;
+            const char *nm = e == SEVSHIM_OK ? NULL : sevshim_error_name(e);
+            char got[64];
+            snprintf(got, sizeof(got), "%s%s%s", code_str(e, buf), nm ? " " : "", nm ? nm : "");
+            CHECK(strcmp(got, fld[6]) == 0, "golden check %s: got %s want %s", fld[1], got, fld[6]);
+            free(m);
+        }
+    }
+    free(bios_cache);
+    fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2 && argc != 4) {
+        fprintf(stderr, "usage: test_verify VECTORS_DIR [GOLDEN_TSV GOLDEN_DIR]\n");
+        return 2;
+    }
+    crafted(argv[1]);
+    if (argc == 4)
+        golden(argv[2], argv[3]);
+    free(bios);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}
