@@ -5,25 +5,50 @@ export PATH := /usr/local/go/bin:$(PATH)
 BUILD   := $(CURDIR)/build
 GO      ?= go
 GOTEST_TIMEOUT ?= 60m
+FUZZ_SECONDS ?= 60
 
-.PHONY: all setup shim test test-c test-go demo bench fuzz clean
+.PHONY: all setup shim images tools test test-c test-go demo bench fuzz clean
 
-all: shim
+all: shim images tools
 
 setup:
 	scripts/setup.sh
 
+# the firmware template (build/shim/shim.fd) and the host-side C tools
 shim:
 	$(MAKE) -C shim BUILD=$(BUILD)/shim
 
-test: setup shim test-c test-go
+# demo keys, signed BIOS bundles v5/v6 and a demo shim image (build/images)
+images: shim
+	$(MAKE) -C images
 
+# the three CLIs into build/bin
+tools:
+	$(GO) build -o $(BUILD)/bin/ ./builder ./verifier ./hostctl
+
+test: setup shim images test-c test-go
+
+# C unit tests, libFuzzer smoke run, reproducibility check of the firmware
 test-c:
 	$(MAKE) -C shim BUILD=$(BUILD)/shim test
 
 test-go:
 	$(GO) vet ./...
 	$(GO) test -timeout $(GOTEST_TIMEOUT) ./...
+
+demo: setup shim images tools
+	scripts/demo.sh
+
+# performance figures (printed, never asserted)
+bench: setup shim images
+	$(MAKE) -C shim BUILD=$(BUILD)/shim size
+	$(GO) run ./cmd/shimbench
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./sev/ ./psp/ ./migrate/
+
+# longer fuzzing runs of every parser (C libFuzzer + go test -fuzz)
+fuzz: shim
+	$(MAKE) -C shim BUILD=$(BUILD)/shim fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
+	scripts/fuzz-go.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD)
