@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -13,7 +14,8 @@ import (
 // small: a 128 MiB q35 + Debian OVMF guest stopped at the shell countdown was captured,
 // then every block was cut to its first few pages (the page bytes are the real ones)
 // and, for tiny.bin, the device state was cut to its first section with a matching
-// vmdescription. QEMU would not load them (the block sizes differ from any machine),
+// vmdescription; micro.bin keeps only two blocks (pc.ram, /rom@etc/acpi/rsdp) so
+// the fuzzer can minimise quickly. QEMU would not load them (the block sizes differ from any machine),
 // but they exercise every record kind. Regenerate with
 //
 //	MIGRATE_MAKE_SEEDS=/path/to/real-stream.bin go test -run TestMakeSeeds ./migrate/
@@ -44,11 +46,17 @@ func record(t testing.TB, stream []byte) (*Skeleton, [][]byte) {
 
 // trimStream keeps the first maxPages pages of every block (same record order and
 // section framing) and, with tinyTail, only the first device section.
-func trimStream(t testing.TB, stream []byte, maxPages uint32, tinyTail bool) []byte {
+// With keep non-nil, only the named blocks are kept.
+func trimStream(t testing.TB, stream []byte, maxPages uint32, tinyTail bool, keep ...string) []byte {
 	t.Helper()
 	sk, pages := record(t, stream)
 	out := Skeleton{Header: sk.Header, RAMSectionID: sk.RAMSectionID, Devices: sk.Devices}
-	for _, b := range sk.Blocks {
+	newIndex := map[uint16]uint16{}
+	for i, b := range sk.Blocks {
+		if keep != nil && !slices.Contains(keep, b.ID) {
+			continue
+		}
+		newIndex[uint16(i)] = uint16(len(out.Blocks))
 		out.Blocks = append(out.Blocks, Block{ID: b.ID, Size: min(b.Size, uint64(maxPages)*PageSize)})
 	}
 	var kept [][]byte
@@ -63,9 +71,11 @@ func trimStream(t testing.TB, stream []byte, maxPages uint32, tinyTail bool) []b
 		if isData {
 			di++
 		}
-		if e.Page >= maxPages {
+		ni, ok := newIndex[e.Block]
+		if e.Page >= maxPages || !ok {
 			continue
 		}
+		e.Block = ni
 		e.Continue = int(e.Block) == last
 		last = int(e.Block)
 		out.Entries = append(out.Entries, e)
@@ -115,6 +125,7 @@ func TestMakeSeeds(t *testing.T) {
 	for name, s := range map[string][]byte{
 		"trim4.bin": trimStream(t, b, 4, false),
 		"tiny.bin":  trimStream(t, b, 1, true),
+		"micro.bin": trimStream(t, b, 2, true, "pc.ram", "/rom@etc/acpi/rsdp"),
 	} {
 		if err := os.WriteFile(filepath.Join(seedDir, name), s, 0o644); err != nil {
 			t.Fatal(err)

@@ -110,7 +110,7 @@ func Parse(r io.Reader, h Handler) (*Stats, error) {
 func ParseOptions(r io.Reader, h Handler, opt Options) (*Stats, error) {
 	br, ok := r.(*bufio.Reader)
 	if !ok || br.Size() < 1<<16 {
-		br = bufio.NewReaderSize(r, 1<<17)
+		br = bufio.NewReaderSize(r, 1<<16)
 	}
 	p := &posReader{r: br}
 	st := &Stats{}
@@ -326,7 +326,7 @@ func parse(p *posReader, h Handler, opt Options, st *Stats) error {
 		if err != nil {
 			return err
 		}
-		if size == 0 || size%PageSize != 0 || size > maxBlockSize {
+		if size == 0 || size%PageSize != 0 || size > maxRAM {
 			return p.fail(at, "block %q has length 0x%x, not a non-zero multiple of 4 KiB up to 1 TiB", name, size)
 		}
 		if len(blocks) >= maxBlocks {
@@ -456,8 +456,8 @@ func parse(p *posReader, h Handler, opt Options, st *Stats) error {
 	// Device state: verbatim to the end, checked as a whole at the end.
 	p.where = "device sections"
 	tailStart := p.pos
-	tail := make([]byte, 0, 256<<10)
-	chunk := make([]byte, 64<<10)
+	tail := make([]byte, 0, 16<<10)
+	chunk := make([]byte, 32<<10)
 	for {
 		n, err := p.r.Read(chunk)
 		if n > 0 {

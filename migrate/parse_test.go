@@ -238,6 +238,12 @@ func TestCorruptionsRefused(t *testing.T) {
 		{"page missing", func(b []byte) []byte {
 			return append(b[:zc:zc], b[zc+9:]...)
 		}, l.tail - 9, "never sent", false},
+		{"huge block, few pages", func(b []byte) []byte {
+			old := binary.BigEndian.Uint64(b[55:])
+			binary.BigEndian.PutUint64(b[55:], 1<<39)
+			setWord(b, 40, func(w uint64) uint64 { return w + 1<<39 - old })
+			return b
+		}, -1, "134217724 of its 134217728 pages were never sent", false},
 		{"ram END footer removed", func(b []byte) []byte {
 			return append(b[:l.endFooter:l.endFooter], b[l.tail:]...)
 		}, l.endFooter, "Missing section footer", false},

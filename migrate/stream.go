@@ -3,6 +3,7 @@ package migrate
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
 // Top-level markers of the QEMU savevm stream (migration/savevm.h, QEMU 7.2).
@@ -46,7 +47,7 @@ const (
 
 	// Limits that keep a hostile stream from making the parser allocate without bound.
 	maxBlocks      = 256
-	maxBlockSize   = 1 << 40 // 1 TiB per block
+	maxRAM         = 1 << 40 // 1 TiB, all blocks together
 	maxMachineName = 255
 	// MaxDeviceState bounds the verbatim bytes after the RAM END section (device
 	// sections, EOF, vmdescription). Real q35 guests need 80-230 KB.
@@ -142,10 +143,57 @@ type ramState struct {
 	blocks  []Block
 	byName  map[string]int
 	last    int // block of the previous page record, -1 before the first
-	seen    [][]uint64
+	seen    []coverage
 	pages   uint64
 	resent  uint64
 	options Options
+}
+
+// coverage is a page bitmap allocated in chunks on first use, so that a hostile
+// stream declaring huge blocks costs memory only for pages it really sends.
+type coverage struct {
+	count  uint64 // distinct pages seen
+	chunks []*[chunkWords]uint64
+}
+
+const (
+	chunkPages = 1 << 15 // 128 MiB of guest memory per chunk
+	chunkWords = chunkPages / 64
+)
+
+// set marks page n and reports whether it was already marked.
+func (c *coverage) set(n, pages uint64) bool {
+	if c.chunks == nil {
+		c.chunks = make([]*[chunkWords]uint64, (pages+chunkPages-1)/chunkPages)
+	}
+	ch := c.chunks[n/chunkPages]
+	if ch == nil {
+		ch = new([chunkWords]uint64)
+		c.chunks[n/chunkPages] = ch
+	}
+	w, bit := (n%chunkPages)/64, uint64(1)<<(n%64)
+	if ch[w]&bit != 0 {
+		return true
+	}
+	ch[w] |= bit
+	c.count++
+	return false
+}
+
+// firstMissing returns the first page not marked (pages if none).
+func (c *coverage) firstMissing(pages uint64) uint64 {
+	for ci := uint64(0); ci*chunkPages < pages; ci++ {
+		if c.chunks == nil || c.chunks[ci] == nil {
+			return ci * chunkPages
+		}
+		for wi, w := range c.chunks[ci] {
+			if w != ^uint64(0) {
+				n := ci*chunkPages + uint64(wi)*64 + uint64(bits.TrailingZeros64(^w))
+				return min(n, pages)
+			}
+		}
+	}
+	return pages
 }
 
 func newRAMState(blocks []Block, opt Options) (*ramState, error) {
@@ -156,6 +204,7 @@ func newRAMState(blocks []Block, opt Options) (*ramState, error) {
 		return nil, fmt.Errorf("%d RAM blocks, more than the %d this tool accepts", len(blocks), maxBlocks)
 	}
 	s := &ramState{blocks: blocks, byName: map[string]int{}, last: -1, options: opt}
+	var total uint64
 	for i, b := range blocks {
 		if err := checkIDStr(b.ID); err != nil {
 			return nil, fmt.Errorf("block %d: %v", i, err)
@@ -163,12 +212,16 @@ func newRAMState(blocks []Block, opt Options) (*ramState, error) {
 		if _, dup := s.byName[b.ID]; dup {
 			return nil, fmt.Errorf("block %q declared twice", b.ID)
 		}
-		if b.Size == 0 || b.Size%PageSize != 0 || b.Size > maxBlockSize {
+		if b.Size == 0 || b.Size%PageSize != 0 || b.Size > maxRAM {
 			return nil, fmt.Errorf("block %q has size 0x%x: not a non-zero multiple of 4 KiB up to 1 TiB", b.ID, b.Size)
+		}
+		total += b.Size
+		if total > maxRAM {
+			return nil, fmt.Errorf("RAM blocks add up to more than 1 TiB")
 		}
 		s.byName[b.ID] = i
 	}
-	s.seen = make([][]uint64, len(blocks))
+	s.seen = make([]coverage, len(blocks))
 	return s, nil
 }
 
@@ -207,18 +260,12 @@ func (s *ramState) page(named string, cont bool, offset uint64) (int, error) {
 	if offset >= b.Size {
 		return 0, fmt.Errorf("page offset 0x%x is beyond block %q of size 0x%x", offset, b.ID, b.Size)
 	}
-	if s.seen[bi] == nil {
-		s.seen[bi] = make([]uint64, (b.Pages()+63)/64)
-	}
-	n := offset / PageSize
-	w, bit := n/64, uint64(1)<<(n%64)
-	if s.seen[bi][w]&bit != 0 {
+	if s.seen[bi].set(offset/PageSize, b.Pages()) {
 		if !s.options.AllowResend {
 			return 0, fmt.Errorf("page 0x%x of block %q is sent a second time; a stopped guest sends every page once (set Options.AllowResend for a running source)", offset, b.ID)
 		}
 		s.resent++
 	} else {
-		s.seen[bi][w] |= bit
 		s.pages++
 	}
 	s.last = bi
@@ -229,16 +276,9 @@ func (s *ramState) page(named string, cont bool, offset uint64) (int, error) {
 func (s *ramState) complete() error {
 	for bi, b := range s.blocks {
 		n := b.Pages()
-		for p := uint64(0); p < n; p++ {
-			if s.seen[bi] == nil || s.seen[bi][p/64]&(1<<(p%64)) == 0 {
-				var missing uint64
-				for q := p; q < n; q++ {
-					if s.seen[bi] == nil || s.seen[bi][q/64]&(1<<(q%64)) == 0 {
-						missing++
-					}
-				}
-				return fmt.Errorf("block %q: %d of its %d pages were never sent (first missing at offset 0x%x); the destination would keep its own content there", b.ID, missing, n, p*PageSize)
-			}
+		if c := &s.seen[bi]; c.count != n {
+			return fmt.Errorf("block %q: %d of its %d pages were never sent (first missing at offset 0x%x); the destination would keep its own content there",
+				b.ID, n-c.count, n, c.firstMissing(n)*PageSize)
 		}
 	}
 	return nil

@@ -45,7 +45,7 @@ func NewWriter(w io.Writer) *Writer { return NewWriterOptions(w, Options{}) }
 
 // NewWriterOptions is NewWriter with non-default acceptance options.
 func NewWriterOptions(w io.Writer, opt Options) *Writer {
-	return &Writer{w: bufio.NewWriterSize(w, 256<<10), opt: opt, scratch: make([]byte, 0, 16)}
+	return &Writer{w: bufio.NewWriterSize(w, 64<<10), opt: opt, scratch: make([]byte, 0, 16)}
 }
 
 // Written returns the number of stream bytes produced so far (buffered or not).
