@@ -44,7 +44,7 @@ gdt32_desc:
 entry16:
         cli
         cld
-        o32 lgdt [cs:gdt32_desc - 0xFFFF0000]
+        o32 lgdt [cs:(gdt32_desc - 0xFFFF0000) & 0xFFFF]
         mov     eax, cr0
         and     eax, 0x9FFFFFFF          ; caches on (CD=NW=0)
         or      al, 1                    ; PE
