@@ -230,3 +230,28 @@ func TestGPAToOffset(t *testing.T) {
 	}
 	_ = sha512.New384
 }
+
+// TestRealTemplate embeds and extracts a policy in the firmware engineer's real template when
+// it has been built (make shim).
+func TestRealTemplate(t *testing.T) {
+	tmpl, err := os.ReadFile("../build/shim/shim.fd")
+	if err != nil {
+		t.Skipf("build/shim/shim.fd not built (make shim): %v", err)
+	}
+	in, err := shimimage.Info(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Layout != 1 || in.PolicySize != 0x4000 || !in.HasSEVESReset || !in.SecretUsable() {
+		t.Errorf("template info %+v", in)
+	}
+	enc := onePolicy(t)
+	img, err := shimimage.EmbedPolicy(tmpl, enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := shimimage.ExtractPolicy(img)
+	if err != nil || !bytes.Equal(got, enc) {
+		t.Fatal(err)
+	}
+}
