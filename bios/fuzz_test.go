@@ -35,4 +35,3 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
-
