@@ -50,11 +50,8 @@ func DigestsOf(b []byte, launch bool) Digests {
 	return d
 }
 
-// LaunchDigest is the SEV (not SEV-ES) launch digest GCTX.LD of a guest whose only
-// LAUNCH_UPDATE_DATA is the flash image: QEMU encrypts pflash unit 0 in one range and the PSP
-// extends a running SHA-256 over the plaintext, so LD = SHA-256(image). No kernel hashes
-// (the shim does not use -kernel) and no VMSAs (SEV-ES would append one per vCPU).
-func LaunchDigest(image []byte) [32]byte { return sha256.Sum256(image) }
+// LaunchDigest is shimimage.LaunchDigest (SHA-256 of the flash image, SEV without ES).
+func LaunchDigest(image []byte) [32]byte { return shimimage.LaunchDigest(image) }
 
 // Signer in JSON.
 type Signer struct {
