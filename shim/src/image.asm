@@ -44,7 +44,7 @@ gdt32_desc:
 entry16:
         cli
         cld
-        o32 lgdt [cs:(gdt32_desc - 0xFFFF0000) & 0xFFFF]
+        o32 lgdt [cs:0xF000 + (gdt32_desc - stage1)]   ; CS base 0xFFFF0000, stage1 = 0xFFFFF000
         mov     eax, cr0
         and     eax, 0x9FFFFFFF          ; caches on (CD=NW=0)
         or      al, 1                    ; PE
