@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -174,6 +175,26 @@ func checkIdentical(t testing.TB, file string) *Stats {
 	}
 	if cw.n != fi.Size() || w.Written() != fi.Size() {
 		t.Fatalf("rebuilt %d bytes (writer says %d), source has %d", cw.n, w.Written(), fi.Size())
+	}
+	if ws := w.Stats(); ws.DataPages != st.DataPages || ws.ZeroPages != st.ZeroPages || ws.Sections != st.Sections || len(ws.Devices) != len(st.Devices) {
+		t.Fatalf("writer stats %+v differ from parser stats %+v", ws, st)
+	}
+
+	// Streaming: parsing the whole file allocates a small, size-independent amount.
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if _, err := Parse(in, nopHandler{}); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("parsing the %d-byte stream allocated %d bytes", fi.Size(), alloc)
+	if alloc > 4<<20 {
+		t.Errorf("parsing allocated %d bytes for a %d-byte stream; the parser must stream", alloc, fi.Size())
 	}
 	return st
 }

@@ -48,6 +48,19 @@ func NewWriterOptions(w io.Writer, opt Options) *Writer {
 	return &Writer{w: bufio.NewWriterSize(w, 64<<10), opt: opt, scratch: make([]byte, 0, 16)}
 }
 
+// Stats returns what was written so far: bytes, RAM sections, page counts and, after
+// Done, the device sections.
+func (w *Writer) Stats() Stats {
+	st := w.ramStats
+	st.Bytes = w.n
+	st.RAMSectionID = w.id
+	st.DeviceBytes = int64(len(w.devices))
+	if w.ram != nil {
+		st.Resent = w.ram.resent
+	}
+	return st
+}
+
 // Written returns the number of stream bytes produced so far (buffered or not).
 func (w *Writer) Written() int64 { return w.n }
 
