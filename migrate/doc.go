@@ -58,7 +58,10 @@
 // data pages) plus the data pages in stream order. Recorder builds a Skeleton from Parse
 // and hands each data page to a callback (export wraps it into a SEND_UPDATE_DATA
 // packet); Skeleton.Replay drives a Writer, asking for each data page in turn (receive
-// supplies the decrypted page). The Skeleton is:
+// supplies the decrypted page). Skeleton.Check validates everything but the page
+// contents (block list, section order, CONTINUE use, offsets, every page exactly once,
+// device state) so receive can refuse a damaged package before any QEMU starts. The
+// Skeleton is:
 //
 //	Header        the raw header bytes (23 bytes for pc-q35-7.2)
 //	RAMSectionID  u32, the source's id for "ram" (2 on every capture so far)

@@ -359,8 +359,20 @@ func TestWriterRefuses(t *testing.T) {
 		{"no blocks", func(s *Skeleton) { s.Blocks = nil }, nil, "no RAM blocks"},
 		{"duplicate block", func(s *Skeleton) { s.Blocks[1].ID = s.Blocks[0].ID }, nil, "twice"},
 	}
+	if err := sk.Check(); err != nil {
+		t.Fatalf("Check of an intact skeleton: %v", err)
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			if c.data == nil {
+				s := *sk
+				s.Blocks = append([]Block(nil), sk.Blocks...)
+				s.Entries = append([]Entry(nil), sk.Entries...)
+				c.mut(&s)
+				if err := s.Check(); err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("Check: %v, want an error mentioning %q", err, c.want)
+				}
+			}
 			err := replay(c.mut, c.data)
 			if err == nil {
 				t.Fatal("writer accepted it")
