@@ -20,7 +20,7 @@ type Line struct {
 // Console collects the output of a QEMU character device (COM1 or the 0x402 debug console)
 // as it arrives, read live from a pipe, and splits it into timestamped lines. A trailing
 // '\r' is dropped. The unfinished last line (a prompt such as OVMF's "Shell>") is visible to
-// WaitLine too.
+// WaitPrompt and Lines.
 type Console struct {
 	name string
 
@@ -143,12 +143,19 @@ func (c *Console) Closed() bool {
 // ErrConsoleClosed is returned (wrapped) by WaitLine when the console ended without a match.
 var ErrConsoleClosed = errors.New("console closed before the line appeared")
 
-// WaitLine waits until a line (complete, or the unfinished last one) matches re and returns
-// the first such line. It searches everything received since QEMU started, so a line that
-// already arrived is found at once. It stops at the timeout (if > 0), when ctx ends, or when
-// the console is closed (QEMU exited) with no match.
+// WaitLine waits until a complete line (ended by '\n') matches re and returns the first such
+// line. It searches everything received since QEMU started, so a line that already arrived is
+// found at once. It stops at the timeout (if > 0), when ctx ends, or when the console is
+// closed (QEMU exited) with no match. Use WaitPrompt for text that is not followed by a
+// newline.
 func (c *Console) WaitLine(ctx context.Context, re *regexp.Regexp, timeout time.Duration) (Line, error) {
-	return c.WaitLineFrom(ctx, 0, re, timeout)
+	return c.wait(ctx, 0, re, timeout, false)
+}
+
+// WaitPrompt is WaitLine that also matches the unfinished last line, for prompts such as
+// OVMF's "Shell> ". Beware: a partial line can match a prefix of what is still arriving.
+func (c *Console) WaitPrompt(ctx context.Context, re *regexp.Regexp, timeout time.Duration) (Line, error) {
+	return c.wait(ctx, 0, re, timeout, true)
 }
 
 // WaitString is WaitLine for a plain substring.
@@ -156,9 +163,20 @@ func (c *Console) WaitString(ctx context.Context, s string, timeout time.Duratio
 	return c.WaitLine(ctx, regexp.MustCompile(regexp.QuoteMeta(s)), timeout)
 }
 
-// WaitLineFrom is WaitLine that ignores the first `from` lines (use len(Lines()) taken
-// earlier to wait for a new occurrence).
+// WaitLineFrom is WaitLine that ignores the first `from` complete lines (take
+// len(CompleteLines()) earlier to wait for a new occurrence).
 func (c *Console) WaitLineFrom(ctx context.Context, from int, re *regexp.Regexp, timeout time.Duration) (Line, error) {
+	return c.wait(ctx, from, re, timeout, false)
+}
+
+// CompleteLines returns the complete lines received so far (without the unfinished one).
+func (c *Console) CompleteLines() []Line {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Line(nil), c.lines...)
+}
+
+func (c *Console) wait(ctx context.Context, from int, re *regexp.Regexp, timeout time.Duration, partial bool) (Line, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -173,7 +191,7 @@ func (c *Console) WaitLineFrom(ctx context.Context, from int, re *regexp.Regexp,
 				return l, nil
 			}
 		}
-		if len(c.partial) > 0 && len(c.lines) >= from {
+		if partial && len(c.partial) > 0 && len(c.lines) >= from {
 			t := strings.TrimSuffix(string(c.partial), "\r")
 			if re.MatchString(t) {
 				l := Line{Text: t, Time: c.partT}

@@ -26,7 +26,10 @@ func TestConsoleLinesPartialAndClose(t *testing.T) {
 		t.Fatalf("WAKE: %q, %v", l.Text, err)
 	}
 	// An unfinished last line (a prompt) matches too.
-	p, err := c.WaitLine(ctx, regexp.MustCompile(`^Shell> $`), 5*time.Second)
+	if _, err := c.WaitLine(ctx, regexp.MustCompile(`^Shell>`), 50*time.Millisecond); err == nil {
+		t.Fatal("WaitLine matched an unfinished line")
+	}
+	p, err := c.WaitPrompt(ctx, regexp.MustCompile(`^Shell> $`), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +40,7 @@ func TestConsoleLinesPartialAndClose(t *testing.T) {
 	if _, err := c.WaitString(ctx, "never", 30*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("want deadline, got %v", err)
 	}
-	n := len(c.Lines())
+	n := len(c.CompleteLines())
 	w.Write([]byte("\nlast\n"))
 	if _, err := c.WaitLineFrom(ctx, n, regexp.MustCompile(`last`), time.Second); err != nil {
 		t.Fatal(err)

@@ -100,7 +100,7 @@ func TestPlainOVMFBootsToShell(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh, err := vm.Serial().WaitLine(ctx, reShell, 60*time.Second)
+	sh, err := vm.Serial().WaitPrompt(ctx, reShell, 60*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

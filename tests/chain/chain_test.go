@@ -1,0 +1,348 @@
+package chain
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sevshim/sevshim/bios"
+	"github.com/sevshim/sevshim/qemu"
+	"github.com/sevshim/sevshim/shimerr"
+)
+
+var (
+	reError    = regexp.MustCompile(`SEVSHIM ERROR`)
+	reOutcome  = regexp.MustCompile(`SEVSHIM (ERROR|HANDOFF)`)
+	reLoaded   = regexp.MustCompile(`^SEVSHIM LOADED bios=(\d+) vars=(\d+)$`)
+	reVerified = regexp.MustCompile(`^SEVSHIM VERIFIED version=(\d+) signer=([0-9a-f]+) name="([^"]*)"$`)
+	reFlashed  = regexp.MustCompile(`^SEVSHIM FLASHED code=(\d+) vars=(\d+)$`)
+	reBds      = regexp.MustCompile(`BdsDxe`)
+	reShell    = regexp.MustCompile(`UEFI Interactive Shell|Shell>`)
+)
+
+// Generous bounds: TCG on a shared 2-core host. They are limits, not assertions on speed.
+const (
+	shimStepTimeout = 90 * time.Second
+	ovmfTimeout     = 180 * time.Second
+	haltGrace       = 3 * time.Second
+)
+
+// bRun is one QEMU B resumed from the READY state.
+type bRun struct {
+	vm   *qemu.VM
+	cont time.Time // host time just before `cont`
+}
+
+// startB starts QEMU B from the READY state with the given fw_cfg files (empty path = file
+// not passed), resumes it and sends the wake-up NMI. varsFile "" means the normal case: a
+// fresh copy of OVMF_VARS_4M.fd as pflash1 and as opt/org.sevshim/vars.
+func startB(t *testing.T, e *chainEnv, manifest, biosFile, varsFile string) *bRun {
+	t.Helper()
+	dir := t.TempDir()
+	pflash1 := filepath.Join(dir, "vars.fd")
+	if err := copyFile(e.vars, pflash1); err != nil {
+		t.Fatal(err)
+	}
+	if varsFile == "" {
+		varsFile = pflash1
+	}
+	var fw []qemu.FwCfg
+	if manifest != "" {
+		fw = append(fw, qemu.FwCfg{Name: "opt/org.sevshim/manifest", File: manifest})
+	}
+	if biosFile != "" {
+		fw = append(fw, qemu.FwCfg{Name: "opt/org.sevshim/bios", File: biosFile})
+	}
+	fw = append(fw, qemu.FwCfg{Name: "opt/org.sevshim/vars", File: varsFile})
+	ctx := context.Background()
+	vm, err := qemu.Start(ctx, qemu.Config{
+		Pflash: []qemu.Pflash{
+			// The migrated flash content replaces the file's; snapshot=on keeps both the
+			// file and (through migration) nothing of B on disk.
+			{Unit: 0, File: e.shim, Snapshot: true},
+			{Unit: 1, File: pflash1},
+		},
+		FwCfg:          fw,
+		Debugcon:       true,
+		RebootShutdown: true, // as hostctl runs it: a guest reboot ends B
+		Incoming:       qemu.IncomingFile(e.state),
+		SerialLog:      filepath.Join(dir, "serial.log"),
+		DebugconLog:    filepath.Join(dir, "debugcon.log"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		vm.Close()
+		if t.Failed() {
+			t.Logf("B: %s\nstderr: %s\ndebugcon:\n%s\nserial (tail):\n%s", vm.Cmdline(), vm.StderrSummary(),
+				vm.Debugcon().Text(), tail(vm.Serial().Text(), 2000))
+		}
+	})
+	st, err := vm.WaitIncoming(ctx, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st != "paused" {
+		t.Fatalf("B after loading the READY state: status %q, want paused", st)
+	}
+	r := &bRun{vm: vm, cont: time.Now()}
+	if err := vm.Cont(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.InjectNMI(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// assertBoots checks the shim's accept path on debugcon and OVMF reaching its shell on COM1.
+func assertBoots(t *testing.T, e *chainEnv, r *bRun, version uint64, name string) {
+	t.Helper()
+	ctx := context.Background()
+	dbg, ser := r.vm.Debugcon(), r.vm.Serial()
+	if _, err := dbg.WaitString(ctx, "SEVSHIM WAKE", shimStepTimeout); err != nil {
+		t.Fatal(err)
+	}
+	l, err := dbg.WaitLine(ctx, reLoaded, shimStepTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := reLoaded.FindStringSubmatch(l.Text)
+	if m[1] != strconv.Itoa(0x37C000) || m[2] != strconv.Itoa(0x84000) {
+		t.Errorf("LOADED line %q: want bios=%d vars=%d", l.Text, 0x37C000, 0x84000)
+	}
+	out, err := dbg.WaitLine(ctx, reOutcome, shimStepTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.Text, "ERROR") {
+		t.Fatalf("shim refused a valid bundle: %q", out.Text)
+	}
+	v, err := dbg.WaitLine(ctx, reVerified, time.Second)
+	if err != nil {
+		t.Fatalf("no VERIFIED line before HANDOFF: %v", err)
+	}
+	vm := reVerified.FindStringSubmatch(v.Text)
+	if vm[1] != strconv.FormatUint(version, 10) || vm[3] != name || !strings.HasPrefix(e.keyIDHex, vm[2]) || len(vm[2]) < 16 {
+		t.Errorf("VERIFIED line %q: want version=%d, signer = (a prefix of) %s, name=%q", v.Text, version, e.keyIDHex, name)
+	}
+	f, err := dbg.WaitLine(ctx, reFlashed, time.Second)
+	if err != nil {
+		t.Fatalf("no FLASHED line before HANDOFF: %v", err)
+	}
+	if !(v.Time.Compare(f.Time) <= 0 && f.Time.Compare(out.Time) <= 0) {
+		t.Errorf("debugcon order wrong: VERIFIED %v, FLASHED %v, HANDOFF %v", v.Time, f.Time, out.Time)
+	}
+	bds, err := ser.WaitLine(ctx, reBds, ovmfTimeout)
+	if err != nil {
+		t.Fatalf("OVMF never reached BdsDxe after the hand-off: %v", err)
+	}
+	sh, err := ser.WaitPrompt(ctx, reShell, ovmfTimeout)
+	if err != nil {
+		t.Fatalf("OVMF never reached its shell: %v", err)
+	}
+	if sh.Time.Before(bds.Time) {
+		t.Errorf("shell line %q came before the BdsDxe line %q", sh.Text, bds.Text)
+	}
+	if _, err := dbg.WaitLine(ctx, reError, time.Millisecond); err == nil {
+		t.Errorf("an ERROR line appeared on debugcon:\n%s", dbg.Text())
+	}
+	t.Logf("cont->HANDOFF %v, cont->BdsDxe %v, cont->shell %v",
+		out.Time.Sub(r.cont).Round(time.Millisecond), bds.Time.Sub(r.cont).Round(time.Millisecond),
+		sh.Time.Sub(r.cont).Round(time.Millisecond))
+}
+
+// TestChainBootsOVMF: the shim resumed in B verifies the v5 bundle (Debian's OVMF_CODE_4M),
+// flashes it, hands off, and OVMF boots to its shell.
+func TestChainBootsOVMF(t *testing.T) {
+	e := env(t)
+	t.Logf("A: start->READY %v, state file %d bytes", e.aReady.Round(time.Millisecond), e.stateSize)
+	r := startB(t, e, e.manifestV5, e.ovmf, "")
+	assertBoots(t, e, r, 5, "debian-ovmf-4m")
+}
+
+func fileSHA(t *testing.T, path string) ([32]byte, []byte) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b), b
+}
+
+// TestBIOSUpdate: one shim image, one READY state; bundle v5 (OVMF_CODE_4M) and bundle v6
+// (OVMF_CODE_4M.secboot) both boot, and the shim image does not change.
+func TestBIOSUpdate(t *testing.T) {
+	e := env(t)
+	before, _ := fileSHA(t, e.shim)
+	if before != e.shimSHA {
+		t.Fatalf("shim file already differs from the built image")
+	}
+	stateBefore, _ := fileSHA(t, e.state)
+
+	for _, c := range []struct {
+		name     string
+		manifest string
+		image    string
+		version  uint64
+		vname    string
+	}{
+		{"v5", e.manifestV5, e.ovmf, 5, "debian-ovmf-4m"},
+		{"v6", e.manifestV6, e.secboot, 6, "debian-ovmf-4m-secboot"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := startB(t, e, c.manifest, c.image, "")
+			assertBoots(t, e, r, c.version, c.vname)
+			r.vm.Close()
+			sum, b := fileSHA(t, e.shim)
+			if sum != e.shimSHA || !bytes.Equal(b, e.shimBytes) {
+				t.Fatalf("shim image on disk changed after booting %s: sha256 %x, want %x", c.name, sum, e.shimSHA)
+			}
+		})
+	}
+	after, _ := fileSHA(t, e.shim)
+	if after != before {
+		t.Fatalf("shim image sha256 changed: %x -> %x", before, after)
+	}
+	t.Logf("shim image sha256 %x unchanged after v5 and v6", after)
+	if s, _ := fileSHA(t, e.state); s != stateBefore {
+		t.Fatalf("READY state file changed")
+	}
+}
+
+// TestRefusalTableMatchesModel checks, without QEMU, that every refusal case expects the code
+// that the Go reference model of the shim's decision (bios.Check) gives for the same bytes,
+// so the QEMU test and the model cannot drift apart.
+func TestRefusalTableMatchesModel(t *testing.T) {
+	b := getBundles(t)
+	read := func(p string) ([]byte, bool) {
+		if p == "" {
+			return nil, false
+		}
+		d, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d, true
+	}
+	vars, _ := read(b.vars)
+	for _, c := range b.cases {
+		man, hasMan := read(c.manifest)
+		img, hasImg := read(c.bios)
+		v := vars
+		if c.vars != "" {
+			v, _ = read(c.vars)
+		}
+		got := bios.Check(b.pol, man, hasMan, img, hasImg, v, true)
+		want, ok := shimerr.ParseLine(c.want)
+		if !ok {
+			t.Fatalf("%s: %q is not a valid error line", c.name, c.want)
+		}
+		if got != want {
+			t.Errorf("%s: reference model says %s, table says %s", c.name, got, want)
+		}
+	}
+	for _, p := range []struct {
+		man, img string
+	}{{b.manifestV5, b.ovmf}, {b.manifestV6, b.secboot}} {
+		man, _ := read(p.man)
+		img, _ := read(p.img)
+		if got := bios.Check(b.pol, man, true, img, true, vars, true); got != shimerr.OK {
+			t.Errorf("valid bundle %s: reference model says %s", filepath.Base(p.man), got)
+		}
+	}
+}
+
+// TestRefusals: every bad bundle is refused with its exact error code, the shim halts, never
+// flashes or hands off, and OVMF never prints anything.
+func TestRefusals(t *testing.T) {
+	e := env(t)
+	sem := make(chan struct{}, 2) // at most two QEMUs at once (2 cores)
+	for _, c := range e.cases {
+		c := c
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			want, ok := shimerr.ParseLine(c.want)
+			if !ok {
+				t.Fatalf("bad table entry %q", c.want)
+			}
+			r := startB(t, e, c.manifest, c.bios, c.vars)
+			assertRefused(t, r, want)
+		})
+	}
+}
+
+func assertRefused(t *testing.T, r *bRun, want shimerr.Code) {
+	t.Helper()
+	ctx := context.Background()
+	dbg, ser := r.vm.Debugcon(), r.vm.Serial()
+	out, err := dbg.WaitLine(ctx, reOutcome, shimStepTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := shimerr.ParseLine(out.Text)
+	if !ok {
+		t.Fatalf("shim did not refuse: %q (want %q)", out.Text, want.Line())
+	}
+	if got != want || out.Text != want.Line() {
+		t.Fatalf("shim printed %q, want %q", out.Text, want.Line())
+	}
+	halt, err := dbg.WaitString(ctx, "SEVSHIM HALT", shimStepTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if halt.Time.Before(out.Time) {
+		t.Errorf("HALT before the ERROR line")
+	}
+	// Grace period: anything the shim or a BIOS would still do shows up now.
+	time.Sleep(haltGrace)
+	select {
+	case <-r.vm.Exited():
+		t.Errorf("QEMU exited after HALT (%v): the guest reset or crashed instead of halting", r.vm.ExitErr())
+	default:
+	}
+	dl := dbg.Lines()
+	for _, l := range dl {
+		if strings.HasPrefix(l.Text, "SEVSHIM FLASHED") || strings.HasPrefix(l.Text, "SEVSHIM HANDOFF") ||
+			strings.HasPrefix(l.Text, "SEVSHIM VERIFIED") {
+			t.Errorf("debugcon shows %q in a refused run", l.Text)
+		}
+	}
+	if last := dl[len(dl)-1].Text; last != "SEVSHIM HALT" {
+		t.Errorf("debugcon continued after HALT: last line %q", last)
+	}
+	var sawErr bool
+	for _, l := range ser.Lines() {
+		if strings.TrimSpace(l.Text) == "" {
+			continue
+		}
+		if !strings.HasPrefix(l.Text, "SEVSHIM ") {
+			t.Errorf("serial shows non-shim output (OVMF ran?): %q", l.Text)
+		}
+		if l.Text == want.Line() {
+			sawErr = true
+		}
+	}
+	if !sawErr {
+		t.Errorf("COM1 lacks the error line %q:\n%s", want.Line(), ser.Text())
+	}
+	t.Logf("%s after %v", fmt.Sprint(want), out.Time.Sub(r.cont).Round(time.Millisecond))
+}
