@@ -5,7 +5,9 @@
 #      1. Debian's OVMF_CODE_4M.fd signed with test key 1 -> SEVSHIM HANDOFF, then OVMF boots
 #         (BdsDxe / UEFI Interactive Shell on COM1);
 #      2. the same BIOS with one bit flipped -> SEVSHIM ERROR E033 digest-mismatch, SEVSHIM HALT,
-#         and OVMF prints nothing.
+#         and OVMF prints nothing;
+#      3. no bundle -> E020; 4. pflash0 readonly=on -> E052 (erase fails);
+#      5. fw_cfg without DMA -> the PIO fallback still reaches SEVSHIM HANDOFF.
 # The policy and manifest are made with test/mkvectors (fixed TEST keys). Every wait is bounded,
 # every QEMU is killed by pid on exit. Usage: test/smoke.sh [BUILD_DIR]  (default ../build/shim)
 set -euo pipefail
@@ -65,24 +67,34 @@ grep -q "SEVSHIM ERROR" "$WORK/a.dbg" && fail "A: error before READY"
 python3 "$HERE/qmp.py" save "$WORK/a.sock" "$WORK/state.bin" 60 | sed 's/^/smoke: A: /'
 wait "${PIDS[0]}" 2>/dev/null || true
 
-run_b() { # $1 = tag, $2 = bios file
-    cp "$OVMF_VARS" "$WORK/vars-$1.fd"
-    cp "$OVMF_VARS" "$WORK/vm-vars-$1.fd"   # the VM's var store, restored through fw_cfg
-    local t0
+run_b() { # $1 = tag, $2 = bios file ("" = no bundle at all), $3 = pflash0 options, rest = extra QEMU args
+    local tag=$1 bios=$2 p0opts=$3 t0
+    shift 3
+    cp "$OVMF_VARS" "$WORK/vars-$tag.fd"
+    cp "$OVMF_VARS" "$WORK/vm-vars-$tag.fd"   # the VM's var store, restored through fw_cfg
+    local bundle=()
+    [ -n "$bios" ] && bundle=(-fw_cfg name=opt/org.sevshim/manifest,file="$WORK/ovmf.man"
+        -fw_cfg name=opt/org.sevshim/bios,file="$bios"
+        -fw_cfg name=opt/org.sevshim/vars,file="$WORK/vm-vars-$tag.fd")
     t0=$(now)
     # shellcheck disable=SC2046
-    timeout $((T_BOOT + 30)) $QEMU $(common "$1") \
-        -fw_cfg name=opt/org.sevshim/manifest,file="$WORK/ovmf.man" \
-        -fw_cfg name=opt/org.sevshim/bios,file="$2" \
-        -fw_cfg name=opt/org.sevshim/vars,file="$WORK/vm-vars-$1.fd" \
-        -incoming "exec:cat $WORK/state.bin" & PIDS+=($!)
+    timeout $((T_BOOT + 30)) $QEMU $(common "$tag" | sed "s/readonly=off,snapshot=on/$p0opts/") \
+        "${bundle[@]}" "$@" -incoming "exec:cat $WORK/state.bin" & PIDS+=($!)
     BPID=$!
-    python3 "$HERE/qmp.py" resume "$WORK/$1.sock" "$WORK/$1.dbg" 60 | sed "s/^/smoke: B-$1: /"
-    echo "smoke: B-$1: resume sequence done $(since "$t0")s after QEMU start"
+    python3 "$HERE/qmp.py" resume "$WORK/$tag.sock" "$WORK/$tag.dbg" 60 | sed "s/^/smoke: B-$tag: /"
+    echo "smoke: B-$tag: resume sequence done $(since "$t0")s after QEMU start"
 }
+expect_refusal() { # $1 = tag, $2 = exact error line
+    python3 "$HERE/qmp.py" wait-line "$WORK/$1.dbg" "SEVSHIM HALT" 60 >/dev/null || fail "B-$1: no SEVSHIM HALT"
+    grep -qx "$2" "$WORK/$1.dbg" || fail "B-$1: no '$2' line"
+    grep -a "SEVSHIM" "$WORK/$1.dbg" | sed "s/^/smoke: B-$1: dbg: /"
+    python3 "$HERE/qmp.py" quit "$WORK/$1.sock"
+    wait "$BPID" 2>/dev/null || true
+}
+P0=readonly=off,snapshot=on
 
 # ---- B1: good bundle -> hand-off -> OVMF -----------------------------------------------------
-run_b good "$OVMF_CODE"
+run_b good "$OVMF_CODE" "$P0"
 grep -q "SEVSHIM HANDOFF" "$WORK/good.dbg" || fail "B-good: no SEVSHIM HANDOFF"
 grep -a "SEVSHIM" "$WORK/good.dbg" | sed 's/^/smoke: B-good: dbg: /'
 t=$(python3 - "$WORK/good.log" "$T_BOOT" <<'EOF'
@@ -102,14 +114,25 @@ python3 "$HERE/qmp.py" quit "$WORK/good.sock"
 wait "$BPID" 2>/dev/null || true
 
 # ---- B2: one flipped bit -> E033, halt, no OVMF ---------------------------------------------
-run_b flip "$WORK/bios-flipped.fd"
+run_b flip "$WORK/bios-flipped.fd" "$P0"
 python3 "$HERE/qmp.py" wait-line "$WORK/flip.dbg" "SEVSHIM HALT" 60 >/dev/null || fail "B-flip: no SEVSHIM HALT"
-grep -qx "SEVSHIM ERROR E033 digest-mismatch" "$WORK/flip.dbg" || fail "B-flip: no E033 line"
 grep -q "SEVSHIM FLASHED\|SEVSHIM HANDOFF" "$WORK/flip.dbg" && fail "B-flip: flashed or handed off after a refusal"
 sleep 3   # give a (wrong) hand-off time to show OVMF output
 grep -aq "BdsDxe\|UEFI\|Shell" "$WORK/flip.log" && fail "B-flip: OVMF output after a refusal"
-grep -a "SEVSHIM" "$WORK/flip.dbg" | sed 's/^/smoke: B-flip: dbg: /'
-python3 "$HERE/qmp.py" quit "$WORK/flip.sock"
+expect_refusal flip "SEVSHIM ERROR E033 digest-mismatch"
+
+# ---- B3: no bundle at all -> E020 -------------------------------------------------------------
+run_b none "" "$P0"
+expect_refusal none "SEVSHIM ERROR E020 manifest-missing"
+
+# ---- B4: read-only pflash0 -> the first erase fails -> E052 ----------------------------------
+run_b ro "$OVMF_CODE" "readonly=on"
+expect_refusal ro "SEVSHIM ERROR E052 flash-erase"
+
+# ---- B5: fw_cfg without DMA -> PIO fallback, still hands off ---------------------------------
+run_b pio "$OVMF_CODE" "$P0" -global fw_cfg_io.dma_enabled=off
+python3 "$HERE/qmp.py" wait-line "$WORK/pio.dbg" "SEVSHIM HANDOFF" 60 >/dev/null || fail "B-pio: no SEVSHIM HANDOFF"
+python3 "$HERE/qmp.py" quit "$WORK/pio.sock"
 wait "$BPID" 2>/dev/null || true
 
 echo "smoke: PASS"
