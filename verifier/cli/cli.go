@@ -1,0 +1,264 @@
+// Package cli wires the verifier's cobra commands. Each command parses flags, calls package
+// owner and prints its report; nothing else happens here.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sevshim/sevshim/owner"
+)
+
+// Main runs the verifier with args and returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := NewRoot()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "verifier:", err)
+		return 1
+	}
+	return 0
+}
+
+// NewRoot builds the command tree.
+func NewRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "verifier",
+		Short: "The guest owner's side of sevshim: check a platform, make a session, check the measurement, build the secret",
+		Long: "verifier runs on the guest owner's trusted machine and only handles files:\n" +
+			"  platform  check a platform's SEV certificate chain against AMD's roots (or the emulator's test root)\n" +
+			"  session   make the launch session for a verified platform (GODH, session, TEK/TIK)\n" +
+			"  measure   check a launch measurement against the shim image\n" +
+			"  secret    build the LAUNCH_SECRET packet, only for a measurement that checks out\n" +
+			"The files and the order of the steps are described in docs/flow.md and docs/verifier.md.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(platformCmd(), sessionCmd(), measureCmd(), secretCmd())
+	return root
+}
+
+func trustFlags(c *cobra.Command, t *owner.Trust) {
+	c.Flags().StringVar(&t.RootPath, "root", "", "trust ONLY the emulator's TEST root: its directory (holding ask_ark.cert) or that file; never use with real hardware")
+	c.Flags().StringVar(&t.Product, "product", "", "require the embedded AMD root of this product (naples, rome, milan, genoa, turin)")
+}
+
+func warnTest(cmd *cobra.Command, t owner.Trust) {
+	if t.RootPath != "" {
+		fmt.Fprintln(cmd.ErrOrStderr(), "verifier: "+owner.TestRootWarning)
+	}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	js, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(js, '\n'))
+	return err
+}
+
+func platformCmd() *cobra.Command {
+	var chain string
+	var t owner.Trust
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "platform --chain CHAIN [--root DIR | --product NAME] [--json]",
+		Short: "Verify a platform's SEV certificate chain and print its product, API version and PDH",
+		Long: "platform reads a chain file as `hostctl platform export` writes it (PDH || PEK || OCA || CEK,\n" +
+			"then optionally ASK || ARK; 0x824 bytes per platform certificate) and verifies\n" +
+			"ARK -> ASK -> CEK -> PEK -> PDH and OCA -> PEK. By default the ARK/ASK must be one of AMD's,\n" +
+			"embedded in this program (naples, rome, milan, genoa, turin); --product narrows that to one.\n" +
+			"--root trusts instead the emulator's TEST root (and only it), with a warning. On success it\n" +
+			"prints the product, the API version in the PEK and PDH certificates and the SHA-256 of the\n" +
+			"PDH key to use; on failure it names the malformed certificate or the broken link (\"OCA -> PEK\"\n" +
+			"means the PEK's signature by the OCA) and exits 1.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			warnTest(cmd, t)
+			r, err := owner.VerifyPlatform(chain, t)
+			if asJSON {
+				if jerr := writeJSON(cmd.OutOrStdout(), r); jerr != nil {
+					return jerr
+				}
+			} else {
+				owner.WritePlatformText(cmd.OutOrStdout(), r)
+			}
+			return err
+		},
+	}
+	c.Flags().StringVar(&chain, "chain", "", "chain file from `hostctl platform export` (required)")
+	trustFlags(c, &t)
+	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (also on failure)")
+	c.MarkFlagRequired("chain")
+	return c
+}
+
+func sessionCmd() *cobra.Command {
+	var chain, pol, name, out string
+	var t owner.Trust
+	var force, asJSON bool
+	c := &cobra.Command{
+		Use:   "session --chain CHAIN --policy HEX --out DIR [--name NAME] [--root DIR | --product NAME]",
+		Short: "Verify a platform chain, then write a launch session for its PDH: GODH, session, TEK/TIK (0600)",
+		Long: "session first verifies the chain exactly as `verifier platform` does (and refuses if it does not\n" +
+			"verify), then makes a fresh ephemeral P-384 key (GODH), derives the shared secret with the PDH,\n" +
+			"picks a random TEK and TIK and wraps them for LAUNCH_START under the policy. It writes, in DIR:\n" +
+			"  NAME_godh.b64, NAME_session.b64  base64, what QEMU's sev-guest dh-cert-file/session-file read\n" +
+			"  NAME_tek.bin, NAME_tik.bin       raw 16-byte keys, mode 0600: they never leave this machine\n" +
+			"  session.json                     {\"policy\", \"name\", \"chain_sha256\"}\n" +
+			"It refuses to overwrite an existing session unless --force. The policy is the 32-bit SEV guest\n" +
+			"policy in hex: bit 0 NODBG, 1 NOKS, 2 ES, 3 NOSEND, 4 DOMAIN, 5 SEV, bits 16-23/24-31 the\n" +
+			"minimum API major/minor (0x1 = no debugging; sending stays allowed, which export needs).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := owner.ParsePolicy(pol)
+			if err != nil {
+				return err
+			}
+			warnTest(cmd, t)
+			r, err := owner.CreateSession(nil, chain, t, p, name, out, force)
+			if err != nil {
+				if r != nil && r.Platform != nil && !r.Platform.Verified && !asJSON {
+					owner.WritePlatformText(cmd.OutOrStdout(), r.Platform)
+				}
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), r)
+			}
+			owner.WriteSessionText(cmd.OutOrStdout(), r)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&chain, "chain", "", "chain file of the platform that will launch the guest (required)")
+	c.Flags().StringVar(&pol, "policy", "", "SEV guest policy, hex, e.g. 0x1 (required)")
+	c.Flags().StringVar(&name, "name", owner.DefaultSessionName, "file-name prefix of the session files")
+	c.Flags().StringVar(&out, "out", "", "session directory to write (created 0700 if missing; required)")
+	c.Flags().BoolVar(&force, "force", false, "overwrite an existing session in DIR")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	trustFlags(c, &t)
+	c.MarkFlagRequired("chain")
+	c.MarkFlagRequired("policy")
+	c.MarkFlagRequired("out")
+	return c
+}
+
+type measureInputs struct {
+	session, measurement, image string
+}
+
+func (m *measureInputs) flags(c *cobra.Command) {
+	c.Flags().StringVar(&m.session, "session", "", "session directory from `verifier session` (required)")
+	c.Flags().StringVar(&m.measurement, "measurement", "", "measurement.json from `hostctl launch` (required)")
+	c.Flags().StringVar(&m.image, "image", "", "the shim image that was launched (required)")
+	for _, f := range []string{"session", "measurement", "image"} {
+		c.MarkFlagRequired(f)
+	}
+}
+
+func (m *measureInputs) load() (*owner.Session, *owner.Measurement, []byte, error) {
+	s, err := owner.LoadSession(m.session)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	mf, err := owner.LoadMeasurementFile(m.measurement)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	img, err := os.ReadFile(m.image)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return s, mf, img, nil
+}
+
+func measureCmd() *cobra.Command {
+	var in measureInputs
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "measure --session DIR --measurement FILE --image SHIM.fd [--json]",
+		Short: "Check a launch measurement against the shim image: prints `measurement OK` or `measurement MISMATCH` (exit 1)",
+		Long: "measure recomputes the expected LAUNCH_MEASURE from the image's launch digest (SHA-256 of the\n" +
+			"flash, as `builder measure` prints it), the session's TIK, and the API version, build id, policy\n" +
+			"and MNONCE from the measurement file:\n" +
+			"  HMAC-SHA256(TIK, 0x04 || API_MAJOR || API_MINOR || BUILD || LE32(POLICY) || LD || MNONCE)\n" +
+			"and compares it with the measured value. It also requires the measured policy to be the\n" +
+			"session's. It prints both values; on a mismatch it says `measurement MISMATCH` and exits 1.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, m, img, err := in.load()
+			if err != nil {
+				return err
+			}
+			r, err := owner.CheckMeasurement(s, m, in.image, img)
+			if asJSON {
+				if jerr := writeJSON(cmd.OutOrStdout(), r); jerr != nil {
+					return jerr
+				}
+			} else {
+				owner.WriteMeasureText(cmd.OutOrStdout(), r)
+			}
+			return err
+		},
+	}
+	in.flags(c)
+	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (also on a mismatch)")
+	return c
+}
+
+func secretCmd() *cobra.Command {
+	var in measureInputs
+	var secrets []string
+	var out string
+	c := &cobra.Command{
+		Use:   "secret --session DIR --measurement FILE --image SHIM.fd --secret GUID=FILE... --out secret.json",
+		Short: "Build the LAUNCH_SECRET packet for a launch whose measurement checks out",
+		Long: "secret first runs the `verifier measure` check and refuses unless it says OK. It then builds\n" +
+			"the EFI secret table (header GUID 1e74f542-71dd-4d66-963e-ef4287ff173b; one entry per --secret,\n" +
+			"the entry's GUID and the bytes of FILE; sevctl's layout), refuses if the table does not fit the\n" +
+			"shim image's secret block, encrypts it with the TEK (AES-128-CTR, random IV) and MACs it with the\n" +
+			"TIK over the measured value, and writes secret.json (mode 0600) with libvirt's keys:\n" +
+			"  sev-secret-header (base64, 52 bytes), sev-secret (base64 ciphertext),\n" +
+			"  sev-secret-set-address (the secret block's guest-physical address, from the image's footer table)\n" +
+			"which `hostctl launch-finish --secret` injects. --secret may repeat; " +
+			"736869e5-84f0-4973-92ec-06879ce3da0b is the usual GUID of a disk passphrase.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var args []owner.SecretArg
+			for _, s := range secrets {
+				a, err := owner.ParseSecretArg(s)
+				if err != nil {
+					return err
+				}
+				args = append(args, a)
+			}
+			s, m, img, err := in.load()
+			if err != nil {
+				return err
+			}
+			r, err := owner.BuildSecret(nil, s, m, in.image, img, args, out)
+			if err != nil {
+				if r != nil && r.Measure != nil && !r.Measure.OK() {
+					owner.WriteMeasureText(cmd.OutOrStdout(), r.Measure)
+				}
+				return err
+			}
+			owner.WriteSecretText(cmd.OutOrStdout(), r)
+			return nil
+		},
+	}
+	in.flags(c)
+	c.Flags().StringArrayVar(&secrets, "secret", nil, "GUID=FILE: one secret table entry (repeatable; at least one)")
+	c.Flags().StringVar(&out, "out", "", "where to write secret.json (required)")
+	c.MarkFlagRequired("secret")
+	c.MarkFlagRequired("out")
+	return c
+}
