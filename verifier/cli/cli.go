@@ -57,12 +57,10 @@ func warnTest(cmd *cobra.Command, t owner.Trust) {
 }
 
 func writeJSON(w io.Writer, v any) error {
-	js, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(js, '\n'))
-	return err
+	e := json.NewEncoder(w)
+	e.SetEscapeHTML(false)
+	e.SetIndent("", "  ")
+	return e.Encode(v)
 }
 
 func platformCmd() *cobra.Command {
