@@ -38,7 +38,7 @@ const emuFormat = 1
 // directory already holds one (its persisted values win).
 type EmulatorOptions struct {
 	APIMajor, APIMinor, Build uint8 // default 0.24 build 15
-	ConfigES                      bool
+	ConfigES                  bool
 	// Root signs this platform's CEK. If nil, RootDir is used (loaded or created there);
 	// if both are empty, a root is created inside the state directory.
 	Root    *TestRoot

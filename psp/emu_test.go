@@ -619,3 +619,48 @@ func TestOpen(t *testing.T) {
 		t.Fatal("emulator without state dir accepted")
 	}
 }
+
+// The owner writes sevctl/QEMU-shaped files; the provider side reads them back into
+// LAUNCH_START exactly as QEMU's sev-guest object would pass them to the firmware.
+func TestEmulatorLaunchFromQEMUFiles(t *testing.T) {
+	e := newEmu(t, nil)
+	pdh, _, _, _, _ := Export(e)
+	// The PDH travels base64 (query-sev-capabilities "pdh").
+	pdh2, err := sev.DecodeCertBase64(sev.EncodeBase64(pdh.Marshal()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := sev.NewOwnerSession(nil, pdh2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	f, err := own.WriteFiles(dir, "guest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dhText, _ := os.ReadFile(f.GODH)
+	sessText, _ := os.ReadFile(f.Session)
+	godh, err := sev.DecodeCertBase64(dhText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := sev.DecodeSessionBase64(sessText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := e.LaunchStart(LaunchStartRequest{Policy: 1, DHCert: godh.Marshal(), Session: sess.Marshal()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.LaunchUpdateData(h, make([]byte, 4096))
+	m, err := Measure(e, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tik, _ := sev.ReadKeyFile(f.TIK)
+	st, _ := e.PlatformStatus()
+	if err := sev.VerifyMeasurement(m, tik, st.Version(), 1, sha256.Sum256(make([]byte, 4096))); err != nil {
+		t.Fatal(err)
+	}
+}
