@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# The sevshim story end to end, on defaults, with the real command-line tools only:
+#   builder (owner and provider), verifier (owner), hostctl (owner's private host, provider).
+# `make demo` runs it after `make setup shim images`. Everything lands in build/demo/.
+#
+# Limits said plainly: both PSPs are the software emulator (hostctl's "emu" backend) chained to
+# a TEST root made on this machine, not AMD's; QEMU runs with TCG, so guest memory is not
+# really encrypted. The protocol messages, keys, MACs and the shim's checks are all real.
+#
+# Environment: DEMO_DIR (default build/demo), DEMO_STEP_TIMEOUT (outer bound per hostctl call,
+# seconds, default 300; hostctl has its own, shorter, timeouts).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export PATH="/usr/local/go/bin:$PATH"
+BIN=$ROOT/build/bin
+IMG=$ROOT/build/images
+D=${DEMO_DIR:-$ROOT/build/demo}
+STEP_TIMEOUT=${DEMO_STEP_TIMEOUT:-300}
+OVMF=/usr/share/OVMF/OVMF_CODE_4M.fd
+
+# ---- presentation ----
+step=0
+heading() { step=$((step + 1)); printf '\n== %d. %s\n' "$step" "$*"; }
+say() { printf '   %s\n' "$*"; }
+# show: print the command (paths shortened) and run it
+show() {
+	local line="$*"
+	line=${line//$D\//}
+	line=${line//$BIN\//}
+	line=${line//$IMG\//build\/images\/}
+	printf '   $ %s\n' "$line"
+	"$@" 2>&1 | sed 's/^/     /'
+	return "${PIPESTATUS[0]}"
+}
+fail() { printf '\nDEMO FAILED: %s\n' "$*" >&2; exit 1; }
+
+# ---- bounded hostctl calls and cleanup ----
+WORKS=()
+cleanup() {
+	local rc=$?
+	for w in "${WORKS[@]}"; do
+		[ -d "$w" ] && timeout 30 "$BIN/hostctl" stop --work "$w" >/dev/null 2>&1 || true
+	done
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+hostctl() { timeout --kill-after=10 "$STEP_TIMEOUT" "$BIN/hostctl" "$@"; }
+work() { WORKS+=("$1"); }
+
+# ---- 0: tools and inputs ----
+for f in "$IMG/v5.bundle" "$IMG/v6.bundle" "$IMG/demo-provider.key" "$IMG/demo-policy.yaml" build/shim/shim.fd; do
+	[ -e "$f" ] || fail "$f is missing: run 'make shim images' first (make demo does)"
+done
+mkdir -p "$BIN"
+go build -o "$BIN/" ./builder ./verifier ./hostctl || fail "building the tools failed"
+rm -rf "$D"
+mkdir -p "$D"
+# One emulated "AMD" signs both platforms' CEKs, as AMD does for real chips.
+export SEVSHIM_EMU_ROOT="$D/emulator-test-root"
+T0=$(date +%s)
+
+echo "sevshim demo: an owner measures a tiny shim once; the provider later boots it into"
+echo "whatever signed BIOS it ships, and the owner's measurement never changes."
+echo "Work directory: $D"
+
+heading "Two platforms: the provider's host and the owner's private launch host"
+say "Each gets an emulated AMD Secure Processor with its own identity (CEK, PEK, PDH)."
+show hostctl platform init --state "$D/provider-psp"
+show hostctl platform init --state "$D/owner-psp"
+show hostctl platform export --state "$D/provider-psp" --out "$D/provider.chain"
+show hostctl platform export --state "$D/owner-psp" --out "$D/owner.chain"
+
+heading "The owner checks the provider's certificate chain"
+say "These PSPs are emulated, so their chain ends in the emulator's TEST root, not AMD's:"
+say "the verifier accepts it only because we name that root explicitly with --root."
+show "$BIN/verifier" platform --chain "$D/provider.chain" --root "$SEVSHIM_EMU_ROOT" ||
+	fail "the provider chain does not verify"
+
+heading "The provider signs two BIOS releases (made by 'make images')"
+for v in v5 v6; do
+	"$BIN/builder" inspect "$IMG/$v.bundle" | grep -E '^  (bios version|version string|signer key id):' | sed "s/^ /   $v:/"
+done
+
+heading "The owner builds the shim: policy = trust the provider's key, versions >= 5"
+show "$BIN/builder" build --policy "$IMG/demo-policy.yaml" --template build/shim/shim.fd --out "$D/shim.fd"
+LD=$("$BIN/builder" measure --image "$D/shim.fd" | sed -n 's/^launch digest: //p')
+say "expected launch digest of the shim (SHA-256 of the flash): $LD"
+
+heading "Private launch on the owner's host, and the measurement check"
+show "$BIN/verifier" session --chain "$D/owner.chain" --root "$SEVSHIM_EMU_ROOT" --policy 0x1 --out "$D/session" ||
+	fail "could not make a session"
+work "$D/launch"
+show hostctl launch --state "$D/owner-psp" --image "$D/shim.fd" --session "$D/session" --work "$D/launch" ||
+	fail "hostctl launch failed"
+show "$BIN/verifier" measure --session "$D/session" --measurement "$D/launch/measurement.json" --image "$D/shim.fd" ||
+	fail "the launch measurement does not match the shim"
+MEAS=$(sed -n 's/.*"sev-measurement": *"\([^"]*\)".*/\1/p' "$D/launch/measurement.json")
+
+heading "The owner releases a secret to the measured shim"
+umask 077
+printf 'demo passphrase: correct horse battery staple' >"$D/passphrase.txt"
+umask 022
+show "$BIN/verifier" secret --session "$D/session" --measurement "$D/launch/measurement.json" --image "$D/shim.fd" \
+	--secret "736869e5-84f0-4973-92ec-06879ce3da0b=$D/passphrase.txt" --out "$D/secret.json" ||
+	fail "verifier refused to build the secret"
+show hostctl launch-finish --work "$D/launch" --secret "$D/secret.json" || fail "launch-finish failed"
+
+heading "Export: the running shim is sent, encrypted, to the provider's PSP"
+show hostctl export --work "$D/launch" --to "$D/provider.chain" --out "$D/guest.pkg" || fail "export failed"
+say "package: $(stat -c %s "$D/guest.pkg") bytes, sha256 $(sha256sum "$D/guest.pkg" | cut -c1-16)…"
+
+# receive PKG BUNDLE WORK: expect the shim to accept the BIOS and OVMF to reach its shell
+receive_ok() {
+	work "$3"
+	show hostctl receive --state "$D/provider-psp" --package "$D/guest.pkg" --bios "$2" --work "$3" ||
+		fail "receive with $(basename "$2") did not boot"
+	timeout 30 "$BIN/hostctl" stop --work "$3" >/dev/null 2>&1 || true
+}
+# receive_refused BUNDLE WORK CODE: expect the shim to refuse with CODE
+receive_refused() {
+	work "$2"
+	local out rc=0
+	out=$(hostctl receive --state "$D/provider-psp" --package "$D/guest.pkg" --bios "$1" --work "$2" 2>&1) || rc=$?
+	printf '   $ hostctl receive --state provider-psp --package guest.pkg --bios %s --work %s\n' "${1#"$D"/}" "${2#"$D"/}"
+	printf '%s\n' "$out" | sed 's/^/     /'
+	timeout 30 "$BIN/hostctl" stop --work "$2" >/dev/null 2>&1 || true
+	[ "$rc" -ne 0 ] || fail "the shim accepted $(basename "$1"), expected $3"
+	printf '%s\n' "$out" | grep -q "$3" || fail "expected the shim's error $3 for $(basename "$1")"
+	say "refused as expected: $3"
+}
+
+heading "The provider receives the guest and boots it into BIOS v5"
+receive_ok "$IMG/v5.bundle" "$D/receive-v5"
+
+heading "The same package again, now with BIOS v6: no new measurement needed"
+receive_ok "$IMG/v6.bundle" "$D/receive-v6"
+say "owner's shim launch digest:  $LD (both receives ran this exact shim)"
+say "owner's launch measurement:  $MEAS (checked once, at launch)"
+say "BIOS v5 image sha384: $("$BIN/builder" inspect "$IMG/v5.bundle" | sed -n 's/^  image digest (sha384): //p' | cut -c1-32)…"
+say "BIOS v6 image sha384: $("$BIN/builder" inspect "$IMG/v6.bundle" | sed -n 's/^  image digest (sha384): //p' | cut -c1-32)…"
+
+heading "A rolled-back BIOS is refused (signed as version 4, below the floor 5)"
+show "$BIN/builder" sign-bios --key "$IMG/demo-provider.key" --version 4 --version-string "demo rollback v4" \
+	--out "$D/v4.bundle" "$OVMF"
+receive_refused "$D/v4.bundle" "$D/receive-v4" E034
+
+heading "A tampered bundle is refused (one byte of the v6 image changed after signing)"
+cp "$IMG/v6.bundle" "$D/v6-tampered.bundle"
+# flip one byte well inside the image (after the 352-byte manifest)
+off=$((352 + 0x100000))
+b=$(od -An -tu1 -j "$off" -N1 "$D/v6-tampered.bundle" | tr -d ' ')
+printf "$(printf '\\%03o' $((b ^ 1)))" | dd of="$D/v6-tampered.bundle" bs=1 seek="$off" conv=notrunc status=none
+receive_refused "$D/v6-tampered.bundle" "$D/receive-tampered" E033
+
+T1=$(date +%s)
+printf '\nDemo complete in %d s: one owner measurement, two BIOS releases booted, a rollback and a tampered BIOS refused.\n' $((T1 - T0))
