@@ -1,0 +1,134 @@
+package host
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// gdbConn speaks just enough of GDB's remote serial protocol to write guest-physical
+// memory of a QEMU started with -S: QEMU 7.2 has no QMP command that writes guest memory,
+// and its gdbstub in physical-memory mode (`Qqemu.PhyMemMode:1`) does it before the first
+// guest instruction (notes/qemu-migration-stream.md section 5). Connecting a gdbstub client
+// stops the VM only if it runs; a prelaunch VM stays in prelaunch. We never send 'D'
+// (detach), because QEMU resumes the VM on detach.
+type gdbConn struct {
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dialGDB(path string) (*gdbConn, error) {
+	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("gdbstub %s: %w", path, err)
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return &gdbConn{c: c, r: bufio.NewReader(c)}, nil
+}
+
+func (g *gdbConn) Close() error { return g.c.Close() }
+
+func (g *gdbConn) send(payload string) (string, error) {
+	var sum byte
+	for i := 0; i < len(payload); i++ {
+		sum += payload[i]
+	}
+	pkt := fmt.Sprintf("$%s#%02x", payload, sum)
+	for try := 0; try < 3; try++ {
+		if _, err := g.c.Write([]byte(pkt)); err != nil {
+			return "", err
+		}
+		ack, err := g.r.ReadByte()
+		if err != nil {
+			return "", err
+		}
+		if ack == '+' {
+			return g.reply()
+		}
+		if ack != '-' {
+			return "", fmt.Errorf("gdbstub: unexpected byte %q instead of an ack", ack)
+		}
+	}
+	return "", errors.New("gdbstub: packet refused three times")
+}
+
+func (g *gdbConn) reply() (string, error) {
+	for {
+		b, err := g.r.ReadByte()
+		if err != nil {
+			return "", err
+		}
+		if b == '$' {
+			break
+		}
+	}
+	data, err := g.r.ReadBytes('#')
+	if err != nil {
+		return "", err
+	}
+	data = data[:len(data)-1]
+	cs := make([]byte, 2)
+	if _, err := g.r.Read(cs[:1]); err != nil {
+		return "", err
+	}
+	if _, err := g.r.Read(cs[1:]); err != nil {
+		return "", err
+	}
+	var sum byte
+	for _, x := range data {
+		sum += x
+	}
+	if fmt.Sprintf("%02x", sum) != string(cs) {
+		g.c.Write([]byte("-"))
+		return "", errors.New("gdbstub: reply checksum mismatch")
+	}
+	g.c.Write([]byte("+"))
+	return string(data), nil
+}
+
+func (g *gdbConn) expectOK(payload, what string) error {
+	r, err := g.send(payload)
+	if err != nil {
+		return fmt.Errorf("gdbstub %s: %w", what, err)
+	}
+	if r != "OK" {
+		return fmt.Errorf("gdbstub %s: reply %q", what, r)
+	}
+	return nil
+}
+
+// writePhys writes data at guest-physical addr and reads it back to check.
+func writePhys(sock string, addr uint64, data []byte) error {
+	g, err := dialGDB(sock)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	if err := g.expectOK("Qqemu.PhyMemMode:1", "physical memory mode"); err != nil {
+		return err
+	}
+	const chunk = 1024 // QEMU's packet buffer is 4 KiB; hex doubles the size
+	for off := 0; off < len(data); off += chunk {
+		part := data[off:min(off+chunk, len(data))]
+		a := addr + uint64(off)
+		if err := g.expectOK(fmt.Sprintf("M%x,%x:%s", a, len(part), hex.EncodeToString(part)), fmt.Sprintf("write at 0x%x", a)); err != nil {
+			return err
+		}
+		r, err := g.send(fmt.Sprintf("m%x,%x", a, len(part)))
+		if err != nil {
+			return fmt.Errorf("gdbstub read-back at 0x%x: %w", a, err)
+		}
+		back, err := hex.DecodeString(r)
+		if err != nil || !bytes.Equal(back, part) {
+			return fmt.Errorf("gdbstub read-back at 0x%x does not match what was written", a)
+		}
+		for i := range back {
+			back[i] = 0
+		}
+	}
+	return g.expectOK("Qqemu.PhyMemMode:0", "virtual memory mode")
+}

@@ -1,0 +1,350 @@
+// Package cli holds hostctl's cobra commands. They parse flags and call package host.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/sevshim/sevshim/host"
+	"github.com/sevshim/sevshim/owner"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitError   = 1 // bad input, I/O, QEMU or PSP failure
+	ExitRefused = 3 // a package refused before QEMU, or the shim refused the BIOS
+)
+
+// Main runs hostctl with args and returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := NewRoot()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "hostctl:", err)
+		var re *host.RefusedError
+		if errors.As(err, &re) {
+			return ExitRefused
+		}
+		return ExitError
+	}
+	return ExitOK
+}
+
+// NewRoot builds the command tree.
+func NewRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "hostctl",
+		Short: "The host side of sevshim: PSP platform, private launch, export, receive",
+		Long: "hostctl drives the PSP (the software emulator, or /dev/sev) and QEMU:\n" +
+			"  platform init|export|status   the platform's identity and certificate chain\n" +
+			"  launch, launch-finish         the owner's private two-phase launch of a shim (LAUNCH_*)\n" +
+			"  export                        the running guest -> a guest package for a provider (SEND_*)\n" +
+			"  receive                       a guest package -> a fresh QEMU with the provider's BIOS (RECEIVE_*)\n" +
+			"  stop                          end the QEMU of a work directory\n" +
+			"QEMU processes run detached and belong to their --work directory. See docs/flow.md and docs/hostctl.md.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(platformCmd(), launchCmd(), launchFinishCmd(), exportCmd(), receiveCmd(), stopCmd())
+	return root
+}
+
+type pspFlags struct{ kind, state string }
+
+func (f *pspFlags) add(c *cobra.Command) {
+	c.Flags().StringVar(&f.state, "state", "", "state directory of the emulated PSP (required with --kind emu)")
+	c.Flags().StringVar(&f.kind, "kind", "emu", "PSP backend: emu (software emulator) or linux (/dev/sev)")
+}
+
+func (f *pspFlags) check() error {
+	if f.kind == "emu" && f.state == "" {
+		return errors.New("--state DIR is required for the emulated PSP")
+	}
+	return nil
+}
+
+func platformCmd() *cobra.Command {
+	c := &cobra.Command{Use: "platform", Short: "PSP platform commands (init, export, status)"}
+	var pf pspFlags
+	var asJSON bool
+	init := &cobra.Command{
+		Use:   "init",
+		Short: "create the emulated platform (persistent identity in --state) or open the hardware one",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := pf.check(); err != nil {
+				return err
+			}
+			in, err := host.PlatformInit(pf.kind, pf.state)
+			if err != nil {
+				return err
+			}
+			return printInfo(cmd.OutOrStdout(), in, asJSON)
+		},
+	}
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "show an existing platform: API version, state, PDH key, guest contexts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := pf.check(); err != nil {
+				return err
+			}
+			in, err := host.PlatformStatus(pf.kind, pf.state)
+			if err != nil {
+				return err
+			}
+			return printInfo(cmd.OutOrStdout(), in, asJSON)
+		},
+	}
+	var out, rootOut string
+	export := &cobra.Command{
+		Use:   "export",
+		Short: "write the platform's chain file (PDH, PEK, OCA, CEK, ASK, ARK) for verifiers and hostctl export",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := pf.check(); err != nil {
+				return err
+			}
+			if out == "" {
+				return errors.New("--out CHAIN is required")
+			}
+			ch, err := host.PlatformExport(pf.kind, pf.state, out, rootOut)
+			if err != nil {
+				return err
+			}
+			k := ch.PDH.KeyDigest()
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (PDH key sha256 %x", out, k[:])
+			if ch.ASK == nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "; CEK unsigned: fetch the ASK-signed one from AMD's key server")
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), ")")
+			if rootOut != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "wrote the emulator's TEST root (ASK || ARK) to %s; give it to verifiers explicitly with --root\n", rootOut)
+			}
+			return nil
+		},
+	}
+	export.Flags().StringVar(&out, "out", "", "chain file to write (required)")
+	export.Flags().StringVar(&rootOut, "root-out", "", "also write the emulator's test root (ASK || ARK) here")
+	for _, s := range []*cobra.Command{init, status, export} {
+		pf.add(s)
+	}
+	init.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.AddCommand(init, export, status)
+	return c
+}
+
+func printInfo(w io.Writer, in *host.PlatformInfo, asJSON bool) error {
+	if asJSON {
+		e := json.NewEncoder(w)
+		e.SetIndent("", "  ")
+		return e.Encode(in)
+	}
+	host.WritePlatformInfo(w, in)
+	return nil
+}
+
+func launchCmd() *cobra.Command {
+	var pf pspFlags
+	var o host.LaunchOptions
+	c := &cobra.Command{
+		Use:   "launch",
+		Short: "start QEMU A paused with the shim and measure it (LAUNCH_START, LAUNCH_UPDATE_DATA, LAUNCH_MEASURE)",
+		Long: "launch starts QEMU with -S (no guest instruction runs), reads the flash back from QEMU,\n" +
+			"runs LAUNCH_START with the owner's session (GODH, session, policy from session.json),\n" +
+			"LAUNCH_UPDATE_DATA over exactly those bytes and LAUNCH_MEASURE, and writes\n" +
+			"WORK/measurement.json for `verifier measure`. QEMU stays paused; continue with launch-finish.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := pf.check(); err != nil {
+				return err
+			}
+			if o.Image == "" || o.Session == "" || o.Work == "" {
+				return errors.New("--image, --session and --work are required")
+			}
+			o.Kind, o.State, o.Log = pf.kind, pf.state, cmd.ErrOrStderr()
+			r, err := host.Launch(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "launched: QEMU A pid %d paused in prelaunch, guest handle %d\nmeasurement: %s\nnext: verifier measure --measurement %s ..., then hostctl launch-finish --work %s\n",
+				r.Pid, r.Handle, r.MeasureFile, r.MeasureFile, o.Work)
+			return nil
+		},
+	}
+	pf.add(c)
+	c.Flags().StringVar(&o.Image, "image", "", "shim image (from builder build; required)")
+	c.Flags().StringVar(&o.Session, "session", "", "session directory from verifier session (required)")
+	c.Flags().StringVar(&o.Name, "name", "", "session file prefix (default: the name in session.json)")
+	c.Flags().StringVar(&o.Work, "work", "", "work directory for QEMU A's sockets, logs and state (required)")
+	c.Flags().StringVar(&o.Vars, "vars", "", "pflash1 content (default: Debian's OVMF_VARS_4M.fd)")
+	c.Flags().Uint64Var(&o.MemoryMiB, "memory", 512, "guest RAM in MiB")
+	return c
+}
+
+func launchFinishCmd() *cobra.Command {
+	var work, secret string
+	c := &cobra.Command{
+		Use:   "launch-finish",
+		Short: "inject the LAUNCH_SECRET (optional), LAUNCH_FINISH, run the shim to READY",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if work == "" {
+				return errors.New("--work is required")
+			}
+			if err := host.LaunchFinish(cmd.Context(), work, secret, cmd.ErrOrStderr()); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "running: the shim is READY on QEMU A; next: hostctl export --work %s --to PROVIDER.chain --out GUEST.pkg\n", work)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&work, "work", "", "work directory of hostctl launch (required)")
+	c.Flags().StringVar(&secret, "secret", "", "secret.json from verifier secret")
+	return c
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func exportCmd() *cobra.Command {
+	var o host.ExportOptions
+	c := &cobra.Command{
+		Use:   "export",
+		Short: "stop the guest and write it as a guest package for the provider (SEND_*)",
+		Long: "export verifies the provider's chain (AMD roots, or the emulator's test root given with --root),\n" +
+			"runs SEND_START against its PDH, migrates QEMU A into a pipe, wraps every RAM page into a\n" +
+			"SEND_UPDATE_DATA packet, SEND_FINISH, and writes the package atomically. QEMU A quits.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Work == "" || o.Chain == "" || o.Out == "" {
+				return errors.New("--work, --to and --out are required")
+			}
+			if isTerminal(cmd.ErrOrStderr()) {
+				o.Bar = cmd.ErrOrStderr()
+			}
+			if o.Trust.RootPath != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), owner.TestRootWarning)
+			}
+			r, err := host.Export(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "exported: %s (%d bytes; %d data pages as SEV packets, %d zero pages; migration stream %d bytes) in %.1fs\n",
+				r.Out, r.Bytes, r.DataPages, r.ZeroPages, r.StreamSize, r.Elapsed.Seconds())
+			return nil
+		},
+	}
+	c.Flags().StringVar(&o.Work, "work", "", "work directory of the launched guest (required)")
+	c.Flags().StringVar(&o.Chain, "to", "", "the provider's chain file from hostctl platform export (required)")
+	c.Flags().StringVar(&o.Out, "out", "", "guest package to write (required)")
+	c.Flags().StringVar(&o.Trust.RootPath, "root", "", "trust ONLY the emulator's TEST root: its directory (holding ask_ark.cert) or that file")
+	c.Flags().StringVar(&o.Trust.Product, "product", "", "require the embedded AMD root of this product")
+	return c
+}
+
+func receiveCmd() *cobra.Command {
+	var pf pspFlags
+	var o host.ReceiveOptions
+	var wait string
+	c := &cobra.Command{
+		Use:   "receive",
+		Short: "check a guest package, RECEIVE_* it, start QEMU B with the BIOS bundle and report the shim's verdict",
+		Long: "receive checks the whole package (structure, SHA-384 trailer, VM shape, sender PDH) and runs\n" +
+			"RECEIVE_START, RECEIVE_UPDATE_DATA for every page (the PSP verifies each MAC) and RECEIVE_FINISH\n" +
+			"before any QEMU starts. Then QEMU B loads the rebuilt stream (-incoming), gets the bundle over\n" +
+			"fw_cfg, resumes and wakes the shim. Prints `accepted: version N, signer HEX` or\n" +
+			"`refused: E0NN name` (exit status 3). --wait shell also waits for OVMF's UEFI shell on COM1.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := pf.check(); err != nil {
+				return err
+			}
+			if o.Package == "" || o.Bundle == "" || o.Work == "" {
+				return errors.New("--package, --bios and --work are required")
+			}
+			switch wait {
+			case "handoff":
+			case "shell":
+				o.WaitShell = true
+			default:
+				return fmt.Errorf("--wait %q: want handoff or shell", wait)
+			}
+			o.Kind, o.State, o.Log = pf.kind, pf.state, cmd.ErrOrStderr()
+			if isTerminal(cmd.ErrOrStderr()) {
+				o.Bar = cmd.ErrOrStderr()
+			}
+			v, err := host.Receive(cmd.Context(), o)
+			out := cmd.OutOrStdout()
+			if v != nil && !v.Accepted && v.Line != "" {
+				fmt.Fprintf(out, "refused: %s\n", v.Code)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "accepted: version %d, signer %s\n", v.Version, v.Signer)
+			if v.Shell {
+				fmt.Fprintln(out, "OVMF reached its UEFI Interactive Shell")
+			}
+			if v.Pid != 0 {
+				fmt.Fprintf(out, "QEMU B runs detached (pid %d); stop it with: hostctl stop --work %s\n", v.Pid, o.Work)
+			} else {
+				fmt.Fprintln(out, "QEMU B stopped")
+			}
+			return nil
+		},
+	}
+	pf.add(c)
+	c.Flags().StringVar(&o.Package, "package", "", "guest package from hostctl export (required)")
+	c.Flags().StringVar(&o.Bundle, "bios", "", "BIOS bundle from builder sign-bios (required)")
+	c.Flags().StringVar(&o.Vars, "vars", "", "var store for pflash1 and opt/org.sevshim/vars (default: Debian's OVMF_VARS_4M.fd)")
+	c.Flags().StringVar(&o.Work, "work", "", "work directory for QEMU B (required)")
+	c.Flags().StringVar(&wait, "wait", "handoff", "what to wait for: handoff (the shim's verdict) or shell (also OVMF's shell)")
+	c.Flags().BoolVar(&o.Stop, "stop", false, "quit QEMU B at the end instead of leaving it running")
+	return c
+}
+
+func stopCmd() *cobra.Command {
+	var work string
+	c := &cobra.Command{
+		Use:   "stop",
+		Short: "end the QEMU of a work directory",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if work == "" {
+				return errors.New("--work is required")
+			}
+			pid, err := host.Stop(cmd.Context(), work)
+			if err != nil {
+				return err
+			}
+			if pid == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "no QEMU running in %s\n", work)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "stopped QEMU pid %d\n", pid)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&work, "work", "", "work directory (required)")
+	return c
+}
+
