@@ -662,3 +662,20 @@ func Verify(rd io.Reader) (*Summary, error) {
 }
 
 func newDigest() hash.Hash { return sha512.New384() }
+
+// MachineFromStreamHeader extracts the machine type from the start of a QEMU stream
+// (magic, version, configuration section: 0x07, u32 BE length, name). ok is false until
+// enough bytes are there or if they do not have that shape.
+func MachineFromStreamHeader(b []byte) (string, bool) {
+	if len(b) < 13 || string(b[:4]) != "QEVM" || b[8] != 0x07 {
+		return "", false
+	}
+	n := int(binary.BigEndian.Uint32(b[9:13]))
+	if n == 0 || n > 255 || len(b) < 13+n {
+		return "", false
+	}
+	return string(b[13 : 13+n]), true
+}
+
+// Counts returns the records and data pages written so far.
+func (w *Writer) Counts() (records, dataPages uint64) { return w.records, w.data }

@@ -1,0 +1,330 @@
+package host
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sevshim/sevshim/guestpkg"
+	"github.com/sevshim/sevshim/migrate"
+	"github.com/sevshim/sevshim/owner"
+	"github.com/sevshim/sevshim/psp"
+	"github.com/sevshim/sevshim/sev"
+)
+
+// ExportOptions are the inputs of `hostctl export`.
+type ExportOptions struct {
+	Work  string
+	Chain string      // the provider's chain file
+	Trust owner.Trust // how to verify it (the emulator's test root only when given)
+	Out   string
+	Log   io.Writer // plain progress messages (nil: quiet)
+	Bar   io.Writer // progress bar (a terminal; nil: none)
+}
+
+// ExportResult describes a written package.
+type ExportResult struct {
+	Out        string
+	Bytes      int64
+	DataPages  uint64
+	ZeroPages  uint64
+	Records    uint64
+	StreamSize int64 // bytes of QEMU's migration stream
+	Elapsed    time.Duration
+}
+
+// ErrNoSend is matched by export errors caused by the guest policy's NOSEND bit.
+var ErrNoSend = errors.New("the guest policy forbids migration (NOSEND)")
+
+// Export stops the running guest of a launch work directory, runs SEND_START against the
+// provider's PDH, turns QEMU's migration stream into SEND_UPDATE_DATA packets and writes the
+// guest package atomically; QEMU A quits at the end. On failure before the package is
+// complete, the SEND is cancelled, QEMU A resumes, and no package file exists.
+func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
+	start := time.Now()
+	work, ls, err := loadLaunch(o.Work)
+	if err != nil {
+		return nil, err
+	}
+	switch ls.Stage {
+	case StageRunning:
+	case StageMeasured:
+		return nil, fmt.Errorf("%s: the launch is not finished; run hostctl launch-finish --work %s first", work, o.Work)
+	case StageExported:
+		return nil, fmt.Errorf("%s: this guest was already exported (to %s); its SEV context is SENT and cannot be sent again", work, ls.Package)
+	default:
+		return nil, fmt.Errorf("%s: unknown stage %q", work, ls.Stage)
+	}
+	if o.Out == "" {
+		return nil, errors.New("--out is required")
+	}
+	out, err := filepath.Abs(o.Out)
+	if err != nil {
+		return nil, err
+	}
+
+	// The provider's chain: verified, never silently trusted.
+	rep, err := owner.VerifyPlatform(o.Chain, o.Trust)
+	if err != nil {
+		return nil, fmt.Errorf("provider chain %s does not verify: %w", o.Chain, err)
+	}
+	chain := rep.ParsedChain()
+	logf(o.Log, "provider chain verified (%s), PDH key sha256 %s", rep.Trust, rep.PDHKey)
+
+	p, err := openPSP(ls.Kind, ls.State)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	h := psp.Handle(ls.Handle)
+	gs, err := p.GuestStatus(h)
+	if err != nil {
+		return nil, err
+	}
+	if gs.State == psp.GuestSUpdate {
+		// A previous export died midway; its session is worthless now.
+		if err := p.SendCancel(h); err != nil {
+			return nil, fmt.Errorf("cancelling the interrupted export: %w", err)
+		}
+		logf(o.Log, "cancelled an interrupted earlier export (SEND_CANCEL)")
+	}
+
+	pr, err := attach(ctx, work)
+	if err != nil {
+		return nil, err
+	}
+	defer pr.close()
+	if err := settleMigration(ctx, pr); err != nil {
+		return nil, err
+	}
+
+	req := psp.SendStartRequest{PDH: chain.PDH.Marshal(), PlatCerts: sev.MarshalCertChain(chain.PEK, chain.OCA, chain.CEK)}
+	if chain.ASK != nil {
+		req.AMDCerts = sev.MarshalAMDChain(chain.ASK, chain.ARK)
+	}
+	pol, session, err := psp.StartSend(p, h, req)
+	if err != nil {
+		if sev.Policy(ls.Policy).Has(sev.PolicyNoSend) {
+			return nil, fmt.Errorf("export refused: %w: the owner's policy 0x%x has NOSEND set, so the PSP refuses SEND_START (%v); the guest keeps running", ErrNoSend, ls.Policy, err)
+		}
+		return nil, fmt.Errorf("SEND_START to the provider's platform: %w", err)
+	}
+	myPDH, _, _, _, err := psp.Export(p)
+	if err != nil {
+		p.SendCancel(h)
+		return nil, err
+	}
+
+	res := &ExportResult{Out: out}
+	wasRunning := false
+	tmp := ""
+	ok := false
+	defer func() {
+		if ok {
+			return
+		}
+		if tmp != "" {
+			os.Remove(tmp)
+		}
+		p.SendCancel(h)
+		if wasRunning {
+			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			pr.exec(cctx, "cont", nil)
+			cancel()
+		}
+	}()
+	st, err := pr.status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st == "running" {
+		wasRunning = true
+		if err := pr.exec(ctx, "stop", nil); err != nil {
+			return nil, err
+		}
+	}
+
+	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp*")
+	if err != nil {
+		return nil, fmt.Errorf("package: %w", err)
+	}
+	tmp = f.Name()
+	defer f.Close()
+
+	hdr := &guestpkg.Header{Policy: pol, PDH: myPDH.Marshal(), Session: session,
+		Shape: guestpkg.Shape{RAMSize: ls.MemoryMiB << 20, CodeSize: ls.CodeSize, VarsSize: ls.VarsSize, LayoutID: ls.LayoutID, CPUs: 1}}
+	bar := newBar(o.Bar, "export", uint64(ls.MemoryMiB<<20+uint64(ls.CodeSize)+uint64(ls.VarsSize))/migrate.PageSize)
+	bld := &guestpkg.Builder{Out: f, Pkg: hdr, Progress: bar.set,
+		Seal: func(page []byte, pkt *guestpkg.Packet) error {
+			_, _, err := p.SendUpdateData(h, page, pkt.Header[:], pkt.Data[:])
+			if err != nil {
+				return fmt.Errorf("SEND_UPDATE_DATA: %w", err)
+			}
+			return nil
+		}}
+	counted := &countReader{}
+	if err := migrateOut(ctx, pr, func(r io.Reader) error {
+		counted.r = bufio.NewReaderSize(r, 1<<20)
+		stats, err := migrate.Parse(&machineTap{r: counted, hdr: hdr}, bld)
+		if err == nil {
+			res.DataPages, res.ZeroPages = stats.DataPages, stats.ZeroPages
+		}
+		return err
+	}); err != nil {
+		bar.done()
+		return nil, err
+	}
+	bar.done()
+	res.StreamSize = counted.n
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	if err := p.SendFinish(h); err != nil {
+		return nil, fmt.Errorf("SEND_FINISH: %w", err)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return nil, err
+	}
+	tmp = ""
+	ok = true
+	if d, err := os.Open(filepath.Dir(out)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	res.Bytes = bld.Writer().Written()
+	res.Records, _ = bld.Writer().Counts()
+	pr.quit(ctx)
+	ls.Stage, ls.Package = StageExported, out
+	if err := writeJSON(filepath.Join(work, LaunchJSON), ls, 0o600); err != nil {
+		return res, err
+	}
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+// settleMigration makes sure no earlier migration of this QEMU is still active (an
+// interrupted export leaves one failing on a broken pipe).
+func settleMigration(ctx context.Context, pr *proc) error {
+	end := time.Now().Add(30 * time.Second)
+	cancelled := false
+	for {
+		var mi struct {
+			Status string `json:"status"`
+		}
+		if err := pr.qmp.ExecuteInto(ctx, "query-migrate", nil, &mi); err != nil {
+			return err
+		}
+		switch mi.Status {
+		case "", "none", "completed", "failed", "cancelled":
+			return nil
+		}
+		if !cancelled {
+			pr.exec(ctx, "migrate_cancel", nil)
+			cancelled = true
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("an earlier migration of QEMU A is still %q after 30 s", mi.Status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// migrateOut runs QEMU's migration into a pipe (QMP getfd + migrate fd:) and hands the read
+// end to consume. No plaintext RAM touches the disk.
+func migrateOut(ctx context.Context, pr *proc, consume func(io.Reader) error) error {
+	if err := pr.exec(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(32) << 30}); err != nil {
+		return err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	const fdName = "sevshim-export"
+	_, err = pr.qmp.ExecuteWithFile(ctx, "getfd", map[string]any{"fdname": fdName}, int(w.Fd()))
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("passing the migration pipe to QEMU: %w", err)
+	}
+	if err := pr.exec(ctx, "migrate", map[string]any{"uri": "fd:" + fdName}); err != nil {
+		return err
+	}
+	perr := make(chan error, 1)
+	go func() {
+		err := consume(r)
+		if err != nil {
+			r.Close() // QEMU gets EPIPE and fails the migration
+		} else {
+			io.Copy(io.Discard, r)
+		}
+		perr <- err
+	}()
+	var cerr error
+	select {
+	case cerr = <-perr:
+	case <-time.After(10 * time.Minute):
+		r.Close()
+		return errors.New("the migration stream did not end within 10 minutes")
+	}
+	if cerr != nil {
+		return fmt.Errorf("migration stream: %w", cerr)
+	}
+	end := time.Now().Add(60 * time.Second)
+	for {
+		var mi struct {
+			Status    string `json:"status"`
+			ErrorDesc string `json:"error-desc"`
+		}
+		if err := pr.qmp.ExecuteInto(ctx, "query-migrate", nil, &mi); err != nil {
+			return err
+		}
+		switch mi.Status {
+		case "completed":
+			return nil
+		case "failed", "cancelled":
+			return fmt.Errorf("QEMU's migration %s: %s", mi.Status, mi.ErrorDesc)
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("QEMU's migration still %q after the stream ended", mi.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// machineTap fills the package header's machine type from the stream's configuration
+// section before the Builder writes the header.
+type machineTap struct {
+	r    io.Reader
+	hdr  *guestpkg.Header
+	head []byte
+}
+
+func (m *machineTap) Read(b []byte) (int, error) {
+	n, err := m.r.Read(b)
+	if m.hdr.Shape.Machine == "" && len(m.head) < 512 {
+		m.head = append(m.head, b[:n]...)
+		if name, ok := guestpkg.MachineFromStreamHeader(m.head); ok {
+			m.hdr.Shape.Machine = name
+		}
+	}
+	return n, err
+}
