@@ -1,0 +1,429 @@
+package host
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/sevshim/sevshim/bios"
+	"github.com/sevshim/sevshim/guestpkg"
+	"github.com/sevshim/sevshim/internal/repo"
+	"github.com/sevshim/sevshim/migrate"
+	"github.com/sevshim/sevshim/psp"
+	"github.com/sevshim/sevshim/qemu"
+	"github.com/sevshim/sevshim/sev"
+	"github.com/sevshim/sevshim/shimerr"
+)
+
+// ReceiveOptions are the inputs of `hostctl receive`.
+type ReceiveOptions struct {
+	Kind, State string // the receiving platform's PSP
+	Package     string
+	Bundle      string // BIOS bundle (manifest + image) for the shim
+	Vars        string // var store for pflash1 and opt/org.sevshim/vars; default Debian's template
+	Work        string
+	WaitShell   bool // also wait for OVMF's shell on COM1
+	Stop        bool // quit QEMU B at the end
+	Log         io.Writer
+	Bar         io.Writer
+	// BeforeQEMU, if set, runs after every check passed and before QEMU B starts (tests).
+	BeforeQEMU func() error
+}
+
+// Verdict is the shim's answer on QEMU B.
+type Verdict struct {
+	Accepted bool
+	Version  uint64
+	Signer   string
+	Name     string
+	Code     shimerr.Code // refusals
+	Line     string       // the console line it came from
+	Shell    bool         // OVMF's shell was seen (WaitShell)
+	Pid      int          // QEMU B, 0 once stopped
+	Work     string
+}
+
+// ReceiveState is WB/receive.json.
+type ReceiveState struct {
+	Stage   string `json:"stage"` // "loading", "running", "refused", "stopped"
+	Package string `json:"package"`
+	Bundle  string `json:"bundle"`
+	Pid     int    `json:"pid,omitempty"`
+	Verdict string `json:"verdict,omitempty"`
+}
+
+// RefusedError is a package or shim refusal with what was wrong.
+type RefusedError struct {
+	Stage string // "package" (before QEMU) or "shim"
+	Err   error
+}
+
+func (e *RefusedError) Error() string { return e.Err.Error() }
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+var (
+	reVerified = regexp.MustCompile(`^SEVSHIM VERIFIED version=(\d+) signer=([0-9a-f]+) name="([^"]*)"`)
+	reHandoff  = regexp.MustCompile(`^SEVSHIM HANDOFF`)
+	reShell    = regexp.MustCompile(`UEFI Interactive Shell`)
+	reMachine  = regexp.MustCompile(`^pc-q35-[0-9]+\.[0-9]+$`)
+)
+
+// received is a package that passed every check and the receiving PSP: the rebuilt stream's
+// skeleton and the plaintext pages (memory only).
+type received struct {
+	hdr   guestpkg.Header
+	sk    migrate.Skeleton
+	pages pageStore
+}
+
+// pageStore keeps decrypted pages in 1 MiB slabs.
+type pageStore struct {
+	slabs [][]byte
+	n     int
+}
+
+const slabPages = 256
+
+func (s *pageStore) next() []byte {
+	if s.n%slabPages == 0 {
+		s.slabs = append(s.slabs, make([]byte, slabPages*migrate.PageSize))
+	}
+	i := s.n % slabPages
+	s.n++
+	return s.slabs[len(s.slabs)-1][i*migrate.PageSize : (i+1)*migrate.PageSize]
+}
+
+func (s *pageStore) get(i int) []byte {
+	sl := s.slabs[i/slabPages]
+	j := i % slabPages
+	return sl[j*migrate.PageSize : (j+1)*migrate.PageSize]
+}
+
+func (s *pageStore) wipe() {
+	for _, sl := range s.slabs {
+		clear(sl)
+	}
+	s.slabs = nil
+}
+
+// checkShape refuses VM shapes that QEMU B cannot be started with.
+func checkShape(h *guestpkg.Header, st *guestpkg.Stream) error {
+	s := h.Shape
+	if !reMachine.MatchString(s.Machine) {
+		return fmt.Errorf("machine type %q is not supported (want q35, pc-q35-X.Y)", s.Machine)
+	}
+	if m, ok := guestpkg.MachineFromStreamHeader(st.Header); !ok || m != s.Machine {
+		return fmt.Errorf("the stream's machine type %q differs from the header's %q", m, s.Machine)
+	}
+	lay, ok := bios.LayoutByID(s.LayoutID)
+	if !ok {
+		return fmt.Errorf("BIOS layout id %d is unknown", s.LayoutID)
+	}
+	if s.CodeSize != lay.CodeSize || s.VarsSize != lay.VarsSize {
+		return fmt.Errorf("pflash sizes 0x%x/0x%x differ from layout %s (0x%x/0x%x)", s.CodeSize, s.VarsSize, lay.Name, lay.CodeSize, lay.VarsSize)
+	}
+	if s.RAMSize < 64<<20 || s.RAMSize > 64<<30 || s.RAMSize%(1<<20) != 0 {
+		return fmt.Errorf("RAM size %d bytes is not supported (64 MiB..64 GiB, whole MiB)", s.RAMSize)
+	}
+	if s.CPUs != 1 {
+		return fmt.Errorf("%d CPUs: only 1 is supported", s.CPUs)
+	}
+	for _, want := range []struct {
+		id   string
+		size uint64
+	}{{"pc.ram", s.RAMSize}, {"system.flash0", uint64(s.CodeSize)}, {"system.flash1", uint64(s.VarsSize)}} {
+		b, ok := st.Block(want.id)
+		if !ok || b.Size != want.size {
+			return fmt.Errorf("RAM block %q is missing or not 0x%x bytes as the header says", want.id, want.size)
+		}
+	}
+	return nil
+}
+
+// acceptPackage reads and checks the whole package and runs RECEIVE_START,
+// RECEIVE_UPDATE_DATA for every page and RECEIVE_FINISH. Nothing is started.
+func acceptPackage(p psp.PSP, path string, bar *bar) (*received, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := guestpkg.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	hdr := r.Header()
+	pdh, err := sev.ParseCert(hdr.PDH)
+	if err != nil {
+		return nil, fmt.Errorf("sender PDH: %w", err)
+	}
+	if pdh.Usage != sev.UsagePDH {
+		return nil, fmt.Errorf("sender certificate has usage %v, want PDH", pdh.Usage)
+	}
+	st, err := r.ReadStream()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkShape(hdr, st); err != nil {
+		return nil, fmt.Errorf("VM shape: %w", err)
+	}
+	h, err := p.ReceiveStart(psp.ReceiveStartRequest{Policy: hdr.Policy, PDH: hdr.PDH, Session: hdr.Session})
+	if err != nil {
+		switch {
+		case psp.IsStatus(err, psp.StatusBadSignature):
+			return nil, fmt.Errorf("RECEIVE_START: the package's session does not unwrap on this platform: it was exported for another platform's PDH (or damaged); export again with --to this platform's chain: %w", err)
+		case psp.IsStatus(err, psp.StatusPolicyFailure):
+			return nil, fmt.Errorf("RECEIVE_START: policy 0x%x refused (POLICY_MAC mismatch or this platform does not meet it): %w", uint32(hdr.Policy), err)
+		}
+		return nil, fmt.Errorf("RECEIVE_START: %w", err)
+	}
+	ok := false
+	rc := &received{hdr: *hdr, sk: migrate.Skeleton{Header: st.Header, RAMSectionID: st.RAMSectionID, Blocks: st.Blocks}}
+	defer func() {
+		if !ok {
+			p.Decommission(h)
+			rc.pages.wipe()
+		}
+	}()
+	var pkt guestpkg.Packet
+	b := newBar(bar.w, "receive", st.TotalPages())
+	for {
+		e, has, err := r.Next(&pkt)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			b.done()
+			return nil, err
+		}
+		rc.sk.Entries = append(rc.sk.Entries, e)
+		if has {
+			dst := rc.pages.next()
+			if err := p.ReceiveUpdateData(h, pkt.Header[:], pkt.Data[:], dst); err != nil {
+				b.done()
+				return nil, fmt.Errorf("record %d (block %s, offset 0x%x): RECEIVE_UPDATE_DATA refused the page: %w",
+					len(rc.sk.Entries)-1, st.Blocks[e.Block].ID, e.Offset(), err)
+			}
+		}
+		if e.Kind == migrate.EntryData || e.Kind == migrate.EntryZero {
+			b.set(uint64(len(rc.sk.Entries)))
+		}
+	}
+	b.done()
+	if rc.sk.Devices, err = r.Finish(); err != nil {
+		return nil, err
+	}
+	// The rebuilt stream must be one the migrate parser accepts (every page once, device
+	// state well formed) before any QEMU sees a byte of it.
+	if err := rc.replay(io.Discard); err != nil {
+		return nil, fmt.Errorf("rebuilt migration stream: %w", err)
+	}
+	if err := p.ReceiveFinish(h); err != nil {
+		return nil, fmt.Errorf("RECEIVE_FINISH: %w", err)
+	}
+	ok = true
+	return rc, nil
+}
+
+func (rc *received) replay(w io.Writer) error {
+	mw := migrate.NewWriter(w)
+	i := 0
+	return rc.sk.Replay(mw, func(int, migrate.Entry) ([]byte, error) {
+		i++
+		return rc.pages.get(i - 1), nil
+	})
+}
+
+// Receive checks and receives a guest package, then starts QEMU B from it with the BIOS
+// bundle, wakes the shim and returns its verdict. A shim refusal is returned as a Verdict
+// with Accepted false and a *RefusedError.
+func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
+	manifest, image, m, err := bios.ReadBundle(o.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("BIOS bundle: %w", err)
+	}
+	lay, _ := bios.LayoutByID(m.Layout)
+	varsSrc := o.Vars
+	if varsSrc == "" {
+		varsSrc = repo.OVMFVars()
+	}
+	varsBytes, err := os.ReadFile(varsSrc)
+	if err != nil {
+		return nil, fmt.Errorf("vars: %w (pass --vars FILE)", err)
+	}
+	work, err := makeWorkDir(o.Work)
+	if err != nil {
+		return nil, err
+	}
+	var prev ReceiveState
+	if readJSON(filepath.Join(work, ReceiveJSON), &prev) == nil {
+		if pid := readPid(work); pid != 0 {
+			if prev.Stage == "running" {
+				return nil, fmt.Errorf("%s already runs a received guest (QEMU pid %d): hostctl stop --work %s first, or use another --work", work, pid, o.Work)
+			}
+			logf(o.Log, "stopping QEMU pid %d left by an interrupted receive in %s", pid, work)
+			Stop(ctx, work)
+		}
+	} else if pid := readPid(work); pid != 0 {
+		return nil, fmt.Errorf("%s has a running QEMU (pid %d): hostctl stop --work %s first", work, pid, o.Work)
+	}
+
+	p, err := openPSP(o.Kind, o.State)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	rc, err := acceptPackage(p, o.Package, newBar(o.Bar, "", 0))
+	if err != nil {
+		return nil, &RefusedError{Stage: "package", Err: fmt.Errorf("package %s refused, no QEMU was started: %w", o.Package, err)}
+	}
+	defer rc.pages.wipe()
+	logf(o.Log, "package verified: digest, VM shape, %d pages MAC-verified and decrypted by the PSP (RECEIVE_FINISH done)", rc.pages.n)
+	if lay.ID != rc.hdr.Shape.LayoutID {
+		logf(o.Log, "note: the bundle's layout %d differs from the guest's %d; the shim will refuse it", lay.ID, rc.hdr.Shape.LayoutID)
+	}
+	if len(varsBytes) != int(rc.hdr.Shape.VarsSize) {
+		return nil, fmt.Errorf("vars file %s is %d bytes; this guest's pflash1 is %d bytes", varsSrc, len(varsBytes), rc.hdr.Shape.VarsSize)
+	}
+	if o.BeforeQEMU != nil {
+		if err := o.BeforeQEMU(); err != nil {
+			return nil, err
+		}
+	}
+
+	// QEMU B's files: the bundle split for fw_cfg, the var store (pflash1 and fw_cfg), and a
+	// blank pflash0 (the migrated flash content replaces it; snapshot keeps the file blank).
+	pf := func(n string) string { return filepath.Join(work, n) }
+	for _, w := range []struct {
+		name string
+		data []byte
+	}{{"bios.manifest", manifest}, {"bios.fd", image}, {"vars.fd", varsBytes}} {
+		if err := writeFileAtomic(pf(w.name), w.data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	if err := fillFile(pf("flash0.fd"), int(rc.hdr.Shape.CodeSize), 0); err != nil {
+		return nil, err
+	}
+	rs := &ReceiveState{Stage: "loading", Package: o.Package, Bundle: o.Bundle}
+	writeJSON(pf(ReceiveJSON), rs, 0o600)
+	pr, err := startDetached(ctx, work, vmConfig{Machine: rc.hdr.Shape.Machine, MemoryMiB: rc.hdr.Shape.RAMSize >> 20,
+		Code: pf("flash0.fd"), CodeSnapshot: true, Vars: pf("vars.fd"),
+		FwCfg: []qemu.FwCfg{{Name: "opt/org.sevshim/manifest", File: pf("bios.manifest")},
+			{Name: "opt/org.sevshim/bios", File: pf("bios.fd")}, {Name: "opt/org.sevshim/vars", File: pf("vars.fd")}},
+		Incoming: true, Reboot: true})
+	if err != nil {
+		return nil, err
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			pr.kill()
+		}
+		pr.close()
+	}()
+	rs.Pid = pr.pid
+	writeJSON(pf(ReceiveJSON), rs, 0o600)
+	logf(o.Log, "QEMU B started (pid %d), loading the rebuilt stream", pr.pid)
+	if err := feedIncoming(ctx, pr, rc); err != nil {
+		return nil, err
+	}
+	rc.pages.wipe()
+	if err := pr.exec(ctx, "cont", nil); err != nil {
+		return nil, err
+	}
+	if err := pr.exec(ctx, "inject-nmi", nil); err != nil {
+		return nil, err
+	}
+	v := &Verdict{Work: work, Pid: pr.pid}
+	line, i, err := waitLog(ctx, pr, DebugconLog, 120*time.Second, reHandoff, reError)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the shim's verdict: %w", err)
+	}
+	v.Line = line
+	if i == 1 {
+		v.Code, _ = shimerr.ParseLine(line)
+		rs.Stage, rs.Verdict = "refused", v.Code.String()
+		writeJSON(pf(ReceiveJSON), rs, 0o600)
+		pr.quit(ctx)
+		v.Pid = 0
+		return v, &RefusedError{Stage: "shim", Err: fmt.Errorf("the shim refused the BIOS %s: %s (QEMU B stopped)", o.Bundle, v.Code)}
+	}
+	vl, _, err := waitLog(ctx, pr, DebugconLog, 5*time.Second, reVerified)
+	if err != nil {
+		return nil, fmt.Errorf("the shim handed off without a VERIFIED line: %w", err)
+	}
+	mm := reVerified.FindStringSubmatch(vl)
+	v.Accepted = true
+	v.Version, _ = strconv.ParseUint(mm[1], 10, 64)
+	v.Signer, v.Name = mm[2], mm[3]
+	if _, err := hex.DecodeString(v.Signer); err != nil {
+		return nil, fmt.Errorf("VERIFIED line %q: bad signer", vl)
+	}
+	rs.Stage, rs.Verdict = "running", fmt.Sprintf("accepted version %d", v.Version)
+	if o.WaitShell {
+		if _, _, err := waitLog(ctx, pr, SerialLog, 240*time.Second, reShell); err != nil {
+			return v, fmt.Errorf("the shim accepted the BIOS, but OVMF's shell did not appear: %w", err)
+		}
+		v.Shell = true
+	}
+	if o.Stop {
+		pr.quit(ctx)
+		v.Pid = 0
+		rs.Stage = "stopped"
+	}
+	keep = true
+	writeJSON(pf(ReceiveJSON), rs, 0o600)
+	return v, nil
+}
+
+// feedIncoming starts QEMU's incoming migration on a unix socket, writes the rebuilt stream
+// into it and waits until QEMU has loaded it.
+func feedIncoming(ctx context.Context, pr *proc, rc *received) error {
+	sock := filepath.Join(pr.dir, MigrateSock)
+	os.Remove(sock)
+	if err := pr.exec(ctx, "migrate-incoming", map[string]any{"uri": "unix:" + sock}); err != nil {
+		return err
+	}
+	var c net.Conn
+	var err error
+	for end := time.Now().Add(10 * time.Second); ; {
+		if c, err = net.Dial("unix", sock); err == nil {
+			break
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("QEMU B does not listen on %s: %v", sock, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Minute))
+	werr := rc.replay(c)
+	c.Close()
+	if werr != nil {
+		return fmt.Errorf("feeding QEMU B: %w; %s", werr, pr.logSummary())
+	}
+	for end := time.Now().Add(120 * time.Second); ; {
+		st, err := pr.status(ctx)
+		if err != nil {
+			return fmt.Errorf("QEMU B while loading: %v; %s", err, pr.logSummary())
+		}
+		if st != "inmigrate" {
+			if st != "paused" && st != "prelaunch" {
+				return fmt.Errorf("QEMU B is %q after loading, want paused", st)
+			}
+			return nil
+		}
+		if time.Now().After(end) {
+			return errors.New("QEMU B did not finish loading within 120 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
