@@ -153,8 +153,17 @@ func TestSaveStateAndIncoming(t *testing.T) {
 	if _, err := b.Serial().WaitLine(ctx, reBds, 90*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	// Loading the same file a second time works too (every boot of the chain does this).
-	c := startT(t, bcfg)
+	// Loading the same file a second time works too (every boot of the chain does this),
+	// here through -incoming defer + migrate-incoming.
+	ccfg := ovmfConfig(t)
+	ccfg.Incoming = "defer"
+	c := startT(t, ccfg)
+	if st, err := c.Status(ctx); err != nil || st != "inmigrate" {
+		t.Fatalf("status with -incoming defer: %q, %v", st, err)
+	}
+	if err := c.MigrateIncoming(ctx, IncomingFile(state)); err != nil {
+		t.Fatal(err)
+	}
 	if status, err := c.WaitIncoming(ctx, 60*time.Second); err != nil || status != "paused" {
 		t.Fatalf("second incoming: %q, %v", status, err)
 	}
