@@ -14,32 +14,41 @@ type Code uint16
 
 // The stable codes. Never renumber; new failures get new codes.
 const (
-	OK                Code = 0
-	NoFwCfg           Code = 1
-	FwCfgDMA          Code = 2
-	PolicyInvalid     Code = 10
-	ManifestMissing   Code = 20
-	ManifestSize      Code = 21
-	ManifestMalformed Code = 22
-	UnknownSigner     Code = 23
-	BadSignature      Code = 24
-	LayoutMismatch    Code = 25
-	ImageSizeMismatch Code = 26
-	BIOSMissing       Code = 30
-	BIOSTruncated     Code = 31
-	BIOSOversized     Code = 32
-	DigestMismatch    Code = 33
-	VersionBelowFloor Code = 34
-	DigestDenied      Code = 35
-	VersionDenied     Code = 36
-	VarsSize          Code = 40
-	FlashNotFound     Code = 50
-	FlashGeometry     Code = 51
-	FlashErase        Code = 52
-	FlashProgram      Code = 53
-	FlashVerify       Code = 54
-	CPUException      Code = 90
-	Internal          Code = 91
+	OK                  Code = 0
+	NoFwCfg             Code = 1
+	FwCfgDMA            Code = 2
+	PolicyInvalid       Code = 10
+	ManifestMissing     Code = 20
+	ManifestSize        Code = 21
+	ManifestMalformed   Code = 22
+	UnknownSigner       Code = 23
+	BadSignature        Code = 24
+	LayoutMismatch      Code = 25
+	ImageSizeMismatch   Code = 26
+	BIOSMissing         Code = 30
+	BIOSTruncated       Code = 31
+	BIOSOversized       Code = 32
+	DigestMismatch      Code = 33
+	VersionBelowFloor   Code = 34
+	DigestDenied        Code = 35
+	VersionDenied       Code = 36
+	VarsSize            Code = 40
+	FlashNotFound       Code = 50
+	FlashGeometry       Code = 51
+	FlashErase          Code = 52
+	FlashProgram        Code = 53
+	FlashVerify         Code = 54
+	SecretBlockMissing  Code = 60
+	BIOSFooterInvalid   Code = 61
+	SecretBlockUnusable Code = 62
+	SecretTooLarge      Code = 63
+	SecretMalformed     Code = 64
+	TPMMissing          Code = 70
+	TPMInterface        Code = 71
+	TPMTimeout          Code = 72
+	TPMResponse         Code = 73
+	CPUException        Code = 90
+	Internal            Code = 91
 )
 
 type entry struct {
@@ -72,6 +81,15 @@ var table = []entry{
 	{FlashErase, "flash-erase", "make pflash0/1 writable; use snapshot=on to keep the files"},
 	{FlashProgram, "flash-program", "make pflash0/1 writable; use snapshot=on to keep the files"},
 	{FlashVerify, "flash-verify", "host or device fault; retry on a fresh QEMU"},
+	{SecretBlockMissing, "secret-block-missing", "the policy requires a secret hand-off: ship a BIOS with an SEV secret block (OVMF AmdSev), or the owner sets secret: optional"},
+	{BIOSFooterInvalid, "bios-footer-invalid", "the BIOS's footer table is malformed; rebuild the BIOS and re-sign it"},
+	{SecretBlockUnusable, "secret-block-unusable", "the BIOS's secret block is not in guest RAM the shim may write (or overlaps the shim); use a BIOS with a normal secret block, or give the guest more RAM"},
+	{SecretTooLarge, "secret-too-large", "the owner's secret table is larger than the BIOS's secret block; make the secret smaller"},
+	{SecretMalformed, "secret-malformed", "the injected secret is not a well-formed EFI secret table; rebuild it with `verifier secret`"},
+	{TPMMissing, "tpm-missing", "the policy requires a TPM: start QEMU with -device tpm-crb and a swtpm backend"},
+	{TPMInterface, "tpm-interface", "the TPM's CRB interface is not usable (locality 0 not granted, unexpected buffer layout or fatal error); check the QEMU TPM device and swtpm"},
+	{TPMTimeout, "tpm-timeout", "the TPM did not answer in time; check that swtpm is running"},
+	{TPMResponse, "tpm-response", "the TPM answered with an error or a malformed response; check swtpm (its log) and retry on a fresh TPM"},
 	{CPUException, "cpu-exception", "a shim bug or hostile host state; report it"},
 	{Internal, "internal", "a shim bug; report it"},
 }

@@ -11,6 +11,7 @@
 #define FW_CFG_PORT_DMA_LO 0x518
 #define FW_CFG_SIGNATURE  0x0000
 #define FW_CFG_ID         0x0001
+#define FW_CFG_RAM_SIZE   0x0003
 #define FW_CFG_FILE_DIR   0x0019
 #define FW_CFG_DMA_ERROR  0x01u
 #define FW_CFG_DMA_READ   0x02u
@@ -46,6 +47,17 @@ int fwcfg_probe(void)
 }
 
 int fwcfg_has_dma(void) { return have_dma; }
+
+uint64_t fwcfg_ram_size(void)
+{
+    uint8_t b[8];
+    uint64_t v = 0;
+    pio_select(FW_CFG_RAM_SIZE);
+    pio_read(b, sizeof(b));
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | b[i];
+    return v;
+}
 
 void fwcfg_lookup(struct fwcfg_file *files, unsigned n)
 {

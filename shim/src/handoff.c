@@ -5,6 +5,7 @@
 #include "sevshim/io.h"
 #include "sevshim/lapic.h"
 #include "sevshim/layout.h"
+#include "sevshim/secret.h"
 #include "sevshim/verify.h"
 
 void secret_wipe(void)
@@ -15,12 +16,33 @@ void secret_wipe(void)
     barrier();
 }
 
-void secret_handoff(void)
+void secret_handoff(const struct sevshim_secret_plan *plan)
 {
-    /* Hook for the secret hand-off (later issue): copy the EFI secret table into the accepted
-     * BIOS's own SEV secret block here, or refuse per policy secret_mode. Today the shim
-     * passes nothing on, so the only safe action is to wipe its copy. */
+    /* The plan was made (and any refusal done) before the flash was touched; the copy itself
+     * happens only now, after the flash is programmed and verified, so no refusal can follow
+     * it. rep movsb copies area to block directly: no byte passes through a stack buffer. */
+    if (plan->action == SEVSHIM_SECRET_COPY) {
+        uint8_t *blk = (uint8_t *)(uintptr_t)plan->block_base;
+        memcpy(blk, (const void *)(uintptr_t)SHIM_RAM_SECRET, plan->table_len);
+        memset(blk + plan->table_len, 0, plan->block_size - plan->table_len);
+        barrier();
+    }
     secret_wipe();
+    switch (plan->action) {
+    case SEVSHIM_SECRET_COPY:
+        con_str("SEVSHIM SECRET handed-off bytes=");
+        con_dec(plan->table_len);
+        con_str(" base=");
+        con_hex64(plan->block_base);
+        con_end();
+        break;
+    case SEVSHIM_SECRET_WIPE:
+        con_line("SEVSHIM SECRET wiped");
+        break;
+    default:
+        con_line("SEVSHIM SECRET none");
+        break;
+    }
 }
 
 void shim_refuse(enum sevshim_error e)
@@ -33,19 +55,19 @@ void shim_refuse(enum sevshim_error e)
         name = "internal";
         num[0] = '0'; num[1] = '9'; num[2] = '1';
     }
+    secret_wipe();            /* first: nothing below may run with the secret still there */
     con_str("SEVSHIM ERROR E");
     con_str(num);
     con_str(" ");
     con_line(name);
-    secret_wipe();
     con_line("SEVSHIM HALT");
     cpu_halt_forever();
     __builtin_unreachable();
 }
 
-void shim_handoff(void)
+void shim_handoff(const struct sevshim_secret_plan *plan)
 {
+    secret_handoff(plan);
     con_line("SEVSHIM HANDOFF");
-    secret_handoff();
     lapic_init_self();
 }

@@ -8,12 +8,30 @@
 #include "sevshim/layout.h"
 #include "sevshim/lapic.h"
 #include "sevshim/pflash.h"
+#include "sevshim/secret.h"
+#include "sevshim/tpm.h"
 #include "sevshim/verify.h"
 
 /* RAM copy of the policy region, made before READY (the flash is reprogrammed later) */
 static uint8_t policy_copy[SHIM_POLICY_SIZE] __attribute__((aligned(16)));
 static uint8_t manifest_buf[SEVSHIM_MANIFEST_SIZE] __attribute__((aligned(16)));
 static struct sevshim_result result;
+static struct sevshim_secret_plan secret_plan;
+
+/* RAM the BIOS's secret block must not overlap: the null page, the shim's page tables, its own
+ * secret page, the legacy VGA/ROM hole, the payload (text..stack), the BIOS and vars buffers. */
+static const struct sevshim_range shim_ram[] = {
+    { 0, 0x1000 },
+    { SHIM_RAM_PAGETABLES, 6 * 0x1000 },
+    { SHIM_RAM_SECRET, SHIM_RAM_SECRET_SIZE },
+    { 0xA0000, 0x60000 },
+    { SHIM_RAM_PAYLOAD, SHIM_RAM_PAYLOAD_END - SHIM_RAM_PAYLOAD },
+    { SHIM_RAM_BIOS_BUF, SEVSHIM_OVMF_4M_CODE_SIZE },
+    { SHIM_RAM_VARS_BUF, SEVSHIM_OVMF_4M_VARS_SIZE },
+};
+/* The secret block must lie below this and below the guest's RAM size (q35 keeps at most
+ * 2 GiB of RAM below 4 GiB). */
+#define LOW_RAM_MAX 0x80000000ull
 
 #define BIOS_BUF ((uint8_t *)(uintptr_t)SHIM_RAM_BIOS_BUF)
 #define VARS_BUF ((uint8_t *)(uintptr_t)SHIM_RAM_VARS_BUF)
@@ -87,7 +105,34 @@ void shim_main(void)
     con_str(result.version_string);
     con_line("\"");
 
-    /* 10. flash: probe both devices before the first erase */
+    /* 10. secret hand-off plan from the accepted BIOS's footer table (refusals E060..E064
+     * happen here, before the flash is touched; the copy happens at hand-off) */
+    uint64_t ram_top = fwcfg_ram_size();
+    if (ram_top > LOW_RAM_MAX)
+        ram_top = LOW_RAM_MAX;
+    must(sevshim_secret_plan(BIOS_BUF, SEVSHIM_OVMF_4M_CODE_SIZE, result.secret_mode,
+                             (const volatile uint8_t *)(uintptr_t)SHIM_RAM_SECRET,
+                             SHIM_RAM_SECRET_SIZE, ram_top, shim_ram,
+                             sizeof(shim_ram) / sizeof(shim_ram[0]), &secret_plan));
+
+    /* 11. measured boot: TPM2_PCR_Event before the flash is touched (E070..E073) */
+    if (result.tpm_mode != SEVSHIM_TPM_OFF) {
+        if (tpm_present()) {
+            unsigned banks;
+            must(tpm_measure(&result, result.tpm_pcr, &banks));
+            con_str("SEVSHIM TPM extended pcr=");
+            con_dec(result.tpm_pcr);
+            con_str(" banks=");
+            con_dec(banks);
+            con_end();
+        } else if (result.tpm_mode == SEVSHIM_TPM_REQUIRED) {
+            shim_refuse(SEVSHIM_E70);
+        } else {
+            con_line("SEVSHIM TPM absent");
+        }
+    }
+
+    /* 12. flash: probe both devices before the first erase */
     const struct sevshim_layout *l = result.layout;
     int do_vars = loaded_vars != 0;
     must(pflash_probe(l->code_base, l->code_size));
@@ -106,6 +151,6 @@ void shim_main(void)
     con_dec(vars_blocks);
     con_end();
 
-    /* 11. */
-    shim_handoff();
+    /* 13. secret, then the CPU-only INIT into the new flash */
+    shim_handoff(&secret_plan);
 }

@@ -34,6 +34,15 @@
     X(52, "flash-erase")                       \
     X(53, "flash-program")                     \
     X(54, "flash-verify")                      \
+    X(60, "secret-block-missing")              \
+    X(61, "bios-footer-invalid")               \
+    X(62, "secret-block-unusable")             \
+    X(63, "secret-too-large")                  \
+    X(64, "secret-malformed")                  \
+    X(70, "tpm-missing")                       \
+    X(71, "tpm-interface")                     \
+    X(72, "tpm-timeout")                       \
+    X(73, "tpm-response")                      \
     X(90, "cpu-exception")                     \
     X(91, "internal")
 

@@ -87,9 +87,30 @@
 #define SEVSHIM_FOOTER_LEN_OFF_FROM_END     0x32u
 #define SEVSHIM_INFO_FORMAT_VERSION         1u
 
+/* Data of the SEV secret block entry: u32 base (GPA), u32 size. Both 0: no block. */
+#define SEVSHIM_SECRET_ENTRY_DATA_SIZE      8u
+
+/* ---- 4a. EFI secret table (what LAUNCH_SECRET places in the shim's secret area; the shim
+ * copies it into the accepted BIOS's secret block). Header GUID 1e74f542-71dd-4d66-963e-
+ * ef4287ff173b, u32 total length (header included); entries: GUID, u32 length (>= 20,
+ * header included), data. */
+#define SEVSHIM_GUID_EFI_SECRET_TABLE {0x42,0xf5,0x74,0x1e,0xdd,0x71,0x66,0x4d,0x96,0x3e,0xef,0x42,0x87,0xff,0x17,0x3b}
+#define SEVSHIM_EFI_SECRET_HEADER_SIZE      20u
+#define SEVSHIM_EFI_SECRET_ENTRY_HDR_SIZE   20u
+
 /* ---- 5. fw_cfg names ---------------------------------------------------------------------- */
 #define SEVSHIM_FWCFG_MANIFEST          "opt/org.sevshim/manifest"
 #define SEVSHIM_FWCFG_BIOS              "opt/org.sevshim/bios"
 #define SEVSHIM_FWCFG_VARS              "opt/org.sevshim/vars"
+
+/* ---- 7. Measured-boot event (TPM2_PCR_Event data) --------------------------------------- */
+#define SEVSHIM_TPM_EVENT_MAGIC         "SEVSHEV1"
+#define SEVSHIM_TPM_EVENT_SIZE          168u
+#define SEVSHIM_TPM_EVENT_OFF_LAYOUT    0x08u  /* u32 */
+#define SEVSHIM_TPM_EVENT_OFF_RESERVED  0x0Cu  /* u32, zero */
+#define SEVSHIM_TPM_EVENT_OFF_VERSION   0x10u  /* u64 */
+#define SEVSHIM_TPM_EVENT_OFF_KEY_ID    0x18u  /* 48 */
+#define SEVSHIM_TPM_EVENT_OFF_DIGEST    0x48u  /* 48 */
+#define SEVSHIM_TPM_EVENT_OFF_POLICY    0x78u  /* 48 */
 
 #endif

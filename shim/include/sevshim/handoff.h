@@ -7,9 +7,12 @@ const char *shim_error_name(enum sevshim_error e);
 void shim_refuse(enum sevshim_error e) __attribute__((noreturn));
 /* Zero the shim's launch-secret page (footer entry "SEV secret block"). */
 void secret_wipe(void);
-/* Secret hook: today it zeroes the shim's launch-secret page. A later issue copies the secret
- * into the accepted BIOS's own secret block here, before the wipe. */
-void secret_handoff(void);
-/* "SEVSHIM HANDOFF", secret hook, INIT IPI to self. */
-void shim_handoff(void) __attribute__((noreturn));
+/* Carries out a secret plan (secret.h): COPY copies the table into the BIOS's block and zeroes
+ * the rest of the block; every action then zeroes the shim's page and prints
+ * "SEVSHIM SECRET handed-off bytes=N base=0x...", "SEVSHIM SECRET none" or
+ * "SEVSHIM SECRET wiped". The secret itself is never printed. */
+struct sevshim_secret_plan;
+void secret_handoff(const struct sevshim_secret_plan *plan);
+/* Secret hand-off, "SEVSHIM HANDOFF", INIT IPI to self. */
+void shim_handoff(const struct sevshim_secret_plan *plan) __attribute__((noreturn));
 #endif
