@@ -97,7 +97,8 @@ show hostctl launch --state "$D/owner-psp" --image "$D/shim.fd" --session "$D/se
 	fail "hostctl launch failed"
 show "$BIN/verifier" measure --session "$D/session" --measurement "$D/launch/measurement.json" --image "$D/shim.fd" ||
 	fail "the launch measurement does not match the shim"
-MEAS=$(sed -n 's/.*"sev-measurement": *"\([^"]*\)".*/\1/p' "$D/launch/measurement.json")
+MEAS=$(sed -n 's/.*"sev-measurement": *"\([^"]*\)".*/\1/p' "$D/launch/measurement.json" |
+	base64 -d | od -An -tx1 -v | tr -d ' \n' | cut -c1-64)
 
 heading "The owner releases a secret to the measured shim"
 umask 077
@@ -109,36 +110,47 @@ show "$BIN/verifier" secret --session "$D/session" --measurement "$D/launch/meas
 show hostctl launch-finish --work "$D/launch" --secret "$D/secret.json" || fail "launch-finish failed"
 
 heading "Export: the running shim is sent, encrypted, to the provider's PSP"
-show hostctl export --work "$D/launch" --to "$D/provider.chain" --out "$D/guest.pkg" || fail "export failed"
+say "hostctl export checks the provider's chain itself (again against the TEST root, named explicitly)."
+show hostctl export --work "$D/launch" --to "$D/provider.chain" --root "$SEVSHIM_EMU_ROOT" --out "$D/guest.pkg" ||
+	fail "export failed"
 say "package: $(stat -c %s "$D/guest.pkg") bytes, sha256 $(sha256sum "$D/guest.pkg" | cut -c1-16)…"
 
 # receive PKG BUNDLE WORK: expect the shim to accept the BIOS and OVMF to reach its shell
 receive_ok() {
-	work "$3"
-	show hostctl receive --state "$D/provider-psp" --package "$D/guest.pkg" --bios "$2" --work "$3" ||
-		fail "receive with $(basename "$2") did not boot"
-	timeout 30 "$BIN/hostctl" stop --work "$3" >/dev/null 2>&1 || true
+	work "$2"
+	show hostctl receive --state "$D/provider-psp" --package "$D/guest.pkg" --bios "$1" --work "$2" --wait shell --stop \
+		>"$2.out" || { cat "$2.out"; fail "receive with $(basename "$1") did not boot"; }
+	cat "$2.out"
+	grep -q "UEFI Interactive Shell" "$2.out" || fail "OVMF's shell was not reached with $(basename "$1")"
 }
-# receive_refused BUNDLE WORK CODE: expect the shim to refuse with CODE
+# flip_byte FILE OFFSET: xor one byte with 1, in place
+flip_byte() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	printf "$(printf '\\%03o' $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+# receive_refused BUNDLE WORK PATTERN: expect a refusal whose message contains PATTERN
 receive_refused() {
 	work "$2"
 	local out rc=0
-	out=$(hostctl receive --state "$D/provider-psp" --package "$D/guest.pkg" --bios "$1" --work "$2" 2>&1) || rc=$?
-	printf '   $ hostctl receive --state provider-psp --package guest.pkg --bios %s --work %s\n' "${1#"$D"/}" "${2#"$D"/}"
+	out=$(hostctl receive --state "$D/provider-psp" --package "$D/guest.pkg" --bios "$1" --work "$2" --stop 2>&1) || rc=$?
+	printf '   $ hostctl receive --state provider-psp --package guest.pkg --bios %s --work %s --stop\n' "${1#"$D"/}" "${2#"$D"/}"
 	printf '%s\n' "$out" | sed 's/^/     /'
 	timeout 30 "$BIN/hostctl" stop --work "$2" >/dev/null 2>&1 || true
-	[ "$rc" -ne 0 ] || fail "the shim accepted $(basename "$1"), expected $3"
-	printf '%s\n' "$out" | grep -q "$3" || fail "expected the shim's error $3 for $(basename "$1")"
-	say "refused as expected: $3"
+	[ "$rc" -ne 0 ] || fail "$(basename "$1") was accepted; expected a refusal ($3)"
+	printf '%s\n' "$out" | grep -q "$3" || fail "expected a refusal mentioning '$3' for $(basename "$1")"
+	say "refused as expected (exit status $rc)"
 }
 
 heading "The provider receives the guest and boots it into BIOS v5"
+say "The provider's PSP checks and decrypts every page before a fresh QEMU starts; the shim wakes,"
+say "checks the bundle against the owner's policy, flashes it and hands off to OVMF."
 receive_ok "$IMG/v5.bundle" "$D/receive-v5"
 
 heading "The same package again, now with BIOS v6: no new measurement needed"
 receive_ok "$IMG/v6.bundle" "$D/receive-v6"
 say "owner's shim launch digest:  $LD (both receives ran this exact shim)"
-say "owner's launch measurement:  $MEAS (checked once, at launch)"
+say "owner's launch measurement:  $MEAS (checked once, at launch; neither receive changed it)"
 say "BIOS v5 image sha384: $("$BIN/builder" inspect "$IMG/v5.bundle" | sed -n 's/^  image digest (sha384): //p' | cut -c1-32)…"
 say "BIOS v6 image sha384: $("$BIN/builder" inspect "$IMG/v6.bundle" | sed -n 's/^  image digest (sha384): //p' | cut -c1-32)…"
 
@@ -147,13 +159,17 @@ show "$BIN/builder" sign-bios --key "$IMG/demo-provider.key" --version 4 --versi
 	--out "$D/v4.bundle" "$OVMF"
 receive_refused "$D/v4.bundle" "$D/receive-v4" E034
 
-heading "A tampered bundle is refused (one byte of the v6 image changed after signing)"
-cp "$IMG/v6.bundle" "$D/v6-tampered.bundle"
-# flip one byte well inside the image (after the 352-byte manifest)
-off=$((352 + 0x100000))
-b=$(od -An -tu1 -j "$off" -N1 "$D/v6-tampered.bundle" | tr -d ' ')
-printf "$(printf '\\%03o' $((b ^ 1)))" | dd of="$D/v6-tampered.bundle" bs=1 seek="$off" conv=notrunc status=none
-receive_refused "$D/v6-tampered.bundle" "$D/receive-tampered" E033
+heading "A tampered bundle is refused"
+say "(a) one byte of the v6 image changed after signing: hostctl's own bundle check refuses it"
+say "    before any QEMU starts (the shim would say E033 digest-mismatch)."
+cp "$IMG/v6.bundle" "$D/v6-image-tampered.bundle"
+flip_byte "$D/v6-image-tampered.bundle" $((352 + 0x100000))
+receive_refused "$D/v6-image-tampered.bundle" "$D/receive-image-tampered" "differs from the manifest"
+say "(b) one byte of the manifest's signature changed: the bundle still looks well formed to the"
+say "    host, so QEMU B starts and the shim itself refuses it."
+cp "$IMG/v6.bundle" "$D/v6-signature-tampered.bundle"
+flip_byte "$D/v6-signature-tampered.bundle" 351
+receive_refused "$D/v6-signature-tampered.bundle" "$D/receive-signature-tampered" E024
 
 T1=$(date +%s)
 printf '\nDemo complete in %d s: one owner measurement, two BIOS releases booted, a rollback and a tampered BIOS refused.\n' $((T1 - T0))
