@@ -112,7 +112,7 @@ func tail(s string, n int) string {
 }
 
 // assertBoots checks the shim's accept path on debugcon and OVMF reaching its shell on COM1.
-func assertBoots(t *testing.T, e *chainEnv, r *bRun, version uint64, name string) {
+func assertBoots(t *testing.T, e *chainEnv, r *bRun, image string, version uint64, name string) {
 	t.Helper()
 	ctx := context.Background()
 	dbg, ser := r.vm.Debugcon(), r.vm.Serial()
@@ -163,6 +163,10 @@ func assertBoots(t *testing.T, e *chainEnv, r *bRun, version uint64, name string
 	if _, err := dbg.WaitLine(ctx, reError, time.Millisecond); err == nil {
 		t.Errorf("an ERROR line appeared on debugcon:\n%s", dbg.Text())
 	}
+	// The flash now holds exactly the bundle's image (read through QEMU, not from a file).
+	if got := readCodeFlash(t, r); !bytes.Equal(got, mustRead(t, image)) {
+		t.Errorf("pflash0 after the hand-off differs from %s", image)
+	}
 	t.Logf("cont->HANDOFF %v, cont->BdsDxe %v, cont->shell %v",
 		out.Time.Sub(r.cont).Round(time.Millisecond), bds.Time.Sub(r.cont).Round(time.Millisecond),
 		sh.Time.Sub(r.cont).Round(time.Millisecond))
@@ -174,7 +178,7 @@ func TestChainBootsOVMF(t *testing.T) {
 	e := env(t)
 	t.Logf("A: start->READY %v, state file %d bytes", e.aReady.Round(time.Millisecond), e.stateSize)
 	r := startB(t, e, e.manifestV5, e.ovmf, "")
-	assertBoots(t, e, r, 5, "debian-ovmf-4m")
+	assertBoots(t, e, r, e.ovmf, 5, "debian-ovmf-4m")
 }
 
 func fileSHA(t *testing.T, path string) ([32]byte, []byte) {
@@ -208,7 +212,7 @@ func TestBIOSUpdate(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := startB(t, e, c.manifest, c.image, "")
-			assertBoots(t, e, r, c.version, c.vname)
+			assertBoots(t, e, r, c.image, c.version, c.vname)
 			r.vm.Close()
 			sum, b := fileSHA(t, e.shim)
 			if sum != e.shimSHA || !bytes.Equal(b, e.shimBytes) {
@@ -285,12 +289,12 @@ func TestRefusals(t *testing.T) {
 				t.Fatalf("bad table entry %q", c.want)
 			}
 			r := startB(t, e, c.manifest, c.bios, c.vars)
-			assertRefused(t, r, want)
+			assertRefused(t, e, r, want)
 		})
 	}
 }
 
-func assertRefused(t *testing.T, r *bRun, want shimerr.Code) {
+func assertRefused(t *testing.T, e *chainEnv, r *bRun, want shimerr.Code) {
 	t.Helper()
 	ctx := context.Background()
 	dbg, ser := r.vm.Debugcon(), r.vm.Serial()
@@ -329,6 +333,10 @@ func assertRefused(t *testing.T, r *bRun, want shimerr.Code) {
 	if last := dl[len(dl)-1].Text; last != "SEVSHIM HALT" {
 		t.Errorf("debugcon continued after HALT: last line %q", last)
 	}
+	// The shim never touched the flash: pflash0 still holds the shim image.
+	if got := readCodeFlash(t, r); !bytes.Equal(got, e.shimBytes) {
+		t.Errorf("pflash0 changed in a refused run")
+	}
 	var sawErr bool
 	for _, l := range ser.Lines() {
 		if strings.TrimSpace(l.Text) == "" {
@@ -345,4 +353,30 @@ func assertRefused(t *testing.T, r *bRun, want shimerr.Code) {
 		t.Errorf("COM1 lacks the error line %q:\n%s", want.Line(), ser.Text())
 	}
 	t.Logf("%s after %v", fmt.Sprint(want), out.Time.Sub(r.cont).Round(time.Millisecond))
+}
+
+// readCodeFlash reads pflash0 (the layout's code region, top-aligned below 4 GiB) through
+// QEMU's pmemsave: what the guest's CPU sees there, not what any file holds.
+func readCodeFlash(t *testing.T, r *bRun) []byte {
+	t.Helper()
+	l, ok := bios.LayoutByID(bios.LayoutOVMF4M)
+	if !ok {
+		t.Fatal("layout ovmf-4m missing")
+	}
+	out := filepath.Join(t.TempDir(), "pflash0.dump")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := r.vm.MemSave(ctx, uint64(l.CodeBase), uint64(l.CodeSize), out); err != nil {
+		t.Fatalf("pmemsave of pflash0: %v", err)
+	}
+	return mustRead(t, out)
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
