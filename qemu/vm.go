@@ -69,12 +69,20 @@ type Config struct {
 	RebootShutdown bool
 	// ExtraArgs are appended verbatim.
 	ExtraArgs []string
+	// ExtraFiles are inherited by QEMU as file descriptors ExtraFD(0), ExtraFD(1), ... (for
+	// -incoming fd:N, or a memfd given to -device loader,file=/dev/fd/N). Start does not
+	// close them; the caller does after Start returns.
+	ExtraFiles []*os.File
 
 	// StartTimeout bounds the wait for the QMP socket (default 20 s).
 	StartTimeout time.Duration
 	// KeepDir leaves the private directory in place after Close (for debugging).
 	KeepDir bool
 }
+
+// ExtraFD is the descriptor number QEMU sees for Config.ExtraFiles[i] (3 and 4 carry the
+// consoles).
+func ExtraFD(i int) int { return 5 + i }
 
 // IncomingFile returns an -incoming URI that reads a saved state file through the shell
 // (QEMU 7.2 has no file: URI).
@@ -229,7 +237,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	cmd.Stdin = nil
 	cmd.Stdout = vm.stderr
 	cmd.Stderr = vm.stderr
-	cmd.ExtraFiles = []*os.File{serW, dbgW}
+	cmd.ExtraFiles = append([]*os.File{serW, dbgW}, cfg.ExtraFiles...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	vm.cmd = cmd
 	vm.started = time.Now()

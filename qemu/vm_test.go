@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -166,6 +167,43 @@ func TestSaveStateAndIncoming(t *testing.T) {
 	}
 	if status, err := c.WaitIncoming(ctx, 60*time.Second); err != nil || status != "paused" {
 		t.Fatalf("second incoming: %q, %v", status, err)
+	}
+}
+
+// TestIncomingFromInheritedPipe feeds a saved state through -incoming fd:N from a pipe the
+// test writes, the no-temp-file path hostctl receive uses.
+func TestIncomingFromInheritedPipe(t *testing.T) {
+	needQEMU(t)
+	ctx := context.Background()
+	cfg := ovmfConfig(t)
+	cfg.Paused = true
+	a := startT(t, cfg)
+	state := filepath.Join(t.TempDir(), "state.bin")
+	if _, err := a.SaveState(ctx, state); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	bcfg := ovmfConfig(t)
+	bcfg.ExtraFiles = []*os.File{pr}
+	bcfg.Incoming = "fd:" + strconv.Itoa(ExtraFD(0))
+	b := startT(t, bcfg)
+	pr.Close()
+	go func() { pw.Write(data); pw.Close() }()
+	st, err := b.WaitIncoming(ctx, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A was started with -S and never ran: the target comes up in prelaunch.
+	if st != "prelaunch" && st != "paused" {
+		t.Fatalf("status %q", st)
 	}
 }
 
