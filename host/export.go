@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sevshim/sevshim/guestpkg"
 	"github.com/sevshim/sevshim/migrate"
 	"github.com/sevshim/sevshim/owner"
@@ -149,15 +151,18 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		}
 	}
 
-	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp*")
+	f, named, err := createUnnamed(out)
 	if err != nil {
 		return nil, fmt.Errorf("package: %w", err)
 	}
-	tmp = f.Name()
+	if named {
+		tmp = f.Name()
+	}
 	defer f.Close()
 
 	hdr := &guestpkg.Header{Policy: pol, PDH: myPDH.Marshal(), Session: session,
 		Shape: guestpkg.Shape{RAMSize: ls.MemoryMiB << 20, CodeSize: ls.CodeSize, VarsSize: ls.VarsSize, LayoutID: ls.LayoutID, CPUs: 1}}
+	delayed := false
 	bar := newBar(o.Bar, "export", uint64(ls.MemoryMiB<<20+uint64(ls.CodeSize)+uint64(ls.VarsSize))/migrate.PageSize)
 	bld := &guestpkg.Builder{Out: f, Pkg: hdr, Progress: bar.set,
 		Seal: func(page []byte, pkt *guestpkg.Packet) error {
@@ -165,6 +170,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 			if err != nil {
 				return fmt.Errorf("SEND_UPDATE_DATA: %w", err)
 			}
+			testDelay("SEVSHIM_TEST_EXPORT_DELAY", &delayed)
 			return nil
 		}}
 	counted := &countReader{}
@@ -184,13 +190,10 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if err := f.Sync(); err != nil {
 		return nil, err
 	}
-	if err := f.Close(); err != nil {
-		return nil, err
-	}
 	if err := p.SendFinish(h); err != nil {
 		return nil, fmt.Errorf("SEND_FINISH: %w", err)
 	}
-	if err := os.Rename(tmp, out); err != nil {
+	if err := publish(f, named, out); err != nil {
 		return nil, err
 	}
 	tmp = ""
@@ -327,4 +330,56 @@ func (m *machineTap) Read(b []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// createUnnamed creates the package file. On Linux it is an unnamed O_TMPFILE in the target
+// directory: if hostctl is killed, nothing is left behind. Elsewhere (or on file systems
+// without O_TMPFILE) it is a hidden temporary file that a kill may leave (named = true).
+func createUnnamed(out string) (f *os.File, named bool, err error) {
+	dir := filepath.Dir(out)
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		return os.NewFile(uintptr(fd), filepath.Join(dir, "(unnamed package)")), false, nil
+	}
+	f, err = os.CreateTemp(dir, "."+filepath.Base(out)+".tmp*")
+	if err != nil {
+		return nil, false, err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, false, err
+	}
+	return f, true, nil
+}
+
+// publish gives the complete, synced file its name atomically (link + rename).
+func publish(f *os.File, named bool, out string) error {
+	defer f.Close()
+	if named {
+		f.Close()
+		return os.Rename(f.Name(), out)
+	}
+	tmp := filepath.Join(filepath.Dir(out), fmt.Sprintf(".%s.%d.link", filepath.Base(out), os.Getpid()))
+	os.Remove(tmp)
+	if err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.AT_FDCWD, tmp, unix.AT_SYMLINK_FOLLOW); err != nil {
+		return fmt.Errorf("naming the package: %w", err)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// testDelay sleeps once for the duration in the environment variable (tests use it to
+// kill hostctl at a known point; never set in normal use).
+func testDelay(env string, done *bool) {
+	if *done {
+		return
+	}
+	*done = true
+	if d, err := time.ParseDuration(os.Getenv(env)); err == nil && d > 0 {
+		time.Sleep(d)
+	}
 }

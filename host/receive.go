@@ -333,6 +333,8 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 	rs.Pid = pr.pid
 	writeJSON(pf(ReceiveJSON), rs, 0o600)
 	logf(o.Log, "QEMU B started (pid %d), loading the rebuilt stream", pr.pid)
+	delayed := false
+	testDelay("SEVSHIM_TEST_RECEIVE_DELAY", &delayed)
 	if err := feedIncoming(ctx, pr, rc); err != nil {
 		return nil, err
 	}

@@ -238,6 +238,7 @@ func exportCmd() *cobra.Command {
 			if o.Work == "" || o.Chain == "" || o.Out == "" {
 				return errors.New("--work, --to and --out are required")
 			}
+			o.Log = cmd.ErrOrStderr()
 			if isTerminal(cmd.ErrOrStderr()) {
 				o.Bar = cmd.ErrOrStderr()
 			}
@@ -347,4 +348,3 @@ func stopCmd() *cobra.Command {
 	c.Flags().StringVar(&work, "work", "", "work directory (required)")
 	return c
 }
-

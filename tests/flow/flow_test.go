@@ -1,0 +1,253 @@
+// Package flow holds the integration tests of the whole owner -> provider flow (issue 5),
+// driving the real CLIs (hostctl, verifier, builder, built once per run) against real QEMU
+// (TCG), real emulated PSPs in temporary state directories, the real shim and the demo
+// bundles from `make -C images`. Nothing is simulated.
+//
+// One guest is launched, measured, given a secret and exported once (fixture); the subtests
+// receive that package in different ways. Missing prerequisites fail the tests with what to
+// do; SEVSHIM_ALLOW_SKIP=1 skips instead.
+package flow
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sevshim/sevshim/internal/repo"
+)
+
+var (
+	tmpRoot string // everything of this test binary; removed by TestMain
+	binDir  string
+	images  string // build/images
+)
+
+func TestMain(m *testing.M) {
+	d, err := os.MkdirTemp("", "sevshim-flow-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	tmpRoot = d
+	code := m.Run()
+	stopAll()
+	if os.Getenv("SEVSHIM_KEEP") == "" {
+		os.RemoveAll(tmpRoot)
+	} else {
+		fmt.Fprintln(os.Stderr, "kept", tmpRoot)
+	}
+	os.Exit(code)
+}
+
+// workDirs are the QEMU work directories to stop at the end, whatever happens.
+var (
+	workMu   sync.Mutex
+	workDirs []string
+)
+
+func track(dir string) string {
+	workMu.Lock()
+	workDirs = append(workDirs, dir)
+	workMu.Unlock()
+	return dir
+}
+
+// stopAll ends every QEMU a test left: through hostctl stop, then by the pid file.
+func stopAll() {
+	workMu.Lock()
+	defer workMu.Unlock()
+	for _, d := range workDirs {
+		killWork(d)
+	}
+}
+
+func killWork(d string) {
+	if binDir != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		exec.CommandContext(ctx, filepath.Join(binDir, "hostctl"), "stop", "--work", d).Run()
+		cancel()
+	}
+	if b, err := os.ReadFile(filepath.Join(d, "qemu.pid")); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 && isQEMUOf(pid, d) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+func isQEMUOf(pid int, dir string) bool {
+	cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && bytes.Contains(cl, []byte(filepath.Join(dir, "qmp.sock")))
+}
+
+var (
+	prereqOnce sync.Once
+	prereqErr  error
+)
+
+// prereq builds the CLIs and checks QEMU, OVMF and the demo images.
+func prereq(t *testing.T) {
+	t.Helper()
+	prereqOnce.Do(func() {
+		root, err := repo.Root()
+		if err != nil {
+			prereqErr = err
+			return
+		}
+		images = filepath.Join(root, "build", "images")
+		if _, err := repo.QEMU(); err != nil {
+			prereqErr = fmt.Errorf("%v; run scripts/setup.sh", err)
+			return
+		}
+		if err := repo.RequireFiles(repo.OVMFCode(), repo.OVMFVars()); err != nil {
+			prereqErr = fmt.Errorf("Debian OVMF: %v; run scripts/setup.sh", err)
+			return
+		}
+		if err := repo.RequireFiles(filepath.Join(images, "shim-demo.fd"), filepath.Join(images, "v5.bundle"),
+			filepath.Join(images, "v6.bundle"), filepath.Join(images, "demo-provider.key")); err != nil {
+			prereqErr = fmt.Errorf("%v: run make images (make -C images) first", err)
+			return
+		}
+		binDir = filepath.Join(tmpRoot, "bin")
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./hostctl", "./verifier", "./builder")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			prereqErr = fmt.Errorf("building the CLIs: %v\n%s", err, out)
+		}
+	})
+	if prereqErr == nil {
+		return
+	}
+	if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
+		t.Skipf("SEVSHIM_ALLOW_SKIP=1: %v", prereqErr)
+	}
+	t.Fatalf("%v (set SEVSHIM_ALLOW_SKIP=1 to skip deliberately)", prereqErr)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// run runs one of the CLIs (bounded to 5 minutes) with extra environment variables.
+func run(t *testing.T, env []string, tool string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, tool), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	r := result{stdout: so.String(), stderr: se.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("%s %v: %v", tool, args, err)
+	}
+	return r
+}
+
+func mustRun(t *testing.T, tool string, args ...string) result {
+	t.Helper()
+	r := run(t, nil, tool, args...)
+	if r.code != 0 {
+		t.Fatalf("%s %s: %s", tool, strings.Join(args, " "), r)
+	}
+	return r
+}
+
+// world is the shared fixture: platforms, a launched + exported guest, bundles.
+type world struct {
+	dir                  string
+	p, o, y              string // provider, owner, other provider state dirs
+	pChain, oChain, yChn string
+	shim                 string
+	sess                 string
+	launchW              string
+	pkg                  string
+	v4, v5, v6           string
+	secret               []byte
+}
+
+var (
+	worldOnce sync.Once
+	worldVal  *world
+	worldErr  error
+)
+
+func getWorld(t *testing.T) *world {
+	t.Helper()
+	prereq(t)
+	worldOnce.Do(func() { worldVal, worldErr = makeWorld(t) })
+	if worldErr != nil {
+		t.Fatalf("fixture: %v", worldErr)
+	}
+	if worldVal == nil {
+		t.Fatal("fixture failed earlier")
+	}
+	return worldVal
+}
+
+func makeWorld(t *testing.T) (*world, error) {
+	w := &world{dir: filepath.Join(tmpRoot, "world")}
+	os.MkdirAll(w.dir, 0o700)
+	j := func(n string) string { return filepath.Join(w.dir, n) }
+	w.p, w.o, w.y = j("P"), j("O"), j("Y")
+	w.pChain, w.oChain, w.yChn = j("provider.chain"), j("owner.chain"), j("other.chain")
+	for _, x := range []struct{ st, ch string }{{w.p, w.pChain}, {w.o, w.oChain}, {w.y, w.yChn}} {
+		mustRun(t, "hostctl", "platform", "init", "--state", x.st)
+		mustRun(t, "hostctl", "platform", "export", "--state", x.st, "--out", x.ch)
+	}
+	w.shim = filepath.Join(images, "shim-demo.fd")
+	w.v5, w.v6 = filepath.Join(images, "v5.bundle"), filepath.Join(images, "v6.bundle")
+	// A rolled-back BIOS: Debian's OVMF signed by the demo provider key as version 4 (the
+	// demo policy's floor is 5).
+	w.v4 = j("v4.bundle")
+	mustRun(t, "builder", "sign-bios", "--key", filepath.Join(images, "demo-provider.key"), "--version", "4",
+		"--version-string", "rolled back (v4)", "--out", w.v4, repo.OVMFCode())
+
+	// The owner: check the provider, make a session for its own platform, launch, measure.
+	mustRun(t, "verifier", "platform", "--chain", w.pChain, "--root", filepath.Join(w.p, "certs"))
+	w.sess = j("sess")
+	mustRun(t, "verifier", "session", "--chain", w.oChain, "--root", filepath.Join(w.o, "certs"), "--policy", "0x1", "--out", w.sess)
+	w.launchW = track(j("A"))
+	r := mustRun(t, "hostctl", "launch", "--state", w.o, "--image", w.shim, "--session", w.sess, "--work", w.launchW)
+	if !strings.Contains(r.stdout, "paused in prelaunch") {
+		return nil, fmt.Errorf("launch output: %s", r)
+	}
+	meas := filepath.Join(w.launchW, "measurement.json")
+	r = mustRun(t, "verifier", "measure", "--session", w.sess, "--measurement", meas, "--image", w.shim)
+	if !strings.Contains(r.stdout, "measurement OK") {
+		return nil, fmt.Errorf("verifier measure: %s", r)
+	}
+	w.secret = []byte("correct horse battery staple")
+	if err := os.WriteFile(j("pass.txt"), w.secret, 0o600); err != nil {
+		return nil, err
+	}
+	mustRun(t, "verifier", "secret", "--session", w.sess, "--measurement", meas, "--image", w.shim,
+		"--secret", "736869e5-84f0-4973-92ec-06879ce3da0b="+j("pass.txt"), "--out", j("secret.json"))
+	mustRun(t, "hostctl", "launch-finish", "--work", w.launchW, "--secret", j("secret.json"))
+	w.pkg = j("guest.pkg")
+	r = mustRun(t, "hostctl", "export", "--work", w.launchW, "--to", w.pChain, "--root", filepath.Join(w.p, "certs"), "--out", w.pkg)
+	if !strings.Contains(r.stdout, "exported:") {
+		return nil, fmt.Errorf("export: %s", r)
+	}
+	return w, nil
+}
