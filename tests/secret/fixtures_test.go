@@ -1,0 +1,391 @@
+// Package secret holds the integration tests of the shim's secret hand-off (issue 6): real
+// QEMU (TCG), the real shim (build/shim/shim.fd), Debian's OVMF and the project's test BIOS
+// (build/testbios/testbios.fd, `make -C testbios`). Nothing is simulated.
+//
+// Every case runs the provider flow with a secret: QEMU A boots the shim with an EFI secret
+// table placed at the shim's secret area (GPA 0x80000) by `-device loader` reading a memfd
+// (never a file on disk), A reaches READY and is migrated straight into QEMU B over a unix
+// socket (no state file either), B gets the bundle by fw_cfg, `cont`, NMI. Then the console
+// lines and a dump of all guest RAM (QMP pmemsave into a memfd) are checked.
+//
+// Missing prerequisites fail the tests with what to do; SEVSHIM_ALLOW_SKIP=1 skips instead.
+// The fixture code (keys, signing, A->B) is a minimal copy of the pattern in tests/chain.
+package secret
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sevshim/sevshim/bios"
+	"github.com/sevshim/sevshim/internal/repo"
+	"github.com/sevshim/sevshim/policy"
+	"github.com/sevshim/sevshim/qemu"
+	"github.com/sevshim/sevshim/shimimage"
+)
+
+const (
+	memMiB     = 256
+	secretGPA  = 0x80000 // the shim's secret area (its footer entry)
+	stepTO     = 90 * time.Second
+	ovmfTO     = 180 * time.Second
+	readyGrace = 300 * time.Millisecond
+)
+
+var workDir string
+
+func TestMain(m *testing.M) {
+	d, err := os.MkdirTemp("", "sevshim-secret-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	workDir = d
+	code := m.Run()
+	os.RemoveAll(workDir)
+	os.Exit(code)
+}
+
+// testBIOSPath builds the test BIOS with its make target if it is not there yet.
+func testBIOSPath() (string, error) {
+	root, err := repo.Root()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(root, "build", "testbios", "testbios.fd")
+	if repo.RequireFiles(p) == nil {
+		return p, nil
+	}
+	out, err := exec.Command("make", "-s", "-C", filepath.Join(root, "testbios")).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("building the test BIOS (make -C testbios): %v\n%s", err, out)
+	}
+	return p, repo.RequireFiles(p)
+}
+
+func prereq(t *testing.T) {
+	t.Helper()
+	var err error
+	if _, e := repo.QEMU(); e != nil {
+		err = fmt.Errorf("%v; run scripts/setup.sh", e)
+	} else if e := repo.RequireFiles(repo.OVMFCode(), repo.OVMFVars()); e != nil {
+		err = fmt.Errorf("Debian OVMF: %v; run scripts/setup.sh (package ovmf)", e)
+	} else if tpl, e := repo.ShimTemplate(); e != nil {
+		err = e
+	} else if e := repo.RequireFiles(tpl); e != nil {
+		err = fmt.Errorf("shim template %s is missing: run make -C shim first", tpl)
+	} else if _, e := testBIOSPath(); e != nil {
+		err = e
+	}
+	if err == nil {
+		return
+	}
+	if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
+		t.Skipf("SEVSHIM_ALLOW_SKIP=1: %v", err)
+	}
+	t.Fatalf("%v (set SEVSHIM_ALLOW_SKIP=1 to skip these tests deliberately)", err)
+}
+
+// fixture: one trusted key, two signed bundles and one shim image per secret mode.
+type fixture struct {
+	key                    *ecdsa.PrivateKey
+	tbManifest, tbImage    string // the test BIOS, version 7
+	ovmfManifest, ovmfCode string // Debian's OVMF_CODE_4M, version 5
+	vars                   string
+	shim                   map[uint8]string // by policy secret mode
+}
+
+var (
+	fixOnce sync.Once
+	fixVal  *fixture
+	fixErr  error
+)
+
+func getFixture(t *testing.T) *fixture {
+	t.Helper()
+	prereq(t)
+	fixOnce.Do(func() { fixVal, fixErr = makeFixture(filepath.Join(workDir, "fixture")) })
+	if fixErr != nil {
+		t.Fatalf("building fixtures: %v", fixErr)
+	}
+	return fixVal
+}
+
+func makeFixture(dir string) (*fixture, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f := &fixture{ovmfCode: repo.OVMFCode(), vars: repo.OVMFVars(), shim: map[uint8]string{}}
+	var err error
+	if f.key, err = bios.GenerateKey(); err != nil {
+		return nil, err
+	}
+	if f.tbImage, err = testBIOSPath(); err != nil {
+		return nil, err
+	}
+	sign := func(image, name string, version uint64, vname string) (string, error) {
+		img, err := os.ReadFile(image)
+		if err != nil {
+			return "", err
+		}
+		m, err := bios.NewManifest(bios.LayoutOVMF4M, img, version, vname, &f.key.PublicKey)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", image, err)
+		}
+		b, err := m.Sign(f.key)
+		if err != nil {
+			return "", err
+		}
+		p := filepath.Join(dir, name)
+		return p, os.WriteFile(p, b, 0o600)
+	}
+	if f.tbManifest, err = sign(f.tbImage, "testbios.manifest", 7, "sevshim-testbios"); err != nil {
+		return nil, err
+	}
+	if f.ovmfManifest, err = sign(f.ovmfCode, "ovmf.manifest", 5, "debian-ovmf-4m"); err != nil {
+		return nil, err
+	}
+	tplPath, err := repo.ShimTemplate()
+	if err != nil {
+		return nil, err
+	}
+	tpl, err := os.ReadFile(tplPath)
+	if err != nil {
+		return nil, err
+	}
+	for _, mode := range []uint8{policy.SecretOptional, policy.SecretRequire} {
+		pol := &policy.Policy{
+			Layout:     bios.LayoutOVMF4M,
+			SecretMode: mode,
+			TPMMode:    policy.TPMOff,
+			Signers:    []policy.Signer{{PublicKey: &f.key.PublicKey, MinVersion: 1}},
+		}
+		enc, err := pol.Encode()
+		if err != nil {
+			return nil, err
+		}
+		img, err := shimimage.EmbedPolicy(tpl, enc)
+		if err != nil {
+			return nil, err
+		}
+		p := filepath.Join(dir, fmt.Sprintf("shim-secret-%s.fd", policy.SecretModeName(mode)))
+		if err := os.WriteFile(p, img, 0o600); err != nil {
+			return nil, err
+		}
+		f.shim[mode] = p
+	}
+	return f, nil
+}
+
+// memfd is an anonymous in-memory file; Path names it for another process of this user.
+type memfd struct {
+	f    *os.File
+	Path string
+}
+
+func newMemfd(t *testing.T, name string, content []byte) *memfd {
+	t.Helper()
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatalf("memfd_create: %v", err)
+	}
+	m := &memfd{f: os.NewFile(uintptr(fd), name), Path: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd)}
+	t.Cleanup(func() { m.f.Close() })
+	if len(content) > 0 {
+		if _, err := m.f.Write(content); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m
+}
+
+// ReadAll reads the whole memfd (what another process wrote through Path).
+func (m *memfd) ReadAll(t *testing.T) []byte {
+	t.Helper()
+	st, err := m.f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, st.Size())
+	if _, err := m.f.ReadAt(b, 0); err != nil && len(b) > 0 {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// run describes one A->B chain.
+type run struct {
+	shim     string
+	secret   []byte // placed at secretGPA in A (nil: none)
+	manifest string
+	image    string
+}
+
+// startChain runs A to READY with the secret, migrates A into B over a unix socket, and
+// resumes B with the bundle (cont + NMI). It returns B; A is gone.
+func startChain(t *testing.T, f *fixture, r run) *qemu.VM {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	varsA := filepath.Join(dir, "vars-a.fd")
+	varsB := filepath.Join(dir, "vars-b.fd")
+	for _, p := range []string{varsA, varsB} {
+		b, err := os.ReadFile(f.vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var extra []string
+	if r.secret != nil {
+		m := newMemfd(t, "sevshim-test-secret", r.secret)
+		extra = []string{"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", m.Path, secretGPA)}
+	}
+	a, err := qemu.Start(ctx, qemu.Config{
+		MemoryMiB: memMiB,
+		Pflash: []qemu.Pflash{
+			{Unit: 0, File: r.shim, Snapshot: true},
+			{Unit: 1, File: varsA, Snapshot: true},
+		},
+		Debugcon:       true,
+		RebootShutdown: true,
+		ExtraArgs:      extra,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Debugcon().WaitString(ctx, "SEVSHIM READY", 60*time.Second); err != nil {
+		t.Fatalf("A: %v\n%s\nstderr: %s", err, a.Debugcon().Text(), a.StderrSummary())
+	}
+	time.Sleep(readyGrace)
+
+	sock := filepath.Join(dir, "mig.sock")
+	b, err := qemu.Start(ctx, qemu.Config{
+		MemoryMiB: memMiB,
+		Pflash: []qemu.Pflash{
+			{Unit: 0, File: r.shim, Snapshot: true},
+			{Unit: 1, File: varsB},
+		},
+		FwCfg: []qemu.FwCfg{
+			{Name: "opt/org.sevshim/manifest", File: r.manifest},
+			{Name: "opt/org.sevshim/bios", File: r.image},
+			{Name: "opt/org.sevshim/vars", File: varsB},
+		},
+		Debugcon:       true,
+		RebootShutdown: true,
+		Incoming:       "unix:" + sock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.Close()
+		if t.Failed() {
+			t.Logf("B stderr: %s\ndebugcon:\n%s\nserial (tail):\n%s", b.StderrSummary(), b.Debugcon().Text(), tail(b.Serial().Text(), 2000))
+		}
+	})
+	if err := migrate(ctx, a, sock); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.WaitIncoming(ctx, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st != "paused" {
+		t.Fatalf("B after the migration: status %q, want paused", st)
+	}
+	if err := b.Cont(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.InjectNMI(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// migrate stops A and sends its state to B's listening socket, then quits A.
+func migrate(ctx context.Context, a *qemu.VM, sock string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := a.Stop(ctx); err != nil {
+		return err
+	}
+	if _, err := a.Execute(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(8) << 30}); err != nil {
+		return err
+	}
+	// B may still be creating its socket: retry the connect for a while.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("B never listened on %s", sock)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := a.Execute(ctx, "migrate", map[string]any{"uri": "unix:" + sock}); err != nil {
+		return err
+	}
+	for {
+		mi, err := a.QueryMigrate(ctx)
+		if err != nil {
+			return err
+		}
+		switch mi.Status {
+		case "completed":
+			return a.Quit(ctx)
+		case "failed", "cancelled":
+			return fmt.Errorf("migration %s: %s; A stderr: %s", mi.Status, mi.ErrorDesc, a.StderrSummary())
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("migration still %q: %w", mi.Status, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// dumpRAM stops nothing: it copies all guest RAM (GPA 0..memMiB) into a memfd via pmemsave.
+func dumpRAM(t *testing.T, vm *qemu.VM) []byte {
+	t.Helper()
+	m := newMemfd(t, "sevshim-test-ramdump", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := vm.MemSave(ctx, 0, memMiB<<20, m.Path); err != nil {
+		t.Fatalf("pmemsave: %v", err)
+	}
+	b := m.ReadAll(t)
+	if len(b) != memMiB<<20 {
+		t.Fatalf("RAM dump is %d bytes, want %d", len(b), memMiB<<20)
+	}
+	return b
+}
+
+func randBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
