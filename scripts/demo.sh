@@ -7,8 +7,9 @@
 # a TEST root made on this machine, not AMD's; QEMU runs with TCG, so guest memory is not
 # really encrypted. The protocol messages, keys, MACs and the shim's checks are all real.
 #
-# Environment: DEMO_DIR (default build/demo), DEMO_STEP_TIMEOUT (outer bound per hostctl call,
-# seconds, default 300; hostctl has its own, shorter, timeouts).
+# Environment: DEMO_DIR (default build/demo), DEMO_STEP_TIMEOUT (outer bound per hostctl call in
+# seconds, default 600; hostctl bounds each of its own waits: READY 90 s, the shim's verdict
+# 120 s, OVMF's shell 240 s). QEMU processes are stopped on exit, also on failure or Ctrl-C.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,7 +18,7 @@ export PATH="/usr/local/go/bin:$PATH"
 BIN=$ROOT/build/bin
 IMG=$ROOT/build/images
 D=${DEMO_DIR:-$ROOT/build/demo}
-STEP_TIMEOUT=${DEMO_STEP_TIMEOUT:-300}
+STEP_TIMEOUT=${DEMO_STEP_TIMEOUT:-600}
 OVMF=/usr/share/OVMF/OVMF_CODE_4M.fd
 
 # ---- presentation ----
