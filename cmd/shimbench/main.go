@@ -145,15 +145,27 @@ func run() error {
 		if err := runA(st, state, &rep); err != nil {
 			return err
 		}
-		fmt.Fprint(os.Stderr, ", plain OVMF")
-		if err := runPlain(st, i, &rep); err != nil {
-			return err
-		}
-		fmt.Fprint(os.Stderr, ", shim chain")
-		if err := runB(st, state, i, &rep); err != nil {
-			return err
+		// Alternate which side goes first so a drifting host load does not favour one.
+		plainFirst := i%2 == 0
+		for k := 0; k < 2; k++ {
+			if (k == 0) == plainFirst {
+				fmt.Fprint(os.Stderr, ", plain OVMF")
+				if err := runPlain(st, i, &rep); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprint(os.Stderr, ", shim chain")
+				if err := runB(st, state, i, &rep); err != nil {
+					return err
+				}
+			}
 		}
 		fmt.Fprintln(os.Stderr)
+	}
+	// Per-run ratios pair each shim boot with the plain boot next to it in time.
+	pl, sh := rep.index["boot.plain.start_to_bdsdxe"].Samples, rep.index["boot.shim.start_to_bdsdxe"].Samples
+	for i := range pl {
+		rep.add("boot.ratio.paired", "x", "median over runs of (B start->BdsDxe / plain start->BdsDxe) of the same run", sh[i]/pl[i])
 	}
 	for _, s := range rep.figures {
 		s.Median = median(s.Samples)
@@ -441,6 +453,13 @@ func output(rep *report) error {
 			}
 		case "x":
 			v = fmt.Sprintf("%.3f", s.Median)
+			if len(s.Samples) > 1 {
+				parts := make([]string, len(s.Samples))
+				for i, x := range s.Samples {
+					parts[i] = fmt.Sprintf("%.3f", x)
+				}
+				v += "  [" + strings.Join(parts, " ") + "]"
+			}
 		default:
 			v = fmt.Sprintf("%.0f %s", s.Median, s.Unit)
 		}
