@@ -100,8 +100,10 @@ type SaveStats struct {
 //
 // Instead of QEMU's "exec:cat > FILE" this listens on a unix socket in the VM's directory
 // and copies the stream into file itself: the end of the stream is then exactly known (EOF
-// after QEMU closes the connection), whereas with exec: QEMU closes the pipe and may
-// SIGTERM cat before cat has written its last buffer. The bytes are identical.
+// after QEMU closes the connection). With exec: the writer is a `cat` child of QEMU whose
+// exit we cannot observe, so "completed" in query-migrate would not prove that the file is
+// fully written (and QEMU reaps or signals that helper on its own schedule). The bytes are
+// the same stream either way.
 //
 // The whole operation is bounded by ctx and at most 2 minutes.
 func (vm *VM) SaveState(ctx context.Context, file string) (SaveStats, error) {
