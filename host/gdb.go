@@ -43,6 +43,14 @@ func (g *gdbConn) send(payload string) (string, error) {
 			return "", err
 		}
 		ack, err := g.r.ReadByte()
+		for err == nil && ack == '$' {
+			// An unsolicited stop notification (a running VM stops when a client
+			// connects): acknowledge it and keep waiting for our ack.
+			g.r.UnreadByte()
+			if _, err = g.reply(); err == nil {
+				ack, err = g.r.ReadByte()
+			}
+		}
 		if err != nil {
 			return "", err
 		}
@@ -100,6 +108,11 @@ func (g *gdbConn) expectOK(payload, what string) error {
 	}
 	return nil
 }
+
+// WriteGuestPhys writes data at guest-physical addr of the QEMU whose gdbstub listens on
+// the unix socket sock, and reads it back to check. hostctl uses it for the launch secret;
+// benchmarks use it to dirty guest RAM.
+func WriteGuestPhys(sock string, addr uint64, data []byte) error { return writePhys(sock, addr, data) }
 
 // writePhys writes data at guest-physical addr and reads it back to check.
 func writePhys(sock string, addr uint64, data []byte) error {

@@ -95,7 +95,7 @@ var (
 )
 
 // prereq builds the CLIs and checks QEMU, OVMF and the demo images.
-func prereq(t *testing.T) {
+func prereq(t testing.TB) {
 	t.Helper()
 	prereqOnce.Do(func() {
 		root, err := repo.Root()
@@ -143,7 +143,7 @@ func (r result) String() string {
 }
 
 // run runs one of the CLIs (bounded to 5 minutes) with extra environment variables.
-func run(t *testing.T, env []string, tool string, args ...string) result {
+func run(t testing.TB, env []string, tool string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -164,7 +164,7 @@ func run(t *testing.T, env []string, tool string, args ...string) result {
 	return r
 }
 
-func mustRun(t *testing.T, tool string, args ...string) result {
+func mustRun(t testing.TB, tool string, args ...string) result {
 	t.Helper()
 	r := run(t, nil, tool, args...)
 	if r.code != 0 {
@@ -205,7 +205,7 @@ func getWorld(t *testing.T) *world {
 	return worldVal
 }
 
-func makeWorld(t *testing.T) (*world, error) {
+func makeWorld(t testing.TB) (*world, error) {
 	w := &world{dir: filepath.Join(tmpRoot, "world")}
 	os.MkdirAll(w.dir, 0o700)
 	j := func(n string) string { return filepath.Join(w.dir, n) }
