@@ -78,7 +78,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	chain := rep.ParsedChain()
 	logf(o.Log, "provider chain verified (%s), PDH key sha256 %s", rep.Trust, rep.PDHKey)
 
-	p, err := openPSP(ls.Kind, ls.State)
+	p, err := openGuestPSP(ls.Kind, ls.State)
 	if err != nil {
 		return nil, err
 	}

@@ -131,7 +131,7 @@ func Launch(ctx context.Context, o LaunchOptions) (*LaunchResult, error) {
 		return nil, fmt.Errorf("%s: %w", files.Session, err)
 	}
 
-	p, err := openPSP(o.Kind, o.State)
+	p, err := openGuestPSP(o.Kind, o.State)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +292,7 @@ func LaunchFinish(ctx context.Context, work, secretPath string, log io.Writer) e
 	if st != "prelaunch" {
 		return fmt.Errorf("QEMU A is %q, not prelaunch: the guest already ran, the measurement no longer describes it; launch again", st)
 	}
-	p, err := openPSP(ls.Kind, ls.State)
+	p, err := openGuestPSP(ls.Kind, ls.State)
 	if err != nil {
 		return err
 	}

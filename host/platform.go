@@ -29,6 +29,20 @@ func openPSP(kind, state string) (psp.PSP, error) {
 	return psp.Open(kind, state)
 }
 
+// errHardwareGuest explains why guest commands refuse the hardware backend.
+var errHardwareGuest = fmt.Errorf("launch, export and receive drive QEMU under TCG with the emulated PSP; " +
+	"on real SEV hardware the PSP must encrypt the VMM's mapping of guest memory, which needs QEMU's sev-guest " +
+	"object (launch) and a VMM with SEV migration support (export/receive), which upstream QEMU lacks " +
+	"(see docs/hostctl.md); use --kind emu")
+
+// openGuestPSP opens a backend for guest commands (emulator only, see errHardwareGuest).
+func openGuestPSP(kind, state string) (psp.PSP, error) {
+	if kind != "" && kind != psp.KindEmulator && kind != "emulator" {
+		return nil, errHardwareGuest
+	}
+	return openPSP(kind, state)
+}
+
 // PlatformInfo is what `hostctl platform status` prints.
 type PlatformInfo struct {
 	Kind       string `json:"kind"`

@@ -276,7 +276,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 		return nil, fmt.Errorf("%s has a running QEMU (pid %d): hostctl stop --work %s first", work, pid, o.Work)
 	}
 
-	p, err := openPSP(o.Kind, o.State)
+	p, err := openGuestPSP(o.Kind, o.State)
 	if err != nil {
 		return nil, err
 	}
