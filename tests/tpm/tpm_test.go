@@ -1,0 +1,490 @@
+// Package tpm holds the integration tests of the shim's measured boot (issue 6): real QEMU
+// (TCG) with tpm-crb, real swtpm processes started and stopped by the test, the real shim and
+// Debian's OVMF, and the attest package reading PCRs and a quote with go-tpm.
+//
+// Flow: swtpm A + QEMU A boot the shim to READY; A is migrated over a unix socket into QEMU B
+// (same devices: tpm-crb with its own swtpm B; the TPM state travels in the stream); B gets a
+// bundle, the shim extends PCR 15 with the event of docs/formats.md section 7 and hands off;
+// OVMF boots to BdsDxe. Then QEMU B is SIGKILLed (so it sends swtpm no shutdown/init), the test
+// installs its own data channel in swtpm B (CMD_SET_DATAFD) and attest reads every bank of
+// PCR 15 and a quote, which must equal tpmevent.Replay of the accepted bundle.
+//
+// Missing prerequisites fail with what to do; SEVSHIM_ALLOW_SKIP=1 skips instead.
+package tpm
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha512"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sevshim/sevshim/attest"
+	"github.com/sevshim/sevshim/bios"
+	"github.com/sevshim/sevshim/internal/repo"
+	"github.com/sevshim/sevshim/policy"
+	"github.com/sevshim/sevshim/qemu"
+	"github.com/sevshim/sevshim/shimerr"
+	"github.com/sevshim/sevshim/shimimage"
+	"github.com/sevshim/sevshim/tpmevent"
+)
+
+const (
+	pcrIndex = 15 // OVMF measures into 0-7 only
+	memMiB   = 256
+	stepTO   = 90 * time.Second
+	ovmfTO   = 180 * time.Second
+)
+
+var (
+	reOutcome = regexp.MustCompile(`^SEVSHIM (ERROR|HANDOFF)`)
+	reTPM     = regexp.MustCompile(`^SEVSHIM TPM `)
+	reBds     = regexp.MustCompile(`BdsDxe`)
+)
+
+func prereq(t *testing.T) {
+	t.Helper()
+	var err error
+	if _, e := repo.QEMU(); e != nil {
+		err = fmt.Errorf("%v; run scripts/setup.sh", e)
+	} else if _, e := exec.LookPath("swtpm"); e != nil {
+		err = fmt.Errorf("swtpm not found: install the swtpm package (scripts/setup.sh)")
+	} else if e := repo.RequireFiles(repo.OVMFCode(), repo.OVMFCodeSecboot(), repo.OVMFVars()); e != nil {
+		err = fmt.Errorf("Debian OVMF: %v; run scripts/setup.sh (package ovmf)", e)
+	} else if tpl, e := repo.ShimTemplate(); e != nil {
+		err = e
+	} else if e := repo.RequireFiles(tpl); e != nil {
+		err = fmt.Errorf("shim template %s is missing: run make -C shim first", tpl)
+	}
+	if err == nil {
+		return
+	}
+	if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
+		t.Skipf("SEVSHIM_ALLOW_SKIP=1: %v", err)
+	}
+	t.Fatalf("%v (set SEVSHIM_ALLOW_SKIP=1 to skip these tests deliberately)", err)
+}
+
+type bundle struct {
+	manifest, image string
+	version         uint64
+	digest          [48]byte
+}
+
+type fixture struct {
+	key    *ecdsa.PrivateKey
+	keyID  [48]byte
+	v5, v6 bundle
+	vars   string
+	shim   map[uint8]string   // by TPM mode
+	polDig map[uint8][48]byte // SHA-384 of the policy block, by TPM mode
+}
+
+var (
+	fixOnce sync.Once
+	fixVal  *fixture
+	fixErr  error
+	workDir string
+)
+
+func TestMain(m *testing.M) {
+	d, err := os.MkdirTemp("", "sevshim-tpm-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	workDir = d
+	code := m.Run()
+	os.RemoveAll(workDir)
+	os.Exit(code)
+}
+
+func getFixture(t *testing.T) *fixture {
+	t.Helper()
+	prereq(t)
+	fixOnce.Do(func() { fixVal, fixErr = makeFixture(filepath.Join(workDir, "fixture")) })
+	if fixErr != nil {
+		t.Fatalf("building fixtures: %v", fixErr)
+	}
+	return fixVal
+}
+
+func makeFixture(dir string) (*fixture, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f := &fixture{vars: repo.OVMFVars(), shim: map[uint8]string{}, polDig: map[uint8][48]byte{}}
+	var err error
+	if f.key, err = bios.GenerateKey(); err != nil {
+		return nil, err
+	}
+	f.keyID = bios.KeyID(&f.key.PublicKey)
+	sign := func(image string, version uint64, vname string) (bundle, error) {
+		img, err := os.ReadFile(image)
+		if err != nil {
+			return bundle{}, err
+		}
+		m, err := bios.NewManifest(bios.LayoutOVMF4M, img, version, vname, &f.key.PublicKey)
+		if err != nil {
+			return bundle{}, err
+		}
+		b, err := m.Sign(f.key)
+		if err != nil {
+			return bundle{}, err
+		}
+		p := filepath.Join(dir, fmt.Sprintf("v%d.manifest", version))
+		return bundle{manifest: p, image: image, version: version, digest: sha512.Sum384(img)}, os.WriteFile(p, b, 0o600)
+	}
+	if f.v5, err = sign(repo.OVMFCode(), 5, "debian-ovmf-4m"); err != nil {
+		return nil, err
+	}
+	if f.v6, err = sign(repo.OVMFCodeSecboot(), 6, "debian-ovmf-4m-secboot"); err != nil {
+		return nil, err
+	}
+	tplPath, err := repo.ShimTemplate()
+	if err != nil {
+		return nil, err
+	}
+	tpl, err := os.ReadFile(tplPath)
+	if err != nil {
+		return nil, err
+	}
+	for _, mode := range []uint8{policy.TPMIfPresent, policy.TPMRequired} {
+		pol := &policy.Policy{
+			Layout:     bios.LayoutOVMF4M,
+			SecretMode: policy.SecretOptional,
+			TPMMode:    mode,
+			TPMPCR:     pcrIndex,
+			Signers:    []policy.Signer{{PublicKey: &f.key.PublicKey, MinVersion: 1}},
+		}
+		enc, err := pol.Encode()
+		if err != nil {
+			return nil, err
+		}
+		img, err := shimimage.EmbedPolicy(tpl, enc)
+		if err != nil {
+			return nil, err
+		}
+		p := filepath.Join(dir, fmt.Sprintf("shim-tpm-%d.fd", mode))
+		if err := os.WriteFile(p, img, 0o600); err != nil {
+			return nil, err
+		}
+		f.shim[mode] = p
+		f.polDig[mode] = attest.PolicyDigest(enc)
+	}
+	return f, nil
+}
+
+// swtpm is one swtpm process owned by the test (stopped by pid in Cleanup).
+type swtpm struct {
+	cmd  *exec.Cmd
+	ctrl string
+	dir  string
+	done chan struct{}
+}
+
+// startSwtpm runs `swtpm socket --tpm2` with a control socket and no --terminate: it outlives
+// its QEMU, keeping the TPM's volatile state (PCRs) for attest.
+func startSwtpm(t *testing.T, name string) *swtpm {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sevshim-swtpm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &swtpm{ctrl: filepath.Join(dir, "ctrl.sock"), dir: dir, done: make(chan struct{})}
+	s.cmd = exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+dir,
+		"--ctrl", "type=unixio,path="+s.ctrl, "--log", "file="+filepath.Join(dir, "log")+",level=1")
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		t.Fatalf("starting swtpm: %v", err)
+	}
+	go func() { s.cmd.Wait(); close(s.done) }()
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("swtpm %s (pid %d) did not exit after SIGKILL", name, s.cmd.Process.Pid)
+		}
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(dir, "log")); err == nil && len(b) > 0 {
+				t.Logf("swtpm %s log:\n%s", name, tail(string(b), 2000))
+			}
+		}
+		os.RemoveAll(dir)
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(s.ctrl); err == nil {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("swtpm %s never created %s", name, s.ctrl)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func tpmArgs(s *swtpm) []string {
+	return []string{"-chardev", "socket,id=chrtpm,path=" + s.ctrl, "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+		"-device", "tpm-crb,tpmdev=tpm0"}
+}
+
+// startChain: A (with its own swtpm if withTPM) to READY, migrated into B (with swtpm B),
+// resumed with bundle bd. Returns B and swtpm B (nil without TPM).
+func startChain(t *testing.T, f *fixture, shim string, bd bundle, withTPM bool) (*qemu.VM, *swtpm) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	vars := func(n string) string {
+		p := filepath.Join(dir, n)
+		b, err := os.ReadFile(f.vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var extraA, extraB []string
+	var swB *swtpm
+	if withTPM {
+		extraA = tpmArgs(startSwtpm(t, "A"))
+		swB = startSwtpm(t, "B")
+		extraB = tpmArgs(swB)
+	}
+	a, err := qemu.Start(ctx, qemu.Config{
+		MemoryMiB:      memMiB,
+		Pflash:         []qemu.Pflash{{Unit: 0, File: shim, Snapshot: true}, {Unit: 1, File: vars("vars-a.fd"), Snapshot: true}},
+		Debugcon:       true,
+		RebootShutdown: true,
+		ExtraArgs:      extraA,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Debugcon().WaitString(ctx, "SEVSHIM READY", 60*time.Second); err != nil {
+		t.Fatalf("A: %v\n%s\nstderr: %s", err, a.Debugcon().Text(), a.StderrSummary())
+	}
+	time.Sleep(300 * time.Millisecond)
+	sock := filepath.Join(dir, "mig.sock")
+	varsB := vars("vars-b.fd")
+	b, err := qemu.Start(ctx, qemu.Config{
+		MemoryMiB: memMiB,
+		Pflash:    []qemu.Pflash{{Unit: 0, File: shim, Snapshot: true}, {Unit: 1, File: varsB}},
+		FwCfg: []qemu.FwCfg{
+			{Name: "opt/org.sevshim/manifest", File: bd.manifest},
+			{Name: "opt/org.sevshim/bios", File: bd.image},
+			{Name: "opt/org.sevshim/vars", File: varsB},
+		},
+		Debugcon:       true,
+		RebootShutdown: true,
+		Incoming:       "unix:" + sock,
+		ExtraArgs:      extraB,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.Close()
+		if t.Failed() {
+			t.Logf("B stderr: %s\ndebugcon:\n%s\nserial (tail):\n%s", b.StderrSummary(), b.Debugcon().Text(), tail(b.Serial().Text(), 1500))
+		}
+	})
+	if err := migrate(ctx, a, sock); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.WaitIncoming(ctx, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st != "paused" {
+		t.Fatalf("B after the migration: %q, want paused", st)
+	}
+	if err := b.Cont(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.InjectNMI(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return b, swB
+}
+
+func migrate(ctx context.Context, a *qemu.VM, sock string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := a.Stop(ctx); err != nil {
+		return err
+	}
+	if _, err := a.Execute(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(8) << 30}); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("B never listened on %s", sock)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := a.Execute(ctx, "migrate", map[string]any{"uri": "unix:" + sock}); err != nil {
+		return err
+	}
+	for {
+		mi, err := a.QueryMigrate(ctx)
+		if err != nil {
+			return err
+		}
+		switch mi.Status {
+		case "completed":
+			return a.Quit(ctx)
+		case "failed", "cancelled":
+			return fmt.Errorf("migration %s: %s; A stderr: %s", mi.Status, mi.ErrorDesc, a.StderrSummary())
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("migration still %q: %w", mi.Status, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func waitLine(t *testing.T, c *qemu.Console, re *regexp.Regexp, to time.Duration) qemu.Line {
+	t.Helper()
+	l, err := c.WaitLine(context.Background(), re, to)
+	if err != nil {
+		t.Fatalf("%s: %v", c.Name(), err)
+	}
+	return l
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// killB ends QEMU B with SIGKILL (no CMD_SHUTDOWN to swtpm) and waits for it.
+func killB(t *testing.T, b *qemu.VM) {
+	t.Helper()
+	if err := syscall.Kill(b.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL QEMU B (pid %d): %v", b.Pid(), err)
+	}
+	select {
+	case <-b.Exited():
+	case <-time.After(15 * time.Second):
+		t.Fatalf("QEMU B (pid %d) still alive after SIGKILL", b.Pid())
+	}
+}
+
+// TestMeasuredBoot: bundle v5 and bundle v6 each boot OVMF with the shim's event in PCR 15;
+// every active bank and a fresh quote equal the replay of the accepted bundle, and the two
+// bundles give different values.
+func TestMeasuredBoot(t *testing.T) {
+	f := getFixture(t)
+	got := map[uint64][]byte{}
+	for _, bd := range []bundle{f.v5, f.v6} {
+		bd := bd
+		t.Run(fmt.Sprintf("v%d", bd.version), func(t *testing.T) {
+			b, sw := startChain(t, f, f.shim[policy.TPMIfPresent], bd, true)
+			dbg := b.Debugcon()
+			tl := waitLine(t, dbg, reTPM, stepTO)
+			if !strings.HasPrefix(tl.Text, fmt.Sprintf("SEVSHIM TPM extended pcr=%d banks=", pcrIndex)) {
+				t.Fatalf("TPM line %q", tl.Text)
+			}
+			if out := waitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
+				t.Fatalf("outcome %q", out.Text)
+			}
+			vl := waitLine(t, dbg, regexp.MustCompile(`^SEVSHIM VERIFIED`), time.Second)
+			t.Logf("VERIFIED->TPM extended <= %v (%s)", tl.Time.Sub(vl.Time).Round(time.Millisecond), tl.Text)
+			waitLine(t, b.Serial(), reBds, ovmfTO)
+			time.Sleep(2 * time.Second) // let OVMF's own TPM traffic settle
+			killB(t, b)
+
+			tpm, err := attest.DialSwtpm(sw.ctrl, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tpm.Close()
+			nonce := make([]byte, 32)
+			rand.Read(nonce)
+			t0 := time.Now()
+			ev, err := attest.Read(tpm, pcrIndex, nonce)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("attest.Read (banks, AK, quote) %v", time.Since(t0).Round(time.Millisecond))
+			event := (&tpmevent.Event{Layout: bios.LayoutOVMF4M, BIOSVersion: bd.version, SignerKeyID: f.keyID,
+				BIOSDigest: bd.digest, PolicyDigest: f.polDig[policy.TPMIfPresent]}).Marshal()
+			if err := attest.Verify(ev, event); err != nil {
+				t.Fatal(err)
+			}
+			for h, v := range ev.Values {
+				t.Logf("PCR %d %v = %x", pcrIndex, h, v)
+			}
+			if _, ok := ev.Values[crypto.SHA256]; !ok {
+				t.Fatalf("no SHA-256 bank")
+			}
+			got[bd.version] = ev.Values[crypto.SHA256]
+			// the other bundle's event must not match
+			other := f.v6
+			if bd.version == 6 {
+				other = f.v5
+			}
+			wrong := (&tpmevent.Event{Layout: bios.LayoutOVMF4M, BIOSVersion: other.version, SignerKeyID: f.keyID,
+				BIOSDigest: other.digest, PolicyDigest: f.polDig[policy.TPMIfPresent]}).Marshal()
+			if err := attest.Verify(ev, wrong); err == nil {
+				t.Fatalf("evidence of v%d also verifies as v%d", bd.version, other.version)
+			}
+		})
+	}
+	if a, b := got[5], got[6]; a != nil && b != nil && string(a) == string(b) {
+		t.Fatalf("v5 and v6 gave the same PCR value %x", a)
+	}
+}
+
+// TestTPMRequiredAbsent: tpm_mode required and no TPM device: E070 before the flash is touched.
+func TestTPMRequiredAbsent(t *testing.T) {
+	f := getFixture(t)
+	b, _ := startChain(t, f, f.shim[policy.TPMRequired], f.v5, false)
+	dbg := b.Debugcon()
+	out := waitLine(t, dbg, reOutcome, stepTO)
+	if out.Text != shimerr.TPMMissing.Line() {
+		t.Fatalf("outcome %q, want %q", out.Text, shimerr.TPMMissing.Line())
+	}
+	waitLine(t, dbg, regexp.MustCompile(`^SEVSHIM HALT$`), stepTO)
+	for _, l := range dbg.Lines() {
+		if strings.HasPrefix(l.Text, "SEVSHIM FLASHED") {
+			t.Errorf("refused run flashed: %q", l.Text)
+		}
+	}
+}
+
+// TestTPMIfPresentAbsent: tpm_mode if-present and no TPM device: the shim says so and boots.
+func TestTPMIfPresentAbsent(t *testing.T) {
+	f := getFixture(t)
+	b, _ := startChain(t, f, f.shim[policy.TPMIfPresent], f.v5, false)
+	dbg := b.Debugcon()
+	if tl := waitLine(t, dbg, reTPM, stepTO); tl.Text != "SEVSHIM TPM absent" {
+		t.Fatalf("TPM line %q", tl.Text)
+	}
+	if out := waitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
+		t.Fatalf("outcome %q", out.Text)
+	}
+	waitLine(t, b.Serial(), reBds, ovmfTO)
+}
