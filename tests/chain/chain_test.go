@@ -37,8 +37,9 @@ const (
 
 // bRun is one QEMU B resumed from the READY state.
 type bRun struct {
-	vm   *qemu.VM
-	cont time.Time // host time just before `cont`
+	vm      *qemu.VM
+	cont    time.Time // host time just before `cont`
+	pflash1 string    // B's pflash1 file (the VM's var store)
 }
 
 // startB starts QEMU B from the READY state with the given fw_cfg files (empty path = file
@@ -46,9 +47,15 @@ type bRun struct {
 // fresh copy of OVMF_VARS_4M.fd as pflash1 and as opt/org.sevshim/vars.
 func startB(t *testing.T, e *chainEnv, manifest, biosFile, varsFile string) *bRun {
 	t.Helper()
+	return startBFrom(t, e, manifest, biosFile, varsFile, e.vars)
+}
+
+// startBFrom is startB with pflash1 a copy of varStore (the VM's own store).
+func startBFrom(t *testing.T, e *chainEnv, manifest, biosFile, varsFile, varStore string) *bRun {
+	t.Helper()
 	dir := t.TempDir()
 	pflash1 := filepath.Join(dir, "vars.fd")
-	if err := copyFile(e.vars, pflash1); err != nil {
+	if err := copyFile(varStore, pflash1); err != nil {
 		t.Fatal(err)
 	}
 	if varsFile == "" {
@@ -94,7 +101,7 @@ func startB(t *testing.T, e *chainEnv, manifest, biosFile, varsFile string) *bRu
 	if st != "paused" {
 		t.Fatalf("B after loading the READY state: status %q, want paused", st)
 	}
-	r := &bRun{vm: vm, cont: time.Now()}
+	r := &bRun{vm: vm, cont: time.Now(), pflash1: pflash1}
 	if err := vm.Cont(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +186,57 @@ func TestChainBootsOVMF(t *testing.T) {
 	t.Logf("A: start->READY %v, state file %d bytes", e.aReady.Round(time.Millisecond), e.stateSize)
 	r := startB(t, e, e.manifestV5, e.ovmf, "")
 	assertBoots(t, e, r, e.ovmf, 5, "debian-ovmf-4m")
+}
+
+// TestVarStoreRestored: the VM's own var store survives the chain. Migration overwrites B's
+// pflash1 with A's (template) store at `cont`; the shim must program pflash1 from
+// opt/org.sevshim/vars before the hand-off. Step 1 boots once to get a store OVMF has
+// written to; step 2 resumes with that store, pauses B right after HANDOFF (before OVMF's
+// DXE variable driver can write) and reads pflash1 through QEMU.
+func TestVarStoreRestored(t *testing.T) {
+	e := env(t)
+	r1 := startB(t, e, e.manifestV5, e.ovmf, "")
+	assertBoots(t, e, r1, e.ovmf, 5, "debian-ovmf-4m")
+	if err := r1.vm.Close(); err != nil { // SIGTERM: QEMU flushes pflash1 to the file
+		t.Fatal(err)
+	}
+	used := filepath.Join(t.TempDir(), "used-vars.fd")
+	if err := copyFile(r1.pflash1, used); err != nil {
+		t.Fatal(err)
+	}
+	usedBytes, tmpl := mustRead(t, used), mustRead(t, e.vars)
+	if bytes.Equal(usedBytes, tmpl) {
+		t.Fatal("OVMF did not write its var store during the first boot; the test cannot tell stores apart")
+	}
+
+	r2 := startBFrom(t, e, e.manifestV5, e.ovmf, used, used)
+	ctx := context.Background()
+	if _, err := r2.vm.Debugcon().WaitString(ctx, "SEVSHIM HANDOFF", shimStepTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.vm.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := bios.LayoutByID(bios.LayoutOVMF4M)
+	dump := filepath.Join(t.TempDir(), "pflash1.dump")
+	if err := r2.vm.MemSave(ctx, uint64(l.VarsBase), uint64(l.VarsSize), dump); err != nil {
+		t.Fatal(err)
+	}
+	got := mustRead(t, dump)
+	switch {
+	case bytes.Equal(got, usedBytes):
+		// restored
+	case bytes.Equal(got, tmpl):
+		t.Fatal("pflash1 holds A's template store after the hand-off: the VM's store was not restored")
+	default:
+		t.Fatal("pflash1 after the hand-off is neither the VM's store nor the template")
+	}
+	if err := r2.vm.Cont(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.vm.Serial().WaitPrompt(ctx, reShell, ovmfTimeout); err != nil {
+		t.Fatalf("OVMF with the restored store never reached its shell: %v", err)
+	}
 }
 
 func fileSHA(t *testing.T, path string) ([32]byte, []byte) {
