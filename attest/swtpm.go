@@ -143,4 +143,3 @@ func (s *SwtpmData) Close() error {
 	}
 	return err2
 }
-
