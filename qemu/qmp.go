@@ -205,8 +205,8 @@ func (q *QMP) readerErr() error {
 	return q.rerr
 }
 
-// Execute runs command with args (any JSON-marshalable value, or nil) and returns the raw
-// "return" member. QMP errors are returned as *Error.
+// Execute runs command with args (any JSON-marshalable value, or an untyped nil for none) and
+// returns the raw "return" member. QMP errors are returned as *Error.
 func (q *QMP) Execute(ctx context.Context, command string, args any) (json.RawMessage, error) {
 	return q.execute(ctx, command, args, nil)
 }
@@ -226,8 +226,8 @@ func (q *QMP) ExecuteInto(ctx context.Context, command string, args any, result 
 	return nil
 }
 
-// ExecuteWithFile runs command while passing f's descriptor to QEMU with SCM_RIGHTS (as
-// "getfd" and "add-fd" expect).
+// ExecuteWithFile runs command while passing the descriptor fd to QEMU with SCM_RIGHTS (as
+// "getfd" and "add-fd" expect). The caller keeps (and later closes) its own copy of fd.
 func (q *QMP) ExecuteWithFile(ctx context.Context, command string, args any, fd int) (json.RawMessage, error) {
 	return q.execute(ctx, command, args, syscall.UnixRights(fd))
 }

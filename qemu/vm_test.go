@@ -282,6 +282,22 @@ func TestQMPLargeReplyErrorsAndRaw(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "{") {
 		t.Fatalf("raw query-name: %s, %v", out, err)
 	}
+	// SCM_RIGHTS: hand QEMU a pipe end by name (getfd), then drop it (closefd).
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	if _, err := vm.QMP().ExecuteWithFile(ctx, "getfd", map[string]any{"fdname": "sevshim-test"}, int(pw.Fd())); err != nil {
+		t.Fatalf("getfd: %v", err)
+	}
+	if _, err := vm.QMP().Execute(ctx, "closefd", map[string]any{"fdname": "sevshim-test"}); err != nil {
+		t.Fatalf("closefd of the passed descriptor: %v", err)
+	}
+	if _, err := vm.QMP().Execute(ctx, "closefd", map[string]any{"fdname": "sevshim-test"}); err == nil {
+		t.Fatal("closefd twice succeeded: the descriptor was never registered")
+	}
 	since := time.Now()
 	if err := vm.Cont(ctx); err != nil {
 		t.Fatal(err)
