@@ -158,9 +158,11 @@ func (c *Console) WaitPrompt(ctx context.Context, re *regexp.Regexp, timeout tim
 	return c.wait(ctx, 0, re, timeout, true)
 }
 
-// WaitString is WaitLine for a plain substring.
+// WaitString waits until the plain substring s has arrived, also inside the unfinished last
+// line (so prompts such as "Shell>" match). The substring is complete when it matches, but the
+// returned Line.Text may still lack the rest of its line; use WaitLine to get whole lines.
 func (c *Console) WaitString(ctx context.Context, s string, timeout time.Duration) (Line, error) {
-	return c.WaitLine(ctx, regexp.MustCompile(regexp.QuoteMeta(s)), timeout)
+	return c.WaitPrompt(ctx, regexp.MustCompile(regexp.QuoteMeta(s)), timeout)
 }
 
 // WaitLineFrom is WaitLine that ignores the first `from` complete lines (take

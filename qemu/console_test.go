@@ -29,6 +29,9 @@ func TestConsoleLinesPartialAndClose(t *testing.T) {
 	if _, err := c.WaitLine(ctx, regexp.MustCompile(`^Shell>`), 50*time.Millisecond); err == nil {
 		t.Fatal("WaitLine matched an unfinished line")
 	}
+	if _, err := c.WaitString(ctx, "Shell>", 5*time.Second); err != nil {
+		t.Fatalf("WaitString must see the unfinished line: %v", err)
+	}
 	p, err := c.WaitPrompt(ctx, regexp.MustCompile(`^Shell> $`), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
