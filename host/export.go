@@ -183,6 +183,9 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		return err
 	}); err != nil {
 		bar.done()
+		if !pr.alive() {
+			return nil, fmt.Errorf("QEMU A (pid %d) died during the export; no package was written and the guest is lost: %w", pr.pid, err)
+		}
 		return nil, err
 	}
 	bar.done()
@@ -278,7 +281,7 @@ func migrateOut(ctx context.Context, pr *proc, consume func(io.Reader) error) er
 		return errors.New("the migration stream did not end within 10 minutes")
 	}
 	if cerr != nil {
-		return fmt.Errorf("migration stream: %w", cerr)
+		return fmt.Errorf("reading QEMU's migration: %w", cerr)
 	}
 	end := time.Now().Add(60 * time.Second)
 	for {

@@ -28,7 +28,9 @@ func TestCheckShape(t *testing.T) {
 		want string
 	}{
 		{"machine family", func(h *guestpkg.Header, _ *guestpkg.Stream) { h.Shape.Machine = "pc-i440fx-7.2" }, "not supported"},
-		{"stream machine", func(_ *guestpkg.Header, s *guestpkg.Stream) { s.Header = bytes.Replace(s.Header, []byte("7.2"), []byte("7.1"), 1) }, "differs"},
+		{"stream machine", func(_ *guestpkg.Header, s *guestpkg.Stream) {
+			s.Header = bytes.Replace(s.Header, []byte("7.2"), []byte("7.1"), 1)
+		}, "differs"},
 		{"layout", func(h *guestpkg.Header, _ *guestpkg.Stream) { h.Shape.LayoutID = 9 }, "unknown"},
 		{"code size", func(h *guestpkg.Header, _ *guestpkg.Stream) { h.Shape.CodeSize = 0x400000 }, "differ from layout"},
 		{"ram too small", func(h *guestpkg.Header, _ *guestpkg.Stream) { h.Shape.RAMSize = 32 << 20 }, "not supported"},

@@ -336,7 +336,10 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 	delayed := false
 	testDelay("SEVSHIM_TEST_RECEIVE_DELAY", &delayed)
 	if err := feedIncoming(ctx, pr, rc); err != nil {
-		return nil, err
+		if !pr.waitExit(500 * time.Millisecond) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("QEMU B (pid %d) ended while loading the guest (%v); %s; run the same receive again", pr.pid, err, pr.logSummary())
 	}
 	rc.pages.wipe()
 	if err := pr.exec(ctx, "cont", nil); err != nil {

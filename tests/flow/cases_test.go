@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -394,6 +395,66 @@ func TestKilledMidway(t *testing.T) {
 		fmt.Sscan(string(b), &old)
 		if old > 1 && syscall.Kill(old, 0) == nil && isQEMUOf(old, wb) {
 			t.Fatalf("the killed receive's QEMU (pid %d) still runs", old)
+		}
+	})
+}
+
+// TestQEMUKilledMidway kills QEMU (not hostctl) in the middle of an export and a receive.
+func TestQEMUKilledMidway(t *testing.T) {
+	w := getWorld(t)
+	killQEMU := func(dir string) {
+		b, _ := os.ReadFile(filepath.Join(dir, "qemu.pid"))
+		var pid int
+		fmt.Sscan(string(b), &pid)
+		if pid > 1 && isQEMUOf(pid, dir) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	t.Run("export", func(t *testing.T) {
+		a := launchRunning(t, w, "0x1")
+		dir := t.TempDir()
+		out := filepath.Join(dir, "guest.pkg")
+		go func() { time.Sleep(1500 * time.Millisecond); killQEMU(a) }()
+		r := run(t, []string{"SEVSHIM_TEST_EXPORT_DELAY=4s"}, "hostctl", "export", "--work", a, "--to", w.pChain,
+			"--root", filepath.Join(w.p, "certs"), "--out", out)
+		if r.code == 0 {
+			t.Fatalf("export succeeded although QEMU A was killed: %s", r)
+		}
+		t.Logf("export with QEMU A killed: %s", strings.TrimSpace(r.stderr))
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Fatalf("export with a killed QEMU left %s", ents[0].Name())
+		}
+	})
+	t.Run("receive", func(t *testing.T) {
+		wb := track(filepath.Join(t.TempDir(), "B"))
+		t.Cleanup(func() { killWork(wb) })
+		// Kill QEMU B once hostctl says it is loading (it then holds before feeding it).
+		cmd := exec.Command(filepath.Join(binDir, "hostctl"), receiveArgs(w, w.pkg, w.v5, wb)...)
+		cmd.Env = append(os.Environ(), "SEVSHIM_TEST_RECEIVE_DELAY=3s")
+		pipe, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var se strings.Builder
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			se.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "loading the rebuilt stream") {
+				killQEMU(wb)
+			}
+		}
+		err = cmd.Wait()
+		r := result{stderr: se.String()}
+		if err == nil {
+			t.Fatalf("receive succeeded although QEMU B was killed: %s", r)
+		}
+		t.Logf("receive with QEMU B killed: %s", strings.TrimSpace(r.stderr))
+		r = run(t, nil, "hostctl", receiveArgs(w, w.pkg, w.v5, wb, "--stop")...)
+		if r.code != 0 || !strings.Contains(r.stdout, "accepted: version 5") {
+			t.Fatalf("rerun after QEMU B was killed: %s", r)
 		}
 	})
 }
