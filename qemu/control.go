@@ -251,3 +251,24 @@ func (vm *VM) Execute(ctx context.Context, command string, args any) (json.RawMe
 	}
 	return vm.qmp.Execute(ctx, command, args)
 }
+
+// StartIncoming starts QEMU with cfg resuming the state saved in file (-incoming, see
+// IncomingFile) and waits until the state is loaded. It returns the VM, which is then paused
+// ("paused" for a stopped source, "prelaunch" for one that never ran): send Cont to run it.
+// On error no process is left behind.
+func StartIncoming(ctx context.Context, cfg Config, file string, timeout time.Duration) (*VM, string, error) {
+	if _, err := os.Stat(file); err != nil {
+		return nil, "", fmt.Errorf("qemu: saved state: %w", err)
+	}
+	cfg.Incoming = IncomingFile(file)
+	vm, err := Start(ctx, cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := vm.WaitIncoming(ctx, timeout)
+	if err != nil {
+		vm.Close()
+		return nil, "", err
+	}
+	return vm, st, nil
+}

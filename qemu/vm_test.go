@@ -139,12 +139,11 @@ func TestSaveStateAndIncoming(t *testing.T) {
 	t.Logf("state %d bytes, total-time %v, elapsed %v", stats.Bytes, stats.TotalTime, stats.Elapsed)
 
 	bcfg := ovmfConfig(t)
-	bcfg.Incoming = IncomingFile(state)
-	b := startT(t, bcfg)
-	status, err := b.WaitIncoming(ctx, 60*time.Second)
+	b, status, err := StartIncoming(ctx, bcfg, state, 60*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { b.Close() })
 	if status != "paused" {
 		t.Fatalf("status after incoming = %q, want paused", status)
 	}
@@ -153,6 +152,9 @@ func TestSaveStateAndIncoming(t *testing.T) {
 	}
 	if _, err := b.Serial().WaitLine(ctx, reBds, 90*time.Second); err != nil {
 		t.Fatal(err)
+	}
+	if _, _, err := StartIncoming(ctx, bcfg, filepath.Join(t.TempDir(), "missing"), time.Minute); err == nil {
+		t.Fatal("StartIncoming of a missing state file succeeded")
 	}
 	// Loading the same file a second time works too (every boot of the chain does this),
 	// here through -incoming defer + migrate-incoming.
