@@ -73,6 +73,9 @@ type LaunchResult struct {
 // LAUNCH_START, LAUNCH_UPDATE_DATA over exactly those bytes and LAUNCH_MEASURE, and writes
 // W/measurement.json and W/launch.json. QEMU stays paused in prelaunch.
 func Launch(ctx context.Context, o LaunchOptions) (*LaunchResult, error) {
+	if err := checkGuestKind(o.Kind); err != nil {
+		return nil, err
+	}
 	work, err := makeWorkDir(o.Work)
 	if err != nil {
 		return nil, err

@@ -37,10 +37,17 @@ var errHardwareGuest = fmt.Errorf("launch, export and receive drive QEMU under T
 
 // openGuestPSP opens a backend for guest commands (emulator only, see errHardwareGuest).
 func openGuestPSP(kind, state string) (psp.PSP, error) {
-	if kind != "" && kind != psp.KindEmulator && kind != "emulator" {
-		return nil, errHardwareGuest
+	if err := checkGuestKind(kind); err != nil {
+		return nil, err
 	}
 	return openPSP(kind, state)
+}
+
+func checkGuestKind(kind string) error {
+	if kind != "" && kind != psp.KindEmulator && kind != "emulator" {
+		return errHardwareGuest
+	}
+	return nil
 }
 
 // PlatformInfo is what `hostctl platform status` prints.

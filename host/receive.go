@@ -246,6 +246,9 @@ func (rc *received) replay(w io.Writer) error {
 // bundle, wakes the shim and returns its verdict. A shim refusal is returned as a Verdict
 // with Accepted false and a *RefusedError.
 func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
+	if err := checkGuestKind(o.Kind); err != nil {
+		return nil, err
+	}
 	manifest, image, m, err := bios.ReadBundle(o.Bundle)
 	if err != nil {
 		return nil, fmt.Errorf("BIOS bundle: %w", err)

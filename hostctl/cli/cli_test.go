@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sevshim/sevshim/sev"
+)
+
+func runMain(args ...string) (string, string, int) {
+	var so, se bytes.Buffer
+	code := Main(context.Background(), args, &so, &se)
+	return so.String(), se.String(), code
+}
+
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"platform", "init"}, "--state DIR is required"},
+		{[]string{"platform", "status", "--state", dir}, "hostctl platform init --state"},
+		{[]string{"platform", "export", "--state", dir}, "--out CHAIN is required"},
+		{[]string{"launch", "--state", dir}, "--image, --session and --work are required"},
+		{[]string{"launch", "--state", dir, "--kind", "linux", "--image", "x", "--session", "y", "--work", dir}, "upstream QEMU"},
+		{[]string{"launch-finish"}, "--work is required"},
+		{[]string{"launch-finish", "--work", dir}, "not a launch work directory"},
+		{[]string{"export", "--work", dir}, "--work, --to and --out are required"},
+		{[]string{"receive", "--state", dir, "--package", "p", "--bios", "b", "--work", dir, "--wait", "forever"}, "want handoff or shell"},
+		{[]string{"receive", "--state", dir, "--package", "p", "--bios", filepath.Join(dir, "none.bundle"), "--work", dir}, "BIOS bundle"},
+		{[]string{"stop"}, "--work is required"},
+	} {
+		_, se, code := runMain(c.args...)
+		if code != ExitError || !strings.Contains(se, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", c.args, code, se, ExitError, c.want)
+		}
+	}
+}
+
+func TestPlatformCommands(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "P")
+	so, se, code := runMain("platform", "init", "--state", st)
+	if code != 0 || !strings.Contains(so, "EMULATED PSP") || !strings.Contains(so, "API 0.24") {
+		t.Fatalf("init: %d %s %s", code, so, se)
+	}
+	so, _, code = runMain("platform", "status", "--state", st, "--json")
+	if code != 0 || !strings.Contains(so, `"kind": "emu"`) {
+		t.Fatalf("status: %s", so)
+	}
+	chain, root := filepath.Join(dir, "p.chain"), filepath.Join(dir, "root.cert")
+	so, se, code = runMain("platform", "export", "--state", st, "--out", chain, "--root-out", root)
+	if code != 0 {
+		t.Fatalf("export: %s %s", so, se)
+	}
+	b, err := os.ReadFile(chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sev.ParseFullChain(b)
+	if err != nil || c.ASK == nil {
+		t.Fatalf("chain: %v", err)
+	}
+	rb, _ := os.ReadFile(root)
+	r, err := sev.NewRoot("test", rb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sev.VerifyChain(c, sev.VerifyOptions{Roots: []sev.Root{r}}); err != nil {
+		t.Fatalf("exported chain does not verify under the exported test root: %v", err)
+	}
+	if _, err := sev.VerifyChain(c, sev.VerifyOptions{}); err == nil {
+		t.Fatal("an emulated chain verified under AMD's roots")
+	}
+	if _, _, code := runMain("stop", "--work", dir); code != 0 {
+		t.Fatal("stop of a directory without QEMU should succeed")
+	}
+}
