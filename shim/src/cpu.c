@@ -54,6 +54,7 @@ void cpu_init(void)
 
 void exception_report(uint64_t vector, uint64_t error, uint64_t rip)
 {
+    secret_wipe();            /* first, as in shim_refuse */
     con_line("SEVSHIM ERROR E090 cpu-exception");
     con_str("SEVSHIM EXCEPTION vector=");
     con_dec(vector);
@@ -62,7 +63,6 @@ void exception_report(uint64_t vector, uint64_t error, uint64_t rip)
     con_str(" rip=");
     con_hex64(rip);
     con_end();
-    secret_wipe();
     con_line("SEVSHIM HALT");
     cpu_halt_forever();
     __builtin_unreachable();
