@@ -243,6 +243,9 @@ func FuzzVerify(f *testing.F) {
 		f.Add([]byte("SEVSHPKG"))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if m, ok := MachineFromStreamHeader(b); ok && (len(m) == 0 || len(m) > 255) {
+			t.Fatalf("machine %q", m)
+		}
 		sum, err := Verify(bytes.NewReader(b))
 		if err == nil && sum.Bytes != int64(len(b)) {
 			t.Fatalf("verified %d of %d bytes", sum.Bytes, len(b))
