@@ -53,6 +53,12 @@ func startB(t *testing.T, e *chainEnv, manifest, biosFile, varsFile string) *bRu
 // startBFrom is startB with pflash1 a copy of varStore (the VM's own store).
 func startBFrom(t *testing.T, e *chainEnv, manifest, biosFile, varsFile, varStore string) *bRun {
 	t.Helper()
+	return startBOpts(t, e, manifest, biosFile, varsFile, varStore, false)
+}
+
+// startBOpts is startBFrom; roCode makes pflash0 read-only (a host that forgot readonly=off).
+func startBOpts(t *testing.T, e *chainEnv, manifest, biosFile, varsFile, varStore string, roCode bool) *bRun {
+	t.Helper()
 	dir := t.TempDir()
 	pflash1 := filepath.Join(dir, "vars.fd")
 	if err := copyFile(varStore, pflash1); err != nil {
@@ -74,7 +80,7 @@ func startBFrom(t *testing.T, e *chainEnv, manifest, biosFile, varsFile, varStor
 		Pflash: []qemu.Pflash{
 			// The migrated flash content replaces the file's; snapshot=on keeps both the
 			// file and (through migration) nothing of B on disk.
-			{Unit: 0, File: e.shim, Snapshot: true},
+			{Unit: 0, File: e.shim, Snapshot: !roCode, ReadOnly: roCode},
 			{Unit: 1, File: pflash1},
 		},
 		FwCfg:          fw,
@@ -305,6 +311,9 @@ func TestRefusalTableMatchesModel(t *testing.T) {
 	}
 	vars, _ := read(b.vars)
 	for _, c := range b.cases {
+		if c.roCode {
+			continue // a flash fault: beyond the model, which stops before the flash steps
+		}
 		man, hasMan := read(c.manifest)
 		img, hasImg := read(c.bios)
 		v := vars
@@ -346,7 +355,7 @@ func TestRefusals(t *testing.T) {
 			if !ok {
 				t.Fatalf("bad table entry %q", c.want)
 			}
-			r := startB(t, e, c.manifest, c.bios, c.vars)
+			r := startBOpts(t, e, c.manifest, c.bios, c.vars, e.vars, c.roCode)
 			assertRefused(t, e, r, want)
 		})
 	}
@@ -382,11 +391,22 @@ func assertRefused(t *testing.T, e *chainEnv, r *bRun, want shimerr.Code) {
 	default:
 	}
 	dl := dbg.Lines()
+	// Verification refusals come before VERIFIED; flash faults (E05x) only after it.
+	flashFault := want >= shimerr.FlashNotFound && want <= shimerr.FlashVerify
+	var verified bool
 	for _, l := range dl {
-		if strings.HasPrefix(l.Text, "SEVSHIM FLASHED") || strings.HasPrefix(l.Text, "SEVSHIM HANDOFF") ||
-			strings.HasPrefix(l.Text, "SEVSHIM VERIFIED") {
+		if strings.HasPrefix(l.Text, "SEVSHIM FLASHED") || strings.HasPrefix(l.Text, "SEVSHIM HANDOFF") {
 			t.Errorf("debugcon shows %q in a refused run", l.Text)
 		}
+		if strings.HasPrefix(l.Text, "SEVSHIM VERIFIED") {
+			verified = true
+			if !flashFault {
+				t.Errorf("debugcon shows %q in a run refused by verification", l.Text)
+			}
+		}
+	}
+	if flashFault && !verified {
+		t.Errorf("flash fault %s without a VERIFIED line first", want)
 	}
 	if last := dl[len(dl)-1].Text; last != "SEVSHIM HALT" {
 		t.Errorf("debugcon continued after HALT: last line %q", last)

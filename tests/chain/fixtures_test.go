@@ -102,6 +102,7 @@ type refusal struct {
 	bios     string // "" = no opt/org.sevshim/bios
 	vars     string // "" = a fresh copy of OVMF_VARS_4M.fd (the normal case)
 	want     string // the exact console line, e.g. "SEVSHIM ERROR E024 bad-signature"
+	roCode   bool   // pflash0 read-only: a valid bundle, but the flash cannot be erased
 }
 
 var (
@@ -266,21 +267,24 @@ func makeBundles(dir string) (*bundleSet, error) {
 
 	line := func(code string) string { return "SEVSHIM ERROR " + code }
 	s.cases = []refusal{
-		{"flipped-image-bit", s.manifestV5, paths["flipped-image.fd"], "", line("E033 digest-mismatch")},
-		{"flipped-manifest-body-bit", paths["flipped-body.manifest"], s.ovmf, "", line("E024 bad-signature")},
-		{"flipped-signature-bit", paths["flipped-sig.manifest"], s.ovmf, "", line("E024 bad-signature")},
-		{"unknown-signer", paths["stranger.manifest"], s.ovmf, "", line("E023 unknown-signer")},
-		{"version-below-floor", paths["below-floor.manifest"], s.ovmf, "", line("E034 version-below-floor")},
-		{"denied-digest", paths["denied-digest.manifest"], paths["denied-digest.fd"], "", line("E035 digest-denied")},
-		{"denied-version", paths["denied-version.manifest"], s.ovmf, "", line("E036 version-denied")},
-		{"wrong-layout", paths["wrong-layout.manifest"], s.ovmf, "", line("E025 layout-mismatch")},
-		{"truncated-image", s.manifestV5, paths["truncated.fd"], "", line("E031 bios-truncated")},
-		{"oversized-image", s.manifestV5, paths["oversized.fd"], "", line("E032 bios-oversized")},
-		{"missing-manifest", "", s.ovmf, "", line("E020 manifest-missing")},
-		{"missing-bios", s.manifestV5, "", "", line("E030 bios-missing")},
-		{"garbage-manifest", paths["garbage.manifest"], s.ovmf, "", line("E022 manifest-malformed")},
-		{"short-manifest", paths["short.manifest"], s.ovmf, "", line("E021 manifest-size")},
-		{"wrong-vars-size", s.manifestV5, s.ovmf, paths["short-vars.fd"], line("E040 vars-size")},
+		{"flipped-image-bit", s.manifestV5, paths["flipped-image.fd"], "", line("E033 digest-mismatch"), false},
+		{"flipped-manifest-body-bit", paths["flipped-body.manifest"], s.ovmf, "", line("E024 bad-signature"), false},
+		{"flipped-signature-bit", paths["flipped-sig.manifest"], s.ovmf, "", line("E024 bad-signature"), false},
+		{"unknown-signer", paths["stranger.manifest"], s.ovmf, "", line("E023 unknown-signer"), false},
+		{"version-below-floor", paths["below-floor.manifest"], s.ovmf, "", line("E034 version-below-floor"), false},
+		{"denied-digest", paths["denied-digest.manifest"], paths["denied-digest.fd"], "", line("E035 digest-denied"), false},
+		{"denied-version", paths["denied-version.manifest"], s.ovmf, "", line("E036 version-denied"), false},
+		{"wrong-layout", paths["wrong-layout.manifest"], s.ovmf, "", line("E025 layout-mismatch"), false},
+		{"truncated-image", s.manifestV5, paths["truncated.fd"], "", line("E031 bios-truncated"), false},
+		{"oversized-image", s.manifestV5, paths["oversized.fd"], "", line("E032 bios-oversized"), false},
+		{"missing-manifest", "", s.ovmf, "", line("E020 manifest-missing"), false},
+		{"missing-bios", s.manifestV5, "", "", line("E030 bios-missing"), false},
+		{"garbage-manifest", paths["garbage.manifest"], s.ovmf, "", line("E022 manifest-malformed"), false},
+		{"short-manifest", paths["short.manifest"], s.ovmf, "", line("E021 manifest-size"), false},
+		{"wrong-vars-size", s.manifestV5, s.ovmf, paths["short-vars.fd"], line("E040 vars-size"), false},
+		// A valid bundle, but the host made pflash0 read-only: the erase fails and the shim
+		// must halt instead of handing off to whatever the flash holds.
+		{"readonly-code-flash", s.manifestV5, s.ovmf, "", line("E052 flash-erase"), true},
 	}
 	return s, nil
 }
