@@ -47,18 +47,25 @@ type bRun struct {
 // fresh copy of OVMF_VARS_4M.fd as pflash1 and as opt/org.sevshim/vars.
 func startB(t *testing.T, e *chainEnv, manifest, biosFile, varsFile string) *bRun {
 	t.Helper()
-	return startBFrom(t, e, manifest, biosFile, varsFile, e.vars)
+	return startBWith(t, e, bOpts{manifest: manifest, bios: biosFile, vars: varsFile})
 }
 
-// startBFrom is startB with pflash1 a copy of varStore (the VM's own store).
-func startBFrom(t *testing.T, e *chainEnv, manifest, biosFile, varsFile, varStore string) *bRun {
-	t.Helper()
-	return startBOpts(t, e, manifest, biosFile, varsFile, varStore, false)
+// bOpts describes one B run.
+type bOpts struct {
+	manifest, bios string   // fw_cfg files; "" = not passed
+	vars           string   // opt/org.sevshim/vars; "" = B's pflash1 file itself
+	varStore       string   // pflash1 is a copy of this ("" = Debian's OVMF_VARS_4M.fd)
+	roCode         bool     // pflash0 read-only (a host that forgot readonly=off)
+	extra          []string // extra QEMU arguments (host differences)
 }
 
-// startBOpts is startBFrom; roCode makes pflash0 read-only (a host that forgot readonly=off).
-func startBOpts(t *testing.T, e *chainEnv, manifest, biosFile, varsFile, varStore string, roCode bool) *bRun {
+func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 	t.Helper()
+	manifest, biosFile, varsFile, roCode := o.manifest, o.bios, o.vars, o.roCode
+	varStore := o.varStore
+	if varStore == "" {
+		varStore = e.vars
+	}
 	dir := t.TempDir()
 	pflash1 := filepath.Join(dir, "vars.fd")
 	if err := copyFile(varStore, pflash1); err != nil {
@@ -87,6 +94,7 @@ func startBOpts(t *testing.T, e *chainEnv, manifest, biosFile, varsFile, varStor
 		Debugcon:       true,
 		RebootShutdown: true, // as hostctl runs it: a guest reboot ends B
 		Incoming:       qemu.IncomingFile(e.state),
+		ExtraArgs:      o.extra,
 		SerialLog:      filepath.Join(dir, "serial.log"),
 		DebugconLog:    filepath.Join(dir, "debugcon.log"),
 	})
@@ -215,7 +223,7 @@ func TestVarStoreRestored(t *testing.T) {
 		t.Fatal("OVMF did not write its var store during the first boot; the test cannot tell stores apart")
 	}
 
-	r2 := startBFrom(t, e, e.manifestV5, e.ovmf, used, used)
+	r2 := startBWith(t, e, bOpts{manifest: e.manifestV5, bios: e.ovmf, vars: used, varStore: used})
 	ctx := context.Background()
 	if _, err := r2.vm.Debugcon().WaitString(ctx, "SEVSHIM HANDOFF", shimStepTimeout); err != nil {
 		t.Fatal(err)
@@ -243,6 +251,30 @@ func TestVarStoreRestored(t *testing.T) {
 	if _, err := r2.vm.Serial().WaitPrompt(ctx, reShell, ovmfTimeout); err != nil {
 		t.Fatalf("OVMF with the restored store never reached its shell: %v", err)
 	}
+}
+
+// TestChainWithoutFwCfgDMA: B's QEMU has fw_cfg DMA switched off while A had it (QEMU
+// accepts the migration silently). The shim must re-probe fw_cfg after the wake-up and read
+// through the PIO port instead of waiting on a DMA engine B does not have.
+func TestChainWithoutFwCfgDMA(t *testing.T) {
+	e := env(t)
+	r := startBWith(t, e, bOpts{manifest: e.manifestV5, bios: e.ovmf,
+		extra: []string{"-global", "fw_cfg_io.dma_enabled=off"}})
+	ctx := context.Background()
+	out, err := r.vm.Debugcon().WaitLine(ctx, reOutcome, shimStepTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Text != "SEVSHIM HANDOFF" {
+		t.Fatalf("without fw_cfg DMA the shim printed %q", out.Text)
+	}
+	if _, err := r.vm.Serial().WaitLine(ctx, reBds, ovmfTimeout); err != nil {
+		t.Fatalf("OVMF did not reach BdsDxe: %v", err)
+	}
+	wake, _ := r.vm.Debugcon().WaitString(ctx, "SEVSHIM WAKE", time.Second)
+	loaded, _ := r.vm.Debugcon().WaitLine(ctx, reLoaded, time.Second)
+	t.Logf("without DMA: WAKE->LOADED %v (PIO), cont->HANDOFF %v", loaded.Time.Sub(wake.Time).Round(time.Millisecond),
+		out.Time.Sub(r.cont).Round(time.Millisecond))
 }
 
 func fileSHA(t *testing.T, path string) ([32]byte, []byte) {
@@ -355,7 +387,7 @@ func TestRefusals(t *testing.T) {
 			if !ok {
 				t.Fatalf("bad table entry %q", c.want)
 			}
-			r := startBOpts(t, e, c.manifest, c.bios, c.vars, e.vars, c.roCode)
+			r := startBWith(t, e, bOpts{manifest: c.manifest, bios: c.bios, vars: c.vars, roCode: c.roCode})
 			assertRefused(t, e, r, want)
 		})
 	}
