@@ -18,6 +18,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha512"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,6 +39,7 @@ import (
 	"github.com/sevshim/sevshim/shimerr"
 	"github.com/sevshim/sevshim/shimimage"
 	"github.com/sevshim/sevshim/tpmevent"
+	verifiercli "github.com/sevshim/sevshim/verifier/cli"
 )
 
 const (
@@ -451,6 +454,7 @@ func TestMeasuredBoot(t *testing.T) {
 			if err := attest.Verify(ev, wrong); err == nil {
 				t.Fatalf("evidence of v%d also verifies as v%d", bd.version, other.version)
 			}
+			checkVerifierAttest(t, f, ev, bd, other, nonce)
 		})
 	}
 	if a, b := got[5], got[6]; a != nil && b != nil && string(a) == string(b) {
@@ -487,4 +491,47 @@ func TestTPMIfPresentAbsent(t *testing.T) {
 		t.Fatalf("outcome %q", out.Text)
 	}
 	waitLine(t, b.Serial(), reBds, ovmfTO)
+}
+
+// checkVerifierAttest runs the owner's CLI, `verifier attest`, on the real evidence written as
+// the evidence file: OK for the accepted bundle, FAILED for the other bundle and a wrong nonce.
+func checkVerifierAttest(t *testing.T, f *fixture, ev *attest.Evidence, good, other bundle, nonce []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	evb, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evPath := filepath.Join(dir, "evidence.json")
+	if err := os.WriteFile(evPath, evb, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeBundle := func(bd bundle) string {
+		man, err1 := os.ReadFile(bd.manifest)
+		img, err2 := os.ReadFile(bd.image)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("v%d.bundle", bd.version))
+		if err := bios.WriteBundle(p, man, img); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	run := func(bundlePath, nonceHex string) (int, string) {
+		var out, errb strings.Builder
+		code := verifiercli.Main(context.Background(), []string{"attest", "--evidence", evPath,
+			"--image", f.shim[policy.TPMIfPresent], "--bundle", bundlePath, "--nonce", nonceHex}, &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	nh := hex.EncodeToString(nonce)
+	if code, out := run(writeBundle(good), nh); code != 0 || !strings.Contains(out, "attestation OK") {
+		t.Fatalf("verifier attest on the accepted bundle: exit %d\n%s", code, out)
+	}
+	if code, out := run(writeBundle(other), nh); code != 1 || !strings.Contains(out, "attestation FAILED") {
+		t.Fatalf("verifier attest on the other bundle: exit %d\n%s", code, out)
+	}
+	if code, out := run(writeBundle(good), "00"+nh[2:]); code != 1 || !strings.Contains(out, "nonce") {
+		t.Fatalf("verifier attest with a wrong nonce: exit %d\n%s", code, out)
+	}
 }

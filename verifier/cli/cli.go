@@ -37,11 +37,12 @@ func NewRoot() *cobra.Command {
 			"  session   make the launch session for a verified platform (GODH, session, TEK/TIK)\n" +
 			"  measure   check a launch measurement against the shim image\n" +
 			"  secret    build the LAUNCH_SECRET packet, only for a measurement that checks out\n" +
+			"  attest    check TPM evidence: the shim recorded accepting this BIOS bundle\n" +
 			"The files and the order of the steps are described in docs/flow.md and docs/verifier.md.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(platformCmd(), sessionCmd(), measureCmd(), secretCmd())
+	root.AddCommand(platformCmd(), sessionCmd(), measureCmd(), secretCmd(), attestCmd())
 	return root
 }
 
