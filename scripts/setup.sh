@@ -12,7 +12,7 @@ PACKAGES=(
   gcc make binutils # freestanding C build of the shim and host C tests
   clang libclang-rt-14-dev  # libFuzzer for the C parser fuzz target
   swtpm swtpm-tools # the TPM used by measured-boot tests
-  git ca-certificates xxd
+  git ca-certificates xxd python3 coreutils
 )
 
 missing=()
