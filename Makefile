@@ -44,6 +44,7 @@ bench: setup shim images
 	$(MAKE) -C shim BUILD=$(BUILD)/shim size
 	$(GO) run ./cmd/shimbench
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./sev/ ./psp/ ./migrate/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./tests/flow/
 
 # longer fuzzing runs of every parser (C libFuzzer + go test -fuzz)
 fuzz: shim
