@@ -64,7 +64,18 @@ type Shape struct {
 	VarsSize uint32 // pflash unit 1 bytes
 	LayoutID uint32 // sevshim BIOS layout (docs/formats.md section 1)
 	CPUs     uint16 // -smp
+	// TPM: the VM has a TPM (QEMU `-tpmdev emulator` + `-device tpm-crb`, its state in the
+	// stream's tpm-emulator section); the receiver must give QEMU B the same device. Header
+	// byte 0x27 (devices), bit 0. Packages without a TPM are byte-identical to before the
+	// field existed; older readers refuse a TPM package (non-zero reserved byte), as they must.
+	TPM bool
 }
+
+// Header byte 0x27: optional devices of the VM shape.
+const (
+	DeviceTPM   = 0x01
+	knownDevice = DeviceTPM
+)
 
 // Header is everything before the stream header.
 type Header struct {
@@ -148,6 +159,9 @@ func (h *Header) marshal() []byte {
 	binary.LittleEndian.PutUint32(b[0x20:], h.Shape.LayoutID)
 	binary.LittleEndian.PutUint16(b[0x24:], h.Shape.CPUs)
 	b[0x26] = byte(len(h.Shape.Machine))
+	if h.Shape.TPM {
+		b[0x27] |= DeviceTPM
+	}
 	copy(b[0x28:], h.Shape.Machine)
 	return b
 }
@@ -390,9 +404,10 @@ func NewReader(r io.Reader) (*Reader, error) {
 	h.Shape.LayoutID = binary.LittleEndian.Uint32(b[0x20:])
 	h.Shape.CPUs = binary.LittleEndian.Uint16(b[0x24:])
 	ml := int(b[0x26])
-	if b[0x27] != 0 {
-		return nil, pr.fail(0x27, "header", "reserved byte is 0x%02x, want 0", b[0x27])
+	if b[0x27]&^knownDevice != 0 {
+		return nil, pr.fail(0x27, "header", "devices byte is 0x%02x: unknown device bits 0x%02x (this build knows 0x%02x = TPM)", b[0x27], b[0x27]&^knownDevice, knownDevice)
 	}
+	h.Shape.TPM = b[0x27]&DeviceTPM != 0
 	if ml == 0 || ml > MachineMax {
 		return nil, pr.fail(0x26, "header", "machine type length %d, want 1..%d", ml, MachineMax)
 	}

@@ -269,3 +269,41 @@ func TestWriteSeed(t *testing.T) {
 }
 
 func strconvQuote(b []byte) string { return strconv.Quote(string(b)) }
+
+// TestTPMDeviceByte: header byte 0x27 carries the TPM flag; a package without a TPM keeps the
+// old encoding (0) and unknown device bits are refused.
+func TestTPMDeviceByte(t *testing.T) {
+	for _, tpm := range []bool{false, true} {
+		h := &Header{Policy: 1, PDH: make([]byte, sev.CertSize), Session: make([]byte, sev.SessionSize),
+			Shape: Shape{Machine: "pc-q35-7.2", RAMSize: 1 << 20, CodeSize: 4096, CPUs: 1, TPM: tpm}}
+		var buf bytes.Buffer
+		w, err := NewWriter(&buf, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.bw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		b := buf.Bytes()
+		want := byte(0)
+		if tpm {
+			want = DeviceTPM
+		}
+		if b[0x27] != want {
+			t.Fatalf("tpm=%v: byte 0x27 = 0x%02x, want 0x%02x", tpm, b[0x27], want)
+		}
+		r, err := NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Header().Shape.TPM != tpm {
+			t.Fatalf("tpm=%v read back as %v", tpm, r.Header().Shape.TPM)
+		}
+		b[0x27] |= 0x02
+		_, err = NewReader(bytes.NewReader(b))
+		var fe *FormatError
+		if !errors.As(err, &fe) || fe.Offset != 0x27 {
+			t.Fatalf("unknown device bit: want a FormatError at 0x27, got %v", err)
+		}
+	}
+}
