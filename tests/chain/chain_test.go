@@ -61,7 +61,6 @@ type bOpts struct {
 
 func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 	t.Helper()
-	manifest, biosFile, varsFile, roCode := o.manifest, o.bios, o.vars, o.roCode
 	varStore := o.varStore
 	if varStore == "" {
 		varStore = e.vars
@@ -71,23 +70,24 @@ func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 	if err := copyFile(varStore, pflash1); err != nil {
 		t.Fatal(err)
 	}
+	varsFile := o.vars
 	if varsFile == "" {
 		varsFile = pflash1
 	}
 	var fw []qemu.FwCfg
-	if manifest != "" {
-		fw = append(fw, qemu.FwCfg{Name: "opt/org.sevshim/manifest", File: manifest})
+	if o.manifest != "" {
+		fw = append(fw, qemu.FwCfg{Name: "opt/org.sevshim/manifest", File: o.manifest})
 	}
-	if biosFile != "" {
-		fw = append(fw, qemu.FwCfg{Name: "opt/org.sevshim/bios", File: biosFile})
+	if o.bios != "" {
+		fw = append(fw, qemu.FwCfg{Name: "opt/org.sevshim/bios", File: o.bios})
 	}
 	fw = append(fw, qemu.FwCfg{Name: "opt/org.sevshim/vars", File: varsFile})
 	ctx := context.Background()
 	vm, err := qemu.Start(ctx, qemu.Config{
 		Pflash: []qemu.Pflash{
-			// The migrated flash content replaces the file's; snapshot=on keeps both the
-			// file and (through migration) nothing of B on disk.
-			{Unit: 0, File: e.shim, Snapshot: !roCode, ReadOnly: roCode},
+			// snapshot=on: the migrated shim content and the BIOS the shim programs live
+			// in a temporary overlay, so the shim image file never changes.
+			{Unit: 0, File: e.shim, Snapshot: !o.roCode, ReadOnly: o.roCode},
 			{Unit: 1, File: pflash1},
 		},
 		FwCfg:          fw,
