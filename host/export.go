@@ -161,7 +161,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	defer f.Close()
 
 	hdr := &guestpkg.Header{Policy: pol, PDH: myPDH.Marshal(), Session: session,
-		Shape: guestpkg.Shape{RAMSize: ls.MemoryMiB << 20, CodeSize: ls.CodeSize, VarsSize: ls.VarsSize, LayoutID: ls.LayoutID, CPUs: 1}}
+		Shape: guestpkg.Shape{RAMSize: ls.MemoryMiB << 20, CodeSize: ls.CodeSize, VarsSize: ls.VarsSize, LayoutID: ls.LayoutID, CPUs: 1, TPM: ls.TPM}}
 	delayed := false
 	bar := newBar(o.Bar, "export", uint64(ls.MemoryMiB<<20+uint64(ls.CodeSize)+uint64(ls.VarsSize))/migrate.PageSize)
 	bld := &guestpkg.Builder{Out: f, Pkg: hdr, Progress: bar.set,
@@ -208,6 +208,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	res.Bytes = bld.Writer().Written()
 	res.Records, _ = bld.Writer().Counts()
 	pr.quit(ctx)
+	stopSwtpm(work) // QEMU A's TPM state is in the package now
 	ls.Stage, ls.Package = StageExported, out
 	if err := writeJSON(filepath.Join(work, LaunchJSON), ls, 0o600); err != nil {
 		return res, err

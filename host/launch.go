@@ -46,6 +46,7 @@ type LaunchState struct {
 	SecretBase uint32 `json:"secret_base,omitempty"`
 	SecretSize uint32 `json:"secret_size,omitempty"`
 	Package    string `json:"package,omitempty"`
+	TPM        bool   `json:"tpm,omitempty"` // QEMU A has a tpm-crb TPM backed by W/swtpm.sock
 }
 
 // LaunchOptions are the inputs of `hostctl launch`.
@@ -57,6 +58,7 @@ type LaunchOptions struct {
 	Work        string
 	Vars        string // pflash unit 1 content; default Debian's OVMF_VARS template
 	MemoryMiB   uint64 // default 512
+	TPM         bool   // give QEMU A a TPM (swtpm in W; the package then needs receive --tpm)
 	Log         io.Writer
 }
 
@@ -149,9 +151,22 @@ func Launch(ctx context.Context, o LaunchOptions) (*LaunchResult, error) {
 	if err := prepareVars(o.Vars, vars, int(lay.VarsSize)); err != nil {
 		return nil, err
 	}
-	pr, err := startDetached(ctx, work, vmConfig{MemoryMiB: o.MemoryMiB, Code: code, Vars: vars,
-		CodeSnapshot: true, VarsSnapshot: true, Paused: true, GDB: true, Reboot: true})
+	cfg := vmConfig{MemoryMiB: o.MemoryMiB, Code: code, Vars: vars,
+		CodeSnapshot: true, VarsSnapshot: true, Paused: true, GDB: true, Reboot: true}
+	var tpm *swtpm
+	if o.TPM {
+		if tpm, err = startSwtpm(work); err != nil {
+			return nil, err
+		}
+		cfg.TPMSock = filepath.Join(work, SwtpmSock)
+	} else {
+		stopSwtpm(work)
+	}
+	pr, err := startDetached(ctx, work, cfg)
 	if err != nil {
+		if tpm != nil {
+			tpm.kill()
+		}
 		return nil, err
 	}
 	ok := false
@@ -159,13 +174,20 @@ func Launch(ctx context.Context, o LaunchOptions) (*LaunchResult, error) {
 	defer func() {
 		if !ok {
 			pr.kill()
+			if tpm != nil {
+				tpm.kill()
+			}
 			if h != 0 {
 				p.Decommission(h)
 			}
 		}
 		pr.close()
 	}()
-	logf(o.Log, "QEMU A started paused (pid %d)", pr.pid)
+	if tpm != nil {
+		logf(o.Log, "QEMU A started paused (pid %d) with a TPM (swtpm pid %d)", pr.pid, tpm.pid)
+	} else {
+		logf(o.Log, "QEMU A started paused (pid %d)", pr.pid)
+	}
 
 	// Read the flash back from QEMU: the bytes the guest will execute are what we measure.
 	mapped, err := readBack(ctx, pr, work, len(img))
@@ -202,7 +224,7 @@ func Launch(ctx context.Context, o LaunchOptions) (*LaunchResult, error) {
 	sum := sha256.Sum256(img)
 	ls := &LaunchState{Format: 1, Stage: StageMeasured, Kind: p.Kind(), Handle: uint32(h), Policy: uint32(pol),
 		Image: code, ImageSHA: hex.EncodeToString(sum[:]), LayoutID: lay.ID, CodeSize: lay.CodeSize, VarsSize: lay.VarsSize,
-		MemoryMiB: o.MemoryMiB}
+		MemoryMiB: o.MemoryMiB, TPM: o.TPM}
 	if e, isEmu := p.(*psp.Emulator); isEmu {
 		ls.State = e.Dir()
 	}

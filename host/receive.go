@@ -32,6 +32,7 @@ type ReceiveOptions struct {
 	Work        string
 	WaitShell   bool // also wait for OVMF's shell on COM1
 	Stop        bool // quit QEMU B at the end
+	TPM         bool // give QEMU B a TPM (swtpm in Work); must match the package's VM shape
 	Log         io.Writer
 	Bar         io.Writer
 	// BeforeQEMU, if set, runs after every check passed and before QEMU B starts (tests).
@@ -58,6 +59,12 @@ type ReceiveState struct {
 	Bundle  string `json:"bundle"`
 	Pid     int    `json:"pid,omitempty"`
 	Verdict string `json:"verdict,omitempty"`
+	// TPM: QEMU B has a TPM backed by WB/swtpm.sock. TPMMode and TPMPCR come from the policy
+	// of the shim image in the package's flash (hostctl tpm-quote's default PCR).
+	TPM     bool  `json:"tpm,omitempty"`
+	TPMMode uint8 `json:"tpm_mode,omitempty"`
+	TPMPCR  uint8 `json:"tpm_pcr,omitempty"`
+	Shell   bool  `json:"shell,omitempty"` // OVMF's shell was seen
 }
 
 // RefusedError is a package or shim refusal with what was wrong.
@@ -150,7 +157,7 @@ func checkShape(h *guestpkg.Header, st *guestpkg.Stream) error {
 
 // acceptPackage reads and checks the whole package and runs RECEIVE_START,
 // RECEIVE_UPDATE_DATA for every page and RECEIVE_FINISH. Nothing is started.
-func acceptPackage(p psp.PSP, path string, bar *bar) (*received, error) {
+func acceptPackage(p psp.PSP, path string, tpm bool, bar *bar) (*received, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -161,6 +168,13 @@ func acceptPackage(p psp.PSP, path string, bar *bar) (*received, error) {
 		return nil, err
 	}
 	hdr := r.Header()
+	// QEMU A and B must have the same devices or the migration does not load; say so now.
+	switch {
+	case hdr.Shape.TPM && !tpm:
+		return nil, errors.New("the guest's VM has a TPM (hostctl launch --tpm; its TPM state is in the package): receive it with --tpm")
+	case !hdr.Shape.TPM && tpm:
+		return nil, errors.New("the guest's VM has no TPM (launched without --tpm): receive it without --tpm")
+	}
 	pdh, err := sev.ParseCert(hdr.PDH)
 	if err != nil {
 		return nil, fmt.Errorf("sender PDH: %w", err)
@@ -220,6 +234,9 @@ func acceptPackage(p psp.PSP, path string, bar *bar) (*received, error) {
 	b.done()
 	if rc.sk.Devices, err = r.Finish(); err != nil {
 		return nil, err
+	}
+	if has := streamHasTPM(rc.sk.Devices); has != hdr.Shape.TPM {
+		return nil, fmt.Errorf("VM shape: the header says TPM=%v but the stream's device state %s a tpm-emulator section", hdr.Shape.TPM, map[bool]string{true: "has", false: "has no"}[has])
 	}
 	// The rebuilt stream must be one the migrate parser accepts (every page once, device
 	// state well formed) before any QEMU sees a byte of it.
@@ -284,7 +301,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 		return nil, err
 	}
 	defer p.Close()
-	rc, err := acceptPackage(p, o.Package, newBar(o.Bar, "", 0))
+	rc, err := acceptPackage(p, o.Package, o.TPM, newBar(o.Bar, "", 0))
 	if err != nil {
 		return nil, &RefusedError{Stage: "package", Err: fmt.Errorf("package %s refused, no QEMU was started: %w", o.Package, err)}
 	}
@@ -316,20 +333,43 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 	if err := fillFile(pf("flash0.fd"), int(rc.hdr.Shape.CodeSize), 0); err != nil {
 		return nil, err
 	}
-	rs := &ReceiveState{Stage: "loading", Package: o.Package, Bundle: o.Bundle}
+	rs := &ReceiveState{Stage: "loading", Package: o.Package, Bundle: o.Bundle, TPM: o.TPM}
+	if o.TPM {
+		if mode, pcr, err := guestTPMPolicy(rc); err == nil {
+			rs.TPMMode, rs.TPMPCR = mode, pcr
+		} else {
+			logf(o.Log, "note: the policy of the shim in the package's flash is unreadable (%v); hostctl tpm-quote will need --pcr", err)
+		}
+	}
 	writeJSON(pf(ReceiveJSON), rs, 0o600)
-	pr, err := startDetached(ctx, work, vmConfig{Machine: rc.hdr.Shape.Machine, MemoryMiB: rc.hdr.Shape.RAMSize >> 20,
+	cfg := vmConfig{Machine: rc.hdr.Shape.Machine, MemoryMiB: rc.hdr.Shape.RAMSize >> 20,
 		Code: pf("flash0.fd"), CodeSnapshot: true, Vars: pf("vars.fd"),
 		FwCfg: []qemu.FwCfg{{Name: "opt/org.sevshim/manifest", File: pf("bios.manifest")},
 			{Name: "opt/org.sevshim/bios", File: pf("bios.fd")}, {Name: "opt/org.sevshim/vars", File: pf("vars.fd")}},
-		Incoming: true, Reboot: true})
+		Incoming: true, Reboot: true}
+	var tpm *swtpm
+	if o.TPM {
+		if tpm, err = startSwtpm(work); err != nil {
+			return nil, err
+		}
+		cfg.TPMSock = pf(SwtpmSock)
+	} else {
+		stopSwtpm(work)
+	}
+	pr, err := startDetached(ctx, work, cfg)
 	if err != nil {
+		if tpm != nil {
+			tpm.kill()
+		}
 		return nil, err
 	}
 	keep := false
 	defer func() {
 		if !keep {
 			pr.kill()
+			if tpm != nil {
+				tpm.kill()
+			}
 		}
 		pr.close()
 	}()
@@ -362,6 +402,9 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 		rs.Stage, rs.Verdict = "refused", v.Code.String()
 		writeJSON(pf(ReceiveJSON), rs, 0o600)
 		pr.quit(ctx)
+		if tpm != nil {
+			tpm.kill()
+		}
 		v.Pid = 0
 		return v, &RefusedError{Stage: "shim", Err: fmt.Errorf("the shim refused the BIOS %s: %s (QEMU B stopped)", o.Bundle, v.Code)}
 	}
@@ -381,10 +424,13 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 		if _, _, err := waitLog(ctx, pr, SerialLog, 240*time.Second, reShell); err != nil {
 			return v, fmt.Errorf("the shim accepted the BIOS, but OVMF's shell did not appear: %w", err)
 		}
-		v.Shell = true
+		v.Shell, rs.Shell = true, true
 	}
 	if o.Stop {
 		pr.quit(ctx)
+		if tpm != nil {
+			tpm.kill()
+		}
 		v.Pid = 0
 		rs.Stage = "stopped"
 	}

@@ -47,6 +47,7 @@ type vmConfig struct {
 	GDB          bool // gdbstub on DIR/gdb.sock
 	Incoming     bool // -incoming defer
 	Reboot       bool // -action reboot=shutdown
+	TPMSock      string // swtpm control socket: adds a tpm-crb TPM (tpmArgs); "" for none
 }
 
 func optEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
@@ -92,6 +93,9 @@ func startDetached(ctx context.Context, dir string, cfg vmConfig) (*proc, error)
 		"-qmp", "unix:"+optEscape(p(QMPSock))+",server=on,wait=off")
 	if cfg.GDB {
 		args = append(args, "-chardev", "socket,id=gdb,path="+optEscape(p(GDBSock))+",server=on,wait=off", "-gdb", "chardev:gdb")
+	}
+	if cfg.TPMSock != "" {
+		args = append(args, tpmArgs(cfg.TPMSock)...)
 	}
 	if cfg.Paused {
 		args = append(args, "-S")
@@ -323,12 +327,14 @@ func waitLog(ctx context.Context, p *proc, file string, timeout time.Duration, r
 	}
 }
 
-// Stop ends the QEMU of a work directory (hostctl stop).
+// Stop ends the QEMU of a work directory (hostctl stop), then its swtpm if it has one.
 func Stop(ctx context.Context, dir string) (int, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return 0, err
 	}
+	// After QEMU (a normal quit lets QEMU shut the TPM down cleanly).
+	defer stopSwtpm(dir)
 	pid := readPid(dir)
 	if pid == 0 {
 		os.Remove(filepath.Join(dir, PidFile))

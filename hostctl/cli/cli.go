@@ -3,12 +3,14 @@ package cli
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -54,12 +56,13 @@ func NewRoot() *cobra.Command {
 			"  launch, launch-finish         the owner's private two-phase launch of a shim (LAUNCH_*)\n" +
 			"  export                        the running guest -> a guest package for a provider (SEND_*)\n" +
 			"  receive                       a guest package -> a fresh QEMU with the provider's BIOS (RECEIVE_*)\n" +
-			"  stop                          end the QEMU of a work directory\n" +
+			"  tpm-quote                     read the TPM of a received guest (ends its VM) -> evidence for verifier attest\n" +
+			"  stop                          end the QEMU (and swtpm) of a work directory\n" +
 			"QEMU processes run detached and belong to their --work directory. See docs/flow.md and docs/hostctl.md.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(platformCmd(), launchCmd(), launchFinishCmd(), exportCmd(), receiveCmd(), stopCmd())
+	root.AddCommand(platformCmd(), launchCmd(), launchFinishCmd(), exportCmd(), receiveCmd(), tpmQuoteCmd(), stopCmd())
 	return root
 }
 
@@ -195,6 +198,7 @@ func launchCmd() *cobra.Command {
 	c.Flags().StringVar(&o.Work, "work", "", "work directory for QEMU A's sockets, logs and state (required)")
 	c.Flags().StringVar(&o.Vars, "vars", "", "pflash1 content (default: Debian's OVMF_VARS_4M.fd)")
 	c.Flags().Uint64Var(&o.MemoryMiB, "memory", 512, "guest RAM in MiB")
+	c.Flags().BoolVar(&o.TPM, "tpm", false, "give the VM a TPM (tpm-crb backed by an swtpm in WORK); its provider must receive with --tpm")
 	return c
 }
 
@@ -320,6 +324,51 @@ func receiveCmd() *cobra.Command {
 	c.Flags().StringVar(&o.Work, "work", "", "work directory for QEMU B (required)")
 	c.Flags().StringVar(&wait, "wait", "handoff", "what to wait for: handoff (the shim's verdict) or shell (also OVMF's shell)")
 	c.Flags().BoolVar(&o.Stop, "stop", false, "quit QEMU B at the end instead of leaving it running")
+	c.Flags().BoolVar(&o.TPM, "tpm", false, "give QEMU B a TPM (tpm-crb backed by an swtpm in WORK); required exactly when the package's VM has one")
+	return c
+}
+
+func tpmQuoteCmd() *cobra.Command {
+	var o host.QuoteOptions
+	var nonceHex string
+	c := &cobra.Command{
+		Use:   "tpm-quote --work WB --nonce HEX --out EVIDENCE.json [--pcr N]",
+		Short: "read the TPM of a guest received with --tpm (THIS ENDS THE VM) and write the evidence for verifier attest",
+		Long: "tpm-quote waits until OVMF booted on QEMU B (its UEFI shell on COM1, at most 240 s), then\n" +
+			"ENDS THE VM: it SIGKILLs QEMU B. This is the only way to read the TPM here: swtpm serves a\n" +
+			"single client, which is QEMU while it runs, and a normal quit makes QEMU shut the TPM down\n" +
+			"and lose the PCRs (docs/tpm.md). swtpm keeps running with its PCRs; tpm-quote takes over its\n" +
+			"data channel, reads the PCR in every active bank and a quote over it carrying --nonce (signed\n" +
+			"by a fresh attestation key), writes EVIDENCE.json atomically and stops swtpm.\n" +
+			"The default PCR is the one the shim policy in the received guest names (tpm_pcr).\n" +
+			"Check the evidence with: verifier attest --evidence EVIDENCE.json --image SHIM.fd --bundle BUNDLE --nonce HEX",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Work == "" || o.Out == "" || nonceHex == "" {
+				return errors.New("--work, --nonce and --out are required")
+			}
+			n, err := hex.DecodeString(nonceHex)
+			if err != nil || len(n) == 0 || len(n) > host.MaxNonce {
+				return fmt.Errorf("--nonce %q: want 1..%d bytes as hex digits (e.g. from: openssl rand -hex 32)", nonceHex, host.MaxNonce)
+			}
+			o.Nonce, o.Log = n, cmd.ErrOrStderr()
+			r, err := host.TPMQuote(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if r.QEMUPid != 0 {
+				fmt.Fprintf(out, "QEMU B (pid %d) ended after OVMF booted (SIGKILL: the VM is gone)\n", r.QEMUPid)
+			}
+			fmt.Fprintf(out, "PCR %d in banks %s, quoted with nonce %x\nwrote %s; swtpm stopped\nnext: verifier attest --evidence %s --image SHIM.fd --bundle BUNDLE --nonce %s\n",
+				r.Evidence.PCR, strings.Join(r.Evidence.BankNames(), ", "), r.Evidence.Nonce, r.Out, r.Out, nonceHex)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&o.Work, "work", "", "work directory of hostctl receive --tpm (required)")
+	c.Flags().StringVar(&nonceHex, "nonce", "", "the verifier's fresh nonce, hex (required)")
+	c.Flags().StringVar(&o.Out, "out", "", "evidence file to write (JSON, sevshim-tpm-evidence-1; required)")
+	c.Flags().IntVar(&o.PCR, "pcr", -1, "PCR to read (default: the shim policy's tpm_pcr)")
 	return c
 }
 
@@ -327,7 +376,7 @@ func stopCmd() *cobra.Command {
 	var work string
 	c := &cobra.Command{
 		Use:   "stop",
-		Short: "end the QEMU of a work directory",
+		Short: "end the QEMU of a work directory, and its swtpm if it has one",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if work == "" {

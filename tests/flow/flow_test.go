@@ -82,6 +82,10 @@ func killWork(d string) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+	// A swtpm (launch/receive --tpm) that hostctl stop did not end.
+	if pid := pidOf(d, "swtpm.pid"); pid > 1 && cmdlineHas(pid, filepath.Join(d, "swtpm.sock")) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 }
 
 func isQEMUOf(pid int, dir string) bool {
