@@ -22,7 +22,7 @@ import (
 
 // Files of a work directory whose VM has a TPM (--tpm): one swtpm per VM, detached like QEMU.
 const (
-	SwtpmStateDir = "tpm"       // swtpm's --tpmstate dir (0700)
+	SwtpmStateDir = "tpm"        // swtpm's --tpmstate dir (0700)
 	SwtpmSock     = "swtpm.sock" // swtpm's control socket; QEMU's chardev connects here
 	SwtpmPidFile  = "swtpm.pid"
 	SwtpmLog      = "swtpm.log"

@@ -43,10 +43,10 @@ type vmConfig struct {
 	CodeSnapshot bool
 	VarsSnapshot bool
 	FwCfg        []qemu.FwCfg
-	Paused       bool // -S
-	GDB          bool // gdbstub on DIR/gdb.sock
-	Incoming     bool // -incoming defer
-	Reboot       bool // -action reboot=shutdown
+	Paused       bool   // -S
+	GDB          bool   // gdbstub on DIR/gdb.sock
+	Incoming     bool   // -incoming defer
+	Reboot       bool   // -action reboot=shutdown
 	TPMSock      string // swtpm control socket: adds a tpm-crb TPM (tpmArgs); "" for none
 }
 
