@@ -306,7 +306,7 @@ func TPMQuote(ctx context.Context, o QuoteOptions) (*QuoteResult, error) {
 		res.QEMUPid = qpid
 		rs.Stage, rs.Pid = "killed for tpm-quote", 0
 		writeJSON(filepath.Join(work, ReceiveJSON), &rs, 0o600)
-		logf(o.Log, "QEMU B (pid %d) SIGKILLed after OVMF booted; reading swtpm (pid %d)", qpid, tpid)
+		logf(o.Log, "OVMF booted; QEMU B SIGKILLed; reading swtpm (pid %d)", tpid)
 	} else {
 		logf(o.Log, "QEMU B is already gone; reading the swtpm it left (pid %d)", tpid)
 	}

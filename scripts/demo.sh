@@ -9,7 +9,8 @@
 #
 # Environment: DEMO_DIR (default build/demo), DEMO_STEP_TIMEOUT (outer bound per hostctl call in
 # seconds, default 600; hostctl bounds each of its own waits: READY 90 s, the shim's verdict
-# 120 s, OVMF's shell 240 s). QEMU processes are stopped on exit, also on failure or Ctrl-C.
+# 120 s, OVMF's shell 240 s). QEMU and swtpm processes are stopped on exit, also on failure or
+# Ctrl-C (hostctl stop ends both of a work directory).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -94,7 +95,8 @@ heading "Private launch on the owner's host, and the measurement check"
 show "$BIN/verifier" session --chain "$D/owner.chain" --root "$SEVSHIM_EMU_ROOT" --policy 0x1 --out "$D/session" ||
 	fail "could not make a session"
 work "$D/launch"
-show hostctl launch --state "$D/owner-psp" --image "$D/shim.fd" --session "$D/session" --work "$D/launch" ||
+say "The VM gets a TPM (--tpm: an swtpm per VM, QEMU's tpm-crb); its state travels with the guest."
+show hostctl launch --tpm --state "$D/owner-psp" --image "$D/shim.fd" --session "$D/session" --work "$D/launch" ||
 	fail "hostctl launch failed"
 show "$BIN/verifier" measure --session "$D/session" --measurement "$D/launch/measurement.json" --image "$D/shim.fd" ||
 	fail "the launch measurement does not match the shim"
@@ -116,10 +118,14 @@ show hostctl export --work "$D/launch" --to "$D/provider.chain" --root "$SEVSHIM
 	fail "export failed"
 say "package: $(stat -c %s "$D/guest.pkg") bytes, sha256 $(sha256sum "$D/guest.pkg" | cut -c1-16)…"
 
-# receive PKG BUNDLE WORK: expect the shim to accept the BIOS and OVMF to reach its shell
+# receive_ok BUNDLE WORK [keep]: expect the shim to accept the BIOS and OVMF to reach its shell;
+# QEMU B is stopped afterwards unless "keep" is given. The guest has a TPM: every receive of it
+# needs --tpm (hostctl refuses a device mismatch before QEMU starts).
 receive_ok() {
 	work "$2"
-	show hostctl receive --state "$D/provider-psp" --package "$D/guest.pkg" --bios "$1" --work "$2" --wait shell --stop \
+	local stop=--stop
+	[ "${3:-}" = keep ] && stop=
+	show hostctl receive --tpm --state "$D/provider-psp" --package "$D/guest.pkg" --bios "$1" --work "$2" --wait shell $stop \
 		>"$2.out" || { cat "$2.out"; fail "receive with $(basename "$1") did not boot"; }
 	cat "$2.out"
 	grep -q "UEFI Interactive Shell" "$2.out" || fail "OVMF's shell was not reached with $(basename "$1")"
@@ -134,8 +140,8 @@ flip_byte() {
 receive_refused() {
 	work "$2"
 	local out rc=0
-	out=$(hostctl receive --state "$D/provider-psp" --package "$D/guest.pkg" --bios "$1" --work "$2" --stop 2>&1) || rc=$?
-	printf '   $ hostctl receive --state provider-psp --package guest.pkg --bios %s --work %s --stop\n' "${1#"$D"/}" "${2#"$D"/}"
+	out=$(hostctl receive --tpm --state "$D/provider-psp" --package "$D/guest.pkg" --bios "$1" --work "$2" --stop 2>&1) || rc=$?
+	printf '   $ hostctl receive --tpm --state provider-psp --package guest.pkg --bios %s --work %s --stop\n' "${1#"$D"/}" "${2#"$D"/}"
 	printf '%s\n' "$out" | sed 's/^/     /'
 	timeout 30 "$BIN/hostctl" stop --work "$2" >/dev/null 2>&1 || true
 	[ "$rc" -ne 0 ] || fail "$(basename "$1") was accepted; expected a refusal ($3)"
@@ -149,11 +155,25 @@ say "checks the bundle against the owner's policy, flashes it and hands off to O
 receive_ok "$IMG/v5.bundle" "$D/receive-v5"
 
 heading "The same package again, now with BIOS v6: no new measurement needed"
-receive_ok "$IMG/v6.bundle" "$D/receive-v6"
+receive_ok "$IMG/v6.bundle" "$D/receive-v6" keep
 say "owner's shim launch digest:  $LD (both receives ran this exact shim)"
 say "owner's launch measurement:  $MEAS (checked once, at launch; neither receive changed it)"
 say "BIOS v5 image sha384: $("$BIN/builder" inspect "$IMG/v5.bundle" | sed -n 's/^  image digest (sha384): //p' | cut -c1-32)…"
 say "BIOS v6 image sha384: $("$BIN/builder" inspect "$IMG/v6.bundle" | sed -n 's/^  image digest (sha384): //p' | cut -c1-32)…"
+
+heading "attest: which BIOS did the shim accept?"
+say "Before the hand-off the shim recorded the accepted bundle in the TPM (PCR 15 of its policy)."
+say "The owner sends a fresh nonce; hostctl tpm-quote ends QEMU B (swtpm serves one client, so the"
+say "VM must go), reads the PCR and a quote carrying the nonce; the owner checks it offline."
+NONCE=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+show hostctl tpm-quote --work "$D/receive-v6" --nonce "$NONCE" --out "$D/evidence.json" ||
+	fail "tpm-quote failed"
+show "$BIN/verifier" attest --evidence "$D/evidence.json" --image "$D/shim.fd" --bundle "$IMG/v6.bundle" --nonce "$NONCE" ||
+	fail "the TPM evidence does not show BIOS v6"
+if "$BIN/verifier" attest --evidence "$D/evidence.json" --image "$D/shim.fd" --bundle "$IMG/v5.bundle" --nonce "$NONCE" >/dev/null 2>&1; then
+	fail "the v6 evidence also verified as v5"
+fi
+say "the same evidence checked against BIOS v5: attestation FAILED, as it must"
 
 heading "A rolled-back BIOS is refused (signed as version 4, below the floor 5)"
 show "$BIN/builder" sign-bios --key "$IMG/demo-provider.key" --version 4 --version-string "demo rollback v4" \
@@ -173,4 +193,4 @@ flip_byte "$D/v6-signature-tampered.bundle" 351
 receive_refused "$D/v6-signature-tampered.bundle" "$D/receive-signature-tampered" E024
 
 T1=$(date +%s)
-printf '\nDemo complete in %d s: one owner measurement, two BIOS releases booted, a rollback and a tampered BIOS refused.\n' $((T1 - T0))
+printf '\nDemo complete in %d s: one owner measurement, two BIOS releases booted, the v6 boot attested by the TPM, a rollback and a tampered BIOS refused.\n' $((T1 - T0))
