@@ -34,6 +34,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"receive", "--state", dir, "--package", "p", "--bios", "b", "--work", dir, "--wait", "forever"}, "want handoff or shell"},
 		{[]string{"receive", "--state", dir, "--package", "p", "--bios", filepath.Join(dir, "none.bundle"), "--work", dir}, "BIOS bundle"},
 		{[]string{"stop"}, "--work is required"},
+		{[]string{"tpm-quote", "--work", dir}, "--work, --nonce and --out are required"},
+		{[]string{"tpm-quote", "--work", dir, "--nonce", "xyz", "--out", "e.json"}, "hex digits"},
+		{[]string{"tpm-quote", "--work", dir, "--nonce", strings.Repeat("ab", 65), "--out", "e.json"}, "want 1..64 bytes"},
+		{[]string{"tpm-quote", "--work", dir, "--nonce", "abcd", "--out", "e.json"}, "run hostctl receive --tpm first"},
 	} {
 		_, se, code := runMain(c.args...)
 		if code != ExitError || !strings.Contains(se, c.want) {
@@ -79,5 +83,17 @@ func TestPlatformCommands(t *testing.T) {
 	}
 	if _, _, code := runMain("stop", "--work", dir); code != 0 {
 		t.Fatal("stop of a directory without QEMU should succeed")
+	}
+}
+
+// TestTPMQuoteHelpSaysItEndsTheVM: the one irreversible effect is stated where users look.
+func TestTPMQuoteHelpSaysItEndsTheVM(t *testing.T) {
+	so, _, code := runMain("tpm-quote", "--help")
+	if code != 0 || !strings.Contains(so, "ENDS THE VM") || !strings.Contains(so, "SIGKILL") || !strings.Contains(so, "verifier attest") {
+		t.Fatalf("tpm-quote --help: %d %s", code, so)
+	}
+	so, _, _ = runMain("receive", "--help")
+	if !strings.Contains(so, "--tpm") {
+		t.Fatalf("receive --help lacks --tpm: %s", so)
 	}
 }
