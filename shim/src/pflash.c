@@ -70,12 +70,26 @@ enum sevshim_error pflash_program(uintptr_t base, const uint8_t *src, uint32_t s
         return SEVSHIM_E91;
     for (uint32_t off = 0; off < size; off += PFLASH_BLOCK_SIZE) {
         uintptr_t b = base + off;
-        mmio_write8(b, CMD_BLOCK_ERASE);
-        mmio_write8(b, CMD_CONFIRM);
-        mmio_write8(b, CMD_READ_STATUS);
-        if (!poll_ready(b, &st) || (st & (ST_ERASE_ERR | ST_VPP_ERR | ST_LOCKED))) {
-            fail_reset(b);
-            return SEVSHIM_E52;
+        /* What the block holds now (read-array mode, so plain memory reads): a block that already
+         * holds the target bytes is left alone, and one that is already erased (all 0xFF, as
+         * most of the shim's own image is) needs no erase cycle. Skipping is only an
+         * optimisation: pflash_verify compares every byte afterwards. */
+        int same = 1, erased = 1;
+        for (uint32_t i = 0; i < PFLASH_BLOCK_SIZE; i++) {
+            uint8_t v = mmio_read8(b + i);
+            same &= v == src[off + i];
+            erased &= v == 0xFF;
+        }
+        if (same)
+            continue;
+        if (!erased) {
+            mmio_write8(b, CMD_BLOCK_ERASE);
+            mmio_write8(b, CMD_CONFIRM);
+            mmio_write8(b, CMD_READ_STATUS);
+            if (!poll_ready(b, &st) || (st & (ST_ERASE_ERR | ST_VPP_ERR | ST_LOCKED))) {
+                fail_reset(b);
+                return SEVSHIM_E52;
+            }
         }
         for (uint32_t c = 0; c < PFLASH_BLOCK_SIZE; c += PFLASH_BUFFER_SIZE) {
             const uint8_t *d = src + off + c;

@@ -6,7 +6,7 @@
 #         (BdsDxe / UEFI Interactive Shell on COM1);
 #      2. the same BIOS with one bit flipped -> SEVSHIM ERROR E033 digest-mismatch, SEVSHIM HALT,
 #         and OVMF prints nothing;
-#      3. no bundle -> E020; 4. pflash0 readonly=on -> E052 (erase fails);
+#      3. no bundle -> E020; 4. pflash0 readonly=on -> E053 (the first write into the erased padding fails);
 #      5. fw_cfg without DMA -> the PIO fallback still reaches SEVSHIM HANDOFF.
 # The policy and manifest are made with test/mkvectors (fixed TEST keys). Every wait is bounded,
 # every QEMU is killed by pid on exit. Usage: test/smoke.sh [BUILD_DIR]  (default ../build/shim)
@@ -125,9 +125,9 @@ expect_refusal flip "SEVSHIM ERROR E033 digest-mismatch"
 run_b none "" "$P0"
 expect_refusal none "SEVSHIM ERROR E020 manifest-missing"
 
-# ---- B4: read-only pflash0 -> the first erase fails -> E052 ----------------------------------
+# ---- B4: read-only pflash0 -> the first buffered write fails -> E053 ----------------------
 run_b ro "$OVMF_CODE" "readonly=on"
-expect_refusal ro "SEVSHIM ERROR E052 flash-erase"
+expect_refusal ro "SEVSHIM ERROR E053 flash-program"
 
 # ---- B5: fw_cfg without DMA -> PIO fallback, still hands off ---------------------------------
 run_b pio "$OVMF_CODE" "$P0" -global fw_cfg_io.dma_enabled=off

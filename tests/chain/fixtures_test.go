@@ -284,7 +284,7 @@ func makeBundles(dir string) (*bundleSet, error) {
 		{"wrong-vars-size", s.manifestV5, s.ovmf, paths["short-vars.fd"], line("E040 vars-size"), false},
 		// A valid bundle, but the host made pflash0 read-only: the erase fails and the shim
 		// must halt instead of handing off to whatever the flash holds.
-		{"readonly-code-flash", s.manifestV5, s.ovmf, "", line("E052 flash-erase"), true},
+		{"readonly-code-flash", s.manifestV5, s.ovmf, "", line("E053 flash-program"), true},
 	}
 	return s, nil
 }

@@ -7,7 +7,8 @@
 #define PFLASH_BUFFER_SIZE 0x100u
 /* CFI query at base: "QRY" (E050) and one erase region of size/4096 blocks of 4 KiB (E051). */
 enum sevshim_error pflash_probe(uintptr_t base, uint32_t size);
-/* Erase + buffered-program every block; *blocks = blocks programmed. E052 / E053. */
+/* Write src into the device: blocks that already hold it are skipped, erased ones are not
+ * erased again; *blocks = blocks changed. E052 (erase) / E053 (program). */
 enum sevshim_error pflash_program(uintptr_t base, const uint8_t *src, uint32_t size, uint32_t *blocks);
 /* Read back in array mode and compare. E054. */
 enum sevshim_error pflash_verify(uintptr_t base, const uint8_t *src, uint32_t size);
