@@ -94,6 +94,60 @@ type SaveStats struct {
 	Elapsed   time.Duration // host time from stop to the file being complete
 }
 
+// MigrateTo stops the guest, raises QEMU's migration bandwidth limit (128 MiB/s by default in
+// 7.2) and migrates the whole state to uri, polling query-migrate until it completed. It is
+// bounded by ctx and at most 2 minutes. QEMU keeps running (stopped) afterwards.
+func (vm *VM) MigrateTo(ctx context.Context, uri string) (MigrationInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := vm.Stop(ctx); err != nil {
+		return MigrationInfo{}, err
+	}
+	if _, err := vm.qmp.Execute(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(8) << 30}); err != nil {
+		return MigrationInfo{}, err
+	}
+	if _, err := vm.qmp.Execute(ctx, "migrate", map[string]any{"uri": uri}); err != nil {
+		return MigrationInfo{}, err
+	}
+	for {
+		mi, err := vm.QueryMigrate(ctx)
+		if err != nil {
+			return mi, err
+		}
+		switch mi.Status {
+		case "completed":
+			return mi, nil
+		case "failed", "cancelled":
+			return mi, fmt.Errorf("qemu: migration %s: %s; stderr: %s", mi.Status, mi.ErrorDesc, vm.StderrSummary())
+		}
+		select {
+		case <-ctx.Done():
+			return mi, fmt.Errorf("qemu: migration still %q: %w", mi.Status, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// SendTo migrates the guest straight into another QEMU started with `-incoming unix:sock`
+// (waiting up to 20 s for that socket to appear), then quits this QEMU. Nothing is written
+// to disk on the way.
+func (vm *VM) SendTo(ctx context.Context, sock string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("qemu: the destination never listened on %s", sock)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := vm.MigrateTo(ctx, "unix:"+sock); err != nil {
+		return err
+	}
+	return vm.Quit(ctx)
+}
+
 // SaveState stops the guest, migrates its whole state into file and quits QEMU. The state
 // can be resumed any number of times by a QEMU of the same shape started with
 // Incoming: IncomingFile(file).
@@ -111,13 +165,6 @@ func (vm *VM) SaveState(ctx context.Context, file string) (SaveStats, error) {
 	defer cancel()
 	var stats SaveStats
 	start := time.Now()
-	if err := vm.Stop(ctx); err != nil {
-		return stats, err
-	}
-	// Default max-bandwidth is 128 MiB/s (QEMU 7.2); raise it so the save is not throttled.
-	if _, err := vm.qmp.Execute(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(8) << 30}); err != nil {
-		return stats, err
-	}
 	sock := filepath.Join(vm.dir, "migrate.sock")
 	os.Remove(sock)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
@@ -153,26 +200,9 @@ func (vm *VM) SaveState(ctx context.Context, file string) (SaveStats, error) {
 		copied <- copyResult{n, err}
 	}()
 
-	if _, err := vm.qmp.Execute(ctx, "migrate", map[string]any{"uri": "unix:" + sock}); err != nil {
+	mi, err := vm.MigrateTo(ctx, "unix:"+sock)
+	if err != nil {
 		return stats, err
-	}
-	var mi MigrationInfo
-	for {
-		mi, err = vm.QueryMigrate(ctx)
-		if err != nil {
-			return stats, err
-		}
-		if mi.Status == "completed" {
-			break
-		}
-		if mi.Status == "failed" || mi.Status == "cancelled" {
-			return stats, fmt.Errorf("qemu: migration %s: %s; stderr: %s", mi.Status, mi.ErrorDesc, vm.StderrSummary())
-		}
-		select {
-		case <-ctx.Done():
-			return stats, fmt.Errorf("qemu: migration still %q: %w", mi.Status, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
 	}
 	var cr copyResult
 	select {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/sevshim/sevshim/bios"
 	"github.com/sevshim/sevshim/internal/repo"
+	"github.com/sevshim/sevshim/internal/testenv"
 	"github.com/sevshim/sevshim/policy"
 	"github.com/sevshim/sevshim/qemu"
 	"github.com/sevshim/sevshim/shimimage"
@@ -54,29 +55,6 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "fixtures kept in", workDir)
 	}
 	os.Exit(code)
-}
-
-// prereq checks QEMU, OVMF and the shim template. It fails the test (or skips it when
-// SEVSHIM_ALLOW_SKIP=1) with what the user must do.
-func prereq(t *testing.T) {
-	t.Helper()
-	var err error
-	if _, e := repo.QEMU(); e != nil {
-		err = fmt.Errorf("%v; run scripts/setup.sh", e)
-	} else if e := repo.RequireFiles(repo.OVMFCode(), repo.OVMFCodeSecboot(), repo.OVMFVars()); e != nil {
-		err = fmt.Errorf("Debian OVMF: %v; run scripts/setup.sh (package ovmf)", e)
-	} else if tpl, e := repo.ShimTemplate(); e != nil {
-		err = e
-	} else if e := repo.RequireFiles(tpl); e != nil {
-		err = fmt.Errorf("shim template %s is missing: run make shim first (or set SEVSHIM_SHIM_FD)", tpl)
-	}
-	if err == nil {
-		return
-	}
-	if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
-		t.Skipf("SEVSHIM_ALLOW_SKIP=1: %v", err)
-	}
-	t.Fatalf("%v (set SEVSHIM_ALLOW_SKIP=1 to skip these tests deliberately)", err)
 }
 
 // bundleSet is everything that needs no QEMU: keys, the policy and the BIOS bundles, each
@@ -309,7 +287,7 @@ var (
 // env builds the shim image and runs QEMU A once per test binary.
 func env(t *testing.T) *chainEnv {
 	t.Helper()
-	prereq(t)
+	testenv.RequireChain(t)
 	b := getBundles(t)
 	envOnce.Do(func() { envVal, envErr = makeEnv(b, filepath.Join(workDir, "env")) })
 	if envErr != nil {

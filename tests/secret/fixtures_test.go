@@ -28,6 +28,7 @@ import (
 
 	"github.com/sevshim/sevshim/bios"
 	"github.com/sevshim/sevshim/internal/repo"
+	"github.com/sevshim/sevshim/internal/testenv"
 	"github.com/sevshim/sevshim/policy"
 	"github.com/sevshim/sevshim/qemu"
 	"github.com/sevshim/sevshim/shimimage"
@@ -72,29 +73,6 @@ func testBIOSPath() (string, error) {
 	return p, repo.RequireFiles(p)
 }
 
-func prereq(t *testing.T) {
-	t.Helper()
-	var err error
-	if _, e := repo.QEMU(); e != nil {
-		err = fmt.Errorf("%v; run scripts/setup.sh", e)
-	} else if e := repo.RequireFiles(repo.OVMFCode(), repo.OVMFVars()); e != nil {
-		err = fmt.Errorf("Debian OVMF: %v; run scripts/setup.sh (package ovmf)", e)
-	} else if tpl, e := repo.ShimTemplate(); e != nil {
-		err = e
-	} else if e := repo.RequireFiles(tpl); e != nil {
-		err = fmt.Errorf("shim template %s is missing: run make -C shim first", tpl)
-	} else if _, e := testBIOSPath(); e != nil {
-		err = e
-	}
-	if err == nil {
-		return
-	}
-	if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
-		t.Skipf("SEVSHIM_ALLOW_SKIP=1: %v", err)
-	}
-	t.Fatalf("%v (set SEVSHIM_ALLOW_SKIP=1 to skip these tests deliberately)", err)
-}
-
 // fixture: one trusted key, two signed bundles and one shim image per secret mode.
 type fixture struct {
 	key                    *ecdsa.PrivateKey
@@ -112,7 +90,7 @@ var (
 
 func getFixture(t *testing.T) *fixture {
 	t.Helper()
-	prereq(t)
+	testenv.RequireChain(t)
 	fixOnce.Do(func() { fixVal, fixErr = makeFixture(filepath.Join(workDir, "fixture")) })
 	if fixErr != nil {
 		t.Fatalf("building fixtures: %v", fixErr)
@@ -296,7 +274,7 @@ func startChain(t *testing.T, f *fixture, r run) *qemu.VM {
 			t.Logf("B stderr: %s\ndebugcon:\n%s\nserial (tail):\n%s", b.StderrSummary(), b.Debugcon().Text(), tail(b.Serial().Text(), 2000))
 		}
 	})
-	if err := migrate(ctx, a, sock); err != nil {
+	if err := a.SendTo(ctx, sock); err != nil {
 		t.Fatal(err)
 	}
 	st, err := b.WaitIncoming(ctx, 60*time.Second)
@@ -313,49 +291,6 @@ func startChain(t *testing.T, f *fixture, r run) *qemu.VM {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// migrate stops A and sends its state to B's listening socket, then quits A.
-func migrate(ctx context.Context, a *qemu.VM, sock string) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := a.Stop(ctx); err != nil {
-		return err
-	}
-	if _, err := a.Execute(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(8) << 30}); err != nil {
-		return err
-	}
-	// B may still be creating its socket: retry the connect for a while.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("B never listened on %s", sock)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if _, err := a.Execute(ctx, "migrate", map[string]any{"uri": "unix:" + sock}); err != nil {
-		return err
-	}
-	for {
-		mi, err := a.QueryMigrate(ctx)
-		if err != nil {
-			return err
-		}
-		switch mi.Status {
-		case "completed":
-			return a.Quit(ctx)
-		case "failed", "cancelled":
-			return fmt.Errorf("migration %s: %s; A stderr: %s", mi.Status, mi.ErrorDesc, a.StderrSummary())
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("migration still %q: %w", mi.Status, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // dumpRAM stops nothing: it copies all guest RAM (GPA 0..memMiB) into a memfd via pmemsave.

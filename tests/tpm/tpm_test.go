@@ -34,6 +34,7 @@ import (
 	"github.com/sevshim/sevshim/attest"
 	"github.com/sevshim/sevshim/bios"
 	"github.com/sevshim/sevshim/internal/repo"
+	"github.com/sevshim/sevshim/internal/testenv"
 	"github.com/sevshim/sevshim/policy"
 	"github.com/sevshim/sevshim/qemu"
 	"github.com/sevshim/sevshim/shimerr"
@@ -54,29 +55,6 @@ var (
 	reTPM     = regexp.MustCompile(`^SEVSHIM TPM `)
 	reBds     = regexp.MustCompile(`BdsDxe`)
 )
-
-func prereq(t *testing.T) {
-	t.Helper()
-	var err error
-	if _, e := repo.QEMU(); e != nil {
-		err = fmt.Errorf("%v; run scripts/setup.sh", e)
-	} else if _, e := exec.LookPath("swtpm"); e != nil {
-		err = fmt.Errorf("swtpm not found: install the swtpm package (scripts/setup.sh)")
-	} else if e := repo.RequireFiles(repo.OVMFCode(), repo.OVMFCodeSecboot(), repo.OVMFVars()); e != nil {
-		err = fmt.Errorf("Debian OVMF: %v; run scripts/setup.sh (package ovmf)", e)
-	} else if tpl, e := repo.ShimTemplate(); e != nil {
-		err = e
-	} else if e := repo.RequireFiles(tpl); e != nil {
-		err = fmt.Errorf("shim template %s is missing: run make -C shim first", tpl)
-	}
-	if err == nil {
-		return
-	}
-	if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
-		t.Skipf("SEVSHIM_ALLOW_SKIP=1: %v", err)
-	}
-	t.Fatalf("%v (set SEVSHIM_ALLOW_SKIP=1 to skip these tests deliberately)", err)
-}
 
 type bundle struct {
 	manifest, image string
@@ -114,7 +92,7 @@ func TestMain(m *testing.M) {
 
 func getFixture(t *testing.T) *fixture {
 	t.Helper()
-	prereq(t)
+	testenv.RequireChain(t, "swtpm")
 	fixOnce.Do(func() { fixVal, fixErr = makeFixture(filepath.Join(workDir, "fixture")) })
 	if fixErr != nil {
 		t.Fatalf("building fixtures: %v", fixErr)
@@ -307,7 +285,7 @@ func startChain(t *testing.T, f *fixture, shim string, bd bundle, withTPM bool) 
 			t.Logf("B stderr: %s\ndebugcon:\n%s\nserial (tail):\n%s", b.StderrSummary(), b.Debugcon().Text(), tail(b.Serial().Text(), 1500))
 		}
 	})
-	if err := migrate(ctx, a, sock); err != nil {
+	if err := a.SendTo(ctx, sock); err != nil {
 		t.Fatal(err)
 	}
 	st, err := b.WaitIncoming(ctx, 60*time.Second)
@@ -324,46 +302,6 @@ func startChain(t *testing.T, f *fixture, shim string, bd bundle, withTPM bool) 
 		t.Fatal(err)
 	}
 	return b, swB
-}
-
-func migrate(ctx context.Context, a *qemu.VM, sock string) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := a.Stop(ctx); err != nil {
-		return err
-	}
-	if _, err := a.Execute(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(8) << 30}); err != nil {
-		return err
-	}
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("B never listened on %s", sock)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if _, err := a.Execute(ctx, "migrate", map[string]any{"uri": "unix:" + sock}); err != nil {
-		return err
-	}
-	for {
-		mi, err := a.QueryMigrate(ctx)
-		if err != nil {
-			return err
-		}
-		switch mi.Status {
-		case "completed":
-			return a.Quit(ctx)
-		case "failed", "cancelled":
-			return fmt.Errorf("migration %s: %s; A stderr: %s", mi.Status, mi.ErrorDesc, a.StderrSummary())
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("migration still %q: %w", mi.Status, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 func waitLine(t *testing.T, c *qemu.Console, re *regexp.Regexp, to time.Duration) qemu.Line {
