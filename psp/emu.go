@@ -396,26 +396,16 @@ func (e *Emulator) requireInit(cmd string) error {
 }
 
 // FactoryReset implements Platform: new OCA, PEK and PDH; the CEK and chip id stay.
-func (e *Emulator) FactoryReset() error {
-	return e.withLock(func(p *emuPlatform) error {
-		if err := e.requireInit("FACTORY_RESET"); err != nil {
-			return err
-		}
-		cek, err := loadECKey(e.path("keys", "cek.key"))
-		if err != nil {
-			return err
-		}
-		if err := e.genOwner(p, cek); err != nil {
-			return err
-		}
-		return e.savePlatform(p)
-	})
-}
+func (e *Emulator) FactoryReset() error { return e.newOwner("FACTORY_RESET") }
 
 // PEKGen implements Platform: new self-signed OCA, PEK and PDH (the platform becomes self-owned).
-func (e *Emulator) PEKGen() error {
+func (e *Emulator) PEKGen() error { return e.newOwner("PEK_GEN") }
+
+// newOwner is what FACTORY_RESET and PEK_GEN share in the emulator: a new self-signed OCA,
+// PEK and PDH under the same CEK.
+func (e *Emulator) newOwner(command string) error {
 	return e.withLock(func(p *emuPlatform) error {
-		if err := e.requireInit("PEK_GEN"); err != nil {
+		if err := e.requireInit(command); err != nil {
 			return err
 		}
 		cek, err := loadECKey(e.path("keys", "cek.key"))

@@ -225,6 +225,24 @@ func (vm *VM) SaveState(ctx context.Context, file string) (SaveStats, error) {
 	return stats, vm.Quit(ctx)
 }
 
+// WakeIncoming waits (at most timeout) until an incoming migration from a stopped source
+// has loaded, requires the status "paused", resumes the guest and injects an NMI: how a
+// shim waiting at READY is woken on the receiving side. It returns the time of the cont.
+func (vm *VM) WakeIncoming(ctx context.Context, timeout time.Duration) (time.Time, error) {
+	st, err := vm.WaitIncoming(ctx, timeout)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if st != "paused" {
+		return time.Time{}, fmt.Errorf("qemu: after the incoming migration the status is %q, want paused (was the source stopped?)", st)
+	}
+	cont := time.Now()
+	if err := vm.Cont(ctx); err != nil {
+		return cont, err
+	}
+	return cont, vm.InjectNMI(ctx)
+}
+
 // WaitIncoming waits (bounded by ctx and timeout) until QEMU has loaded an incoming
 // migration, i.e. its status is no longer "inmigrate", and returns that status ("paused" for
 // a stopped source). If QEMU exits instead (a stream it cannot load), the error carries

@@ -108,21 +108,11 @@ func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 				vm.Debugcon().Text(), tail(vm.Serial().Text(), 2000))
 		}
 	})
-	st, err := vm.WaitIncoming(ctx, 60*time.Second)
+	cont, err := vm.WakeIncoming(ctx, 60*time.Second)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("B loading the READY state: %v", err)
 	}
-	if st != "paused" {
-		t.Fatalf("B after loading the READY state: status %q, want paused", st)
-	}
-	r := &bRun{vm: vm, cont: time.Now(), pflash1: pflash1}
-	if err := vm.Cont(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := vm.InjectNMI(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return &bRun{vm: vm, cont: cont, pflash1: pflash1}
 }
 
 func tail(s string, n int) string {

@@ -277,18 +277,8 @@ func startChain(t *testing.T, f *fixture, r run) *qemu.VM {
 	if err := a.SendTo(ctx, sock); err != nil {
 		t.Fatal(err)
 	}
-	st, err := b.WaitIncoming(ctx, 60*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st != "paused" {
-		t.Fatalf("B after the migration: status %q, want paused", st)
-	}
-	if err := b.Cont(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.InjectNMI(ctx); err != nil {
-		t.Fatal(err)
+	if _, err := b.WakeIncoming(ctx, 60*time.Second); err != nil {
+		t.Fatalf("B: %v", err)
 	}
 	return b
 }

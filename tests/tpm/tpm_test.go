@@ -288,18 +288,8 @@ func startChain(t *testing.T, f *fixture, shim string, bd bundle, withTPM bool) 
 	if err := a.SendTo(ctx, sock); err != nil {
 		t.Fatal(err)
 	}
-	st, err := b.WaitIncoming(ctx, 60*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st != "paused" {
-		t.Fatalf("B after the migration: %q, want paused", st)
-	}
-	if err := b.Cont(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.InjectNMI(ctx); err != nil {
-		t.Fatal(err)
+	if _, err := b.WakeIncoming(ctx, 60*time.Second); err != nil {
+		t.Fatalf("B: %v", err)
 	}
 	return b, swB
 }
