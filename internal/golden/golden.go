@@ -178,6 +178,56 @@ func Generate() ([]File, error) {
 	return out, nil
 }
 
+// LargeSize: generated files bigger than this (the BIOS-sized images, var stores and synthetic
+// shim images) are build output, not committed; testdata/golden/.gitignore lists them and
+// EnsureLarge writes them before a test reads them.
+const LargeSize = 64 << 10
+
+// IsLarge says whether f is one of the generated, uncommitted files.
+func IsLarge(f File) bool { return len(f.Data) > LargeSize }
+
+// EnsureLarge writes the large golden files under dir where they are missing or differ from
+// the generator's output. Each file is written to a temporary name and renamed, so tests in
+// other packages that run at the same time read either nothing or a whole file.
+func EnsureLarge(dir string) error {
+	files, err := Generate()
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if !IsLarge(f) {
+			continue
+		}
+		p := filepath.Join(dir, f.Path)
+		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, f.Data) {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		tmp, err := os.CreateTemp(filepath.Dir(p), ".gen-*")
+		if err != nil {
+			return err
+		}
+		_, werr := tmp.Write(f.Data)
+		cerr := tmp.Close()
+		if werr == nil {
+			werr = cerr
+		}
+		if werr == nil {
+			werr = os.Chmod(tmp.Name(), 0o644)
+		}
+		if werr == nil {
+			werr = os.Rename(tmp.Name(), p)
+		}
+		if werr != nil {
+			os.Remove(tmp.Name())
+			return fmt.Errorf("golden: writing %s: %w", p, werr)
+		}
+	}
+	return nil
+}
+
 // Write stores files under dir.
 func Write(dir string, files []File) error {
 	for _, f := range files {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -16,8 +17,28 @@ func TestCommittedFilesAreReproducible(t *testing.T) {
 	}
 	dir := "../../testdata/golden"
 	want := map[string]bool{}
+	ignore, err := os.ReadFile(filepath.Join(dir, ".gitignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignored := map[string]bool{}
+	for _, l := range strings.Split(string(ignore), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			ignored[strings.TrimPrefix(l, "/")] = true
+		}
+	}
 	for _, f := range files {
 		want[f.Path] = true
+		if IsLarge(f) {
+			// generated at test time (EnsureLarge), never committed
+			if !ignored[f.Path] {
+				t.Errorf("%s is %d bytes: list it in testdata/golden/.gitignore (large files are generated, not committed)", f.Path, len(f.Data))
+			}
+			continue
+		}
+		if ignored[f.Path] {
+			t.Errorf("%s is small and must be committed, but testdata/golden/.gitignore lists it", f.Path)
+		}
 		got, err := os.ReadFile(filepath.Join(dir, f.Path))
 		if err != nil {
 			t.Errorf("%s: %v (run go run ./internal/cmd/mkgolden)", f.Path, err)

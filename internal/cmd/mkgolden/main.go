@@ -3,7 +3,11 @@
 // fully deterministic (keys derived from fixed seeds, RFC 6979 signatures), so re-running it
 // reproduces the committed files byte for byte; the golden test checks that.
 //
-//	go run ./internal/cmd/mkgolden [-out testdata/golden]
+//	go run ./internal/cmd/mkgolden [-out testdata/golden]        every file
+//	go run ./internal/cmd/mkgolden -large-only [-out DIR]        only the uncommitted large ones
+//
+// Files over golden.LargeSize (BIOS-sized images, var stores, synthetic shim images) are not
+// committed: tests write them with golden.EnsureLarge, `make -C shim test` with -large-only.
 package main
 
 import (
@@ -16,7 +20,15 @@ import (
 
 func main() {
 	out := flag.String("out", "testdata/golden", "output directory")
+	largeOnly := flag.Bool("large-only", false, "write only the large generated files (not committed) where missing or stale")
 	flag.Parse()
+	if *largeOnly {
+		if err := golden.EnsureLarge(*out); err != nil {
+			fmt.Fprintln(os.Stderr, "mkgolden:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	files, err := golden.Generate()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mkgolden:", err)
