@@ -344,8 +344,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 	writeJSON(pf(ReceiveJSON), rs, 0o600)
 	cfg := vmConfig{Machine: rc.hdr.Shape.Machine, MemoryMiB: rc.hdr.Shape.RAMSize >> 20,
 		Code: pf("flash0.fd"), CodeSnapshot: true, Vars: pf("vars.fd"),
-		FwCfg: []qemu.FwCfg{{Name: "opt/org.sevshim/manifest", File: pf("bios.manifest")},
-			{Name: "opt/org.sevshim/bios", File: pf("bios.fd")}, {Name: "opt/org.sevshim/vars", File: pf("vars.fd")}},
+		FwCfg:    qemu.ShimFiles(pf("bios.manifest"), pf("bios.fd"), pf("vars.fd")),
 		Incoming: true, Reboot: true}
 	var tpm *swtpm
 	if o.TPM {

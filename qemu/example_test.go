@@ -32,12 +32,8 @@ func Example_chain() {
 	}
 
 	b, err := qemu.Start(ctx, qemu.Config{
-		Pflash: []qemu.Pflash{{Unit: 0, File: shim, Snapshot: true}, {Unit: 1, File: vars}},
-		FwCfg: []qemu.FwCfg{
-			{Name: "opt/org.sevshim/manifest", File: "bios.manifest"},
-			{Name: "opt/org.sevshim/bios", File: "bios.fd"},
-			{Name: "opt/org.sevshim/vars", File: vars},
-		},
+		Pflash:         []qemu.Pflash{{Unit: 0, File: shim, Snapshot: true}, {Unit: 1, File: vars}},
+		FwCfg:          qemu.ShimFiles("bios.manifest", "bios.fd", vars),
 		Debugcon:       true,
 		RebootShutdown: true,
 		Incoming:       qemu.IncomingFile(state),

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sevshim/sevshim/bios"
 	"github.com/sevshim/sevshim/internal/repo"
 )
 
@@ -44,6 +45,19 @@ type FwCfg struct {
 	Name   string
 	File   string
 	String string
+}
+
+// ShimFiles is the fw_cfg list that hands a BIOS bundle to the sevshim shim: the manifest,
+// the image and (optionally) the var store, under the names of docs/formats.md section 5.
+// An empty path leaves that file out (the shim then refuses, or skips the vars).
+func ShimFiles(manifest, image, vars string) []FwCfg {
+	var fw []FwCfg
+	for _, f := range []FwCfg{{Name: bios.FwCfgManifest, File: manifest}, {Name: bios.FwCfgBIOS, File: image}, {Name: bios.FwCfgVars, File: vars}} {
+		if f.File != "" {
+			fw = append(fw, f)
+		}
+	}
+	return fw
 }
 
 // Config describes a QEMU process. Zero values pick the sevshim defaults.

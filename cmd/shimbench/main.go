@@ -305,12 +305,8 @@ func runB(st *setup, state string, i int, rep *report) error {
 		return err
 	}
 	vm, err := qemu.Start(ctx, qemu.Config{
-		Pflash: []qemu.Pflash{{Unit: 0, File: st.shim, Snapshot: true}, {Unit: 1, File: vars}},
-		FwCfg: []qemu.FwCfg{
-			{Name: "opt/org.sevshim/manifest", File: st.manifest},
-			{Name: "opt/org.sevshim/bios", File: st.ovmf},
-			{Name: "opt/org.sevshim/vars", File: vars},
-		},
+		Pflash:         []qemu.Pflash{{Unit: 0, File: st.shim, Snapshot: true}, {Unit: 1, File: vars}},
+		FwCfg:          qemu.ShimFiles(st.manifest, st.ovmf, vars),
 		Debugcon:       true,
 		RebootShutdown: true,
 		Incoming:       qemu.IncomingFile(state),

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sevshim/sevshim/bios"
+	"github.com/sevshim/sevshim/internal/testenv"
 	"github.com/sevshim/sevshim/qemu"
 	"github.com/sevshim/sevshim/shimerr"
 )
@@ -74,14 +75,7 @@ func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 	if varsFile == "" {
 		varsFile = pflash1
 	}
-	var fw []qemu.FwCfg
-	if o.manifest != "" {
-		fw = append(fw, qemu.FwCfg{Name: "opt/org.sevshim/manifest", File: o.manifest})
-	}
-	if o.bios != "" {
-		fw = append(fw, qemu.FwCfg{Name: "opt/org.sevshim/bios", File: o.bios})
-	}
-	fw = append(fw, qemu.FwCfg{Name: "opt/org.sevshim/vars", File: varsFile})
+	fw := qemu.ShimFiles(o.manifest, o.bios, varsFile)
 	ctx := context.Background()
 	vm, err := qemu.Start(ctx, qemu.Config{
 		Pflash: []qemu.Pflash{
@@ -105,7 +99,7 @@ func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 		vm.Close()
 		if t.Failed() {
 			t.Logf("B: %s\nstderr: %s\ndebugcon:\n%s\nserial (tail):\n%s", vm.Cmdline(), vm.StderrSummary(),
-				vm.Debugcon().Text(), tail(vm.Serial().Text(), 2000))
+				vm.Debugcon().Text(), testenv.Tail(vm.Serial().Text(), 2000))
 		}
 	})
 	cont, err := vm.WakeIncoming(ctx, 60*time.Second)
@@ -113,13 +107,6 @@ func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 		t.Fatalf("B loading the READY state: %v", err)
 	}
 	return &bRun{vm: vm, cont: cont, pflash1: pflash1}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
 }
 
 // assertBoots checks the shim's accept path on debugcon and OVMF reaching its shell on COM1.

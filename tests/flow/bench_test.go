@@ -129,9 +129,8 @@ func plainRun(b *testing.B, dir, shim, bundle string, dirty []byte) (time.Durati
 	os.WriteFile(filepath.Join(dir, "m"), manifest, 0o600)
 	os.WriteFile(filepath.Join(dir, "i"), image, 0o600)
 	bm, err := qemu.Start(ctx, qemu.Config{MemoryMiB: benchMiB, Debugcon: true, RebootShutdown: true,
-		Pflash: []qemu.Pflash{{Unit: 0, File: shim, Snapshot: true}, {Unit: 1, File: vars}},
-		FwCfg: []qemu.FwCfg{{Name: "opt/org.sevshim/manifest", File: filepath.Join(dir, "m")},
-			{Name: "opt/org.sevshim/bios", File: filepath.Join(dir, "i")}, {Name: "opt/org.sevshim/vars", File: vars}},
+		Pflash:   []qemu.Pflash{{Unit: 0, File: shim, Snapshot: true}, {Unit: 1, File: vars}},
+		FwCfg:    qemu.ShimFiles(filepath.Join(dir, "m"), filepath.Join(dir, "i"), vars),
 		Incoming: qemu.IncomingFile(state)})
 	if err != nil {
 		b.Fatal(err)

@@ -35,11 +35,10 @@ import (
 )
 
 const (
-	memMiB     = 256
-	secretGPA  = 0x80000 // the shim's secret area (its footer entry)
-	stepTO     = 90 * time.Second
-	ovmfTO     = 180 * time.Second
-	readyGrace = 300 * time.Millisecond
+	memMiB    = 256
+	secretGPA = 0x80000 // the shim's secret area (its footer entry)
+	stepTO    = 90 * time.Second
+	ovmfTO    = 180 * time.Second
 )
 
 var workDir string
@@ -76,9 +75,8 @@ func testBIOSPath() (string, error) {
 // fixture: one trusted key, two signed bundles and one shim image per secret mode.
 type fixture struct {
 	key                    *ecdsa.PrivateKey
-	tbManifest, tbImage    string // the test BIOS, version 7
-	ovmfManifest, ovmfCode string // Debian's OVMF_CODE_4M, version 5
-	vars                   string
+	tbManifest, tbImage    string           // the test BIOS, version 7
+	ovmfManifest, ovmfCode string           // Debian's OVMF_CODE_4M, version 5
 	shim                   map[uint8]string // by policy secret mode
 }
 
@@ -102,7 +100,7 @@ func makeFixture(dir string) (*fixture, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	f := &fixture{ovmfCode: repo.OVMFCode(), vars: repo.OVMFVars(), shim: map[uint8]string{}}
+	f := &fixture{ovmfCode: repo.OVMFCode(), shim: map[uint8]string{}}
 	var err error
 	if f.key, err = bios.GenerateKey(); err != nil {
 		return nil, err
@@ -212,75 +210,12 @@ type run struct {
 // resumes B with the bundle (cont + NMI). It returns B; A is gone.
 func startChain(t *testing.T, f *fixture, r run) *qemu.VM {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	varsA := filepath.Join(dir, "vars-a.fd")
-	varsB := filepath.Join(dir, "vars-b.fd")
-	for _, p := range []string{varsA, varsB} {
-		b, err := os.ReadFile(f.vars)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 	var extra []string
 	if r.secret != nil {
 		m := newMemfd(t, "sevshim-test-secret", r.secret)
 		extra = []string{"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", m.Path, secretGPA)}
 	}
-	a, err := qemu.Start(ctx, qemu.Config{
-		MemoryMiB: memMiB,
-		Pflash: []qemu.Pflash{
-			{Unit: 0, File: r.shim, Snapshot: true},
-			{Unit: 1, File: varsA, Snapshot: true},
-		},
-		Debugcon:       true,
-		RebootShutdown: true,
-		ExtraArgs:      extra,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if _, err := a.Debugcon().WaitString(ctx, "SEVSHIM READY", 60*time.Second); err != nil {
-		t.Fatalf("A: %v\n%s\nstderr: %s", err, a.Debugcon().Text(), a.StderrSummary())
-	}
-	time.Sleep(readyGrace)
-
-	sock := filepath.Join(dir, "mig.sock")
-	b, err := qemu.Start(ctx, qemu.Config{
-		MemoryMiB: memMiB,
-		Pflash: []qemu.Pflash{
-			{Unit: 0, File: r.shim, Snapshot: true},
-			{Unit: 1, File: varsB},
-		},
-		FwCfg: []qemu.FwCfg{
-			{Name: "opt/org.sevshim/manifest", File: r.manifest},
-			{Name: "opt/org.sevshim/bios", File: r.image},
-			{Name: "opt/org.sevshim/vars", File: varsB},
-		},
-		Debugcon:       true,
-		RebootShutdown: true,
-		Incoming:       "unix:" + sock,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		b.Close()
-		if t.Failed() {
-			t.Logf("B stderr: %s\ndebugcon:\n%s\nserial (tail):\n%s", b.StderrSummary(), b.Debugcon().Text(), tail(b.Serial().Text(), 2000))
-		}
-	})
-	if err := a.SendTo(ctx, sock); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.WakeIncoming(ctx, 60*time.Second); err != nil {
-		t.Fatalf("B: %v", err)
-	}
-	return b
+	return testenv.StartChain(t, testenv.Chain{Shim: r.shim, Manifest: r.manifest, Image: r.image, MemoryMiB: memMiB, ExtraA: extra})
 }
 
 // dumpRAM stops nothing: it copies all guest RAM (GPA 0..memMiB) into a memfd via pmemsave.
@@ -306,11 +241,4 @@ func randBytes(t *testing.T, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
 }

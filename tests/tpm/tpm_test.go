@@ -66,7 +66,6 @@ type fixture struct {
 	key    *ecdsa.PrivateKey
 	keyID  [48]byte
 	v5, v6 bundle
-	vars   string
 	shim   map[uint8]string   // by TPM mode
 	polDig map[uint8][48]byte // SHA-384 of the policy block, by TPM mode
 }
@@ -104,7 +103,7 @@ func makeFixture(dir string) (*fixture, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	f := &fixture{vars: repo.OVMFVars(), shim: map[uint8]string{}, polDig: map[uint8][48]byte{}}
+	f := &fixture{shim: map[uint8]string{}, polDig: map[uint8][48]byte{}}
 	var err error
 	if f.key, err = bios.GenerateKey(); err != nil {
 		return nil, err
@@ -200,7 +199,7 @@ func startSwtpm(t *testing.T, name string) *swtpm {
 		}
 		if t.Failed() {
 			if b, err := os.ReadFile(filepath.Join(dir, "log")); err == nil && len(b) > 0 {
-				t.Logf("swtpm %s log:\n%s", name, tail(string(b), 2000))
+				t.Logf("swtpm %s log:\n%s", name, testenv.Tail(string(b), 2000))
 			}
 		}
 		os.RemoveAll(dir)
@@ -226,19 +225,6 @@ func tpmArgs(s *swtpm) []string {
 // resumed with bundle bd. Returns B and swtpm B (nil without TPM).
 func startChain(t *testing.T, f *fixture, shim string, bd bundle, withTPM bool) (*qemu.VM, *swtpm) {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	vars := func(n string) string {
-		p := filepath.Join(dir, n)
-		b, err := os.ReadFile(f.vars)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	var extraA, extraB []string
 	var swB *swtpm
 	if withTPM {
@@ -246,51 +232,7 @@ func startChain(t *testing.T, f *fixture, shim string, bd bundle, withTPM bool) 
 		swB = startSwtpm(t, "B")
 		extraB = tpmArgs(swB)
 	}
-	a, err := qemu.Start(ctx, qemu.Config{
-		MemoryMiB:      memMiB,
-		Pflash:         []qemu.Pflash{{Unit: 0, File: shim, Snapshot: true}, {Unit: 1, File: vars("vars-a.fd"), Snapshot: true}},
-		Debugcon:       true,
-		RebootShutdown: true,
-		ExtraArgs:      extraA,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if _, err := a.Debugcon().WaitString(ctx, "SEVSHIM READY", 60*time.Second); err != nil {
-		t.Fatalf("A: %v\n%s\nstderr: %s", err, a.Debugcon().Text(), a.StderrSummary())
-	}
-	time.Sleep(300 * time.Millisecond)
-	sock := filepath.Join(dir, "mig.sock")
-	varsB := vars("vars-b.fd")
-	b, err := qemu.Start(ctx, qemu.Config{
-		MemoryMiB: memMiB,
-		Pflash:    []qemu.Pflash{{Unit: 0, File: shim, Snapshot: true}, {Unit: 1, File: varsB}},
-		FwCfg: []qemu.FwCfg{
-			{Name: "opt/org.sevshim/manifest", File: bd.manifest},
-			{Name: "opt/org.sevshim/bios", File: bd.image},
-			{Name: "opt/org.sevshim/vars", File: varsB},
-		},
-		Debugcon:       true,
-		RebootShutdown: true,
-		Incoming:       "unix:" + sock,
-		ExtraArgs:      extraB,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		b.Close()
-		if t.Failed() {
-			t.Logf("B stderr: %s\ndebugcon:\n%s\nserial (tail):\n%s", b.StderrSummary(), b.Debugcon().Text(), tail(b.Serial().Text(), 1500))
-		}
-	})
-	if err := a.SendTo(ctx, sock); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.WakeIncoming(ctx, 60*time.Second); err != nil {
-		t.Fatalf("B: %v", err)
-	}
+	b := testenv.StartChain(t, testenv.Chain{Shim: shim, Manifest: bd.manifest, Image: bd.image, MemoryMiB: memMiB, ExtraA: extraA, ExtraB: extraB})
 	return b, swB
 }
 
@@ -301,13 +243,6 @@ func waitLine(t *testing.T, c *qemu.Console, re *regexp.Regexp, to time.Duration
 		t.Fatalf("%s: %v", c.Name(), err)
 	}
 	return l
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
 }
 
 // killB ends QEMU B with SIGKILL (no CMD_SHUTDOWN to swtpm) and waits for it.
