@@ -65,10 +65,8 @@ func startSwtpm(dir string) (*swtpm, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	args := []string{"socket", "--tpm2", "--tpmstate", "dir=" + optEscape(state),
-		"--ctrl", "type=unixio,path=" + optEscape(p(SwtpmSock)), "--log", "file=" + optEscape(p(SwtpmLog))}
-	fmt.Fprintf(logf, "# %s %s\n", bin, strings.Join(args, " "))
-	cmd := exec.Command(bin, args...)
+	cmd := SwtpmCommand(bin, state, p(SwtpmSock), p(SwtpmLog))
+	fmt.Fprintf(logf, "# %s\n", strings.Join(cmd.Args, " "))
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -161,9 +159,18 @@ func stopSwtpm(dir string) int {
 	return pid
 }
 
-// tpmArgs are QEMU's TPM device options: a CRB TPM backed by the swtpm of the work directory.
+// SwtpmCommand is the swtpm that backs a sevshim VM's TPM: TPM 2.0, state in stateDir, a
+// control socket at sock (QEMU's chardev connects there) and no --terminate, so it outlives a
+// SIGKILLed QEMU with its volatile state (the PCRs) for attest.DialSwtpm (docs/tpm.md). The
+// caller decides its lifetime (hostctl detaches it; tests tie it to the test process).
+func SwtpmCommand(bin, stateDir, sock, log string) *exec.Cmd {
+	return exec.Command(bin, "socket", "--tpm2", "--tpmstate", "dir="+optEscape(stateDir),
+		"--ctrl", "type=unixio,path="+optEscape(sock), "--log", "file="+optEscape(log))
+}
+
+// TPMArgs are QEMU's TPM device options: a CRB TPM backed by the swtpm at sock.
 // A and B must both have them (or both not) for the migration to load.
-func tpmArgs(sock string) []string {
+func TPMArgs(sock string) []string {
 	return []string{"-chardev", "socket,id=chrtpm,path=" + optEscape(sock),
 		"-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-crb,tpmdev=tpm0"}
 }

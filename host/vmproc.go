@@ -47,7 +47,7 @@ type vmConfig struct {
 	GDB          bool   // gdbstub on DIR/gdb.sock
 	Incoming     bool   // -incoming defer
 	Reboot       bool   // -action reboot=shutdown
-	TPMSock      string // swtpm control socket: adds a tpm-crb TPM (tpmArgs); "" for none
+	TPMSock      string // swtpm control socket: adds a tpm-crb TPM (TPMArgs); "" for none
 }
 
 func optEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
@@ -95,7 +95,7 @@ func startDetached(ctx context.Context, dir string, cfg vmConfig) (*proc, error)
 		args = append(args, "-chardev", "socket,id=gdb,path="+optEscape(p(GDBSock))+",server=on,wait=off", "-gdb", "chardev:gdb")
 	}
 	if cfg.TPMSock != "" {
-		args = append(args, tpmArgs(cfg.TPMSock)...)
+		args = append(args, TPMArgs(cfg.TPMSock)...)
 	}
 	if cfg.Paused {
 		args = append(args, "-S")

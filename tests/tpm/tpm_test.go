@@ -33,6 +33,7 @@ import (
 
 	"github.com/sevshim/sevshim/attest"
 	"github.com/sevshim/sevshim/bios"
+	"github.com/sevshim/sevshim/host"
 	"github.com/sevshim/sevshim/internal/repo"
 	"github.com/sevshim/sevshim/internal/testenv"
 	"github.com/sevshim/sevshim/policy"
@@ -173,8 +174,8 @@ type swtpm struct {
 	done chan struct{}
 }
 
-// startSwtpm runs `swtpm socket --tpm2` with a control socket and no --terminate: it outlives
-// its QEMU, keeping the TPM's volatile state (PCRs) for attest.
+// startSwtpm runs host.SwtpmCommand as a child of the test (SIGKILLed with it, and by pid in
+// Cleanup): it outlives its QEMU, keeping the TPM's volatile state (PCRs) for attest.
 func startSwtpm(t *testing.T, name string) *swtpm {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "sevshim-swtpm-")
@@ -182,8 +183,7 @@ func startSwtpm(t *testing.T, name string) *swtpm {
 		t.Fatal(err)
 	}
 	s := &swtpm{ctrl: filepath.Join(dir, "ctrl.sock"), dir: dir, done: make(chan struct{})}
-	s.cmd = exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+dir,
-		"--ctrl", "type=unixio,path="+s.ctrl, "--log", "file="+filepath.Join(dir, "log")+",level=1")
+	s.cmd = host.SwtpmCommand("swtpm", dir, s.ctrl, filepath.Join(dir, "log"))
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
@@ -216,11 +216,6 @@ func startSwtpm(t *testing.T, name string) *swtpm {
 	}
 }
 
-func tpmArgs(s *swtpm) []string {
-	return []string{"-chardev", "socket,id=chrtpm,path=" + s.ctrl, "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
-		"-device", "tpm-crb,tpmdev=tpm0"}
-}
-
 // startChain: A (with its own swtpm if withTPM) to READY, migrated into B (with swtpm B),
 // resumed with bundle bd. Returns B and swtpm B (nil without TPM).
 func startChain(t *testing.T, f *fixture, shim string, bd bundle, withTPM bool) (*qemu.VM, *swtpm) {
@@ -228,9 +223,9 @@ func startChain(t *testing.T, f *fixture, shim string, bd bundle, withTPM bool) 
 	var extraA, extraB []string
 	var swB *swtpm
 	if withTPM {
-		extraA = tpmArgs(startSwtpm(t, "A"))
+		extraA = host.TPMArgs(startSwtpm(t, "A").ctrl)
 		swB = startSwtpm(t, "B")
-		extraB = tpmArgs(swB)
+		extraB = host.TPMArgs(swB.ctrl)
 	}
 	b := testenv.StartChain(t, testenv.Chain{Shim: shim, Manifest: bd.manifest, Image: bd.image, MemoryMiB: memMiB, ExtraA: extraA, ExtraB: extraB})
 	return b, swB
