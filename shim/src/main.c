@@ -46,6 +46,7 @@ void shim_main(void)
 {
     console_init();
     cpu_init();
+    sev_mem_init();            /* E080..E083: before the policy, fw_cfg and the flash */
     memcpy(policy_copy, (const void *)(uintptr_t)SHIM_POLICY_GPA, sizeof(policy_copy));
     lapic_arm_nmi();
     con_line("SEVSHIM READY");
