@@ -3,8 +3,9 @@
 ;   offset 0x000000  0xFF filler (erased-flash value)
 ;   offset 0x34C000  policy region, 16 KiB, all zero in the template (builder writes the policy)
 ;   offset 0x35C000  C payload (flat binary linked at 1 MiB), then 0xFF filler
-;   offset 0x37B000  stage 1: 16-bit entry, 32-bit page-table setup, long-mode switch,
-;                    the GUIDed footer table (docs/formats.md section 4), reset vector at end-0x10
+;   offset 0x37B000  stage 1: 16-bit entry, 32-bit IDT (#VC), SEV detection, page tables,
+;                    long-mode switch, the GUIDed footer table (docs/formats.md section 4),
+;                    reset vector at end-0x10
 ;
 ; Stage 1 is the only code that ever runs from flash. It copies the payload to RAM and jumps
 ; there in 64-bit mode; everything else (including all flash programming) runs from RAM.
