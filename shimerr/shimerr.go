@@ -47,6 +47,10 @@ const (
 	TPMInterface        Code = 71
 	TPMTimeout          Code = 72
 	TPMResponse         Code = 73
+	SEVActive           Code = 80
+	SEVESActive         Code = 81
+	SEVSNPActive        Code = 82
+	SEVCbitInvalid      Code = 83
 	CPUException        Code = 90
 	Internal            Code = 91
 )
@@ -90,6 +94,10 @@ var table = []entry{
 	{TPMInterface, "tpm-interface", "the TPM's CRB interface is not usable (locality 0 not granted, unexpected buffer layout or fatal error); check the QEMU TPM device and swtpm"},
 	{TPMTimeout, "tpm-timeout", "the TPM did not answer in time; check that swtpm is running"},
 	{TPMResponse, "tpm-response", "the TPM answered with an error or a malformed response; check swtpm (its log) and retry on a fresh TPM"},
+	{SEVActive, "sev-active", "the shim cannot hand off under SEV yet (the flash is not programmable there); boot it without SEV"},
+	{SEVESActive, "sev-es-active", "SEV-ES is not supported by the shim yet; boot it without SEV-ES"},
+	{SEVSNPActive, "sev-snp-active", "SEV-SNP is not supported by the shim yet; boot it without SNP"},
+	{SEVCbitInvalid, "sev-cbit-invalid", "host problem: the CPUID C-bit position or address reduction is unusable; check the VMM's SEV settings (cbitpos, reduced-phys-bits)"},
 	{CPUException, "cpu-exception", "a shim bug or hostile host state; report it"},
 	{Internal, "internal", "a shim bug; report it"},
 }

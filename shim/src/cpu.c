@@ -1,9 +1,12 @@
-/* CPU tables in RAM: 64-bit TSS with IST stacks, IDT for vectors 0..31, FS base canary block. */
+/* CPU tables in RAM: 64-bit TSS with IST stacks, IDT for vectors 0..31, FS base canary block;
+ * SEV detection and the final identity page tables. */
 #include <stdint.h>
 #include "sevshim/cpu.h"
 #include "sevshim/console.h"
 #include "sevshim/handoff.h"
 #include "sevshim/io.h"
+#include "sevshim/layout.h"
+#include "sevshim/sev.h"
 
 extern uint64_t gdt[5];               /* head.asm: null, code64, data, TSS (2 slots) */
 extern const uint64_t isr_table[32];  /* head.asm */
@@ -66,4 +69,51 @@ void exception_report(uint64_t vector, uint64_t error, uint64_t rip)
     con_line("SEVSHIM HALT");
     cpu_halt_forever();
     __builtin_unreachable();
+}
+
+/* The final tables: private RAM with the C-bit, the bounce page and the MMIO top shared. */
+static uint64_t pagetables[SEVSHIM_PT_ENTRIES] __attribute__((aligned(4096)));
+
+void sev_mem_init(void)
+{
+    struct sevshim_sev_regs r = { 0 };
+    uint32_t a, b, c, d;
+    cpuid(SEVSHIM_CPUID_EXT_MAX, &a, &b, &c, &d);
+    r.max_ext_leaf = a;
+    if (r.max_ext_leaf >= SEVSHIM_CPUID_ADDR_SIZE) {
+        cpuid(SEVSHIM_CPUID_ADDR_SIZE, &a, &b, &c, &d);
+        r.addr_eax = a;
+    }
+    if (r.max_ext_leaf >= SEVSHIM_CPUID_SEV) {
+        cpuid(SEVSHIM_CPUID_SEV, &a, &b, &c, &d);
+        r.sev_eax = a;
+        r.sev_ebx = b;
+    }
+    /* SEV_STATUS only where the leaf says SEV exists: elsewhere (e.g. QEMU TCG) it is #GP */
+    if (sevshim_sev_msr_needed(r.max_ext_leaf, r.sev_eax))
+        r.sev_status = rdmsr(SEVSHIM_MSR_SEV_STATUS);
+
+    struct sevshim_sev_info info;
+    enum sevshim_error e = sevshim_sev_decode(&r, &info);
+    /* Under SEV-ES/SNP the CPUIDs above already raised #VC (head.asm isr_29); if a CPU did
+     * not, terminate the same way: the console would raise #VC. */
+    if (e == SEVSHIM_E81)
+        sev_terminate(SEVSHIM_GHCB_TERM_ES);
+    if (e == SEVSHIM_E82)
+        sev_terminate(SEVSHIM_GHCB_TERM_SNP);
+    if (e == SEVSHIM_E83)
+        shim_refuse(SEVSHIM_E83);
+    /* Stage 1 read CPUID on its own and put its C-bit into every entry (image.asm). Under
+     * plain SEV the host answers CPUID; two different answers are refused. */
+    uint64_t stage1 = *(volatile const uint64_t *)(uintptr_t)SHIM_RAM_PAGETABLES;
+    if ((stage1 & SEVSHIM_PT_ADDR & ~0xFFFFFFFFull) != info.cmask)
+        shim_refuse(SEVSHIM_E83);
+    if (sevshim_pt_build(pagetables, (uint64_t)(uintptr_t)pagetables, info.cmask,
+                         sevshim_shared_ranges, sevshim_shared_count) != 0)
+        shim_refuse(SEVSHIM_E91);
+    write_cr3((uint64_t)(uintptr_t)pagetables);
+    /* plain SEV: the hand-off programs the flash, which encrypted memory cannot do (the
+     * private-copy hand-off is not built): refuse before fw_cfg and the flash */
+    if (e != SEVSHIM_OK)
+        shim_refuse(e);
 }

@@ -13,10 +13,12 @@
         extern  __bss_start
         extern  __bss_end
         extern  stack_top
+        extern  secret_wipe
 
         global  _start
         global  gdt
         global  isr_table
+        global  sev_terminate
 
         section .text.entry
 _start:
@@ -83,6 +85,28 @@ exc_common:
         hlt
         jmp     .halt
 
+; #VC (vector 29) exists only under SEV-ES/SNP, where the console (port I/O) would raise #VC
+; again: no output; wipe the secret page and request termination (reason 0x1D).
+isr_29:
+        mov     edi, 0x1D
+; void sev_terminate(uint32_t code): GHCB MSR protocol termination request (GHCB spec 56421,
+; 2.3.1 "Termination Request": GHCBInfo 0x100, reason set 0xA = sevshim in bits 15:12, code
+; in bits 23:16; see sev.h), VMGEXIT, halt. Used only under SEV-ES/SNP; never runs under TCG.
+sev_terminate:
+        mov     ebx, edi
+        and     rsp, -16
+        call    secret_wipe
+        movzx   eax, bl
+        shl     eax, 16
+        or      eax, 0x100 | (0xA << 12)
+        xor     edx, edx
+        mov     ecx, 0xC0010130
+        wrmsr
+        db      0xF3, 0x0F, 0x01, 0xD9  ; VMGEXIT (rep vmmcall)
+.dead:  cli
+        hlt
+        jmp     .dead
+
 isr_2:                                  ; NMI: note it and return to the hlt loop
         mov     byte [nmi_seen], 1
         iretq
@@ -115,7 +139,6 @@ EXC_NOERR 25
 EXC_NOERR 26
 EXC_NOERR 27
 EXC_NOERR 28
-EXC_ERR   29
 EXC_ERR   30
 EXC_NOERR 31
 

@@ -3,8 +3,9 @@
 ;   offset 0x000000  0xFF filler (erased-flash value)
 ;   offset 0x34C000  policy region, 16 KiB, all zero in the template (builder writes the policy)
 ;   offset 0x35C000  C payload (flat binary linked at 1 MiB), then 0xFF filler
-;   offset 0x37B000  stage 1: 16-bit entry, 32-bit page-table setup, long-mode switch,
-;                    the GUIDed footer table (docs/formats.md section 4), reset vector at end-0x10
+;   offset 0x37B000  stage 1: 16-bit entry, 32-bit IDT (#VC), SEV detection, page tables,
+;                    long-mode switch, the GUIDed footer table (docs/formats.md section 4),
+;                    reset vector at end-0x10
 ;
 ; Stage 1 is the only code that ever runs from flash. It copies the payload to RAM and jumps
 ; there in 64-bit mode; everything else (including all flash programming) runs from RAM.
@@ -29,6 +30,24 @@ payload_end:
 
 ; ---------------------------------------------------------------------------------------------
 ; Stage 1, last 4 KiB of the image (GPA 0xFFFFF000). At reset: real mode, CS base 0xFFFF0000.
+;
+; Host input read here: CPUID 0x80000000 / 0x8000001F and MSR SEV_STATUS (only if the leaf
+; says SEV exists; the MSR raises #GP elsewhere), and the EFER value. The C-bit position is
+; range-checked before it is used as a shift count. Everything else is fixed.
+;
+; Under SEV, with paging off every data access is private (AMD64 APM vol 2, 15.34.5), so the
+; payload copy and the table writes below land encrypted; after paging is on, data accesses
+; use the C-bit of the PTE, instruction fetches and table walks are always private. Stage 1
+; therefore maps all of 0..4 GiB with the C-bit (the C code touches no MMIO and no shared
+; page before it loads its own tables, src/cpu.c sev_mem_init). Under SEV-ES and SNP the
+; first CPUID raises #VC (vector 29): stage1_vc asks the hypervisor to terminate the guest
+; through the GHCB MSR protocol. None of the SEV branches can run under QEMU TCG (no SEV);
+; docs/shim.md "SEV memory map" says what was tested where.
+
+%define ABS(l) ((l) - $$ + SHIM_IMAGE_BASE)
+; GHCB termination value: set 0xA, code 0x1D (SEVSHIM_GHCB_TERM(SEVSHIM_GHCB_TERM_VC), sev.h)
+%define GHCB_TERM_VC (0x100 | (0xA << 12) | (0x1D << 16))
+
 stage1:
         align   8, db 0xFF
 gdt32:
@@ -40,6 +59,12 @@ gdt32_end:
 gdt32_desc:
         dw      gdt32_end - gdt32 - 1
         dd      gdt32
+idt32_desc:
+        dw      idt32_end - idt32 - 1
+        dd      idt32
+ap_idt_desc:                            ; limit 0: any vector on a parked AP is a shutdown
+        dw      0
+        dd      0
 
 entry16:
         cli
@@ -51,11 +76,15 @@ entry16:
         mov     cr0, eax
         jmp     dword 0x08:entry32
 
-; SEV-ES AP reset target (footer entry): the shim is single-CPU, so an AP just parks here.
+; SEV-ES AP reset target (footer entry): the shim is single-CPU, so an AP parks here. The
+; host can still send it NMIs/INIT-SIPI: with an IDT limit of 0 any delivered vector ends in
+; a triple fault (shutdown) instead of running whatever the zeroed IVT at 0 points to. HLT is
+; an automatic exit under SEV-ES (no #VC).
 ap_park:
         cli
-        hlt
-        jmp     ap_park
+        o32 lidt [cs:0xF000 + (ap_idt_desc - stage1)]
+.hlt:   hlt
+        jmp     .hlt
 
         bits    32
 entry32:
@@ -65,17 +94,46 @@ entry32:
         mov     ss, ax
         mov     fs, ax
         mov     gs, ax
+        mov     esp, SHIM_RAM_PAGETABLES ; exception frames only (RAM below the tables)
+        lidt    [idt32_desc]             ; before the first CPUID: #VC must not triple-fault
 
-        ; identity page tables for 0..4 GiB with 2 MiB pages: PML4, PDPT, 4 PDs
+        ; SEV detection (APM vol 2, 15.34.1): ebp = C-bit mask, bits 63:32 (0: no SEV)
+        xor     ebp, ebp
+        mov     eax, 0x80000000
+        cpuid
+        cmp     eax, 0x8000001F
+        jb      .tables
+        mov     eax, 0x8000001F
+        cpuid
+        test    al, 2                    ; EAX bit 1: SEV supported
+        jz      .tables
+        mov     esi, ebx                 ; EBX[5:0]: C-bit position
+        mov     ecx, 0xC0010131          ; SEV_STATUS
+        rdmsr
+        test    al, 1                    ; bit 0: SEV active for this guest
+        jz      .tables
+        mov     ecx, esi
+        and     ecx, 0x3F
+        sub     ecx, 32
+        jb      stage1_cbit_bad          ; below 32: would alias the addresses mapped here
+        cmp     ecx, 51 - 32
+        ja      stage1_cbit_bad          ; above 51: not an address bit of a PTE
+        mov     ebp, 1
+        shl     ebp, cl
+.tables:
+        ; identity page tables for 0..4 GiB with 2 MiB pages: PML4, PDPT, 4 PDs; C-bit (ebp)
+        ; on every entry. src/cpu.c replaces them with the final map (src/sev.c).
         mov     edi, SHIM_RAM_PAGETABLES
         mov     ecx, 6 * 4096 / 4
         xor     eax, eax
         rep     stosd
         mov     dword [SHIM_RAM_PAGETABLES], SHIM_RAM_PAGETABLES + 0x1000 + 3
+        mov     [SHIM_RAM_PAGETABLES + 4], ebp
         mov     edi, SHIM_RAM_PAGETABLES + 0x1000
         mov     eax, SHIM_RAM_PAGETABLES + 0x2000 + 3
         mov     ecx, 4
 .pdpt:  mov     [edi], eax
+        mov     [edi + 4], ebp
         add     eax, 0x1000
         add     edi, 8
         loop    .pdpt
@@ -83,6 +141,7 @@ entry32:
         mov     eax, 0x83                ; present, writable, 2 MiB page
         mov     ecx, 2048
 .pd:    mov     [edi], eax
+        mov     [edi + 4], ebp
         add     eax, 0x200000
         add     edi, 8
         loop    .pd
@@ -107,6 +166,81 @@ entry32:
         or      eax, 0x80000000
         mov     cr0, eax
         jmp     0x18:SHIM_RAM_PAYLOAD    ; into the RAM copy, 64-bit; never back to flash
+
+; #VC (vector 29) exists only under SEV-ES/SNP: there is no GHCB, so no console either. Wipe
+; the secret page, then GHCB MSR protocol termination request (GHCB spec 56421, 2.3.1,
+; "Termination Request": GHCBInfo 0x100, reason set 0xA = sevshim, code 0x1D = #VC), VMGEXIT.
+stage1_vc:
+        cld
+        mov     edi, SHIM_RAM_SECRET
+        mov     ecx, SHIM_RAM_SECRET_SIZE / 4
+        xor     eax, eax
+        rep     stosd
+        mov     ecx, 0xC0010130          ; GHCB MSR
+        mov     eax, GHCB_TERM_VC
+        xor     edx, edx
+        wrmsr
+        db      0xF3, 0x0F, 0x01, 0xD9   ; VMGEXIT (rep vmmcall)
+.dead:  cli
+        hlt
+        jmp     .dead
+
+; Refusals stage 1 makes itself (port I/O works under plain SEV): wipe the secret page, print
+; the line to COM1 (\r\n) and debugcon (\n) as src/console.c does, halt.
+stage1_cbit_bad:
+        mov     esi, msg_e083
+        jmp     stage1_refuse
+stage1_fault:                            ; any other vector (e.g. #GP from a lying SEV leaf)
+        mov     esi, msg_e090
+stage1_refuse:
+        cld
+        mov     edi, SHIM_RAM_SECRET
+        mov     ecx, SHIM_RAM_SECRET_SIZE / 4
+        xor     eax, eax
+        rep     stosd
+.next:  lodsb
+        test    al, al
+        jz      .halt
+        cmp     al, 10
+        jne     .put
+        mov     al, 13
+        call    com1_put
+        mov     al, 10
+.put:   call    com1_put
+        mov     dx, 0x402
+        out     dx, al
+        jmp     .next
+.halt:  cli
+        hlt
+        jmp     .halt
+com1_put:                                ; al = byte; bounded wait for THR empty (LSR bit 5)
+        mov     ah, al
+        mov     dx, 0x3FD
+        mov     ecx, 100000
+.wait:  in      al, dx
+        test    al, 0x20
+        jnz     .ready
+        loop    .wait
+.ready: mov     al, ah
+        mov     dx, 0x3F8
+        out     dx, al
+        ret
+
+msg_e083: db    "SEVSHIM ERROR E083 sev-cbit-invalid", 10, "SEVSHIM HALT", 10, 0
+msg_e090: db    "SEVSHIM ERROR E090 cpu-exception", 10, "SEVSHIM HALT", 10, 0
+
+        align   8, db 0xFF
+idt32:                                   ; 32-bit interrupt gates, selector 0x08
+%assign v 0
+%rep 32
+%if v == 29
+        dw      ABS(stage1_vc) & 0xFFFF, 0x08, 0x8E00, ABS(stage1_vc) >> 16
+%else
+        dw      ABS(stage1_fault) & 0xFFFF, 0x08, 0x8E00, ABS(stage1_fault) >> 16
+%endif
+%assign v v + 1
+%endrep
+idt32_end:
 
 ; ---------------------------------------------------------------------------------------------
 ; GUIDed footer table: entries are data || u16 len || GUID, walking backwards from end-0x32.

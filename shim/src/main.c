@@ -19,13 +19,15 @@ static struct sevshim_result result;
 static struct sevshim_secret_plan secret_plan;
 
 /* RAM the BIOS's secret block must not overlap: the null page, the shim's page tables, its own
- * secret page, the legacy VGA/ROM hole, the payload (text..stack), the BIOS and vars buffers. */
+ * secret page, the legacy VGA/ROM hole, the payload (text..stack), the shared bounce page (C-bit
+ * clear under SEV: a secret there would be readable by the host), the BIOS and vars buffers. */
 static const struct sevshim_range shim_ram[] = {
     { 0, 0x1000 },
     { SHIM_RAM_PAGETABLES, 6 * 0x1000 },
     { SHIM_RAM_SECRET, SHIM_RAM_SECRET_SIZE },
     { 0xA0000, 0x60000 },
     { SHIM_RAM_PAYLOAD, SHIM_RAM_PAYLOAD_END - SHIM_RAM_PAYLOAD },
+    { SHIM_RAM_BOUNCE, SHIM_RAM_BOUNCE_SIZE },
     { SHIM_RAM_BIOS_BUF, SEVSHIM_OVMF_4M_CODE_SIZE },
     { SHIM_RAM_VARS_BUF, SEVSHIM_OVMF_4M_VARS_SIZE },
 };
@@ -46,6 +48,7 @@ void shim_main(void)
 {
     console_init();
     cpu_init();
+    sev_mem_init();            /* E080..E083: before the policy, fw_cfg and the flash */
     memcpy(policy_copy, (const void *)(uintptr_t)SHIM_POLICY_GPA, sizeof(policy_copy));
     lapic_arm_nmi();
     con_line("SEVSHIM READY");

@@ -179,6 +179,27 @@ func TestChainBootsOVMF(t *testing.T) {
 	assertBoots(t, e, r, e.ovmf, 5, "debian-ovmf-4m")
 }
 
+// TestChainCPUWithSEVLeaf: a CPU whose extended leaves reach 0x8000001F, which QEMU TCG
+// reports as all zero (no SEV). Stage 1 and sev_mem_init read the leaf, must not read
+// SEV_STATUS (#GP here) and must boot exactly as on the default CPU (docs/shim.md "SEV memory
+// map": the only SEV branch TCG can run besides "leaf absent").
+func TestChainCPUWithSEVLeaf(t *testing.T) {
+	e := env(t)
+	cpu := []string{"-cpu", "qemu64,xlevel=0x8000001f"}
+	b := testenv.StartChain(t, testenv.Chain{Shim: e.shim, Manifest: e.manifestV5, Image: e.ovmf, ExtraA: cpu, ExtraB: cpu})
+	ctx := context.Background()
+	out, err := b.Debugcon().WaitLine(ctx, reOutcome, shimStepTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Text != "SEVSHIM HANDOFF" {
+		t.Fatalf("with the 0x8000001F leaf present the shim printed %q", out.Text)
+	}
+	if _, err := b.Serial().WaitLine(ctx, reBds, ovmfTimeout); err != nil {
+		t.Fatalf("OVMF did not reach BdsDxe: %v", err)
+	}
+}
+
 // TestVarStoreRestored: the VM's own var store survives the chain. Migration overwrites B's
 // pflash1 with A's (template) store at `cont`; the shim must program pflash1 from
 // opt/org.sevshim/vars before the hand-off. Step 1 boots once to get a store OVMF has

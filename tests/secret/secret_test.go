@@ -7,14 +7,18 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sevshim/sevshim/bios"
 	"github.com/sevshim/sevshim/policy"
 	"github.com/sevshim/sevshim/qemu"
 	"github.com/sevshim/sevshim/sev"
+	"github.com/sevshim/sevshim/shimimage"
 	"github.com/sevshim/sevshim/shimerr"
 )
 
@@ -235,4 +239,45 @@ func assertRefusedWiped(t *testing.T, b *qemu.VM, want shimerr.Code, s secretTab
 		}
 	}
 	assertNoSecret(t, dumpRAM(t, b), s)
+}
+
+// TestSecretBlockInBounceRefused: a signed BIOS whose footer puts its secret block into the
+// shim's fw_cfg bounce page (0x200000, mapped with the C-bit clear under SEV: docs/shim.md
+// "SEV memory map"). Copying the secret there would hand it to the host, so the shim refuses
+// with E062 before the flash, and the secret is wiped.
+func TestSecretBlockInBounceRefused(t *testing.T) {
+	f := getFixture(t)
+	s := newSecret(t)
+	img, err := os.ReadFile(f.tbImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := shimimage.ParseFooterTable(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := shimimage.Find(entries, shimimage.SEVSecretGUID)
+	if err != nil || len(e.Data) != 8 {
+		t.Fatalf("test BIOS secret entry: %v (%d bytes)", err, len(e.Data))
+	}
+	binary.LittleEndian.PutUint32(e.Data[0:], 0x200000) // Data aliases img
+	dir := t.TempDir()
+	image := filepath.Join(dir, "testbios-bounce.fd")
+	if err := os.WriteFile(image, img, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := bios.NewManifest(bios.LayoutOVMF4M, img, 7, "sevshim-testbios-bounce", &f.key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := m.Sign(f.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(dir, "testbios-bounce.manifest")
+	if err := os.WriteFile(manifest, mb, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := startChain(t, f, run{shim: f.shim[policy.SecretOptional], secret: s.table, manifest: manifest, image: image})
+	assertRefusedWiped(t, b, shimerr.SecretBlockUnusable, s)
 }

@@ -1,8 +1,14 @@
-/* CPU setup: TSS with IST stacks, IDT (exceptions -> E090, NMI -> wake flag), FS base canary. */
+/* CPU setup: TSS with IST stacks, IDT (exceptions -> E090, NMI -> wake flag), FS base canary;
+ * SEV mode and the final page tables. */
 #ifndef SEVSHIM_CPU_H
 #define SEVSHIM_CPU_H
 #include <stdint.h>
 extern volatile uint8_t nmi_seen;
 void cpu_init(void);
+/* Detect the SEV mode, load the final page tables (src/sev.c), refuse E080..E083. */
+void sev_mem_init(void);
+/* GHCB MSR protocol termination request with a sevshim reason code (sev.h), after wiping the
+ * secret page (head.asm). SEV-ES/SNP only. */
+void sev_terminate(uint32_t code) __attribute__((noreturn));
 void exception_report(uint64_t vector, uint64_t error, uint64_t rip) __attribute__((noreturn));
 #endif

@@ -43,6 +43,10 @@
     X(71, "tpm-interface")                     \
     X(72, "tpm-timeout")                       \
     X(73, "tpm-response")                      \
+    X(80, "sev-active")                        \
+    X(81, "sev-es-active")                     \
+    X(82, "sev-snp-active")                    \
+    X(83, "sev-cbit-invalid")                  \
     X(90, "cpu-exception")                     \
     X(91, "internal")
 
