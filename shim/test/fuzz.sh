@@ -16,7 +16,7 @@ for spec in "$@"; do
     mkdir -p "$corpus"
     echo "== $name (${secs}s, seeds $seeds)"
     rc=0
-    "$build/host/$name" -max_total_time="$secs" -max_len="$maxlen" -len_control=0 -print_final_stats=1 \
+    "$build/host/$name" -max_total_time="$secs" -max_len="$maxlen" -print_final_stats=1 \
         -artifact_prefix="$build/fuzz-artifacts/" "$corpus" "$seeds" >"$log" 2>&1 || rc=$?
     grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^==[0-9]+==ERROR|SUMMARY|^artifact_prefix|Test unit written' "$log" || true
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
