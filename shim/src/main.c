@@ -9,6 +9,7 @@
 #include "sevshim/lapic.h"
 #include "sevshim/pflash.h"
 #include "sevshim/secret.h"
+#include "sevshim/shimram.h"
 #include "sevshim/tpm.h"
 #include "sevshim/verify.h"
 
@@ -18,19 +19,8 @@ static uint8_t manifest_buf[SEVSHIM_MANIFEST_SIZE] __attribute__((aligned(16)));
 static struct sevshim_result result;
 static struct sevshim_secret_plan secret_plan;
 
-/* RAM the BIOS's secret block must not overlap: the null page, the shim's page tables, its own
- * secret page, the legacy VGA/ROM hole, the payload (text..stack), the shared bounce page (C-bit
- * clear under SEV: a secret there would be readable by the host), the BIOS and vars buffers. */
-static const struct sevshim_range shim_ram[] = {
-    { 0, 0x1000 },
-    { SHIM_RAM_PAGETABLES, 6 * 0x1000 },
-    { SHIM_RAM_SECRET, SHIM_RAM_SECRET_SIZE },
-    { 0xA0000, 0x60000 },
-    { SHIM_RAM_PAYLOAD, SHIM_RAM_PAYLOAD_END - SHIM_RAM_PAYLOAD },
-    { SHIM_RAM_BOUNCE, SHIM_RAM_BOUNCE_SIZE },
-    { SHIM_RAM_BIOS_BUF, SEVSHIM_OVMF_4M_CODE_SIZE },
-    { SHIM_RAM_VARS_BUF, SEVSHIM_OVMF_4M_VARS_SIZE },
-};
+/* RAM the BIOS's secret block must not overlap (sevshim/shimram.h) */
+static const struct sevshim_range shim_ram[] = SHIM_RAM_RANGES;
 /* The secret block must lie below this and below the guest's RAM size (q35 keeps at most
  * 2 GiB of RAM below 4 GiB). */
 #define LOW_RAM_MAX 0x80000000ull

@@ -13,10 +13,23 @@
 #include <string.h>
 #include "sevshim/footer.h"
 #include "sevshim/secret.h"
+#include "sevshim/shimram.h"
 #include "sevshim/tpm2.h"
 
 static const uint8_t secret_guid[16] = SEVSHIM_GUID_SEV_SECRET;
-static const struct sevshim_range avoid[] = { { 0, 0x1000 }, { 0x80000, 0x1000 }, { 0xA0000, 0x60000 } };
+/* the firmware's own table (sevshim/shimram.h), not a copy */
+static const struct sevshim_range avoid[] = SHIM_RAM_RANGES;
+#define NAVOID ((unsigned)(sizeof(avoid) / sizeof(avoid[0])))
+#define RAM_TOP 0x10000000u
+
+/* a block the plan accepted must not touch any range of the shim's RAM */
+static int overlaps_shim_ram(uint64_t base, uint64_t size)
+{
+    for (unsigned i = 0; i < NAVOID; i++)
+        if (base < avoid[i].base + avoid[i].size && avoid[i].base < base + size)
+            return 1;
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -43,13 +56,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (e == SEVSHIM_OK && d && (d < img || d + dl > img + n))
             abort();
         struct sevshim_secret_plan p;
-        e = sevshim_secret_plan(img, n, mode, r, rest, 0x10000000, avoid, 3, &p);
+        e = sevshim_secret_plan(img, n, mode, r, rest, RAM_TOP, avoid, NAVOID, &p);
         if (e != SEVSHIM_OK && (e < SEVSHIM_E60 || e > SEVSHIM_E64))
             abort();
         if (e == SEVSHIM_OK) {
             if (p.action == SEVSHIM_SECRET_COPY &&
                 (p.table_len > p.block_size || p.table_len > rest || p.table_len < 20 ||
-                 (uint64_t)p.block_base + p.block_size > 0x10000000))
+                 (uint64_t)p.block_base + p.block_size > RAM_TOP ||
+                 overlaps_shim_ram(p.block_base, p.block_size)))
                 abort();
             if (p.action == SEVSHIM_SECRET_WIPE && mode != 0)
                 abort();

@@ -5,6 +5,8 @@
  * clamped to 16 KiB), then n policy bytes (copied to the start of a zeroed 16 KiB region), then
  * the manifest (its size is whatever is left). The BIOS is a fixed zero image of the layout size.
  * Seeds in test/corpus are built from valid policies and signed manifests (test/mkcorpus.sh).
+ * Mutations here almost never carry a valid signature, so steps 5..9 of the check sequence are
+ * reached by the seeds only; test/fuzz_signed.c fuzzes those steps under valid signatures.
  */
 #include <stdint.h>
 #include <stdlib.h>

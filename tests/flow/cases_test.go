@@ -19,6 +19,7 @@ import (
 	"github.com/sevshim/sevshim/migrate"
 	"github.com/sevshim/sevshim/qemu"
 	"github.com/sevshim/sevshim/sev"
+	"github.com/sevshim/sevshim/shimerr"
 )
 
 // secretInRAM reads the shim's secret block from the running QEMU A and finds the secret.
@@ -121,6 +122,7 @@ func TestReceive(t *testing.T) {
 		if pidAlive(wb) {
 			t.Fatal("QEMU B still runs after a refusal")
 		}
+		assertShimRefusal(t, wb, shimerr.VersionBelowFloor, false)
 	})
 	t.Run("detached-then-stop", func(t *testing.T) {
 		wb := track(filepath.Join(t.TempDir(), "B"))

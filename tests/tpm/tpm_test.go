@@ -49,6 +49,8 @@ const (
 	memMiB   = 256
 	stepTO   = 90 * time.Second
 	ovmfTO   = 180 * time.Second
+	// after HALT, how long a refused run is watched for output it must not produce
+	haltGrace = 3 * time.Second
 )
 
 var (
@@ -321,19 +323,52 @@ func TestMeasuredBoot(t *testing.T) {
 }
 
 // TestTPMRequiredAbsent: tpm_mode required and no TPM device: E070 before the flash is touched.
+// E070 comes after the verification (docs/formats.md section 7): VERIFIED first, then the
+// error, HALT last; never FLASHED or HANDOFF, and OVMF never prints (checked after a grace).
 func TestTPMRequiredAbsent(t *testing.T) {
 	f := getFixture(t)
 	b, _ := startChain(t, f, f.shim[policy.TPMRequired], f.v5, false)
 	dbg := b.Debugcon()
+	want := shimerr.TPMMissing.Line()
 	out := waitLine(t, dbg, reOutcome, stepTO)
-	if out.Text != shimerr.TPMMissing.Line() {
-		t.Fatalf("outcome %q, want %q", out.Text, shimerr.TPMMissing.Line())
+	if out.Text != want {
+		t.Fatalf("outcome %q, want %q", out.Text, want)
 	}
 	waitLine(t, dbg, regexp.MustCompile(`^SEVSHIM HALT$`), stepTO)
-	for _, l := range dbg.Lines() {
-		if strings.HasPrefix(l.Text, "SEVSHIM FLASHED") {
-			t.Errorf("refused run flashed: %q", l.Text)
+	time.Sleep(haltGrace) // anything a wrong flash or hand-off would print shows up now
+	lines := dbg.Lines()
+	verified, errs := -1, 0
+	for i, l := range lines {
+		switch {
+		case strings.HasPrefix(l.Text, "SEVSHIM FLASHED"), strings.HasPrefix(l.Text, "SEVSHIM HANDOFF"):
+			t.Errorf("refused run shows %q", l.Text)
+		case strings.HasPrefix(l.Text, "SEVSHIM VERIFIED"):
+			if errs > 0 {
+				t.Errorf("%q after the error line", l.Text)
+			}
+			verified = i
+		case l.Text == want:
+			errs++
 		}
+	}
+	if verified < 0 || errs != 1 {
+		t.Errorf("want one SEVSHIM VERIFIED line, then exactly one %q (VERIFIED at %d, %d error lines)", want, verified, errs)
+	}
+	if last := lines[len(lines)-1].Text; last != "SEVSHIM HALT" {
+		t.Errorf("debugcon continued after HALT: last line %q", last)
+	}
+	sawErr := false
+	for _, l := range b.Serial().Lines() {
+		if strings.TrimSpace(l.Text) == "" {
+			continue
+		}
+		if !strings.HasPrefix(l.Text, "SEVSHIM ") {
+			t.Errorf("COM1 shows non-shim output (OVMF ran?): %q", l.Text)
+		}
+		sawErr = sawErr || l.Text == want
+	}
+	if !sawErr {
+		t.Errorf("COM1 lacks %q", want)
 	}
 }
 
