@@ -38,6 +38,7 @@ const (
 	FlashErase          Code = 52
 	FlashProgram        Code = 53
 	FlashVerify         Code = 54
+	FlashDigestMismatch Code = 55
 	SecretBlockMissing  Code = 60
 	BIOSFooterInvalid   Code = 61
 	SecretBlockUnusable Code = 62
@@ -81,6 +82,7 @@ var table = []entry{
 	{FlashErase, "flash-erase", "make pflash0/1 writable; use snapshot=on to keep the files"},
 	{FlashProgram, "flash-program", "make pflash0/1 writable; use snapshot=on to keep the files"},
 	{FlashVerify, "flash-verify", "host or device fault; retry on a fresh QEMU"},
+	{FlashDigestMismatch, "flash-digest-mismatch", "the flash does not hold the signed image after programming: memory the shim had verified was changed (hostile host) or the device is faulty; do not use this host"},
 	{SecretBlockMissing, "secret-block-missing", "the policy requires a secret hand-off: ship a BIOS with an SEV secret block (OVMF AmdSev), or the owner sets secret: optional"},
 	{BIOSFooterInvalid, "bios-footer-invalid", "the BIOS's footer table is malformed; rebuild the BIOS and re-sign it"},
 	{SecretBlockUnusable, "secret-block-unusable", "the BIOS's secret block is not in guest RAM the shim may write (or overlaps the shim); use a BIOS with a normal secret block, or give the guest more RAM"},

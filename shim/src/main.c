@@ -19,13 +19,15 @@ static struct sevshim_result result;
 static struct sevshim_secret_plan secret_plan;
 
 /* RAM the BIOS's secret block must not overlap: the null page, the shim's page tables, its own
- * secret page, the legacy VGA/ROM hole, the payload (text..stack), the BIOS and vars buffers. */
+ * secret page, the legacy VGA/ROM hole, the payload (text..stack), the fw_cfg bounce page, the
+ * BIOS and vars buffers. */
 static const struct sevshim_range shim_ram[] = {
     { 0, 0x1000 },
     { SHIM_RAM_PAGETABLES, 6 * 0x1000 },
     { SHIM_RAM_SECRET, SHIM_RAM_SECRET_SIZE },
     { 0xA0000, 0x60000 },
     { SHIM_RAM_PAYLOAD, SHIM_RAM_PAYLOAD_END - SHIM_RAM_PAYLOAD },
+    { SHIM_RAM_BOUNCE, SHIM_RAM_BOUNCE_SIZE },
     { SHIM_RAM_BIOS_BUF, SEVSHIM_OVMF_4M_CODE_SIZE },
     { SHIM_RAM_VARS_BUF, SEVSHIM_OVMF_4M_VARS_SIZE },
 };
@@ -84,6 +86,7 @@ void shim_main(void)
     }
     if (f[2].present && f[2].size == SEVSHIM_OVMF_4M_VARS_SIZE) {
         must(fwcfg_read(&f[2], VARS_BUF, SEVSHIM_OVMF_4M_VARS_SIZE));
+        in.vars = VARS_BUF;
         loaded_vars = f[2].size;
     }
     con_str("SEVSHIM LOADED bios=");
@@ -145,6 +148,12 @@ void shim_main(void)
     must(pflash_verify(l->code_base, BIOS_BUF, l->code_size));
     if (do_vars)
         must(pflash_verify(l->vars_base, VARS_BUF, l->vars_size));
+    /* What the flash holds now must be what was verified: the signed image digest (from the
+     * private manifest copy) and the var-store digest taken at verification. This does not
+     * trust BIOS_BUF/VARS_BUF to be unchanged since then (docs/shim.md, "Verify once"). */
+    must(pflash_check_digest(l->code_base, l->code_size, manifest_buf + SEVSHIM_MANIFEST_OFF_DIGEST));
+    if (do_vars)
+        must(pflash_check_digest(l->vars_base, l->vars_size, result.vars_digest));
     con_str("SEVSHIM FLASHED code=");
     con_dec(code_blocks);
     con_str(" vars=");

@@ -272,6 +272,12 @@ enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim
     /* 9. vars */
     if (in->vars_present && in->vars_size != pol.layout->vars_size)
         return SEVSHIM_E40;
+    if (in->vars_present) {
+        if (in->vars == NULL)
+            return SEVSHIM_E91;  /* caller bug: the size fits but nothing was read */
+        sha384(in->vars, (size_t)pol.layout->vars_size, out->vars_digest);
+        out->vars_present = 1;
+    }
 
     out->bios_version = version;
     memcpy(out->key_id, m + SEVSHIM_MANIFEST_OFF_KEY_ID, SEVSHIM_SHA384_SIZE);

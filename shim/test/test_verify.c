@@ -104,7 +104,9 @@ struct run {
     const uint8_t *manifest; int manifest_present; uint64_t manifest_size;
     int bios_present; uint64_t bios_size; const uint8_t *bios_data;
     int vars_present; uint64_t vars_size;
+    const uint8_t *vars_data;          /* NULL: an all-zero store */
 };
+static uint8_t zero_vars[SEVSHIM_OVMF_4M_VARS_SIZE];
 
 static enum sevshim_error run(const struct run *r)
 {
@@ -115,13 +117,14 @@ static enum sevshim_error run(const struct run *r)
         .bios_present = r->bios_present, .bios_size = r->bios_size,
         .bios = r->bios_size == SEVSHIM_OVMF_4M_CODE_SIZE ? r->bios_data : NULL,
         .vars_present = r->vars_present, .vars_size = r->vars_size,
+        .vars = r->vars_size == SEVSHIM_OVMF_4M_VARS_SIZE ? (r->vars_data ? r->vars_data : zero_vars) : NULL,
     };
     return sevshim_verify(&in, &res);
 }
 
 static struct run good_run(const uint8_t *m)
 {
-    struct run r = { m, 1, SEVSHIM_MANIFEST_SIZE, 1, SEVSHIM_OVMF_4M_CODE_SIZE, bios, 0, 0 };
+    struct run r = { m, 1, SEVSHIM_MANIFEST_SIZE, 1, SEVSHIM_OVMF_4M_CODE_SIZE, bios, 0, 0, NULL };
     return r;
 }
 
@@ -480,12 +483,13 @@ static void golden(const char *tsv, const char *g)
                 r.bios_size = bios_len;
                 r.bios_data = bios_cache;
             }
+            uint8_t *v = NULL;
             if (strcmp(fld[5], "-")) {
-                uint8_t *v = slurp(g, fld[5], &n);
-                free(v);
-                r.vars_present = 1; r.vars_size = n;
+                v = slurp(g, fld[5], &n);
+                r.vars_present = 1; r.vars_size = n; r.vars_data = v;
             }
             enum sevshim_error e = ok ? run(&r) : SEVSHIM_E10;
+            free(v);
             const char *nm = e == SEVSHIM_OK ? NULL : sevshim_error_name(e);
             char got[64];
             snprintf(got, sizeof(got), "%s%s%s", code_str(e, buf), nm ? " " : "", nm ? nm : "");

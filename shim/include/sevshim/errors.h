@@ -34,6 +34,7 @@
     X(52, "flash-erase")                       \
     X(53, "flash-program")                     \
     X(54, "flash-verify")                      \
+    X(55, "flash-digest-mismatch")             \
     X(60, "secret-block-missing")              \
     X(61, "bios-footer-invalid")               \
     X(62, "secret-block-unusable")             \

@@ -20,6 +20,8 @@
 #define SHIM_RAM_SECRET_SIZE 0x1000u     /* nothing else ever lives in this page */
 #define SHIM_RAM_PAYLOAD    0x00100000u  /* payload link address: text, data, bss, stacks */
 #define SHIM_RAM_PAYLOAD_END 0x00200000u /* the payload incl. bss must end below (link check) */
+#define SHIM_RAM_BOUNCE     0x00200000u  /* shared (C-bit clear under SEV): fw_cfg DMA only */
+#define SHIM_RAM_BOUNCE_SIZE 0x00200000u /* one 2 MiB page */
 #define SHIM_RAM_BIOS_BUF   0x01000000u  /* 0x37C000 bytes: opt/org.sevshim/bios */
 #define SHIM_RAM_VARS_BUF   0x01400000u  /* 0x84000 bytes: opt/org.sevshim/vars */
 

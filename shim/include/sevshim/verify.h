@@ -55,6 +55,7 @@ struct sevshim_input {
     const uint8_t *bios;           /* non-NULL iff bios_size == the layout's code_size */
     int vars_present;
     uint64_t vars_size;
+    const uint8_t *vars;           /* non-NULL iff vars_size == the layout's vars_size */
 };
 
 struct sevshim_result {
@@ -63,6 +64,8 @@ struct sevshim_result {
     uint8_t key_id[SEVSHIM_SHA384_SIZE];
     uint8_t image_digest[SEVSHIM_SHA384_SIZE];
     uint8_t policy_digest[SEVSHIM_SHA384_SIZE];  /* SHA-384 of policy [0, total_size) */
+    uint8_t vars_present;                        /* a var store was checked (step 9) */
+    uint8_t vars_digest[SEVSHIM_SHA384_SIZE];    /* its SHA-384; all zero when absent */
     char version_string[SEVSHIM_MANIFEST_VERSTR_LEN]; /* NUL-terminated, printable ASCII */
     unsigned signer_index;
     uint8_t secret_mode, tpm_mode, tpm_pcr;      /* copied from the policy for later steps */
