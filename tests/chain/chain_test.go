@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -58,6 +59,9 @@ type bOpts struct {
 	varStore       string   // pflash1 is a copy of this ("" = Debian's OVMF_VARS_4M.fd)
 	roCode         bool     // pflash0 read-only (a host that forgot readonly=off)
 	extra          []string // extra QEMU arguments (host differences)
+	// beforeWake, if set, gets a gdbstub socket of B and runs after the incoming state
+	// loaded, while B is still paused (no shim instruction has run yet), before the wake-up.
+	beforeWake func(gdbSock string)
 }
 
 func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
@@ -77,6 +81,12 @@ func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 	}
 	fw := qemu.ShimFiles(o.manifest, o.bios, varsFile)
 	ctx := context.Background()
+	extra := o.extra
+	gdbSock := filepath.Join(dir, "gdb.sock")
+	if o.beforeWake != nil {
+		extra = append(append([]string(nil), extra...),
+			"-chardev", "socket,id=gdb,path="+gdbSock+",server=on,wait=off", "-gdb", "chardev:gdb")
+	}
 	vm, err := qemu.Start(ctx, qemu.Config{
 		Pflash: []qemu.Pflash{
 			// snapshot=on: the migrated shim content and the BIOS the shim programs live
@@ -88,7 +98,7 @@ func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 		Debugcon:       true,
 		RebootShutdown: true, // as hostctl runs it: a guest reboot ends B
 		Incoming:       qemu.IncomingFile(e.state),
-		ExtraArgs:      o.extra,
+		ExtraArgs:      extra,
 		SerialLog:      filepath.Join(dir, "serial.log"),
 		DebugconLog:    filepath.Join(dir, "debugcon.log"),
 	})
@@ -102,6 +112,13 @@ func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 				vm.Debugcon().Text(), testenv.Tail(vm.Serial().Text(), 2000))
 		}
 	})
+	if o.beforeWake != nil {
+		st, err := vm.WaitIncoming(ctx, 60*time.Second)
+		if err != nil || st != "paused" {
+			t.Fatalf("B loading the READY state: status %q, %v", st, err)
+		}
+		o.beforeWake(gdbSock)
+	}
 	cont, err := vm.WakeIncoming(ctx, 60*time.Second)
 	if err != nil {
 		t.Fatalf("B loading the READY state: %v", err)
@@ -165,8 +182,8 @@ func assertBoots(t *testing.T, e *chainEnv, r *bRun, image string, version uint6
 	if got := readCodeFlash(t, r); !bytes.Equal(got, mustRead(t, image)) {
 		t.Errorf("pflash0 after the hand-off differs from %s", image)
 	}
-	t.Logf("cont->HANDOFF %v, cont->BdsDxe %v, cont->shell %v",
-		out.Time.Sub(r.cont).Round(time.Millisecond), bds.Time.Sub(r.cont).Round(time.Millisecond),
+	t.Logf("VERIFIED->FLASHED %v, cont->HANDOFF %v, cont->BdsDxe %v, cont->shell %v",
+		f.Time.Sub(v.Time).Round(time.Millisecond), out.Time.Sub(r.cont).Round(time.Millisecond), bds.Time.Sub(r.cont).Round(time.Millisecond),
 		sh.Time.Sub(r.cont).Round(time.Millisecond))
 }
 
@@ -401,7 +418,7 @@ func assertRefused(t *testing.T, e *chainEnv, r *bRun, want shimerr.Code) {
 	}
 	dl := dbg.Lines()
 	// Verification refusals come before VERIFIED; flash faults (E05x) only after it.
-	flashFault := want >= shimerr.FlashNotFound && want <= shimerr.FlashVerify
+	flashFault := want >= shimerr.FlashNotFound && want <= shimerr.FlashDigestMismatch
 	var verified bool
 	for _, l := range dl {
 		if strings.HasPrefix(l.Text, "SEVSHIM FLASHED") || strings.HasPrefix(l.Text, "SEVSHIM HANDOFF") {
@@ -420,8 +437,14 @@ func assertRefused(t *testing.T, e *chainEnv, r *bRun, want shimerr.Code) {
 	if last := dl[len(dl)-1].Text; last != "SEVSHIM HALT" {
 		t.Errorf("debugcon continued after HALT: last line %q", last)
 	}
-	// The shim never touched the flash: pflash0 still holds the shim image.
-	if got := readCodeFlash(t, r); !bytes.Equal(got, e.shimBytes) {
+	if want == shimerr.FlashDigestMismatch {
+		// Refused after programming: pflash0 holds what the shim wrote, and that is not
+		// the signed image (which is why it refused).
+		if got := readCodeFlash(t, r); sha512.Sum384(got) == sha512.Sum384(mustRead(t, e.ovmf)) {
+			t.Errorf("E055, but pflash0 holds the signed image")
+		}
+	} else if got := readCodeFlash(t, r); !bytes.Equal(got, e.shimBytes) {
+		// The shim never touched the flash: pflash0 still holds the shim image.
 		t.Errorf("pflash0 changed in a refused run")
 	}
 	var sawErr bool
