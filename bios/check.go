@@ -43,6 +43,9 @@ func check(pol *policy.Policy, manifest []byte, manifestPresent bool, imageLen u
 	if !ok {
 		return shimerr.UnknownSigner
 	}
+	if m.HighS() {
+		return shimerr.SignatureHighS
+	}
 	if !m.signatureValid(signer.PublicKey) {
 		return shimerr.BadSignature
 	}

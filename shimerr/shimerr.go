@@ -25,6 +25,7 @@ const (
 	BadSignature        Code = 24
 	LayoutMismatch      Code = 25
 	ImageSizeMismatch   Code = 26
+	SignatureHighS      Code = 27
 	BIOSMissing         Code = 30
 	BIOSTruncated       Code = 31
 	BIOSOversized       Code = 32
@@ -69,6 +70,7 @@ var table = []entry{
 	{BadSignature, "bad-signature", "the manifest was altered or signed with another key; re-sign"},
 	{LayoutMismatch, "layout-mismatch", "use a BIOS built for the shim's layout (e.g. ovmf-4m)"},
 	{ImageSizeMismatch, "image-size-mismatch", "the BIOS is not of that layout; use the right OVMF build"},
+	{SignatureHighS, "signature-high-s", "the signature's s is above n/2 (a malleated or non-normalised signature); re-sign with `builder sign-bios`, which writes low-s"},
 	{BIOSMissing, "bios-missing", "pass the BIOS image with the manifest"},
 	{BIOSTruncated, "bios-truncated", "the host passed a truncated image; pass the whole bundle image"},
 	{BIOSOversized, "bios-oversized", "the host passed the wrong image"},

@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"sort"
@@ -598,6 +599,11 @@ func (g *gen) manifests(zero, pattern []byte) error {
 		{"digest-bitflip.bin", "bit 0 of image_digest byte 0 flipped (signature no longer matches)", mut(func(x []byte) []byte { x[0x20] ^= 1; return x })},
 		{"version-changed.bin", "bios_version changed to 6 without re-signing", mut(func(x []byte) []byte { le.PutUint64(x[0x18:], 6); return x })},
 		{"signature-zero.bin", "r = s = 0", mut(func(x []byte) []byte { clear(x[0x100:]); return x })},
+		{"signature-high-s.bin", "s replaced by n - s: still a mathematically valid ECDSA signature, but not low-s (E027)", mut(func(x []byte) []byte {
+			sv := new(big.Int).SetBytes(x[0x130:0x160])
+			new(big.Int).Sub(n, sv).FillBytes(x[0x130:0x160])
+			return x
+		})},
 		{"signature-s-is-n.bin", "s replaced by the group order n", mut(func(x []byte) []byte { n.FillBytes(x[0x130:0x160]); return x })},
 		{"signature-r-is-n.bin", "r replaced by the group order n", mut(func(x []byte) []byte { n.FillBytes(x[0x100:0x130]); return x })},
 		{"signature-swapped.bin", "r and s swapped", mut(func(x []byte) []byte {

@@ -56,6 +56,24 @@ static void sha384(const uint8_t *p, size_t n, uint8_t out[SEVSHIM_SHA384_SIZE])
     br_sha384_out(&c, out);
 }
 
+/* floor(n / 2) for the P-384 group order n (FIPS 186-4 D.1.2.4 / SEC 2 2.5.1), big-endian. */
+static const uint8_t p384_half_n[48] = {
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xe3, 0xb1, 0xa6, 0xc0, 0xfa, 0x1b, 0x96, 0xef, 0xac, 0x0d, 0x06, 0xd9,
+    0x24, 0x58, 0x53, 0xbd, 0x76, 0x76, 0x0c, 0xb5, 0x66, 0x62, 0x94, 0xb9,
+};
+
+/* 1 if the big-endian 48-byte s is above floor(n/2). (r, s) and (r, n - s) both verify, so
+ * only the low-s form is accepted: one signature per manifest (docs/formats.md section 3). */
+static int s_is_high(const uint8_t *s)
+{
+    for (unsigned i = 0; i < sizeof(p384_half_n); i++)
+        if (s[i] != p384_half_n[i])
+            return s[i] > p384_half_n[i];
+    return 0;
+}
+
 /* The public key must be a point on P-384: BearSSL's point decoder (inside mul) checks the
  * curve equation and the coordinate range; multiplying by 1 leaves a valid point unchanged. */
 static int point_on_curve(const uint8_t *q)
@@ -226,6 +244,8 @@ enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim
         br_ec_public_key pk;
         memcpy(q, signer + SEVSHIM_SIGNER_OFF_PUBKEY, sizeof(q));
         memcpy(sig, m + SEVSHIM_MANIFEST_OFF_SIGNATURE, sizeof(sig));
+        if (s_is_high(sig + SEVSHIM_P384_SIG_SIZE / 2))
+            return SEVSHIM_E27;
         pk.curve = BR_EC_secp384r1;
         pk.q = q;
         pk.qlen = sizeof(q);

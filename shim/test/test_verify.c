@@ -312,6 +312,52 @@ static void crafted(const char *vec)
     r.bios_present = 0;
     EXPECT(SEVSHIM_E24, &r, "bad signature wins over missing BIOS");
 
+    /* E027: (r, n - s) verifies like (r, s) but is not low-s; checked after the signer
+     * lookup and before the ECDSA verification */
+    {
+        static const uint8_t n384[48] = {
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xc7, 0x63, 0x4d, 0x81, 0xf4, 0x37, 0x2d, 0xdf, 0x58, 0x1a, 0x0d, 0xb2,
+            0x48, 0xb0, 0xa7, 0x7a, 0xec, 0xec, 0x19, 0x6a, 0xcc, 0xc5, 0x29, 0x73,
+        };
+        p = (struct pol){ .signers = { 1 } };
+        build_policy(region, &p);
+        CHECK(good[0x130] < 0x80, "good.man is not low-s (regenerate shim/test/vectors)");
+        memcpy(m, good, SEVSHIM_MANIFEST_SIZE);
+        unsigned borrow = 0;   /* s := n - s, big-endian */
+        for (int i = 47; i >= 0; i--) {
+            unsigned d = (unsigned)n384[i] - m[0x130 + i] - borrow;
+            m[0x130 + i] = (uint8_t)d;
+            borrow = (d >> 8) & 1;
+        }
+        r = good_run(m);
+        EXPECT(SEVSHIM_E27, &r, "high-s twin of a valid signature");
+        r.bios_present = 0;
+        EXPECT(SEVSHIM_E27, &r, "high-s wins over missing BIOS");
+        p = (struct pol){ .signers = { 2 } };
+        build_policy(region, &p);
+        r = good_run(m);
+        EXPECT(SEVSHIM_E23, &r, "unknown signer is checked before high-s");
+        p = (struct pol){ .signers = { 1 } };
+        build_policy(region, &p);
+        /* the boundary: floor(n/2) is low (then not a valid signature), floor(n/2)+1 is high */
+        uint8_t half[48];
+        unsigned carry = 0;
+        for (int i = 0; i < 48; i++) {   /* half = n >> 1 */
+            half[i] = (uint8_t)((n384[i] >> 1) | (carry << 7));
+            carry = n384[i] & 1;
+        }
+        memcpy(m, good, SEVSHIM_MANIFEST_SIZE);
+        memcpy(m + 0x130, half, 48);
+        r = good_run(m);
+        EXPECT(SEVSHIM_E24, &r, "s = floor(n/2) is low-s");
+        for (int i = 47; i >= 0 && ++m[0x130 + i] == 0; i--)
+            ;
+        r = good_run(m);
+        EXPECT(SEVSHIM_E27, &r, "s = floor(n/2) + 1 is high-s");
+    }
+
     /* E025, E026 */
     p = (struct pol){ .signers = { 1 } };
     build_policy(region, &p);

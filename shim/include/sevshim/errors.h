@@ -21,6 +21,7 @@
     X(24, "bad-signature")                     \
     X(25, "layout-mismatch")                   \
     X(26, "image-size-mismatch")               \
+    X(27, "signature-high-s")                  \
     X(30, "bios-missing")                      \
     X(31, "bios-truncated")                    \
     X(32, "bios-oversized")                    \

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 )
@@ -109,6 +110,9 @@ func manifest(a manifestArgs) []byte {
 	r, s, err := ecdsa.Sign(rand.Reader, k, h[:])
 	if err != nil {
 		panic(err)
+	}
+	if n := elliptic.P384().Params().N; s.Cmp(new(big.Int).Rsh(n, 1)) > 0 {
+		s.Sub(n, s) // low-s, the only form the shim accepts (docs/formats.md section 3)
 	}
 	r.FillBytes(m[0x100:0x130])
 	s.FillBytes(m[0x130:0x160])
