@@ -39,9 +39,10 @@ const (
 
 // bRun is one QEMU B resumed from the READY state.
 type bRun struct {
-	vm      *qemu.VM
-	cont    time.Time // host time just before `cont`
-	pflash1 string    // B's pflash1 file (the VM's var store)
+	vm       *qemu.VM
+	cont     time.Time // host time just before `cont`
+	pflash1  string    // B's pflash1 file (the VM's var store)
+	wantVars int       // vars bytes the LOADED line must show
 }
 
 // startB starts QEMU B from the READY state with the given fw_cfg files (empty path = file
@@ -58,6 +59,7 @@ type bOpts struct {
 	vars           string   // opt/org.sevshim/vars; "" = B's pflash1 file itself
 	varStore       string   // pflash1 is a copy of this ("" = Debian's OVMF_VARS_4M.fd)
 	roCode         bool     // pflash0 read-only (a host that forgot readonly=off)
+	noVars         bool     // pass no opt/org.sevshim/vars at all
 	extra          []string // extra QEMU arguments (host differences)
 	// beforeWake, if set, gets a gdbstub socket of B and runs after the incoming state
 	// loaded, while B is still paused (no shim instruction has run yet), before the wake-up.
@@ -78,6 +80,9 @@ func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 	varsFile := o.vars
 	if varsFile == "" {
 		varsFile = pflash1
+	}
+	if o.noVars {
+		varsFile = ""
 	}
 	fw := qemu.ShimFiles(o.manifest, o.bios, varsFile)
 	ctx := context.Background()
@@ -123,7 +128,11 @@ func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 	if err != nil {
 		t.Fatalf("B loading the READY state: %v", err)
 	}
-	return &bRun{vm: vm, cont: cont, pflash1: pflash1}
+	r := &bRun{vm: vm, cont: cont, pflash1: pflash1, wantVars: 0x84000}
+	if o.noVars {
+		r.wantVars = 0
+	}
+	return r
 }
 
 // assertBoots checks the shim's accept path on debugcon and OVMF reaching its shell on COM1.
@@ -139,8 +148,8 @@ func assertBoots(t *testing.T, e *chainEnv, r *bRun, image string, version uint6
 		t.Fatal(err)
 	}
 	m := reLoaded.FindStringSubmatch(l.Text)
-	if m[1] != strconv.Itoa(0x37C000) || m[2] != strconv.Itoa(0x84000) {
-		t.Errorf("LOADED line %q: want bios=%d vars=%d", l.Text, 0x37C000, 0x84000)
+	if m[1] != strconv.Itoa(0x37C000) || m[2] != strconv.Itoa(r.wantVars) {
+		t.Errorf("LOADED line %q: want bios=%d vars=%d", l.Text, 0x37C000, r.wantVars)
 	}
 	out, err := dbg.WaitLine(ctx, reOutcome, shimStepTimeout)
 	if err != nil {

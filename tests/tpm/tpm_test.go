@@ -147,6 +147,7 @@ func makeFixture(dir string) (*fixture, error) {
 			TPMMode:    mode,
 			TPMPCR:     pcrIndex,
 			Signers:    []policy.Signer{{PublicKey: &f.key.PublicKey, MinVersion: 1}},
+			VarsMode:   policy.VarsAny, // B gets its pflash1 store as opt/org.sevshim/vars
 		}
 		enc, err := pol.Encode()
 		if err != nil {

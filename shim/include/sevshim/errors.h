@@ -30,6 +30,8 @@
     X(35, "digest-denied")                     \
     X(36, "version-denied")                    \
     X(40, "vars-size")                         \
+    X(41, "vars-not-allowed")                  \
+    X(42, "vars-digest-not-allowed")           \
     X(50, "flash-not-found")                   \
     X(51, "flash-geometry")                    \
     X(52, "flash-erase")                       \

@@ -25,11 +25,12 @@ struct sevshim_policy {
     const uint8_t *block;          /* region start */
     uint32_t total_size;
     const struct sevshim_layout *layout;
-    uint8_t secret_mode, tpm_mode, tpm_pcr;
-    uint16_t nsigners, ndigests, nversions;
+    uint8_t secret_mode, tpm_mode, tpm_pcr, vars_mode;
+    uint16_t nsigners, ndigests, nversions, nallowed_vars;
     const uint8_t *signers;        /* nsigners * 160 */
     const uint8_t *digests;        /* ndigests * 48 */
     const uint8_t *versions;       /* nversions * 8 (u64 LE) */
+    const uint8_t *allowed_vars;   /* nallowed_vars * 48 */
 };
 
 /* Parses a policy region (docs/formats.md section 2). region_len must be the region size
