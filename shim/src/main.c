@@ -137,7 +137,7 @@ void shim_main(void)
 
     /* 12. flash: probe both devices before the first erase */
     const struct sevshim_layout *l = result.layout;
-    int do_vars = loaded_vars != 0;
+    int do_vars = result.vars_present;   /* verified (and allowed) in step 9 */
     must(pflash_probe(l->code_base, l->code_size));
     if (do_vars)
         must(pflash_probe(l->vars_base, l->vars_size));

@@ -112,13 +112,15 @@
 #define SEVSHIM_FWCFG_VARS              "opt/org.sevshim/vars"
 
 /* ---- 7. Measured-boot event (TPM2_PCR_Event data) --------------------------------------- */
-#define SEVSHIM_TPM_EVENT_MAGIC         "SEVSHEV1"
-#define SEVSHIM_TPM_EVENT_SIZE          168u
+#define SEVSHIM_TPM_EVENT_MAGIC         "SEVSHEV2"     /* 2: var-store flag and digest */
+#define SEVSHIM_TPM_EVENT_SIZE          216u
 #define SEVSHIM_TPM_EVENT_OFF_LAYOUT    0x08u  /* u32 */
-#define SEVSHIM_TPM_EVENT_OFF_RESERVED  0x0Cu  /* u32, zero */
+#define SEVSHIM_TPM_EVENT_OFF_FLAGS     0x0Cu  /* u32: bit 0 = a var store is programmed; others 0 */
+#define SEVSHIM_TPM_EVENT_FLAG_VARS     0x1u
 #define SEVSHIM_TPM_EVENT_OFF_VERSION   0x10u  /* u64 */
 #define SEVSHIM_TPM_EVENT_OFF_KEY_ID    0x18u  /* 48 */
 #define SEVSHIM_TPM_EVENT_OFF_DIGEST    0x48u  /* 48 */
 #define SEVSHIM_TPM_EVENT_OFF_POLICY    0x78u  /* 48 */
+#define SEVSHIM_TPM_EVENT_OFF_VARS      0xA8u  /* 48: SHA-384 of the var store; zero without one */
 
 #endif
