@@ -148,10 +148,11 @@ type Expectation struct {
 }
 
 // EventFor computes the event the shim image would record for the bundle, from the shim's
-// embedded policy (digest, layout, PCR) and the bundle's manifest. It does not check the
-// bundle's signature: whether the shim would accept it is the shim's decision, recorded by the
-// very event this checks.
-func EventFor(shimImage, bundleManifest []byte) (*Expectation, error) {
+// embedded policy (digest, layout, PCR), the bundle's manifest and the var store the host was
+// to program (vars = its SHA-384; nil = no var store). It does not check the bundle's
+// signature: whether the shim would accept it is the shim's decision, recorded by the very
+// event this checks.
+func EventFor(shimImage, bundleManifest []byte, vars *[48]byte) (*Expectation, error) {
 	block, pol, err := shimimage.ExtractPolicy(shimImage)
 	if err != nil {
 		return nil, fmt.Errorf("attest: shim image: %w", err)
@@ -163,6 +164,9 @@ func EventFor(shimImage, bundleManifest []byte) (*Expectation, error) {
 	e := tpmevent.Event{
 		Layout: m.Layout, BIOSVersion: m.Version, SignerKeyID: m.SignerKeyID,
 		BIOSDigest: m.ImageDigest, PolicyDigest: PolicyDigest(block),
+	}
+	if vars != nil {
+		e.VarStore, e.VarsDigest = true, *vars
 	}
 	return &Expectation{Event: e.Marshal(), PCR: uint(pol.TPMPCR), Mode: pol.TPMMode, Fields: e}, nil
 }

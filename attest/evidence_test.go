@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"crypto"
 	"encoding/json"
 	"os"
@@ -66,7 +67,7 @@ func TestEventForDemoImage(t *testing.T) {
 		}
 		t.Fatalf("demo images missing (run make images): %v %v", err1, err2)
 	}
-	x, err := EventFor(img, man)
+	x, err := EventFor(img, man, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,10 +81,21 @@ func TestEventForDemoImage(t *testing.T) {
 	if x.PCR != 15 || x.Mode != 1 {
 		t.Fatalf("demo policy has PCR 15, mode if-present; got PCR %d mode %d", x.PCR, x.Mode)
 	}
-	if _, err := EventFor(img[:len(img)-1], man); err == nil {
+	if e.VarStore || e.VarsDigest != ([48]byte{}) {
+		t.Fatalf("nil vars: the event must say no var store: %+v", e)
+	}
+	vd := [48]byte{1, 2, 3}
+	xv, err := EventFor(img, man, &vd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := tpmevent.Parse(xv.Event); err != nil || !ev.VarStore || ev.VarsDigest != vd || bytes.Equal(xv.Event, x.Event) {
+		t.Fatalf("with a var store: %+v %v", ev, err)
+	}
+	if _, err := EventFor(img[:len(img)-1], man, nil); err == nil {
 		t.Fatal("accepted a truncated shim image")
 	}
-	if _, err := EventFor(img, man[:100]); err == nil {
+	if _, err := EventFor(img, man[:100], nil); err == nil {
 		t.Fatal("accepted a truncated manifest")
 	}
 	_ = crypto.SHA256

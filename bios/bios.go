@@ -164,7 +164,25 @@ func (m *Manifest) SignWith(key *ecdsa.PrivateKey, rnd io.Reader) ([]byte, error
 	if err != nil {
 		return nil, errf("signature", "signing failed: %v", err)
 	}
-	return m.SetSignature(r, s)
+	return m.SetSignature(r, LowS(s))
+}
+
+// p384HalfN is floor(n/2) for the P-384 group order n.
+var p384HalfN = new(big.Int).Rsh(elliptic.P384().Params().N, 1)
+
+// LowS returns s if s <= n/2, else n - s (n = the P-384 group order): the one form of an
+// ECDSA signature the shim accepts (docs/formats.md section 3, E027). (r, s) and (r, n-s)
+// verify alike, so normalising keeps the signature valid.
+func LowS(s *big.Int) *big.Int {
+	if s.Cmp(p384HalfN) <= 0 {
+		return s
+	}
+	return new(big.Int).Sub(elliptic.P384().Params().N, s)
+}
+
+// HighS reports whether the stored signature's s is above n/2 (refused as E027).
+func (m *Manifest) HighS() bool {
+	return new(big.Int).SetBytes(m.Signature[48:]).Cmp(p384HalfN) > 0
 }
 
 // SetSignature stores r and s as 48-byte big-endian halves and returns the 352-byte manifest.
@@ -185,6 +203,9 @@ func (m *Manifest) Verify(pub *ecdsa.PublicKey) error {
 	}
 	if id != m.SignerKeyID {
 		return errf("signer_key_id", "manifest was signed by key id %x…, not by this key (%x…)", m.SignerKeyID[:8], id[:8])
+	}
+	if m.HighS() {
+		return errf("signature", "s is above n/2 (not the low-s form; E027)")
 	}
 	if !m.signatureValid(pub) {
 		return errf("signature", "does not verify with the signer's key")

@@ -3,6 +3,7 @@ package bios_test
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -210,7 +211,7 @@ func TestCheckOrder(t *testing.T) {
 	m, _ := bios.NewManifest(1, img, 2, "v2", &key.PublicKey)
 	mb, _ := m.Sign(key)
 	pol := &policy.Policy{Layout: 1, Signers: []policy.Signer{{PublicKey: &key.PublicKey, MinVersion: 3}},
-		DeniedDigests: [][48]byte{m.ImageDigest}, DeniedVersions: []uint64{2}}
+		DeniedDigests: [][48]byte{m.ImageDigest}, DeniedVersions: []uint64{2}, VarsMode: policy.VarsAny}
 	vars := make([]byte, 5)
 	// below floor, denied digest, denied version and bad vars at once: floor wins
 	if got := bios.Check(pol, mb, true, img, true, vars, true); got != shimerr.VersionBelowFloor {
@@ -228,6 +229,28 @@ func TestCheckOrder(t *testing.T) {
 	if got := bios.Check(pol, mb, true, img, true, vars, true); got != shimerr.VarsSize {
 		t.Fatalf("got %v", got)
 	}
+	// var-store mode: none refuses any vars file before its size is looked at; allow needs
+	// the digest on the list, after the size
+	pol.VarsMode = policy.VarsNone
+	if got := bios.Check(pol, mb, true, img, true, vars, true); got != shimerr.VarsNotAllowed {
+		t.Fatalf("vars none: got %v", got)
+	}
+	if got := bios.Check(pol, mb, true, img, true, nil, false); got != shimerr.OK {
+		t.Fatalf("vars none without vars: got %v", got)
+	}
+	good := make([]byte, 0x84000)
+	other := bytes.Repeat([]byte{1}, 0x84000)
+	pol.VarsMode, pol.AllowedVars = policy.VarsAllow, [][48]byte{sha512.Sum384(good)}
+	if got := bios.Check(pol, mb, true, img, true, vars, true); got != shimerr.VarsSize {
+		t.Fatalf("vars allow, short: got %v", got)
+	}
+	if got := bios.Check(pol, mb, true, img, true, other, true); got != shimerr.VarsDigestNotAllowed {
+		t.Fatalf("vars allow, other digest: got %v", got)
+	}
+	if got := bios.Check(pol, mb, true, img, true, good, true); got != shimerr.OK {
+		t.Fatalf("vars allow, listed digest: got %v", got)
+	}
+	pol.VarsMode, pol.AllowedVars = policy.VarsAny, nil
 	if got := bios.Check(pol, mb, true, img, true, nil, false); got != shimerr.OK {
 		t.Fatalf("got %v", got)
 	}

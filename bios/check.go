@@ -17,12 +17,12 @@ func sha512Sum384(b []byte) [48]byte { return sha512.Sum384(b) }
 // *Present flags say whether the fw_cfg file exists; a present file may be empty.
 func Check(pol *policy.Policy, manifest []byte, manifestPresent bool, image []byte, imagePresent bool, vars []byte, varsPresent bool) shimerr.Code {
 	return check(pol, manifest, manifestPresent, uint64(len(image)), func() [48]byte { return sha512.Sum384(image) },
-		imagePresent, len(vars), varsPresent)
+		imagePresent, len(vars), func() [48]byte { return sha512.Sum384(vars) }, varsPresent)
 }
 
 // check is Check with the image given by its length and a digest function, so the fuzz test
 // can explore the decision without hashing megabytes per input.
-func check(pol *policy.Policy, manifest []byte, manifestPresent bool, imageLen uint64, imageDigest func() [48]byte, imagePresent bool, varsLen int, varsPresent bool) shimerr.Code {
+func check(pol *policy.Policy, manifest []byte, manifestPresent bool, imageLen uint64, imageDigest func() [48]byte, imagePresent bool, varsLen int, varsDigest func() [48]byte, varsPresent bool) shimerr.Code {
 	// 2. policy
 	if pol == nil || pol.Validate() != nil {
 		return shimerr.PolicyInvalid
@@ -42,6 +42,9 @@ func check(pol *policy.Policy, manifest []byte, manifestPresent bool, imageLen u
 	signer, ok := pol.FindSigner(m.SignerKeyID)
 	if !ok {
 		return shimerr.UnknownSigner
+	}
+	if m.HighS() {
+		return shimerr.SignatureHighS
 	}
 	if !m.signatureValid(signer.PublicKey) {
 		return shimerr.BadSignature
@@ -78,9 +81,17 @@ func check(pol *policy.Policy, manifest []byte, manifestPresent bool, imageLen u
 	if pol.VersionDenied(m.Version) {
 		return shimerr.VersionDenied
 	}
-	// 9. vars
-	if varsPresent && varsLen != int(l.VarsSize) {
-		return shimerr.VarsSize
+	// 9. vars: the policy's var-store mode, then the size, then the allow-list
+	if varsPresent {
+		if pol.VarsMode == policy.VarsNone {
+			return shimerr.VarsNotAllowed
+		}
+		if varsLen != int(l.VarsSize) {
+			return shimerr.VarsSize
+		}
+		if !pol.VarsAllowed(varsDigest()) {
+			return shimerr.VarsDigestNotAllowed
+		}
 	}
 	return shimerr.OK
 }

@@ -21,7 +21,9 @@ func FuzzCheck(f *testing.F) {
 	m, _ := NewManifest(1, img, 5, "fuzz", &key.PublicKey)
 	good, _ := m.SignDeterministic(key)
 	goodDigest := m.ImageDigest
-	pol := &policy.Policy{Layout: 1, Signers: []policy.Signer{{PublicKey: &key.PublicKey, MinVersion: 4}}, DeniedVersions: []uint64{9}}
+	allowedVars := sha512.Sum384([]byte("allowed vars"))
+	pol := &policy.Policy{Layout: 1, Signers: []policy.Signer{{PublicKey: &key.PublicKey, MinVersion: 4}}, DeniedVersions: []uint64{9},
+		VarsMode: policy.VarsAllow, AllowedVars: [][48]byte{allowedVars}}
 	f.Add(good, []byte{}, int32(0), true, true, false, uint32(0))
 	f.Add(good, []byte{1}, int32(0), true, true, true, uint32(0x84000))
 	f.Add(good[:300], []byte{}, int32(-1), true, true, false, uint32(0))
@@ -39,8 +41,15 @@ func FuzzCheck(f *testing.F) {
 			b = binary.LittleEndian.AppendUint64(b, uint64(n))
 			return sha512.Sum384(append(b, patch...))
 		}
-		c1 := check(pol, man, mp, uint64(n), digest, ip, int(varsLen), vp)
-		c2 := check(pol, bytes.Clone(man), mp, uint64(n), digest, ip, int(varsLen), vp)
+		// the vars digest: the allowed one iff the patch is empty
+		varsDigest := func() [48]byte {
+			if len(patch) == 0 {
+				return allowedVars
+			}
+			return sha512.Sum384(patch)
+		}
+		c1 := check(pol, man, mp, uint64(n), digest, ip, int(varsLen), varsDigest, vp)
+		c2 := check(pol, bytes.Clone(man), mp, uint64(n), digest, ip, int(varsLen), varsDigest, vp)
 		if c1 != c2 || !c1.Known() {
 			t.Fatalf("unstable or unknown verdict %v %v", c1, c2)
 		}

@@ -13,7 +13,8 @@ import (
 
 // SignDeterministic signs the manifest like Sign, but with the RFC 6979 deterministic nonce
 // (HMAC-DRBG over SHA-384), so the same key and manifest always give the same 352 bytes. It is
-// tested against RFC 6979 appendix A.2.6 (P-384, SHA-384).
+// tested against RFC 6979 appendix A.2.6 (P-384, SHA-384). Like Sign it stores the low-s form
+// (s -> n-s when s > n/2), so the bytes are RFC 6979's r and, when RFC 6979's s is high, n-s.
 //
 // Caveat: the final scalar arithmetic (k⁻¹, r·d) uses math/big, which is not constant-time. The
 // point multiplication goes through crypto/ecdh (constant-time). This is acceptable for an
@@ -39,7 +40,8 @@ func (m *Manifest) SignDeterministic(key *ecdsa.PrivateKey) ([]byte, error) {
 	if err != nil {
 		return nil, errf("signature", "%v", err)
 	}
-	return m.SetSignature(r, s)
+	// RFC 6979 fixes the nonce; the stored s is its low-s form (docs/formats.md section 3).
+	return m.SetSignature(r, LowS(s))
 }
 
 // KeyIDChecked is KeyID that reports a key that is not P-384.

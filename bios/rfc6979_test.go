@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/sha512"
 	"encoding/hex"
+	"math/big"
 	"strings"
 	"testing"
 )
@@ -50,6 +51,22 @@ func TestRFC6979P384Vectors(t *testing.T) {
 		}
 		if !ecdsa.Verify(&key.PublicKey, h[:], r, s) {
 			t.Errorf("%s: signature does not verify", v.msg)
+		}
+		// Both A.2.6 vectors have s > n/2, so what SignDeterministic stores for them is
+		// normalised: n - s, which still verifies and is low.
+		n := elliptic.P384().Params().N
+		if s.Cmp(new(big.Int).Rsh(n, 1)) <= 0 {
+			t.Fatalf("%s: the RFC vector's s is low; the normalisation check below tests nothing", v.msg)
+		}
+		low := LowS(s)
+		if want := new(big.Int).Sub(n, s); low.Cmp(want) != 0 {
+			t.Errorf("%s: LowS(s) = %x, want n-s = %x", v.msg, low, want)
+		}
+		if !ecdsa.Verify(&key.PublicKey, h[:], r, low) {
+			t.Errorf("%s: normalised signature does not verify", v.msg)
+		}
+		if LowS(low) != low {
+			t.Errorf("%s: LowS changed a low s", v.msg)
 		}
 	}
 }

@@ -145,3 +145,106 @@ func writePhys(sock string, addr uint64, data []byte) error {
 	}
 	return g.expectOK("Qqemu.PhyMemMode:0", "virtual memory mode")
 }
+
+// GDB is a client of QEMU's gdbstub for tests that must stop the guest at an exact
+// instruction (a breakpoint, GDB remote serial protocol packets Z0/z0/c) and read or write
+// guest-physical memory while it is stopped. Connect while the VM is paused (e.g. right
+// after an incoming migration loaded) so no instruction runs before the breakpoint is set.
+type GDB struct{ g *gdbConn }
+
+// DialGDB connects to the gdbstub on the unix socket sock and switches memory accesses to
+// guest-physical addresses (Qqemu.PhyMemMode:1).
+func DialGDB(sock string) (*GDB, error) {
+	g, err := dialGDB(sock)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.expectOK("Qqemu.PhyMemMode:1", "physical memory mode"); err != nil {
+		g.Close()
+		return nil, err
+	}
+	return &GDB{g: g}, nil
+}
+
+// Close drops the connection (without a detach packet, see gdbConn).
+func (d *GDB) Close() error { return d.g.Close() }
+
+func (d *GDB) deadline(t time.Duration) { d.g.c.SetDeadline(time.Now().Add(t)) }
+
+// InsertBreakpoint sets a breakpoint at the (identity-mapped) address pc.
+func (d *GDB) InsertBreakpoint(pc uint64) error {
+	d.deadline(30 * time.Second)
+	return d.g.expectOK(fmt.Sprintf("Z0,%x,1", pc), fmt.Sprintf("breakpoint at 0x%x", pc))
+}
+
+// RemoveBreakpoint removes the breakpoint at pc.
+func (d *GDB) RemoveBreakpoint(pc uint64) error {
+	d.deadline(30 * time.Second)
+	return d.g.expectOK(fmt.Sprintf("z0,%x,1", pc), fmt.Sprintf("remove breakpoint at 0x%x", pc))
+}
+
+// WaitStop waits at most timeout for the stub's stop reply (e.g. "T05thread:01;" when a
+// breakpoint was hit) and returns it.
+func (d *GDB) WaitStop(timeout time.Duration) (string, error) {
+	d.deadline(timeout)
+	r, err := d.g.reply()
+	if err != nil {
+		return "", fmt.Errorf("gdbstub: waiting for a stop: %w", err)
+	}
+	if r == "" || (r[0] != 'T' && r[0] != 'S') {
+		return r, fmt.Errorf("gdbstub: %q is not a stop reply", r)
+	}
+	return r, nil
+}
+
+// Continue resumes the guest ("c"); the stub answers only at the next stop (WaitStop).
+func (d *GDB) Continue() error {
+	d.deadline(30 * time.Second)
+	var sum byte
+	sum = 'c'
+	if _, err := d.g.c.Write([]byte(fmt.Sprintf("$c#%02x", sum))); err != nil {
+		return err
+	}
+	ack, err := d.g.r.ReadByte()
+	if err != nil {
+		return fmt.Errorf("gdbstub continue: %w", err)
+	}
+	if ack != '+' {
+		return fmt.Errorf("gdbstub continue: got %q instead of an ack", ack)
+	}
+	return nil
+}
+
+const gdbChunk = 1900 // hex doubles it; stays below QEMU's 4 KiB packet buffer
+
+// ReadPhys reads n bytes of guest-physical memory at addr.
+func (d *GDB) ReadPhys(addr uint64, n int) ([]byte, error) {
+	out := make([]byte, 0, n)
+	for off := 0; off < n; off += gdbChunk {
+		l := min(gdbChunk, n-off)
+		d.deadline(30 * time.Second)
+		r, err := d.g.send(fmt.Sprintf("m%x,%x", addr+uint64(off), l))
+		if err != nil {
+			return nil, fmt.Errorf("gdbstub read at 0x%x: %w", addr+uint64(off), err)
+		}
+		b, err := hex.DecodeString(r)
+		if err != nil || len(b) != l {
+			return nil, fmt.Errorf("gdbstub read at 0x%x: reply %.40q", addr+uint64(off), r)
+		}
+		out = append(out, b...)
+	}
+	return out, nil
+}
+
+// WritePhys writes data at guest-physical addr (no read-back; use ReadPhys to check).
+func (d *GDB) WritePhys(addr uint64, data []byte) error {
+	for off := 0; off < len(data); off += gdbChunk {
+		part := data[off:min(off+gdbChunk, len(data))]
+		a := addr + uint64(off)
+		d.deadline(30 * time.Second)
+		if err := d.g.expectOK(fmt.Sprintf("M%x,%x:%s", a, len(part), hex.EncodeToString(part)), fmt.Sprintf("write at 0x%x", a)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -20,7 +20,7 @@ import (
 // Format constants (docs/formats.md section 2).
 const (
 	Magic            = "SEVSHPOL"
-	FormatVersion    = 1
+	FormatVersion    = 2 // 2 added the var-store mode and allow-list; version 1 blocks are refused
 	HeaderSize       = 64
 	SignerSize       = 160
 	DigestSize       = 48
@@ -30,9 +30,18 @@ const (
 	MaxSigners       = 16
 	MaxDeniedDigests = 64
 	MaxDeniedVersion = 64
+	MaxAllowedVars   = 16
 	MaxPCR           = 23
 	// MaxSize is the largest valid encoding (all lists full); it fits the region.
-	MaxSize = HeaderSize + SignerSize*MaxSigners + DigestSize*MaxDeniedDigests + VersionSize*MaxDeniedVersion
+	MaxSize = HeaderSize + SignerSize*MaxSigners + DigestSize*MaxDeniedDigests + VersionSize*MaxDeniedVersion + DigestSize*MaxAllowedVars
+)
+
+// Var-store modes (docs/formats.md section 2): what the shim does with opt/org.sevshim/vars.
+// The zero value is VarsNone, so a policy that says nothing allows no host var store.
+const (
+	VarsNone  uint8 = 0 // a vars file is refused (E041)
+	VarsAllow uint8 = 1 // only vars files whose SHA-384 is in AllowedVars (else E042)
+	VarsAny   uint8 = 2 // any vars file of the layout's size (still measured, docs/formats.md section 7)
 )
 
 // Secret hand-off modes.
@@ -69,6 +78,8 @@ type Policy struct {
 	Signers        []Signer
 	DeniedDigests  [][48]byte
 	DeniedVersions []uint64
+	VarsMode       uint8      // VarsNone (the zero value), VarsAllow or VarsAny
+	AllowedVars    [][48]byte // SHA-384 of allowed var stores; only (and at least one) with VarsAllow
 }
 
 // Error is a policy encoding or validation failure; Field names the offending field.
@@ -124,7 +135,8 @@ func KeyID(pub *ecdsa.PublicKey) ([48]byte, error) {
 
 // TotalSize is the encoded size of p: 64 + 160*signers + 48*digests + 8*versions.
 func (p *Policy) TotalSize() int {
-	return HeaderSize + SignerSize*len(p.Signers) + DigestSize*len(p.DeniedDigests) + VersionSize*len(p.DeniedVersions)
+	return HeaderSize + SignerSize*len(p.Signers) + DigestSize*len(p.DeniedDigests) + VersionSize*len(p.DeniedVersions) +
+		DigestSize*len(p.AllowedVars)
 }
 
 // Validate checks every rule of docs/formats.md section 2 that is not purely about bytes.
@@ -152,6 +164,25 @@ func (p *Policy) Validate() error {
 	}
 	if len(p.DeniedVersions) > MaxDeniedVersion {
 		return errf("denied_version_count", "%d denied versions; at most %d", len(p.DeniedVersions), MaxDeniedVersion)
+	}
+	if p.VarsMode > VarsAny {
+		return errf("vars_mode", "%d is not 0 (none), 1 (allow) or 2 (any)", p.VarsMode)
+	}
+	if len(p.AllowedVars) > MaxAllowedVars {
+		return errf("allowed_vars_count", "%d allowed var stores; at most %d", len(p.AllowedVars), MaxAllowedVars)
+	}
+	if p.VarsMode == VarsAllow && len(p.AllowedVars) == 0 {
+		return errf("allowed_vars_count", "vars mode allow needs at least one digest (use none to allow no var store)")
+	}
+	if p.VarsMode != VarsAllow && len(p.AllowedVars) != 0 {
+		return errf("allowed_vars_count", "%d digests, but vars mode is %s (a list needs allow)", len(p.AllowedVars), VarsModeName(p.VarsMode))
+	}
+	av := map[[48]byte]int{}
+	for i, d := range p.AllowedVars {
+		if j, dup := av[d]; dup {
+			return errf(fmt.Sprintf("allowed_vars[%d]", i), "duplicate of allowed_vars[%d]", j)
+		}
+		av[d] = i
 	}
 	seen := map[[48]byte]int{}
 	for i, s := range p.Signers {
@@ -199,6 +230,8 @@ func (p *Policy) Encode() ([]byte, error) {
 	le.PutUint16(b[0x18:], uint16(len(p.Signers)))
 	le.PutUint16(b[0x1A:], uint16(len(p.DeniedDigests)))
 	le.PutUint16(b[0x1C:], uint16(len(p.DeniedVersions)))
+	b[0x1E] = p.VarsMode
+	le.PutUint16(b[0x20:], uint16(len(p.AllowedVars)))
 	off := HeaderSize
 	for _, s := range p.Signers {
 		pk, _ := MarshalPublicKey(s.PublicKey) // validated above
@@ -215,6 +248,10 @@ func (p *Policy) Encode() ([]byte, error) {
 	for _, v := range p.DeniedVersions {
 		le.PutUint64(b[off:], v)
 		off += VersionSize
+	}
+	for _, d := range p.AllowedVars {
+		copy(b[off:], d[:])
+		off += DigestSize
 	}
 	return b, nil
 }
@@ -294,7 +331,11 @@ func headerTotal(b []byte) (int, error) {
 	if nv > MaxDeniedVersion {
 		return 0, errf("denied_version_count", "%d; at most %d", nv, MaxDeniedVersion)
 	}
-	want := HeaderSize + SignerSize*ns + DigestSize*nd + VersionSize*nv
+	na := int(le.Uint16(b[0x20:]))
+	if na > MaxAllowedVars {
+		return 0, errf("allowed_vars_count", "%d; at most %d", na, MaxAllowedVars)
+	}
+	want := HeaderSize + SignerSize*ns + DigestSize*nd + VersionSize*nv + DigestSize*na
 	if t := le.Uint32(b[0x0C:]); uint64(t) != uint64(want) {
 		return 0, errf("total_size", "%d does not match the counts (want %d)", t, want)
 	}
@@ -308,12 +349,16 @@ func decodeBody(b []byte) (*Policy, error) {
 		SecretMode: b[0x14],
 		TPMMode:    b[0x15],
 		TPMPCR:     b[0x16],
+		VarsMode:   b[0x1E],
 	}
 	if b[0x17] != 0 {
 		return nil, errf("reserved(0x17)", "not zero")
 	}
-	if !allZero(b[0x1E:0x40]) {
-		return nil, errf("reserved(0x1e)", "not zero")
+	if b[0x1F] != 0 {
+		return nil, errf("reserved(0x1f)", "not zero")
+	}
+	if !allZero(b[0x22:0x40]) {
+		return nil, errf("reserved(0x22)", "not zero")
 	}
 	ns, nd, nv := int(le.Uint16(b[0x18:])), int(le.Uint16(b[0x1A:])), int(le.Uint16(b[0x1C:]))
 	off := HeaderSize
@@ -343,6 +388,12 @@ func decodeBody(b []byte) (*Policy, error) {
 	for i := 0; i < nv; i++ {
 		p.DeniedVersions = append(p.DeniedVersions, le.Uint64(b[off:]))
 		off += VersionSize
+	}
+	for i, na := 0, int(le.Uint16(b[0x20:])); i < na; i++ {
+		var d [48]byte
+		copy(d[:], b[off:])
+		p.AllowedVars = append(p.AllowedVars, d)
+		off += DigestSize
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -389,6 +440,35 @@ func SecretModeName(m uint8) string {
 		return "require"
 	}
 	return fmt.Sprintf("invalid(%d)", m)
+}
+
+// VarsModeName is the YAML name of a var-store mode.
+func VarsModeName(m uint8) string {
+	switch m {
+	case VarsNone:
+		return "none"
+	case VarsAllow:
+		return "allow"
+	case VarsAny:
+		return "any"
+	}
+	return fmt.Sprintf("invalid(%d)", m)
+}
+
+// VarsAllowed reports whether a var store with digest d may be programmed (the model of
+// docs/formats.md section 6 step 9, after the size check).
+func (p *Policy) VarsAllowed(d [48]byte) bool {
+	switch p.VarsMode {
+	case VarsAny:
+		return true
+	case VarsAllow:
+		for _, a := range p.AllowedVars {
+			if a == d {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func TPMModeName(m uint8) string {

@@ -82,7 +82,7 @@ func TestGoldenPolicies(t *testing.T) {
 }
 
 func TestSizesAndLimits(t *testing.T) {
-	if policy.MaxSize != 6208 || policy.MaxSize > policy.RegionSize {
+	if policy.MaxSize != 6976 || policy.MaxSize > policy.RegionSize {
 		t.Fatalf("MaxSize %d", policy.MaxSize)
 	}
 	k := bios.DeriveTestKey("p")

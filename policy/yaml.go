@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -30,7 +31,13 @@ import (
 //	denied_digests:            # SHA-384 of revoked images, 96 hex digits
 //	  - 3f1c...
 //	denied_versions: [7, 9]
+//	vars: allow                # none (the default) | allow | any: may the host's var store
+//	allowed_vars:              # (opt/org.sevshim/vars) be programmed? with allow, these only:
+//	  - file: /usr/share/OVMF/OVMF_VARS_4M.fd   # SHA-384 of this file (relative to the YAML)
+//	  - 5d0c...                # or the SHA-384, 96 hex digits
 //
+// Without a vars: line no var store is accepted (none, E041): the store is host data that the
+// accepted BIOS trusts (Secure Boot keys, boot order), so allowing it is the owner's decision.
 // Errors name the file, line and field.
 
 // YAMLError is a policy YAML problem at a line.
@@ -84,7 +91,7 @@ func ParseYAML(data []byte, name, dir string) (*Policy, error) {
 	root := doc.Content[0]
 	p := &Policy{}
 	seen := map[string]*yaml.Node{}
-	var pcrNode, tpmNode *yaml.Node
+	var pcrNode, tpmNode, varsNode, allowedNode *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		if prev, dup := seen[k.Value]; dup {
@@ -170,8 +177,25 @@ func ParseYAML(data []byte, name, dir string) (*Policy, error) {
 				at[n] = e.Line
 				p.DeniedVersions = append(p.DeniedVersions, n)
 			}
+		case "vars":
+			varsNode = v
+			switch v.Value {
+			case "none":
+				p.VarsMode = VarsNone
+			case "allow":
+				p.VarsMode = VarsAllow
+			case "any":
+				p.VarsMode = VarsAny
+			default:
+				return nil, y.errf(v, "vars", "%q is not none, allow or any", v.Value)
+			}
+		case "allowed_vars":
+			allowedNode = v
+			if err := y.allowedVars(v, p); err != nil {
+				return nil, err
+			}
 		default:
-			return nil, y.errf(k, k.Value, "unknown field (known: layout, secret, tpm, tpm_pcr, signers, denied_digests, denied_versions)")
+			return nil, y.errf(k, k.Value, "unknown field (known: layout, secret, tpm, tpm_pcr, signers, denied_digests, denied_versions, vars, allowed_vars)")
 		}
 	}
 	if seen["layout"] == nil {
@@ -186,10 +210,61 @@ func ParseYAML(data []byte, name, dir string) (*Policy, error) {
 	if p.TPMMode != TPMOff && pcrNode == nil {
 		return nil, y.errf(tpmNode, "tpm_pcr", "tpm is %s but no tpm_pcr is given", TPMModeName(p.TPMMode))
 	}
+	if p.VarsMode == VarsAllow && len(p.AllowedVars) == 0 {
+		return nil, y.errf(varsNode, "allowed_vars", "vars is allow but allowed_vars lists no var store")
+	}
+	if p.VarsMode != VarsAllow && allowedNode != nil {
+		return nil, y.errf(allowedNode, "allowed_vars", "given, but vars is %s (set vars: allow)", VarsModeName(p.VarsMode))
+	}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return p, nil
+}
+
+// allowedVars reads the allow-list: SHA-384 digests, or {file: PATH} entries whose digest
+// is computed here (PATH relative to the YAML file), e.g. the layout's OVMF_VARS template.
+func (y *yamlParser) allowedVars(v *yaml.Node, p *Policy) error {
+	if v.Kind != yaml.SequenceNode {
+		return y.errf(v, "allowed_vars", "must be a list of SHA-384 digests or {file: PATH}")
+	}
+	if len(v.Content) > MaxAllowedVars {
+		return y.errf(v, "allowed_vars", "%d entries, at most %d", len(v.Content), MaxAllowedVars)
+	}
+	at := map[[48]byte]int{}
+	for i, e := range v.Content {
+		field := fmt.Sprintf("allowed_vars[%d]", i)
+		var d [48]byte
+		switch e.Kind {
+		case yaml.ScalarNode:
+			raw, err := hex.DecodeString(strings.TrimPrefix(strings.ToLower(e.Value), "sha384:"))
+			if err != nil || len(raw) != 48 {
+				return y.errf(e, field, "not a SHA-384 digest (96 hex digits) or {file: PATH}")
+			}
+			copy(d[:], raw)
+		case yaml.MappingNode:
+			if len(e.Content) != 2 || e.Content[0].Value != "file" || e.Content[1].Kind != yaml.ScalarNode {
+				return y.errf(e, field, "a mapping entry must be exactly {file: PATH}")
+			}
+			path := e.Content[1].Value
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(y.dir, path)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return y.errf(e.Content[1], field+".file", "cannot read the var store: %v", err)
+			}
+			d = sha512.Sum384(b)
+		default:
+			return y.errf(e, field, "not a SHA-384 digest or {file: PATH}")
+		}
+		if l, dup := at[d]; dup {
+			return y.errf(e, field, "the same var store as line %d", l)
+		}
+		at[d] = e.Line
+		p.AllowedVars = append(p.AllowedVars, d)
+	}
+	return nil
 }
 
 func (y *yamlParser) signers(v *yaml.Node, p *Policy) error {
@@ -298,6 +373,13 @@ func (p *Policy) MarshalYAMLText() ([]byte, error) {
 		b.WriteString("denied_versions:\n")
 		for _, v := range p.DeniedVersions {
 			fmt.Fprintf(&b, "  - %d\n", v)
+		}
+	}
+	fmt.Fprintf(&b, "vars: %s\n", VarsModeName(p.VarsMode))
+	if len(p.AllowedVars) > 0 {
+		b.WriteString("allowed_vars:\n")
+		for _, d := range p.AllowedVars {
+			fmt.Fprintf(&b, "  - %x\n", d[:])
 		}
 	}
 	return []byte(b.String()), nil

@@ -2,15 +2,18 @@ package policy_test
 
 import (
 	"bytes"
+	"crypto/sha512"
 	"errors"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/sevshim/sevshim/policy"
 )
 
 func TestYAMLRoundTripGolden(t *testing.T) {
-	for _, f := range []string{"one-signer.bin", "three-signers.bin", "max.bin"} {
+	for _, f := range []string{"one-signer.bin", "three-signers.bin", "max.bin", "vars-none.bin"} {
 		b, err := os.ReadFile("../testdata/golden/policy/" + f)
 		if err != nil {
 			t.Fatal(err)
@@ -47,6 +50,52 @@ func TestYAMLKeyFileRelative(t *testing.T) {
 	var ye *policy.YAMLError
 	if !errors.As(err, &ye) || ye.Line != 3 || ye.Field != "signers[0].key" {
 		t.Fatalf("%v", err)
+	}
+}
+
+// TestYAMLVars: the var-store mode, its fail-closed default and the allow-list forms.
+func TestYAMLVars(t *testing.T) {
+	const head = "layout: ovmf-4m\nsigners:\n  - key: keys/signer-a.pub.pem\n"
+	parse := func(y string) (*policy.Policy, error) {
+		return policy.ParseYAML([]byte(head+y), "v.yaml", "../testdata/golden")
+	}
+	p, err := parse("")
+	if err != nil || p.VarsMode != policy.VarsNone || p.AllowedVars != nil {
+		t.Fatalf("no vars line: mode %v, %v (want none: fail closed)", p, err)
+	}
+	if p, err = parse("vars: any\n"); err != nil || p.VarsMode != policy.VarsAny {
+		t.Fatalf("vars: any: %v", err)
+	}
+	zero, err := os.ReadFile("../testdata/golden/policy/one-signer.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zd := sha512.Sum384(zero)
+	p, err = parse("vars: allow\nallowed_vars:\n  - file: policy/one-signer.bin\n  - sha384:" + strings.Repeat("ab", 48) + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.VarsMode != policy.VarsAllow || len(p.AllowedVars) != 2 || p.AllowedVars[0] != zd || p.AllowedVars[1][0] != 0xab {
+		t.Fatalf("allow list %x", p.AllowedVars)
+	}
+	if !p.VarsAllowed(zd) || p.VarsAllowed([48]byte{}) {
+		t.Error("VarsAllowed")
+	}
+	for _, bad := range []struct{ y, field string }{
+		{"vars: maybe\n", "vars"},
+		{"vars: allow\n", "allowed_vars"},
+		{"vars: any\nallowed_vars:\n  - " + strings.Repeat("ab", 48) + "\n", "allowed_vars"},
+		{"allowed_vars:\n  - " + strings.Repeat("ab", 48) + "\n", "allowed_vars"},
+		{"vars: allow\nallowed_vars:\n  - abcd\n", "allowed_vars[0]"},
+		{"vars: allow\nallowed_vars:\n  - file: no/such/file\n", "allowed_vars[0].file"},
+		{"vars: allow\nallowed_vars:\n  - file: policy/one-signer.bin\n  - " + fmt.Sprintf("%x", zd[:]) + "\n", "allowed_vars[1]"},
+		{"vars: allow\nallowed_vars:\n  - {file: a, other: b}\n", "allowed_vars[0]"},
+	} {
+		_, err := parse(bad.y)
+		var ye *policy.YAMLError
+		if !errors.As(err, &ye) || ye.Field != bad.field {
+			t.Errorf("%q: %v, want a YAML error at field %s", bad.y, err, bad.field)
+		}
 	}
 }
 

@@ -86,7 +86,7 @@ for v in v5 v6; do
 	"$BIN/builder" inspect "$IMG/$v.bundle" | grep -E '^  (bios version|version string|signer key id):' | sed "s/^ /   $v:/"
 done
 
-heading "The owner builds the shim: policy = trust the provider's key, versions >= 5"
+heading "The owner builds the shim: policy = trust the provider's key, versions >= 5, var store = the OVMF template only"
 show "$BIN/builder" build --policy "$IMG/demo-policy.yaml" --template build/shim/shim.fd --out "$D/shim.fd"
 LD=$("$BIN/builder" measure --image "$D/shim.fd" | sed -n 's/^launch digest: //p')
 say "expected launch digest of the shim (SHA-256 of the flash): $LD"

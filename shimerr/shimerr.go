@@ -14,45 +14,49 @@ type Code uint16
 
 // The stable codes. Never renumber; new failures get new codes.
 const (
-	OK                  Code = 0
-	NoFwCfg             Code = 1
-	FwCfgDMA            Code = 2
-	PolicyInvalid       Code = 10
-	ManifestMissing     Code = 20
-	ManifestSize        Code = 21
-	ManifestMalformed   Code = 22
-	UnknownSigner       Code = 23
-	BadSignature        Code = 24
-	LayoutMismatch      Code = 25
-	ImageSizeMismatch   Code = 26
-	BIOSMissing         Code = 30
-	BIOSTruncated       Code = 31
-	BIOSOversized       Code = 32
-	DigestMismatch      Code = 33
-	VersionBelowFloor   Code = 34
-	DigestDenied        Code = 35
-	VersionDenied       Code = 36
-	VarsSize            Code = 40
-	FlashNotFound       Code = 50
-	FlashGeometry       Code = 51
-	FlashErase          Code = 52
-	FlashProgram        Code = 53
-	FlashVerify         Code = 54
-	SecretBlockMissing  Code = 60
-	BIOSFooterInvalid   Code = 61
-	SecretBlockUnusable Code = 62
-	SecretTooLarge      Code = 63
-	SecretMalformed     Code = 64
-	TPMMissing          Code = 70
-	TPMInterface        Code = 71
-	TPMTimeout          Code = 72
-	TPMResponse         Code = 73
-	SEVActive           Code = 80
-	SEVESActive         Code = 81
-	SEVSNPActive        Code = 82
-	SEVCbitInvalid      Code = 83
-	CPUException        Code = 90
-	Internal            Code = 91
+	OK                   Code = 0
+	NoFwCfg              Code = 1
+	FwCfgDMA             Code = 2
+	PolicyInvalid        Code = 10
+	ManifestMissing      Code = 20
+	ManifestSize         Code = 21
+	ManifestMalformed    Code = 22
+	UnknownSigner        Code = 23
+	BadSignature         Code = 24
+	LayoutMismatch       Code = 25
+	ImageSizeMismatch    Code = 26
+	SignatureHighS       Code = 27
+	BIOSMissing          Code = 30
+	BIOSTruncated        Code = 31
+	BIOSOversized        Code = 32
+	DigestMismatch       Code = 33
+	VersionBelowFloor    Code = 34
+	DigestDenied         Code = 35
+	VersionDenied        Code = 36
+	VarsSize             Code = 40
+	VarsNotAllowed       Code = 41
+	VarsDigestNotAllowed Code = 42
+	FlashNotFound        Code = 50
+	FlashGeometry        Code = 51
+	FlashErase           Code = 52
+	FlashProgram         Code = 53
+	FlashVerify          Code = 54
+	FlashDigestMismatch  Code = 55
+	SecretBlockMissing   Code = 60
+	BIOSFooterInvalid    Code = 61
+	SecretBlockUnusable  Code = 62
+	SecretTooLarge       Code = 63
+	SecretMalformed      Code = 64
+	TPMMissing           Code = 70
+	TPMInterface         Code = 71
+	TPMTimeout           Code = 72
+	TPMResponse          Code = 73
+	SEVActive            Code = 80
+	SEVESActive          Code = 81
+	SEVSNPActive         Code = 82
+	SEVCbitInvalid       Code = 83
+	CPUException         Code = 90
+	Internal             Code = 91
 )
 
 type entry struct {
@@ -72,6 +76,7 @@ var table = []entry{
 	{BadSignature, "bad-signature", "the manifest was altered or signed with another key; re-sign"},
 	{LayoutMismatch, "layout-mismatch", "use a BIOS built for the shim's layout (e.g. ovmf-4m)"},
 	{ImageSizeMismatch, "image-size-mismatch", "the BIOS is not of that layout; use the right OVMF build"},
+	{SignatureHighS, "signature-high-s", "the signature's s is above n/2 (a malleated or non-normalised signature); re-sign with `builder sign-bios`, which writes low-s"},
 	{BIOSMissing, "bios-missing", "pass the BIOS image with the manifest"},
 	{BIOSTruncated, "bios-truncated", "the host passed a truncated image; pass the whole bundle image"},
 	{BIOSOversized, "bios-oversized", "the host passed the wrong image"},
@@ -80,11 +85,14 @@ var table = []entry{
 	{DigestDenied, "digest-denied", "that exact BIOS was revoked by the owner"},
 	{VersionDenied, "version-denied", "that version was revoked by the owner"},
 	{VarsSize, "vars-size", "pass an OVMF_VARS file of the layout (e.g. 0x84000 bytes for ovmf-4m)"},
+	{VarsNotAllowed, "vars-not-allowed", "the owner's policy allows no var store (vars: none): start without opt/org.sevshim/vars, or the owner sets vars: allow (with the store's digest) or vars: any"},
+	{VarsDigestNotAllowed, "vars-digest-not-allowed", "the var store's SHA-384 is not on the policy's allowed_vars list: pass an allowed store (e.g. the layout's OVMF_VARS template), or the owner adds its digest"},
 	{FlashNotFound, "flash-not-found", "start QEMU with pflash units of the layout's sizes, writable (readonly=off)"},
 	{FlashGeometry, "flash-geometry", "pflash file sizes must match the layout"},
 	{FlashErase, "flash-erase", "make pflash0/1 writable; use snapshot=on to keep the files"},
 	{FlashProgram, "flash-program", "make pflash0/1 writable; use snapshot=on to keep the files"},
 	{FlashVerify, "flash-verify", "host or device fault; retry on a fresh QEMU"},
+	{FlashDigestMismatch, "flash-digest-mismatch", "the flash does not hold the signed image after programming: memory the shim had verified was changed (hostile host) or the device is faulty; do not use this host"},
 	{SecretBlockMissing, "secret-block-missing", "the policy requires a secret hand-off: ship a BIOS with an SEV secret block (OVMF AmdSev), or the owner sets secret: optional"},
 	{BIOSFooterInvalid, "bios-footer-invalid", "the BIOS's footer table is malformed; rebuild the BIOS and re-sign it"},
 	{SecretBlockUnusable, "secret-block-unusable", "the BIOS's secret block is not in guest RAM the shim may write (or overlaps the shim); use a BIOS with a normal secret block, or give the guest more RAM"},

@@ -2,7 +2,7 @@
 // accepts a BIOS (docs/formats.md section 7), and replays it to the PCR value a verifier
 // should expect.
 //
-// The shim sends the event with TPM2_PCR_Event, so the TPM hashes the 168 event bytes into
+// The shim sends the event with TPM2_PCR_Event, so the TPM hashes the 216 event bytes into
 // every active bank: PCR_new = H(PCR_old || H(event)). Replay mirrors exactly that.
 package tpmevent
 
@@ -19,10 +19,15 @@ import (
 )
 
 // Size is the length of an encoded event.
-const Size = 168
+const Size = 216
 
-// Magic opens every event.
-const Magic = "SEVSHEV1"
+// Magic opens every event. Version 2 ("SEVSHEV2") added the var-store flag and digest; the
+// 168-byte "SEVSHEV1" events of older shims are refused, not read as "no var store".
+const Magic = "SEVSHEV2"
+
+// FlagVarStore (bit 0 of the flags at 0x0c) says the shim programmed a var store into
+// pflash1; VarsDigest is then its SHA-384. Without it the digest is all zero.
+const FlagVarStore = 1
 
 // Event is what the shim measures about the BIOS it accepted.
 type Event struct {
@@ -31,9 +36,12 @@ type Event struct {
 	SignerKeyID  [48]byte
 	BIOSDigest   [48]byte // SHA-384 of the accepted image
 	PolicyDigest [48]byte // SHA-384 of the shim's policy block
+	VarStore     bool     // a var store was programmed (flag bit 0)
+	VarsDigest   [48]byte // its SHA-384; must be zero when VarStore is false
 }
 
-// Marshal encodes the event in its 168-byte wire form.
+// Marshal encodes the event in its 216-byte wire form. Without a var store the digest is
+// written as zero whatever VarsDigest holds.
 func (e *Event) Marshal() []byte {
 	b := make([]byte, Size)
 	copy(b[0:8], Magic)
@@ -42,10 +50,14 @@ func (e *Event) Marshal() []byte {
 	copy(b[0x18:0x48], e.SignerKeyID[:])
 	copy(b[0x48:0x78], e.BIOSDigest[:])
 	copy(b[0x78:0xA8], e.PolicyDigest[:])
+	if e.VarStore {
+		binary.LittleEndian.PutUint32(b[0x0C:], FlagVarStore)
+		copy(b[0xA8:0xD8], e.VarsDigest[:])
+	}
 	return b
 }
 
-// Parse decodes a 168-byte event strictly.
+// Parse decodes a 216-byte event strictly.
 func Parse(b []byte) (*Event, error) {
 	if len(b) != Size {
 		return nil, fmt.Errorf("tpmevent: event is %d bytes, want %d", len(b), Size)
@@ -53,16 +65,22 @@ func Parse(b []byte) (*Event, error) {
 	if !bytes.Equal(b[0:8], []byte(Magic)) {
 		return nil, fmt.Errorf("tpmevent: bad magic %q, want %q", b[0:8], Magic)
 	}
-	if r := binary.LittleEndian.Uint32(b[0x0C:]); r != 0 {
-		return nil, fmt.Errorf("tpmevent: reserved field at 0x0c is %#x, want 0", r)
+	flags := binary.LittleEndian.Uint32(b[0x0C:])
+	if flags&^FlagVarStore != 0 {
+		return nil, fmt.Errorf("tpmevent: flags %#x has unknown bits", flags)
 	}
 	e := &Event{
 		Layout:      binary.LittleEndian.Uint32(b[0x08:]),
 		BIOSVersion: binary.LittleEndian.Uint64(b[0x10:]),
+		VarStore:    flags&FlagVarStore != 0,
 	}
 	copy(e.SignerKeyID[:], b[0x18:0x48])
 	copy(e.BIOSDigest[:], b[0x48:0x78])
 	copy(e.PolicyDigest[:], b[0x78:0xA8])
+	copy(e.VarsDigest[:], b[0xA8:0xD8])
+	if !e.VarStore && e.VarsDigest != ([48]byte{}) {
+		return nil, fmt.Errorf("tpmevent: no var store flagged, but the vars digest is not zero")
+	}
 	return e, nil
 }
 

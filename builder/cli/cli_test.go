@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/sevshim/sevshim/bios"
 	"github.com/sevshim/sevshim/builder/inspect"
+	"github.com/sevshim/sevshim/policy"
+	"github.com/sevshim/sevshim/shimerr"
 	"github.com/sevshim/sevshim/shimimage"
 	"github.com/sevshim/sevshim/shimimage/shimtest"
 )
@@ -222,6 +225,39 @@ func TestSignBiosAndInspect(t *testing.T) {
 	if c != 0 || !strings.Contains(txt, "kind:    uefi-image") || !strings.Contains(txt, "firmware volumes (2 top-level") ||
 		!strings.Contains(txt, "7255371f-3a3b-4b04-927b-1da6efa8d454  SEV hash table") {
 		t.Errorf("inspect OVMF: %s %s", txt, e)
+	}
+}
+
+// TestSignBiosWritesLowS: every bundle sign-bios writes has s <= n/2, in the RFC 6979 mode and
+// with --randomized (the shim refuses a high s as E027). About half of raw ECDSA signatures
+// are high, so 24 low ones in a row would happen by chance with probability 2^-24.
+func TestSignBiosWritesLowS(t *testing.T) {
+	d := env(t)
+	t.Chdir(d)
+	fd := ovmf(t)
+	for i := 0; i < 24; i++ {
+		args := []string{"sign-bios", "--key", "signer-a.pem", "--version", fmt.Sprint(100 + i), "--out", "low.bundle", fd}
+		if i%2 == 1 {
+			args = append(args, "--randomized")
+		}
+		if _, e, c := run(t, args...); c != 0 {
+			t.Fatal(e)
+		}
+		mb, _, m, err := bios.ReadBundle("low.bundle")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.HighS() {
+			t.Fatalf("version %d (%v): sign-bios wrote a high-s signature", 100+i, args)
+		}
+		pol, err := policy.LoadYAML("policy.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, _ := os.ReadFile(fd)
+		if got := bios.Check(pol, mb, true, img, true, nil, false); got != shimerr.OK && got != shimerr.VersionDenied {
+			t.Fatalf("version %d: the shim model says %s", 100+i, got)
+		}
 	}
 }
 

@@ -72,6 +72,8 @@ type Policy struct {
 	Signers        []Signer `json:"signers"`
 	DeniedDigests  []string `json:"denied_digests"`
 	DeniedVersions []uint64 `json:"denied_versions"`
+	Vars           string   `json:"vars"`         // none | allow | any
+	AllowedVars    []string `json:"allowed_vars"` // SHA-384 of allowed var stores (vars allow)
 }
 
 // PolicyOf converts a policy for output.
@@ -83,7 +85,11 @@ func PolicyOf(p *policy.Policy) (*Policy, error) {
 	d := sha512.Sum384(enc)
 	out := &Policy{Digest: hex.EncodeToString(d[:]), TotalSize: len(enc), Layout: layout.Describe(p.Layout),
 		LayoutID: p.Layout, Secret: policy.SecretModeName(p.SecretMode), TPM: policy.TPMModeName(p.TPMMode),
-		TPMPCR: p.TPMPCR, DeniedDigests: []string{}, DeniedVersions: []uint64{}}
+		TPMPCR: p.TPMPCR, DeniedDigests: []string{}, DeniedVersions: []uint64{},
+		Vars: policy.VarsModeName(p.VarsMode), AllowedVars: []string{}}
+	for _, av := range p.AllowedVars {
+		out.AllowedVars = append(out.AllowedVars, hex.EncodeToString(av[:]))
+	}
 	for _, s := range p.Signers {
 		pk, _ := policy.MarshalPublicKey(s.PublicKey)
 		id := s.KeyID()
@@ -136,6 +142,24 @@ func (jp *Policy) ToPolicy() (*policy.Policy, error) {
 		p.DeniedDigests = append(p.DeniedDigests, x)
 	}
 	p.DeniedVersions = append(p.DeniedVersions, jp.DeniedVersions...)
+	switch jp.Vars {
+	case "none":
+	case "allow":
+		p.VarsMode = policy.VarsAllow
+	case "any":
+		p.VarsMode = policy.VarsAny
+	default:
+		return nil, fmt.Errorf("vars %q", jp.Vars)
+	}
+	for _, d := range jp.AllowedVars {
+		raw, err := hex.DecodeString(d)
+		if err != nil || len(raw) != 48 {
+			return nil, fmt.Errorf("allowed vars digest %q", d)
+		}
+		var x [48]byte
+		copy(x[:], raw)
+		p.AllowedVars = append(p.AllowedVars, x)
+	}
 	return p, p.Validate()
 }
 
@@ -347,6 +371,10 @@ func WriteText(w io.Writer, r *Report) {
 			vs[i] = fmt.Sprint(v)
 		}
 		fmt.Fprintf(&b, "  denied versions (%d): %s\n", len(p.DeniedVersions), strings.Join(vs, ", "))
+		fmt.Fprintf(&b, "  var store: %s\n", p.Vars)
+		for _, d := range p.AllowedVars {
+			fmt.Fprintf(&b, "    allowed %s\n", d)
+		}
 	}
 	if m := r.Manifest; m != nil {
 		fmt.Fprintf(&b, "manifest:\n  layout: %s\n  image size: 0x%x\n  bios version: %d\n  version string: %q\n  image digest (sha384): %s\n  signer key id: %s\n",

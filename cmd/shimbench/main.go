@@ -192,7 +192,8 @@ func prepare(dir, tpl string) (*setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	pol := &policy.Policy{Layout: bios.LayoutOVMF4M, Signers: []policy.Signer{{PublicKey: &key.PublicKey, MinVersion: 1}}}
+	pol := &policy.Policy{Layout: bios.LayoutOVMF4M, Signers: []policy.Signer{{PublicKey: &key.PublicKey, MinVersion: 1}},
+		VarsMode: policy.VarsAny}
 	enc, err := pol.Encode()
 	if err != nil {
 		return nil, err

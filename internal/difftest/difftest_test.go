@@ -118,7 +118,7 @@ func TestGoSignsCVerifies(t *testing.T) {
 	polMain := &policy.Policy{Layout: 1, TPMMode: 1, TPMPCR: 12,
 		Signers:        []policy.Signer{{PublicKey: &kA.PublicKey, MinVersion: 3}, {PublicKey: &kB.PublicKey}},
 		DeniedDigests:  [][48]byte{sha512.Sum384([]byte("x")), denied},
-		DeniedVersions: []uint64{13, 1 << 40}}
+		DeniedVersions: []uint64{13, 1 << 40}, VarsMode: policy.VarsAny}
 	polOnlyB := &policy.Policy{Layout: 1, SecretMode: 1, Signers: []policy.Signer{{PublicKey: &kB.PublicKey, MinVersion: 100}}}
 	encMain, err := polMain.Encode()
 	if err != nil {
@@ -247,6 +247,29 @@ func TestGoSignsCVerifies(t *testing.T) {
 	}
 	addc("vars-ok-bad-bios", P, good, true, flips[0], nil, true, varsOK, true)
 	cases[len(cases)-1].imgBytes, _ = os.ReadFile(flips[0])
+	// the var-store modes: none (the zero value) and allow (only varsOK's digest)
+	varsOther := bytes.Repeat([]byte{0xC3}, varsSize)
+	for _, vp := range []struct {
+		name string
+		p    *policy.Policy
+	}{
+		{"none", &policy.Policy{Layout: 1, Signers: polMain.Signers}},
+		{"allow", &policy.Policy{Layout: 1, Signers: polMain.Signers, VarsMode: policy.VarsAllow,
+			AllowedVars: [][48]byte{sha512.Sum384(varsOK)}}},
+	} {
+		enc, err := vp.p.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pv := pol{"vars-" + vp.name, h.write("pol-vars-"+vp.name+".bin", enc), region(enc)}
+		for _, v := range []struct {
+			name string
+			b    []byte
+			ok   bool
+		}{{"ok", varsOK, true}, {"other", varsOther, true}, {"short", varsOK[:varsSize-1], true}, {"absent", nil, false}} {
+			addc(fmt.Sprintf("vars-%s-%s", vp.name, v.name), pv, good, true, base.path, base.b, true, v.b, v.ok)
+		}
+	}
 
 	// run
 	mcache := map[string]string{}

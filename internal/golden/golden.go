@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"sort"
@@ -82,6 +83,8 @@ type PolicyCase struct {
 	Signers        []SignerCase `json:"signers,omitempty"`
 	DeniedDigests  []string     `json:"denied_digests,omitempty"`
 	DeniedVersions []uint64     `json:"denied_versions,omitempty"`
+	VarsMode       uint8        `json:"vars_mode"`
+	AllowedVars    []string     `json:"allowed_vars,omitempty"`
 }
 
 type ManifestCase struct {
@@ -181,7 +184,7 @@ func Generate() ([]File, error) {
 // LargeSize: generated files bigger than this (the BIOS-sized images, var stores and synthetic
 // shim images) are build output, not committed; testdata/golden/.gitignore lists them and
 // EnsureLarge writes them before a test reads them.
-const LargeSize = 64 << 10
+const LargeSize = 128 << 10
 
 // IsLarge says whether f is one of the generated, uncommitted files.
 func IsLarge(f File) bool { return len(f.Data) > LargeSize }
@@ -285,13 +288,14 @@ func (g *gen) run() error {
 		{"vars-zero.bin", "0x84000 zero bytes: a vars file of the right size", make([]byte, varsSize)},
 		{"vars-short.bin", "0x83FFF zero bytes: one byte short", make([]byte, varsSize-1)},
 		{"vars-empty.bin", "empty vars file", []byte{}},
+		{"vars-pattern.bin", "0x84000 bytes of 0x5A: a vars file of the right size that no golden policy allows", bytes.Repeat([]byte{0x5A}, varsSize)},
 	}
 	for _, im := range images {
 		g.add("bios/"+im.name, im.data)
 		d := sha512.Sum384(im.data)
 		g.cases.Images = append(g.cases.Images, ImageCase{"bios/" + im.name, len(im.data), hx(d[:]), im.what})
 	}
-	if err := g.policies(sha512.Sum384(pattern)); err != nil {
+	if err := g.policies(sha512.Sum384(pattern), sha512.Sum384(make([]byte, varsSize))); err != nil {
 		return err
 	}
 	if err := g.manifests(zero, pattern); err != nil {
@@ -318,7 +322,10 @@ func (g *gen) policyValid(name, what string, p *policy.Policy) ([]byte, error) {
 	d := sha512.Sum384(b)
 	pc := PolicyCase{File: "policy/" + name, Valid: true, What: what, ExpectBlock: "OK", ExpectRegion: "OK",
 		TotalSize: len(b), Digest: hx(d[:]), LayoutID: p.Layout, SecretMode: p.SecretMode,
-		TPMMode: p.TPMMode, TPMPCR: p.TPMPCR, DeniedVersions: p.DeniedVersions}
+		TPMMode: p.TPMMode, TPMPCR: p.TPMPCR, DeniedVersions: p.DeniedVersions, VarsMode: p.VarsMode}
+	for _, av := range p.AllowedVars {
+		pc.AllowedVars = append(pc.AllowedVars, hx(av[:]))
+	}
 	for _, s := range p.Signers {
 		id := s.KeyID()
 		pc.Signers = append(pc.Signers, SignerCase{g.keyName(id), hx(id[:]), s.MinVersion})
@@ -353,22 +360,35 @@ func (g *gen) policyInvalid(name, what string, b []byte) error {
 	return nil
 }
 
-func (g *gen) policies(patternDigest [48]byte) error {
+func (g *gen) policies(patternDigest, varsZeroDigest [48]byte) error {
 	a, b, c := g.key("signer-a"), g.key("signer-b"), g.key("signer-c")
-	one := &policy.Policy{Layout: 1, Signers: []policy.Signer{signer(a, 0)}}
-	oneB, err := g.policyValid("one-signer.bin", "signer-a (floor 0); secret optional; TPM off", one)
+	one := &policy.Policy{Layout: 1, Signers: []policy.Signer{signer(a, 0)}, VarsMode: policy.VarsAny}
+	oneB, err := g.policyValid("one-signer.bin", "signer-a (floor 0); secret optional; TPM off; vars any", one)
 	if err != nil {
 		return err
 	}
 	three := &policy.Policy{Layout: 1, SecretMode: policy.SecretRequire, TPMMode: policy.TPMIfPresent, TPMPCR: 15,
 		Signers:        []policy.Signer{signer(a, 5), signer(b, 3), signer(c, 10)},
 		DeniedDigests:  [][48]byte{fakeDigest("1"), patternDigest, fakeDigest("2")},
-		DeniedVersions: []uint64{7, 9}}
-	threeB, err := g.policyValid("three-signers.bin", "signer-a floor 5, signer-b floor 3, signer-c floor 10; denies image-pattern's digest and versions 7, 9; secret require; TPM if-present PCR 15", three)
+		DeniedVersions: []uint64{7, 9},
+		VarsMode:       policy.VarsAllow, AllowedVars: [][48]byte{varsZeroDigest}}
+	threeB, err := g.policyValid("three-signers.bin", "signer-a floor 5, signer-b floor 3, signer-c floor 10; denies image-pattern's digest and versions 7, 9; secret require; TPM if-present PCR 15; vars allow: only bios/vars-zero.bin", three)
 	if err != nil {
 		return err
 	}
-	max := &policy.Policy{Layout: 1, SecretMode: policy.SecretRequire, TPMMode: policy.TPMRequired, TPMPCR: 23}
+	none := &policy.Policy{Layout: 1, Signers: []policy.Signer{signer(a, 0)}}
+	if _, err := g.policyValid("vars-none.bin", "signer-a (floor 0); vars none (the zero value): any vars file is refused", none); err != nil {
+		return err
+	}
+	max := &policy.Policy{Layout: 1, SecretMode: policy.SecretRequire, TPMMode: policy.TPMRequired, TPMPCR: 23,
+		VarsMode: policy.VarsAllow}
+	for i := 0; i < policy.MaxAllowedVars; i++ {
+		d := fakeDigest(fmt.Sprint("vars", i))
+		if i == policy.MaxAllowedVars-1 {
+			d = varsZeroDigest
+		}
+		max.AllowedVars = append(max.AllowedVars, d)
+	}
 	for i := 0; i < policy.MaxSigners; i++ {
 		var k *ecdsa.PrivateKey
 		switch i {
@@ -389,7 +409,8 @@ func (g *gen) policies(patternDigest [48]byte) error {
 	for i := 0; i < policy.MaxDeniedVersion; i++ {
 		max.DeniedVersions = append(max.DeniedVersions, 1000+uint64(i))
 	}
-	if _, err := g.policyValid("max.bin", "16 signers (a floor 0, b floor 1, c floor 2, derived keys max-03..15), 64 denied digests, 64 denied versions 1000..1063; TPM required PCR 23", max); err != nil {
+	maxB, err := g.policyValid("max.bin", "16 signers (a floor 0, b floor 1, c floor 2, derived keys max-03..15), 64 denied digests, 64 denied versions 1000..1063, 16 allowed var stores (the last is bios/vars-zero.bin); TPM required PCR 23", max)
+	if err != nil {
 		return err
 	}
 	// The region form of one-signer (valid as a region only).
@@ -398,7 +419,8 @@ func (g *gen) policies(patternDigest [48]byte) error {
 	g.add("policy/region-one-signer.bin", region)
 	g.cases.Policies = append(g.cases.Policies, PolicyCase{File: "policy/region-one-signer.bin", Valid: true,
 		What: "one-signer.bin at the start of a zeroed 16 KiB region (decode with DecodeRegion)", ExpectBlock: "E010", ExpectRegion: "OK",
-		TotalSize: len(oneB), LayoutID: 1, Signers: g.cases.Policies[0].Signers, Digest: g.cases.Policies[0].Digest})
+		TotalSize: len(oneB), LayoutID: 1, Signers: g.cases.Policies[0].Signers, Digest: g.cases.Policies[0].Digest,
+		VarsMode: policy.VarsAny})
 
 	// ---- invalid policies: one mutation each
 	le := binary.LittleEndian
@@ -428,9 +450,21 @@ func (g *gen) policies(patternDigest [48]byte) error {
 		copy(x[o+8:o+16], x[o:o+8])
 		return x
 	})
+	maxAllowed := 64 + 16*160 + 64*48 + 64*8
 	invalid := []inv{
 		{"bad-magic.bin", "magic SEVSHPOX", mut(oneB, func(x []byte) []byte { x[7] = 'X'; return x })},
-		{"bad-version.bin", "format_version 2", mut(oneB, func(x []byte) []byte { le.PutUint16(x[8:], 2); return x })},
+		{"bad-version.bin", "format_version 3", mut(oneB, func(x []byte) []byte { le.PutUint16(x[8:], 3); return x })},
+		{"version-1.bin", "format_version 1 (before the var-store fields): refused, never read as vars any", mut(oneB, func(x []byte) []byte { le.PutUint16(x[8:], 1); return x })},
+		{"vars-mode-3.bin", "vars_mode 3", mut(oneB, func(x []byte) []byte { x[0x1E] = 3; return x })},
+		{"vars-allow-empty.bin", "vars_mode allow with no allowed digest", mut(oneB, func(x []byte) []byte { x[0x1E] = 1; return x })},
+		{"vars-any-with-list.bin", "three-signers with vars_mode any but one allowed digest", mut(threeB, func(x []byte) []byte { x[0x1E] = 2; return x })},
+		{"vars-none-with-list.bin", "three-signers with vars_mode none but one allowed digest", mut(threeB, func(x []byte) []byte { x[0x1E] = 0; return x })},
+		{"allowed-vars-count-17.bin", "allowed_vars_count 17 (above the maximum of 16)", mut(maxB, func(x []byte) []byte { le.PutUint16(x[0x20:], 17); return x })},
+		{"duplicate-allowed-vars.bin", "max with allowed_vars[1] = allowed_vars[0]", mut(maxB, func(x []byte) []byte {
+			copy(x[maxAllowed+48:maxAllowed+96], x[maxAllowed:maxAllowed+48])
+			return x
+		})},
+		{"reserved-0x1f.bin", "reserved byte 0x1f (after vars_mode) = 1", mut(oneB, func(x []byte) []byte { x[0x1F] = 1; return x })},
 		{"bad-header-size.bin", "header_size 65", mut(oneB, func(x []byte) []byte { le.PutUint16(x[0xA:], 65); return x })},
 		{"bad-total-size.bin", "total_size one more than the counts give", mut(oneB, func(x []byte) []byte { le.PutUint32(x[0xC:], uint32(len(x)+1)); return x })},
 		{"layout-zero.bin", "layout_id 0", mut(oneB, func(x []byte) []byte { le.PutUint32(x[0x10:], 0); return x })},
@@ -598,6 +632,11 @@ func (g *gen) manifests(zero, pattern []byte) error {
 		{"digest-bitflip.bin", "bit 0 of image_digest byte 0 flipped (signature no longer matches)", mut(func(x []byte) []byte { x[0x20] ^= 1; return x })},
 		{"version-changed.bin", "bios_version changed to 6 without re-signing", mut(func(x []byte) []byte { le.PutUint64(x[0x18:], 6); return x })},
 		{"signature-zero.bin", "r = s = 0", mut(func(x []byte) []byte { clear(x[0x100:]); return x })},
+		{"signature-high-s.bin", "s replaced by n - s: still a mathematically valid ECDSA signature, but not low-s (E027)", mut(func(x []byte) []byte {
+			sv := new(big.Int).SetBytes(x[0x130:0x160])
+			new(big.Int).Sub(n, sv).FillBytes(x[0x130:0x160])
+			return x
+		})},
 		{"signature-s-is-n.bin", "s replaced by the group order n", mut(func(x []byte) []byte { n.FillBytes(x[0x130:0x160]); return x })},
 		{"signature-r-is-n.bin", "r replaced by the group order n", mut(func(x []byte) []byte { n.FillBytes(x[0x100:0x130]); return x })},
 		{"signature-swapped.bin", "r and s swapped", mut(func(x []byte) []byte {
@@ -666,6 +705,17 @@ func (g *gen) checks() error {
 	add("vars-short", P1, M("a-v5-zero.bin"), Z, "bios/vars-short.bin")
 	add("vars-empty", P1, M("a-v5-zero.bin"), Z, "bios/vars-empty.bin")
 	add("vars-is-bios", P1, M("a-v5-zero.bin"), Z, Z)
+	VN := "policy/vars-none.bin"
+	add("vars-none-without-vars", VN, M("a-v5-zero.bin"), Z, "")
+	add("vars-none-with-vars", VN, M("a-v5-zero.bin"), Z, "bios/vars-zero.bin")
+	add("vars-none-with-short-vars", VN, M("a-v5-zero.bin"), Z, "bios/vars-short.bin")
+	add("vars-none-bad-bios-wins", VN, M("a-v5-zero.bin"), PAT, "bios/vars-zero.bin")
+	add("vars-allow-listed", P3, M("a-v5-zero.bin"), Z, "bios/vars-zero.bin")
+	add("vars-allow-unlisted", P3, M("a-v5-zero.bin"), Z, "bios/vars-pattern.bin")
+	add("vars-allow-short", P3, M("a-v5-zero.bin"), Z, "bios/vars-short.bin")
+	add("vars-allow-listed-max", PM, M("a-v5-zero.bin"), Z, "bios/vars-zero.bin")
+	add("vars-allow-unlisted-max", PM, M("a-v5-zero.bin"), Z, "bios/vars-pattern.bin")
+	add("vars-any-pattern", P1, M("a-v5-zero.bin"), Z, "bios/vars-pattern.bin")
 	add("policy-invalid", "policy/bad-magic.bin", M("a-v5-zero.bin"), Z, "")
 	add("policy-invalid-region", "policy/region-trailing-nonzero.bin", M("a-v5-zero.bin"), Z, "")
 	add("manifest-missing", P1, "", Z, "")

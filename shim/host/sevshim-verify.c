@@ -124,17 +124,19 @@ int main(int argc, char **argv)
         in.bios_size = len;
         in.bios = len == SEVSHIM_OVMF_4M_CODE_SIZE ? b : NULL;
     }
+    uint8_t *v = NULL;
     if (argc == 5 && strcmp(argv[4], "-") != 0) {
-        uint8_t *v = slurp(argv[4], &len);
+        v = slurp(argv[4], &len);
         in.vars_present = 1;
         in.vars_size = len;
-        free(v);
+        in.vars = len == SEVSHIM_OVMF_4M_VARS_SIZE ? v : NULL;
     }
 
     struct sevshim_result r;
     enum sevshim_error e = sevshim_verify(&in, &r);
     free(m);
     free(b);
+    free(v);
     if (e != SEVSHIM_OK) {
         printf("E%03d %s\n", (int)e, sevshim_error_name(e));
         return 1;

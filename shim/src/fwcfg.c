@@ -4,6 +4,7 @@
 #include <string.h>
 #include "sevshim/fwcfg.h"
 #include "sevshim/io.h"
+#include "sevshim/layout.h"
 
 #define FW_CFG_PORT_SEL   0x510
 #define FW_CFG_PORT_DATA  0x511
@@ -90,29 +91,37 @@ void fwcfg_lookup(struct fwcfg_file *files, unsigned n)
     }
 }
 
-struct fwcfg_dma {
-    uint32_t control;
-    uint32_t length;
-    uint64_t address;
-} __attribute__((packed, aligned(16)));
+/* FWCfgDmaAccess (QEMU docs/specs/fw_cfg.rst, "DMA interface"): big-endian control, length,
+ * address. Under SEV the device can only reach shared (unencrypted) memory, so the descriptor
+ * and every data transfer live in the bounce page SHIM_RAM_BOUNCE (docs/shim.md, RAM map): the
+ * host can rewrite that page at any time, so the shim reads the control word once per poll
+ * and copies each transferred chunk exactly once into private memory; nothing is ever read
+ * from the bounce page again. */
+#define DMA_DESC     ((volatile uint32_t *)(uintptr_t)SHIM_RAM_BOUNCE)
+#define DMA_DATA     ((const volatile uint8_t *)(uintptr_t)(SHIM_RAM_BOUNCE + 0x1000u))
+#define DMA_CHUNK    (SHIM_RAM_BOUNCE_SIZE - 0x1000u)
+#define DMA_POLL_MAX 100000000u
 
-static struct fwcfg_dma dma_desc;
-
-static enum sevshim_error dma_read(uint16_t sel, void *buf, uint32_t len)
+/* One transfer of len bytes into the bounce data area. first: select the item (offset 0);
+ * later transfers continue at the item's current offset. */
+static enum sevshim_error dma_chunk(uint16_t sel, int first, uint32_t len)
 {
-    uint64_t addr = (uint64_t)(uintptr_t)buf;
-    uint64_t daddr = (uint64_t)(uintptr_t)&dma_desc;
-    volatile uint32_t *ctl = &dma_desc.control;
+    uint64_t addr = (uint64_t)(uintptr_t)DMA_DATA;
+    uint64_t daddr = (uint64_t)(uintptr_t)DMA_DESC;
+    uint32_t ctl = FW_CFG_DMA_READ;
+    if (first)
+        ctl |= ((uint32_t)sel << 16) | FW_CFG_DMA_SELECT;
 
-    dma_desc.control = bswap32(((uint32_t)sel << 16) | FW_CFG_DMA_SELECT | FW_CFG_DMA_READ);
-    dma_desc.length = bswap32(len);
-    dma_desc.address = __builtin_bswap64(addr);
+    DMA_DESC[0] = bswap32(ctl);
+    DMA_DESC[1] = bswap32(len);
+    DMA_DESC[2] = bswap32((uint32_t)(addr >> 32));   /* u64 big-endian: high word first */
+    DMA_DESC[3] = bswap32((uint32_t)addr);
     barrier();
     outl(FW_CFG_PORT_DMA_HI, bswap32((uint32_t)(daddr >> 32)));
     outl(FW_CFG_PORT_DMA_LO, bswap32((uint32_t)daddr));   /* starts the transfer */
     /* QEMU completes synchronously; the bound only guards against a broken host */
-    for (uint32_t i = 0; i < 100000000u; i++) {
-        uint32_t c = bswap32(*ctl);
+    for (uint32_t i = 0; i < DMA_POLL_MAX; i++) {
+        uint32_t c = bswap32(DMA_DESC[0]);   /* one read: the host may change it meanwhile */
         if (c & FW_CFG_DMA_ERROR)
             return SEVSHIM_E2;
         if (c == 0) {
@@ -123,6 +132,21 @@ static enum sevshim_error dma_read(uint16_t sel, void *buf, uint32_t len)
     return SEVSHIM_E2;
 }
 
+static enum sevshim_error dma_read(uint16_t sel, uint8_t *dst, uint32_t len)
+{
+    for (uint32_t off = 0; off < len;) {
+        uint32_t n = len - off < DMA_CHUNK ? len - off : DMA_CHUNK;
+        enum sevshim_error e = dma_chunk(sel, off == 0, n);
+        if (e != SEVSHIM_OK)
+            return e;
+        /* the only read of these bounce bytes */
+        memcpy(dst + off, (const void *)(uintptr_t)DMA_DATA, n);
+        off += n;
+    }
+    barrier();
+    return SEVSHIM_OK;
+}
+
 enum sevshim_error fwcfg_read(const struct fwcfg_file *f, void *buf, uint32_t len)
 {
     if (!f->present || len != f->size)
@@ -131,6 +155,7 @@ enum sevshim_error fwcfg_read(const struct fwcfg_file *f, void *buf, uint32_t le
         return SEVSHIM_OK;
     if (have_dma)
         return dma_read(f->select, buf, len);
+    /* PIO moves bytes through the CPU: straight into private memory */
     pio_select(f->select);
     pio_read(buf, len);
     return SEVSHIM_OK;

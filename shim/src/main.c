@@ -77,6 +77,7 @@ void shim_main(void)
     }
     if (f[2].present && f[2].size == SEVSHIM_OVMF_4M_VARS_SIZE) {
         must(fwcfg_read(&f[2], VARS_BUF, SEVSHIM_OVMF_4M_VARS_SIZE));
+        in.vars = VARS_BUF;
         loaded_vars = f[2].size;
     }
     con_str("SEVSHIM LOADED bios=");
@@ -127,7 +128,7 @@ void shim_main(void)
 
     /* 12. flash: probe both devices before the first erase */
     const struct sevshim_layout *l = result.layout;
-    int do_vars = loaded_vars != 0;
+    int do_vars = result.vars_present;   /* verified (and allowed) in step 9 */
     must(pflash_probe(l->code_base, l->code_size));
     if (do_vars)
         must(pflash_probe(l->vars_base, l->vars_size));
@@ -138,6 +139,12 @@ void shim_main(void)
     must(pflash_verify(l->code_base, BIOS_BUF, l->code_size));
     if (do_vars)
         must(pflash_verify(l->vars_base, VARS_BUF, l->vars_size));
+    /* What the flash holds now must be what was verified: the signed image digest (from the
+     * private manifest copy) and the var-store digest taken at verification. This does not
+     * trust BIOS_BUF/VARS_BUF to be unchanged since then (docs/shim.md, "Verify once"). */
+    must(pflash_check_digest(l->code_base, l->code_size, manifest_buf + SEVSHIM_MANIFEST_OFF_DIGEST));
+    if (do_vars)
+        must(pflash_check_digest(l->vars_base, l->vars_size, result.vars_digest));
     con_str("SEVSHIM FLASHED code=");
     con_dec(code_blocks);
     con_str(" vars=");

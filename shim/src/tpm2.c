@@ -26,6 +26,11 @@ void sevshim_tpm_event(const struct sevshim_result *r, uint8_t out[SEVSHIM_TPM_E
     memcpy(out + SEVSHIM_TPM_EVENT_OFF_KEY_ID, r->key_id, SEVSHIM_SHA384_SIZE);
     memcpy(out + SEVSHIM_TPM_EVENT_OFF_DIGEST, r->image_digest, SEVSHIM_SHA384_SIZE);
     memcpy(out + SEVSHIM_TPM_EVENT_OFF_POLICY, r->policy_digest, SEVSHIM_SHA384_SIZE);
+    /* "no var store" is explicit: flag clear and an all-zero digest (docs/formats.md section 7) */
+    if (r->vars_present) {
+        le32w(out + SEVSHIM_TPM_EVENT_OFF_FLAGS, SEVSHIM_TPM_EVENT_FLAG_VARS);
+        memcpy(out + SEVSHIM_TPM_EVENT_OFF_VARS, r->vars_digest, SEVSHIM_SHA384_SIZE);
+    }
 }
 
 void tpm2_startup_cmd(uint8_t out[TPM2_STARTUP_CMD_SIZE])

@@ -56,6 +56,24 @@ static void sha384(const uint8_t *p, size_t n, uint8_t out[SEVSHIM_SHA384_SIZE])
     br_sha384_out(&c, out);
 }
 
+/* floor(n / 2) for the P-384 group order n (FIPS 186-4 D.1.2.4 / SEC 2 2.5.1), big-endian. */
+static const uint8_t p384_half_n[48] = {
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xe3, 0xb1, 0xa6, 0xc0, 0xfa, 0x1b, 0x96, 0xef, 0xac, 0x0d, 0x06, 0xd9,
+    0x24, 0x58, 0x53, 0xbd, 0x76, 0x76, 0x0c, 0xb5, 0x66, 0x62, 0x94, 0xb9,
+};
+
+/* 1 if the big-endian 48-byte s is above floor(n/2). (r, s) and (r, n - s) both verify, so
+ * only the low-s form is accepted: one signature per manifest (docs/formats.md section 3). */
+static int s_is_high(const uint8_t *s)
+{
+    for (unsigned i = 0; i < sizeof(p384_half_n); i++)
+        if (s[i] != p384_half_n[i])
+            return s[i] > p384_half_n[i];
+    return 0;
+}
+
 /* The public key must be a point on P-384: BearSSL's point decoder (inside mul) checks the
  * curve equation and the coordinate range; multiplying by 1 leaves a valid point unchanged. */
 static int point_on_curve(const uint8_t *q)
@@ -85,19 +103,25 @@ enum sevshim_error sevshim_policy_parse(const uint8_t *r, size_t len, struct sev
     uint16_t ns = le16(r + SEVSHIM_POLICY_OFF_NSIGNERS);
     uint16_t nd = le16(r + SEVSHIM_POLICY_OFF_NDIGESTS);
     uint16_t nv = le16(r + SEVSHIM_POLICY_OFF_NVERSIONS);
+    uint8_t vars_mode = r[SEVSHIM_POLICY_OFF_VARS_MODE];
+    uint16_t na = le16(r + SEVSHIM_POLICY_OFF_NALLOWED_VARS);
 
     if (ns < 1 || ns > SEVSHIM_MAX_SIGNERS || nd > SEVSHIM_MAX_DENIED_DIGESTS ||
-        nv > SEVSHIM_MAX_DENIED_VERSIONS)
+        nv > SEVSHIM_MAX_DENIED_VERSIONS || na > SEVSHIM_MAX_ALLOWED_VARS)
         return SEVSHIM_E10;
     /* counts are bounded above, so this cannot overflow */
     uint32_t want = SEVSHIM_POLICY_HEADER_SIZE + SEVSHIM_SIGNER_SIZE * (uint32_t)ns +
-                    SEVSHIM_DENIED_DIGEST_SIZE * (uint32_t)nd + SEVSHIM_DENIED_VERSION_SIZE * (uint32_t)nv;
+                    SEVSHIM_DENIED_DIGEST_SIZE * (uint32_t)nd + SEVSHIM_DENIED_VERSION_SIZE * (uint32_t)nv +
+                    SEVSHIM_ALLOWED_VARS_SIZE * (uint32_t)na;
     if (total != want || total > len)
         return SEVSHIM_E10;
     if (!all_zero(r + total, len - total))
         return SEVSHIM_E10;
-    if (r[SEVSHIM_POLICY_OFF_RESERVED0] != 0 ||
+    if (r[SEVSHIM_POLICY_OFF_RESERVED0] != 0 || r[SEVSHIM_POLICY_OFF_RESERVED2] != 0 ||
         !all_zero(r + SEVSHIM_POLICY_OFF_RESERVED1, SEVSHIM_POLICY_RESERVED1_LEN))
+        return SEVSHIM_E10;
+    /* a list only with allow, and allow only with a list (an empty allow-list is "none") */
+    if (vars_mode > SEVSHIM_VARS_ANY || (vars_mode == SEVSHIM_VARS_ALLOW) != (na != 0))
         return SEVSHIM_E10;
     const struct sevshim_layout *layout = sevshim_layout_find(layout_id);
     if (layout == NULL)
@@ -138,6 +162,12 @@ enum sevshim_error sevshim_policy_parse(const uint8_t *r, size_t len, struct sev
         for (unsigned j = 0; j < i; j++)
             if (le64(vs + (size_t)i * 8) == le64(vs + (size_t)j * 8))
                 return SEVSHIM_E10;
+    const uint8_t *av = vs + (size_t)nv * SEVSHIM_DENIED_VERSION_SIZE;
+    for (unsigned i = 0; i < na; i++)
+        for (unsigned j = 0; j < i; j++)
+            if (memcmp(av + (size_t)i * SEVSHIM_ALLOWED_VARS_SIZE,
+                       av + (size_t)j * SEVSHIM_ALLOWED_VARS_SIZE, SEVSHIM_ALLOWED_VARS_SIZE) == 0)
+                return SEVSHIM_E10;
 
     out->block = r;
     out->total_size = total;
@@ -148,9 +178,12 @@ enum sevshim_error sevshim_policy_parse(const uint8_t *r, size_t len, struct sev
     out->nsigners = ns;
     out->ndigests = nd;
     out->nversions = nv;
+    out->vars_mode = vars_mode;
+    out->nallowed_vars = na;
     out->signers = signers;
     out->digests = signers + (size_t)ns * SEVSHIM_SIGNER_SIZE;
     out->versions = out->digests + (size_t)nd * SEVSHIM_DENIED_DIGEST_SIZE;
+    out->allowed_vars = av;
     return SEVSHIM_OK;
 }
 
@@ -226,6 +259,8 @@ enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim
         br_ec_public_key pk;
         memcpy(q, signer + SEVSHIM_SIGNER_OFF_PUBKEY, sizeof(q));
         memcpy(sig, m + SEVSHIM_MANIFEST_OFF_SIGNATURE, sizeof(sig));
+        if (s_is_high(sig + SEVSHIM_P384_SIG_SIZE / 2))
+            return SEVSHIM_E27;
         pk.curve = BR_EC_secp384r1;
         pk.q = q;
         pk.qlen = sizeof(q);
@@ -269,9 +304,26 @@ enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim
         if (le64(pol.versions + (size_t)i * SEVSHIM_DENIED_VERSION_SIZE) == version)
             return SEVSHIM_E36;
 
-    /* 9. vars */
-    if (in->vars_present && in->vars_size != pol.layout->vars_size)
-        return SEVSHIM_E40;
+    /* 9. vars: the var store is host data the accepted BIOS trusts (Secure Boot keys, boot
+     * order), so the owner's policy decides whether one may be programmed at all */
+    if (in->vars_present) {
+        if (pol.vars_mode == SEVSHIM_VARS_NONE)
+            return SEVSHIM_E41;
+        if (in->vars_size != pol.layout->vars_size)
+            return SEVSHIM_E40;
+        if (in->vars == NULL)
+            return SEVSHIM_E91;  /* caller bug: the size fits but nothing was read */
+        sha384(in->vars, (size_t)pol.layout->vars_size, out->vars_digest);
+        if (pol.vars_mode == SEVSHIM_VARS_ALLOW) {
+            int listed = 0;
+            for (unsigned i = 0; i < pol.nallowed_vars; i++)
+                listed |= memcmp(pol.allowed_vars + (size_t)i * SEVSHIM_ALLOWED_VARS_SIZE,
+                                 out->vars_digest, SEVSHIM_SHA384_SIZE) == 0;
+            if (!listed)
+                return SEVSHIM_E42;
+        }
+        out->vars_present = 1;
+    }
 
     out->bios_version = version;
     memcpy(out->key_id, m + SEVSHIM_MANIFEST_OFF_KEY_ID, SEVSHIM_SHA384_SIZE);

@@ -19,17 +19,9 @@
  * Input: 3 flag bytes (struct fz_flags), then the fields in the order fz_*() reads them; an
  * exhausted input reads as zeros, so an empty tail is the valid, accepted case.
  *
- * Extending it (one place each):
- *   - vars handed to sevshim_verify as bytes: set the new .vars field in LLVMFuzzerTestOneInput() next to
- *     .vars_size (the buffer `vars` is already filled from the input) and add its checks to
- *     expect();
- *   - a new policy header field (e.g. a var-store mode): read it in build_policy() where
- *     secret_mode/tpm_mode are set, and add its rule to policy_valid();
- *   - a new policy section (e.g. an allow-list after the denied versions): read the count and
- *     entries in build_policy() after the versions, add them to the total_size sum there, and
- *     the rule to expect() between E034 and E040;
- *   - a low-s rule (signatures with s > n/2 refused): flags.c & F_HIGH_S already produces the
- *     high-s twin of the valid signature; make expect() return that code for it.
+ * Policy v2's var-store rule (mode, allow-list) is read from the END of the input
+ * (build_vars_rule), so the other fields keep their meaning; the model (expect()) has the
+ * low-s rule (E027) and the var-store rules (E041, E040, E042) in the shim's order.
  * Throughput: `make fuzz` prints execs/s (70..90/s measured on a shared 2-core machine). The
  * layout fixes the BIOS at 3.5 MiB, and sevshim_verify hashes all of it on every run; the
  * harness only hashes the fuzzed 64 KiB window (the zero prefix's SHA-384 state is computed
@@ -208,14 +200,26 @@ struct built {
     uint8_t digest[48];              /* SHA-384 of the BIOS as handed to the shim */
     uint64_t man_size, bios_size, vars_size;
     int man_present, bios_present, vars_present;
+    /* var-store rule (policy v2): read last from the input, patched into the region */
+    uint8_t vars_mode;
+    unsigned na;                     /* allowed var-store digests */
+    const uint8_t *allowed;
+    uint8_t vars_digest[48];         /* SHA-384 of the var store as handed to the shim */
 };
 
 static int policy_valid(const struct built *b)
 {
     const uint8_t *r = b->region;
-    if (r[SEVSHIM_POLICY_OFF_RESERVED0] != 0 ||
+    if (r[SEVSHIM_POLICY_OFF_RESERVED0] != 0 || r[SEVSHIM_POLICY_OFF_RESERVED2] != 0 ||
         !all_zero(r + SEVSHIM_POLICY_OFF_RESERVED1, SEVSHIM_POLICY_RESERVED1_LEN))
         return 0;
+    /* var-store mode: none, allow (with a non-empty list, no duplicates) or any */
+    if (b->vars_mode > SEVSHIM_VARS_ANY || (b->vars_mode == SEVSHIM_VARS_ALLOW) != (b->na != 0))
+        return 0;
+    for (unsigned i = 0; i < b->na; i++)
+        for (unsigned j = 0; j < i; j++)
+            if (memcmp(b->allowed + 48 * i, b->allowed + 48 * j, 48) == 0)
+                return 0;
     uint32_t layout = (uint32_t)get64(r + SEVSHIM_POLICY_OFF_LAYOUT) & 0xffffffffu;
     if (layout != SEVSHIM_LAYOUT_OVMF_4M)
         return 0;
@@ -272,6 +276,7 @@ static void build_policy(struct fz *f, struct built *b)
     if (b->fl.b & F_POL_RESERVED) {
         r[SEVSHIM_POLICY_OFF_RESERVED0] = fz_u8(f);
         fz_bytes(f, r + SEVSHIM_POLICY_OFF_RESERVED1, SEVSHIM_POLICY_RESERVED1_LEN);
+        r[SEVSHIM_POLICY_OFF_RESERVED2] = r[SEVSHIM_POLICY_OFF_RESERVED1];
     }
 
     /* signers: key k at slot k, rotated so the input picks which slot signs */
@@ -364,6 +369,36 @@ static void build_manifest(struct fz *f, struct built *b)
         fz_bytes(f, m + SEVSHIM_MANIFEST_OFF_SIGNATURE, SEVSHIM_P384_SIG_SIZE);
 }
 
+/* The var-store rule of policy v2 (docs/formats.md section 2), read from the END of the input so
+ * the inputs of the other fields keep their meaning: a mode byte (low 2 bits; 3 is invalid),
+ * then for allow a count byte and a choice byte (bit 0: the list names this var store). The
+ * list follows the denied versions; total_size and the whole region are patched here. */
+static void build_vars_rule(struct fz *f, struct built *b)
+{
+    uint8_t *r = b->region;
+    uint8_t m = fz_u8(f);
+    b->vars_mode = m & 3;
+    b->na = 0;
+    if (b->vars_mode == SEVSHIM_VARS_ALLOW || (m & 0x80)) {
+        uint8_t c = fz_u8(f), pick = fz_u8(f);
+        b->na = c % (SEVSHIM_MAX_ALLOWED_VARS + 1);
+        uint8_t *a = r + b->total;
+        b->allowed = a;
+        for (unsigned i = 0; i < b->na; i++) {
+            memset(a + 48 * i, 0, 48);
+            a[48 * i] = (uint8_t)(i + 1);     /* distinct, never a real digest */
+        }
+        if (b->na > 0 && (pick & 1))
+            memcpy(a + 48 * ((pick >> 1) % b->na), b->vars_digest, 48);
+        if (b->na >= 2 && (pick & 0x80))
+            memcpy(a + 48 * (b->na - 1), a, 48);   /* a duplicate: E010 */
+        b->total += 48 * b->na;
+    }
+    r[SEVSHIM_POLICY_OFF_VARS_MODE] = b->vars_mode;
+    put16(r + SEVSHIM_POLICY_OFF_NALLOWED_VARS, (uint16_t)b->na);
+    put32(r + SEVSHIM_POLICY_OFF_TOTAL_SIZE, b->total);
+}
+
 /* ---- the model: docs/formats.md section 6, steps 2..9, first failure wins ----------------- */
 static int verstr_valid(const uint8_t *v)
 {
@@ -402,6 +437,15 @@ static enum sevshim_error expect(const struct built *b)
     memcpy(hi, b->good_sig, sizeof(hi));
     negate_s(hi + 48);
     const uint8_t *sig = m + SEVSHIM_MANIFEST_OFF_SIGNATURE;
+    /* low-s only (E027 before the ECDSA check): s above floor(n/2) means n - s is below it */
+    uint8_t half[48];          /* floor(n / 2): n shifted right by one bit */
+    for (int i = 0, carry = 0; i < 48; i++) {
+        half[i] = (uint8_t)((p384_n[i] >> 1) | (carry << 7));
+        carry = p384_n[i] & 1;
+    }
+    if (memcmp(sig + 48, half, 48) > 0)
+        return SEVSHIM_E27;
+    /* the low one of (r, s) and (r, n - s) verifies (BearSSL may have produced either) */
     if ((unsigned)signer != b->signer ||
         (memcmp(sig, b->good_sig, sizeof(hi)) != 0 && memcmp(sig, hi, sizeof(hi)) != 0))
         return SEVSHIM_E24;
@@ -426,8 +470,19 @@ static enum sevshim_error expect(const struct built *b)
     for (unsigned i = 0; i < b->nv; i++)
         if (get64(b->versions + 8 * i) == ver)
             return SEVSHIM_E36;
-    if (b->vars_present && b->vars_size != VARS_SIZE)
-        return SEVSHIM_E40;
+    if (b->vars_present) {
+        if (b->vars_mode == SEVSHIM_VARS_NONE)
+            return SEVSHIM_E41;
+        if (b->vars_size != VARS_SIZE)
+            return SEVSHIM_E40;
+        if (b->vars_mode == SEVSHIM_VARS_ALLOW) {
+            int listed = 0;
+            for (unsigned i = 0; i < b->na; i++)
+                listed |= memcmp(b->allowed + 48 * i, b->vars_digest, 48) == 0;
+            if (!listed)
+                return SEVSHIM_E42;
+        }
+    }
     return SEVSHIM_OK;
 }
 
@@ -462,6 +517,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     b->bios_size = b->fl.a & F_BIOS_SIZE ? (b->fl.a & F_BIOS_LONG ? CODE_SIZE + 1 : CODE_SIZE - 1) : CODE_SIZE;
     b->vars_present = !!(b->fl.a & F_VARS);
     b->vars_size = b->fl.a & F_VARS_SIZE ? VARS_SIZE - 0x1000 : VARS_SIZE;
+    sha384(vars, VARS_SIZE, b->vars_digest);
+    build_vars_rule(&f, b);
+    b->policy_ok = policy_valid(b);
 
     /* each file in its own allocation, so ASan sees any read past its end */
     uint8_t *man = malloc(SEVSHIM_MANIFEST_SIZE);
@@ -473,6 +531,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .bios_present = b->bios_present, .bios_size = b->bios_size,
         .bios = b->bios_size == CODE_SIZE ? bios : NULL,
         .vars_present = b->vars_present, .vars_size = b->vars_size,
+        .vars = b->vars_size == VARS_SIZE ? vars : NULL,
     };
     struct sevshim_result res;
     enum sevshim_error e = sevshim_verify(&in, &res);
@@ -493,7 +552,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memcmp(res.version_string, b->manifest + SEVSHIM_MANIFEST_OFF_VERSTR, SEVSHIM_MANIFEST_VERSTR_LEN) != 0 ||
             res.secret_mode != b->region[SEVSHIM_POLICY_OFF_SECRET_MODE] ||
             res.tpm_mode != b->region[SEVSHIM_POLICY_OFF_TPM_MODE] ||
-            res.tpm_pcr != b->region[SEVSHIM_POLICY_OFF_TPM_PCR])
+            res.tpm_pcr != b->region[SEVSHIM_POLICY_OFF_TPM_PCR] ||
+            res.vars_present != (uint8_t)b->vars_present ||
+            (b->vars_present && memcmp(res.vars_digest, b->vars_digest, 48) != 0))
             abort();
     }
     free(man);

@@ -17,6 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static uint8_t region[SEVSHIM_POLICY_REGION_SIZE];
     static uint8_t *bios;
+    static uint8_t vars[SEVSHIM_OVMF_4M_VARS_SIZE];
     struct sevshim_result res;
     if (!bios)
         bios = calloc(1, SEVSHIM_OVMF_4M_CODE_SIZE);
@@ -48,6 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .vars_size = (flags & 0x10) ? SEVSHIM_OVMF_4M_VARS_SIZE : 0x1000,
     };
     in.bios = in.bios_size == SEVSHIM_OVMF_4M_CODE_SIZE ? bios : NULL;
+    in.vars = in.vars_size == SEVSHIM_OVMF_4M_VARS_SIZE ? vars : NULL;
     enum sevshim_error e = sevshim_verify(&in, &res);
     if (e != SEVSHIM_OK && sevshim_error_name(e) == NULL)
         abort();   /* every refusal must be a code from errors.h */

@@ -252,15 +252,31 @@ static void test_tpm2(void)
     memset(res.policy_digest, 0xCC, 48);
     uint8_t ev[SEVSHIM_TPM_EVENT_SIZE];
     sevshim_tpm_event(&res, ev);
-    CHECK(memcmp(ev, "SEVSHEV1", 8) == 0 && ev[8] == 1 && ev[9] == 0 && ev[12] == 0 && ev[0x10] == 8 &&
+    CHECK(memcmp(ev, "SEVSHEV2", 8) == 0 && ev[8] == 1 && ev[9] == 0 && ev[12] == 0 && ev[0x10] == 8 &&
           ev[0x17] == 1 && ev[0x18] == 0xAA && ev[0x47] == 0xAA && ev[0x48] == 0xBB && ev[0x77] == 0xBB &&
           ev[0x78] == 0xCC && ev[0xA7] == 0xCC, "event layout (formats.md section 7)");
+    {
+        uint8_t acc = 0;
+        for (unsigned i = 0x0C; i < 0x10; i++)
+            acc |= ev[i];
+        for (unsigned i = 0xA8; i < SEVSHIM_TPM_EVENT_SIZE; i++)
+            acc |= ev[i];
+        CHECK(acc == 0, "no var store: flags 0 and an all-zero vars digest");
+        struct sevshim_result rv = res;
+        uint8_t evv[SEVSHIM_TPM_EVENT_SIZE];
+        rv.vars_present = 1;
+        memset(rv.vars_digest, 0xDD, 48);
+        sevshim_tpm_event(&rv, evv);
+        CHECK(evv[0x0C] == 1 && evv[0x0D] == 0 && evv[0xA8] == 0xDD && evv[0xD7] == 0xDD &&
+              memcmp(evv, ev, 0x0C) == 0 && memcmp(evv + 0x10, ev + 0x10, 0x98) == 0,
+              "var store: flag bit 0 and its digest at 0xa8");
+    }
 
     uint8_t c[TPM2_PCR_EVENT_CMD_SIZE];
     tpm2_pcr_event_cmd(c, 15, ev);
-    static const uint8_t want_c[29] = {0x80, 0x02, 0, 0, 0, 197, 0, 0, 0x01, 0x3C, 0, 0, 0, 15,
-                                       0, 0, 0, 9, 0x40, 0, 0, 0x09, 0, 0, 0, 0, 0, 0, 168};
-    CHECK(TPM2_PCR_EVENT_CMD_SIZE == 197 && memcmp(c, want_c, 29) == 0 && memcmp(c + 29, ev, 168) == 0,
+    static const uint8_t want_c[29] = {0x80, 0x02, 0, 0, 0, 245, 0, 0, 0x01, 0x3C, 0, 0, 0, 15,
+                                       0, 0, 0, 9, 0x40, 0, 0, 0x09, 0, 0, 0, 0, 0, 0, 216};
+    CHECK(TPM2_PCR_EVENT_CMD_SIZE == 245 && memcmp(c, want_c, 29) == 0 && memcmp(c + 29, ev, 216) == 0,
           "PCR_Event command bytes");
 
     uint8_t r[10] = {0x80, 0x01, 0, 0, 0, 10, 0, 0, 0, 0};

@@ -55,6 +55,14 @@ static void sha384(const void *p, size_t n, uint8_t *out)
     br_sha384_out(&c, out);
 }
 
+static int all_zero48(const uint8_t *p)
+{
+    uint8_t acc = 0;
+    for (int i = 0; i < 48; i++)
+        acc |= p[i];
+    return acc == 0;
+}
+
 /* ---- policy builder ----------------------------------------------------------------------- */
 static const uint8_t *pubkeys[3];  /* [1], [2] */
 
@@ -65,17 +73,25 @@ struct pol {
     uint8_t digests[4][48];
     int nversions;
     uint64_t versions[4];
+    int vars;        /* TV_ANY (0, so older cases keep their meaning), TV_NONE, TV_ALLOW */
+    int nallowed;
+    uint8_t allowed[4][48];
+    int raw_vars_mode;  /* if non-zero: write vars_mode = raw_vars_mode - 1 as is */
 };
+enum { TV_ANY, TV_NONE, TV_ALLOW };
 
 static void build_policy(uint8_t *region, const struct pol *p)
 {
     int ns = 0;
     while (ns < 4 && p->signers[ns])
         ns++;
-    uint32_t total = 64 + 160 * ns + 48 * p->ndigests + 8 * p->nversions;
+    uint32_t total = 64 + 160 * ns + 48 * p->ndigests + 8 * p->nversions + 48 * p->nallowed;
     memset(region, 0, SEVSHIM_POLICY_REGION_SIZE);
     memcpy(region, "SEVSHPOL", 8);
-    put16(region + 8, 1);
+    put16(region + 8, SEVSHIM_POLICY_VERSION);
+    region[SEVSHIM_POLICY_OFF_VARS_MODE] = p->raw_vars_mode ? (uint8_t)(p->raw_vars_mode - 1) :
+        p->vars == TV_NONE ? SEVSHIM_VARS_NONE : p->vars == TV_ALLOW ? SEVSHIM_VARS_ALLOW : SEVSHIM_VARS_ANY;
+    put16(region + SEVSHIM_POLICY_OFF_NALLOWED_VARS, (uint16_t)p->nallowed);
     put16(region + 10, 64);
     put32(region + 12, total);
     put32(region + 16, 1);
@@ -92,6 +108,8 @@ static void build_policy(uint8_t *region, const struct pol *p)
         memcpy(s, p->digests[i], 48);
     for (int i = 0; i < p->nversions; i++, s += 8)
         put64(s, p->versions[i]);
+    for (int i = 0; i < p->nallowed; i++, s += 48)
+        memcpy(s, p->allowed[i], 48);
 }
 
 /* ---- one verification run ----------------------------------------------------------------- */
@@ -104,7 +122,9 @@ struct run {
     const uint8_t *manifest; int manifest_present; uint64_t manifest_size;
     int bios_present; uint64_t bios_size; const uint8_t *bios_data;
     int vars_present; uint64_t vars_size;
+    const uint8_t *vars_data;          /* NULL: an all-zero store */
 };
+static uint8_t zero_vars[SEVSHIM_OVMF_4M_VARS_SIZE];
 
 static enum sevshim_error run(const struct run *r)
 {
@@ -115,13 +135,14 @@ static enum sevshim_error run(const struct run *r)
         .bios_present = r->bios_present, .bios_size = r->bios_size,
         .bios = r->bios_size == SEVSHIM_OVMF_4M_CODE_SIZE ? r->bios_data : NULL,
         .vars_present = r->vars_present, .vars_size = r->vars_size,
+        .vars = r->vars_size == SEVSHIM_OVMF_4M_VARS_SIZE ? (r->vars_data ? r->vars_data : zero_vars) : NULL,
     };
     return sevshim_verify(&in, &res);
 }
 
 static struct run good_run(const uint8_t *m)
 {
-    struct run r = { m, 1, SEVSHIM_MANIFEST_SIZE, 1, SEVSHIM_OVMF_4M_CODE_SIZE, bios, 0, 0 };
+    struct run r = { m, 1, SEVSHIM_MANIFEST_SIZE, 1, SEVSHIM_OVMF_4M_CODE_SIZE, bios, 0, 0, NULL };
     return r;
 }
 
@@ -138,7 +159,7 @@ static void policy_mutation(const char *what, void (*mut)(uint8_t *), const uint
 }
 
 static void m_magic(uint8_t *r) { r[0] = 'X'; }
-static void m_version(uint8_t *r) { put16(r + 8, 2); }
+static void m_version(uint8_t *r) { put16(r + 8, 3); }
 static void m_hdrsize(uint8_t *r) { put16(r + 10, 65); }
 static void m_total(uint8_t *r) { put32(r + 12, 64 + 160 + 8); }
 static void m_trailing(uint8_t *r) { r[SEVSHIM_POLICY_REGION_SIZE - 1] = 1; }
@@ -309,6 +330,52 @@ static void crafted(const char *vec)
     r.bios_present = 0;
     EXPECT(SEVSHIM_E24, &r, "bad signature wins over missing BIOS");
 
+    /* E027: (r, n - s) verifies like (r, s) but is not low-s; checked after the signer
+     * lookup and before the ECDSA verification */
+    {
+        static const uint8_t n384[48] = {
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xc7, 0x63, 0x4d, 0x81, 0xf4, 0x37, 0x2d, 0xdf, 0x58, 0x1a, 0x0d, 0xb2,
+            0x48, 0xb0, 0xa7, 0x7a, 0xec, 0xec, 0x19, 0x6a, 0xcc, 0xc5, 0x29, 0x73,
+        };
+        p = (struct pol){ .signers = { 1 } };
+        build_policy(region, &p);
+        CHECK(good[0x130] < 0x80, "good.man is not low-s (regenerate shim/test/vectors)");
+        memcpy(m, good, SEVSHIM_MANIFEST_SIZE);
+        unsigned borrow = 0;   /* s := n - s, big-endian */
+        for (int i = 47; i >= 0; i--) {
+            unsigned d = (unsigned)n384[i] - m[0x130 + i] - borrow;
+            m[0x130 + i] = (uint8_t)d;
+            borrow = (d >> 8) & 1;
+        }
+        r = good_run(m);
+        EXPECT(SEVSHIM_E27, &r, "high-s twin of a valid signature");
+        r.bios_present = 0;
+        EXPECT(SEVSHIM_E27, &r, "high-s wins over missing BIOS");
+        p = (struct pol){ .signers = { 2 } };
+        build_policy(region, &p);
+        r = good_run(m);
+        EXPECT(SEVSHIM_E23, &r, "unknown signer is checked before high-s");
+        p = (struct pol){ .signers = { 1 } };
+        build_policy(region, &p);
+        /* the boundary: floor(n/2) is low (then not a valid signature), floor(n/2)+1 is high */
+        uint8_t half[48];
+        unsigned carry = 0;
+        for (int i = 0; i < 48; i++) {   /* half = n >> 1 */
+            half[i] = (uint8_t)((n384[i] >> 1) | (carry << 7));
+            carry = n384[i] & 1;
+        }
+        memcpy(m, good, SEVSHIM_MANIFEST_SIZE);
+        memcpy(m + 0x130, half, 48);
+        r = good_run(m);
+        EXPECT(SEVSHIM_E24, &r, "s = floor(n/2) is low-s");
+        for (int i = 47; i >= 0 && ++m[0x130 + i] == 0; i--)
+            ;
+        r = good_run(m);
+        EXPECT(SEVSHIM_E27, &r, "s = floor(n/2) + 1 is high-s");
+    }
+
     /* E025, E026 */
     p = (struct pol){ .signers = { 1 } };
     build_policy(region, &p);
@@ -380,6 +447,75 @@ static void crafted(const char *vec)
     EXPECT(SEVSHIM_E40, &r, "vars empty");
     r.vars_size = SEVSHIM_OVMF_4M_VARS_SIZE - 0x1000;
     EXPECT(SEVSHIM_E40, &r, "vars short");
+
+    /* E041, E042: the var-store mode */
+    {
+        static uint8_t pat_vars[SEVSHIM_OVMF_4M_VARS_SIZE];
+        uint8_t zero_digest[48];
+        memset(pat_vars, 0x5A, sizeof(pat_vars));
+        sha384(zero_vars, sizeof(zero_vars), zero_digest);
+        p = (struct pol){ .signers = { 1 }, .vars = TV_NONE };
+        build_policy(region, &p);
+        r = good_run(good);
+        EXPECT(SEVSHIM_OK, &r, "vars none, no vars file");
+        CHECK(res.vars_present == 0 && all_zero48(res.vars_digest), "no vars: flag clear, digest zero");
+        r.vars_present = 1; r.vars_size = SEVSHIM_OVMF_4M_VARS_SIZE;
+        EXPECT(SEVSHIM_E41, &r, "vars none, vars file");
+        r.vars_size = 7;
+        EXPECT(SEVSHIM_E41, &r, "vars none is checked before the size");
+        r.bios_present = 0;
+        EXPECT(SEVSHIM_E30, &r, "bios checks come before vars");
+
+        p = (struct pol){ .signers = { 1 }, .vars = TV_ALLOW, .nallowed = 2 };
+        memset(p.allowed[0], 0xEE, 48);
+        memcpy(p.allowed[1], zero_digest, 48);
+        build_policy(region, &p);
+        r = good_run(good);
+        r.vars_present = 1; r.vars_size = SEVSHIM_OVMF_4M_VARS_SIZE;
+        EXPECT(SEVSHIM_OK, &r, "vars allow, listed digest");
+        CHECK(res.vars_present == 1 && memcmp(res.vars_digest, zero_digest, 48) == 0, "vars digest recorded");
+        r.vars_data = pat_vars;
+        EXPECT(SEVSHIM_E42, &r, "vars allow, other digest");
+        r.vars_size = SEVSHIM_OVMF_4M_VARS_SIZE - 1;
+        EXPECT(SEVSHIM_E40, &r, "vars allow, size before digest");
+
+        p = (struct pol){ .signers = { 1 }, .vars = TV_ANY };
+        build_policy(region, &p);
+        r = good_run(good);
+        r.vars_present = 1; r.vars_size = SEVSHIM_OVMF_4M_VARS_SIZE; r.vars_data = pat_vars;
+        EXPECT(SEVSHIM_OK, &r, "vars any");
+
+        /* parser: mode range, list only with allow, allow only with a list, no duplicates */
+        r = good_run(good);
+        p = (struct pol){ .signers = { 1 }, .raw_vars_mode = 3 + 1 };
+        build_policy(region, &p);
+        EXPECT(SEVSHIM_E10, &r, "vars_mode 3");
+        p = (struct pol){ .signers = { 1 }, .vars = TV_ALLOW };
+        build_policy(region, &p);
+        EXPECT(SEVSHIM_E10, &r, "vars allow with an empty list");
+        p = (struct pol){ .signers = { 1 }, .vars = TV_ANY, .nallowed = 1 };
+        build_policy(region, &p);
+        EXPECT(SEVSHIM_E10, &r, "vars any with a list");
+        p = (struct pol){ .signers = { 1 }, .vars = TV_NONE, .nallowed = 1 };
+        build_policy(region, &p);
+        EXPECT(SEVSHIM_E10, &r, "vars none with a list");
+        p = (struct pol){ .signers = { 1 }, .vars = TV_ALLOW, .nallowed = 2 };
+        build_policy(region, &p);
+        EXPECT(SEVSHIM_E10, &r, "duplicate allowed vars digest");
+        p = (struct pol){ .signers = { 1 }, .vars = TV_ALLOW, .nallowed = 1 };
+        build_policy(region, &p);
+        EXPECT(SEVSHIM_OK, &r, "allow with one digest, no vars file");
+        put16(region + SEVSHIM_POLICY_OFF_NALLOWED_VARS, 17);
+        put32(region + 12, 64 + 160 + 17 * 48);
+        EXPECT(SEVSHIM_E10, &r, "17 allowed vars digests");
+        p = (struct pol){ .signers = { 1 } };
+        build_policy(region, &p);
+        put16(region + 8, 1);
+        EXPECT(SEVSHIM_E10, &r, "format_version 1 (no var-store mode) is refused");
+        build_policy(region, &p);
+        region[SEVSHIM_POLICY_OFF_RESERVED2] = 1;
+        EXPECT(SEVSHIM_E10, &r, "reserved byte 0x1f");
+    }
 
     /* names: every code in errors.h has one; unknown codes have none */
 #define NAME_CHECK(code, name) CHECK(sevshim_error_name((enum sevshim_error)code) && \
@@ -480,12 +616,13 @@ static void golden(const char *tsv, const char *g)
                 r.bios_size = bios_len;
                 r.bios_data = bios_cache;
             }
+            uint8_t *v = NULL;
             if (strcmp(fld[5], "-")) {
-                uint8_t *v = slurp(g, fld[5], &n);
-                free(v);
-                r.vars_present = 1; r.vars_size = n;
+                v = slurp(g, fld[5], &n);
+                r.vars_present = 1; r.vars_size = n; r.vars_data = v;
             }
             enum sevshim_error e = ok ? run(&r) : SEVSHIM_E10;
+            free(v);
             const char *nm = e == SEVSHIM_OK ? NULL : sevshim_error_name(e);
             char got[64];
             snprintf(got, sizeof(got), "%s%s%s", code_str(e, buf), nm ? " " : "", nm ? nm : "");

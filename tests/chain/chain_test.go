@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,9 +39,10 @@ const (
 
 // bRun is one QEMU B resumed from the READY state.
 type bRun struct {
-	vm      *qemu.VM
-	cont    time.Time // host time just before `cont`
-	pflash1 string    // B's pflash1 file (the VM's var store)
+	vm       *qemu.VM
+	cont     time.Time // host time just before `cont`
+	pflash1  string    // B's pflash1 file (the VM's var store)
+	wantVars int       // vars bytes the LOADED line must show
 }
 
 // startB starts QEMU B from the READY state with the given fw_cfg files (empty path = file
@@ -57,7 +59,11 @@ type bOpts struct {
 	vars           string   // opt/org.sevshim/vars; "" = B's pflash1 file itself
 	varStore       string   // pflash1 is a copy of this ("" = Debian's OVMF_VARS_4M.fd)
 	roCode         bool     // pflash0 read-only (a host that forgot readonly=off)
+	noVars         bool     // pass no opt/org.sevshim/vars at all
 	extra          []string // extra QEMU arguments (host differences)
+	// beforeWake, if set, gets a gdbstub socket of B and runs after the incoming state
+	// loaded, while B is still paused (no shim instruction has run yet), before the wake-up.
+	beforeWake func(gdbSock string)
 }
 
 func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
@@ -75,8 +81,17 @@ func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 	if varsFile == "" {
 		varsFile = pflash1
 	}
+	if o.noVars {
+		varsFile = ""
+	}
 	fw := qemu.ShimFiles(o.manifest, o.bios, varsFile)
 	ctx := context.Background()
+	extra := o.extra
+	gdbSock := filepath.Join(dir, "gdb.sock")
+	if o.beforeWake != nil {
+		extra = append(append([]string(nil), extra...),
+			"-chardev", "socket,id=gdb,path="+gdbSock+",server=on,wait=off", "-gdb", "chardev:gdb")
+	}
 	vm, err := qemu.Start(ctx, qemu.Config{
 		Pflash: []qemu.Pflash{
 			// snapshot=on: the migrated shim content and the BIOS the shim programs live
@@ -88,7 +103,7 @@ func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 		Debugcon:       true,
 		RebootShutdown: true, // as hostctl runs it: a guest reboot ends B
 		Incoming:       qemu.IncomingFile(e.state),
-		ExtraArgs:      o.extra,
+		ExtraArgs:      extra,
 		SerialLog:      filepath.Join(dir, "serial.log"),
 		DebugconLog:    filepath.Join(dir, "debugcon.log"),
 	})
@@ -102,11 +117,22 @@ func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 				vm.Debugcon().Text(), testenv.Tail(vm.Serial().Text(), 2000))
 		}
 	})
+	if o.beforeWake != nil {
+		st, err := vm.WaitIncoming(ctx, 60*time.Second)
+		if err != nil || st != "paused" {
+			t.Fatalf("B loading the READY state: status %q, %v", st, err)
+		}
+		o.beforeWake(gdbSock)
+	}
 	cont, err := vm.WakeIncoming(ctx, 60*time.Second)
 	if err != nil {
 		t.Fatalf("B loading the READY state: %v", err)
 	}
-	return &bRun{vm: vm, cont: cont, pflash1: pflash1}
+	r := &bRun{vm: vm, cont: cont, pflash1: pflash1, wantVars: 0x84000}
+	if o.noVars {
+		r.wantVars = 0
+	}
+	return r
 }
 
 // assertBoots checks the shim's accept path on debugcon and OVMF reaching its shell on COM1.
@@ -122,8 +148,8 @@ func assertBoots(t *testing.T, e *chainEnv, r *bRun, image string, version uint6
 		t.Fatal(err)
 	}
 	m := reLoaded.FindStringSubmatch(l.Text)
-	if m[1] != strconv.Itoa(0x37C000) || m[2] != strconv.Itoa(0x84000) {
-		t.Errorf("LOADED line %q: want bios=%d vars=%d", l.Text, 0x37C000, 0x84000)
+	if m[1] != strconv.Itoa(0x37C000) || m[2] != strconv.Itoa(r.wantVars) {
+		t.Errorf("LOADED line %q: want bios=%d vars=%d", l.Text, 0x37C000, r.wantVars)
 	}
 	out, err := dbg.WaitLine(ctx, reOutcome, shimStepTimeout)
 	if err != nil {
@@ -165,8 +191,8 @@ func assertBoots(t *testing.T, e *chainEnv, r *bRun, image string, version uint6
 	if got := readCodeFlash(t, r); !bytes.Equal(got, mustRead(t, image)) {
 		t.Errorf("pflash0 after the hand-off differs from %s", image)
 	}
-	t.Logf("cont->HANDOFF %v, cont->BdsDxe %v, cont->shell %v",
-		out.Time.Sub(r.cont).Round(time.Millisecond), bds.Time.Sub(r.cont).Round(time.Millisecond),
+	t.Logf("VERIFIED->FLASHED %v, cont->HANDOFF %v, cont->BdsDxe %v, cont->shell %v",
+		f.Time.Sub(v.Time).Round(time.Millisecond), out.Time.Sub(r.cont).Round(time.Millisecond), bds.Time.Sub(r.cont).Round(time.Millisecond),
 		sh.Time.Sub(r.cont).Round(time.Millisecond))
 }
 
@@ -422,7 +448,7 @@ func assertRefused(t *testing.T, e *chainEnv, r *bRun, want shimerr.Code) {
 	}
 	dl := dbg.Lines()
 	// Verification refusals come before VERIFIED; flash faults (E05x) only after it.
-	flashFault := want >= shimerr.FlashNotFound && want <= shimerr.FlashVerify
+	flashFault := want >= shimerr.FlashNotFound && want <= shimerr.FlashDigestMismatch
 	var verified bool
 	for _, l := range dl {
 		if strings.HasPrefix(l.Text, "SEVSHIM FLASHED") || strings.HasPrefix(l.Text, "SEVSHIM HANDOFF") {
@@ -441,8 +467,14 @@ func assertRefused(t *testing.T, e *chainEnv, r *bRun, want shimerr.Code) {
 	if last := dl[len(dl)-1].Text; last != "SEVSHIM HALT" {
 		t.Errorf("debugcon continued after HALT: last line %q", last)
 	}
-	// The shim never touched the flash: pflash0 still holds the shim image.
-	if got := readCodeFlash(t, r); !bytes.Equal(got, e.shimBytes) {
+	if want == shimerr.FlashDigestMismatch {
+		// Refused after programming: pflash0 holds what the shim wrote, and that is not
+		// the signed image (which is why it refused).
+		if got := readCodeFlash(t, r); sha512.Sum384(got) == sha512.Sum384(mustRead(t, e.ovmf)) {
+			t.Errorf("E055, but pflash0 holds the signed image")
+		}
+	} else if got := readCodeFlash(t, r); !bytes.Equal(got, e.shimBytes) {
+		// The shim never touched the flash: pflash0 still holds the shim image.
 		t.Errorf("pflash0 changed in a refused run")
 	}
 	var sawErr bool

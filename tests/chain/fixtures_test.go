@@ -138,6 +138,8 @@ func makeBundles(dir string) (*bundleSet, error) {
 		Signers:        []policy.Signer{{PublicKey: &s.trusted.PublicKey, MinVersion: floorVersion}},
 		DeniedDigests:  [][48]byte{s.deniedImageDigest},
 		DeniedVersions: []uint64{deniedVersion},
+		// every run passes B's var store; TestVarStoreRestored passes a used one
+		VarsMode: policy.VarsAny,
 	}
 	if s.polEnc, err = s.pol.Encode(); err != nil {
 		return nil, fmt.Errorf("encoding the policy: %w", err)
@@ -289,14 +291,44 @@ func env(t *testing.T) *chainEnv {
 	t.Helper()
 	testenv.RequireChain(t)
 	b := getBundles(t)
-	envOnce.Do(func() { envVal, envErr = makeEnv(b, filepath.Join(workDir, "env")) })
+	envOnce.Do(func() { envVal, envErr = makeEnv(b, filepath.Join(workDir, "env"), b.polEnc) })
 	if envErr != nil {
 		t.Fatalf("building the READY state: %v", envErr)
 	}
 	return envVal
 }
 
-func makeEnv(b *bundleSet, dir string) (*chainEnv, error) {
+var (
+	envsMu sync.Mutex
+	envs   = map[string]*chainEnv{}
+)
+
+// envWith is env for a shim whose policy is the fixture policy changed by edit (its own
+// image and READY state, made once per name).
+func envWith(t *testing.T, name string, edit func(p *policy.Policy)) *chainEnv {
+	t.Helper()
+	testenv.RequireChain(t)
+	b := getBundles(t)
+	envsMu.Lock()
+	defer envsMu.Unlock()
+	if e, ok := envs[name]; ok {
+		return e
+	}
+	p := *b.pol
+	edit(&p)
+	enc, err := p.Encode()
+	if err != nil {
+		t.Fatalf("policy %s: %v", name, err)
+	}
+	e, err := makeEnv(b, filepath.Join(workDir, "env-"+name), enc)
+	if err != nil {
+		t.Fatalf("building the READY state of %s: %v", name, err)
+	}
+	envs[name] = e
+	return e
+}
+
+func makeEnv(b *bundleSet, dir string, polEnc []byte) (*chainEnv, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -308,7 +340,7 @@ func makeEnv(b *bundleSet, dir string) (*chainEnv, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%v: run make shim first", err)
 	}
-	img, err := shimimage.EmbedPolicy(tpl, b.polEnc)
+	img, err := shimimage.EmbedPolicy(tpl, polEnc)
 	if err != nil {
 		return nil, fmt.Errorf("embedding the policy into %s: %w", tplPath, err)
 	}

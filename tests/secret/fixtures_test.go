@@ -144,6 +144,7 @@ func makeFixture(dir string) (*fixture, error) {
 			SecretMode: mode,
 			TPMMode:    policy.TPMOff,
 			Signers:    []policy.Signer{{PublicKey: &f.key.PublicKey, MinVersion: 1}},
+			VarsMode:   policy.VarsAny, // B gets its pflash1 store as opt/org.sevshim/vars
 		}
 		enc, err := pol.Encode()
 		if err != nil {

@@ -71,6 +71,7 @@ type fixture struct {
 	v5, v6 bundle
 	shim   map[uint8]string   // by TPM mode
 	polDig map[uint8][48]byte // SHA-384 of the policy block, by TPM mode
+	vars   [48]byte           // SHA-384 of the var store B programs (Debian's OVMF_VARS_4M.fd)
 }
 
 var (
@@ -112,6 +113,11 @@ func makeFixture(dir string) (*fixture, error) {
 		return nil, err
 	}
 	f.keyID = bios.KeyID(&f.key.PublicKey)
+	varsTmpl, err := os.ReadFile(repo.OVMFVars()) // testenv.StartChain gives B a copy as pflash1 and vars
+	if err != nil {
+		return nil, err
+	}
+	f.vars = sha512.Sum384(varsTmpl)
 	sign := func(image string, version uint64, vname string) (bundle, error) {
 		img, err := os.ReadFile(image)
 		if err != nil {
@@ -149,6 +155,7 @@ func makeFixture(dir string) (*fixture, error) {
 			TPMMode:    mode,
 			TPMPCR:     pcrIndex,
 			Signers:    []policy.Signer{{PublicKey: &f.key.PublicKey, MinVersion: 1}},
+			VarsMode:   policy.VarsAny, // B gets its pflash1 store as opt/org.sevshim/vars
 		}
 		enc, err := pol.Encode()
 		if err != nil {
@@ -293,7 +300,7 @@ func TestMeasuredBoot(t *testing.T) {
 			}
 			t.Logf("attest.Read (banks, AK, quote) %v", time.Since(t0).Round(time.Millisecond))
 			event := (&tpmevent.Event{Layout: bios.LayoutOVMF4M, BIOSVersion: bd.version, SignerKeyID: f.keyID,
-				BIOSDigest: bd.digest, PolicyDigest: f.polDig[policy.TPMIfPresent]}).Marshal()
+				BIOSDigest: bd.digest, PolicyDigest: f.polDig[policy.TPMIfPresent], VarStore: true, VarsDigest: f.vars}).Marshal()
 			if err := attest.Verify(ev, event); err != nil {
 				t.Fatal(err)
 			}
@@ -310,9 +317,17 @@ func TestMeasuredBoot(t *testing.T) {
 				other = f.v5
 			}
 			wrong := (&tpmevent.Event{Layout: bios.LayoutOVMF4M, BIOSVersion: other.version, SignerKeyID: f.keyID,
-				BIOSDigest: other.digest, PolicyDigest: f.polDig[policy.TPMIfPresent]}).Marshal()
+				BIOSDigest: other.digest, PolicyDigest: f.polDig[policy.TPMIfPresent], VarStore: true, VarsDigest: f.vars}).Marshal()
 			if err := attest.Verify(ev, wrong); err == nil {
 				t.Fatalf("evidence of v%d also verifies as v%d", bd.version, other.version)
+			}
+			// the same bundle without the var store, or with another one, must not match either
+			for _, vs := range []tpmevent.Event{{}, {VarStore: true, VarsDigest: sha512.Sum384([]byte("other"))}} {
+				e := tpmevent.Event{Layout: bios.LayoutOVMF4M, BIOSVersion: bd.version, SignerKeyID: f.keyID,
+					BIOSDigest: bd.digest, PolicyDigest: f.polDig[policy.TPMIfPresent], VarStore: vs.VarStore, VarsDigest: vs.VarsDigest}
+				if err := attest.Verify(ev, e.Marshal()); err == nil {
+					t.Fatalf("evidence verifies with var store %v %x", vs.VarStore, vs.VarsDigest[:4])
+				}
 			}
 			checkVerifierAttest(t, f, ev, bd, other, nonce)
 		})
@@ -414,7 +429,7 @@ func checkVerifierAttest(t *testing.T, f *fixture, ev *attest.Evidence, good, ot
 	run := func(bundlePath, nonceHex string) (int, string) {
 		var out, errb strings.Builder
 		code := verifiercli.Main(context.Background(), []string{"attest", "--evidence", evPath,
-			"--image", f.shim[policy.TPMIfPresent], "--bundle", bundlePath, "--nonce", nonceHex}, &out, &errb)
+			"--image", f.shim[policy.TPMIfPresent], "--bundle", bundlePath, "--nonce", nonceHex, "--vars", repo.OVMFVars()}, &out, &errb)
 		return code, out.String() + errb.String()
 	}
 	nh := hex.EncodeToString(nonce)

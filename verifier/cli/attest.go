@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/sevshim/sevshim/attest"
 	"github.com/sevshim/sevshim/bios"
+	"github.com/sevshim/sevshim/policy"
+	"github.com/sevshim/sevshim/shimimage"
 )
 
 // attestReport is what `verifier attest` prints (text or --json).
@@ -22,20 +25,21 @@ type attestReport struct {
 	Signer      string            `json:"signer_key_id"`
 	BIOSDigest  string            `json:"bios_digest"`
 	Policy      string            `json:"policy_digest"`
+	Vars        string            `json:"vars_digest"` // "" = no var store
 	Event       string            `json:"event"`
 	Error       string            `json:"error,omitempty"`
 }
 
 func attestCmd() *cobra.Command {
-	var evidencePath, imagePath, bundlePath, nonceHex string
+	var evidencePath, imagePath, bundlePath, nonceHex, varsArg string
 	var asJSON bool
 	c := &cobra.Command{
-		Use:   "attest --evidence FILE --image SHIM.fd --bundle BUNDLE --nonce HEX [--json]",
+		Use:   "attest --evidence FILE --image SHIM.fd --bundle BUNDLE --nonce HEX [--vars VARS.fd|none] [--json]",
 		Short: "Check TPM evidence: the shim recorded accepting exactly this BIOS bundle (prints `attestation OK` or exits 1)",
 		Long: "attest checks TPM evidence (`hostctl tpm-quote` writes it) against the event the shim image\n" +
 			"records when it accepts the bundle (docs/formats.md section 7): the event is built from the\n" +
-			"bundle's manifest (layout, version, signer key id, BIOS digest) and the SHA-384 of the shim's\n" +
-			"embedded policy, and replayed into every PCR bank in the evidence from zero. It then checks\n" +
+			"bundle's manifest (layout, version, signer key id, BIOS digest), the SHA-384 of the shim's\n" +
+			"embedded policy and of the var store (--vars), and replayed into every PCR bank in the evidence from zero. It then checks\n" +
 			"the quote: signed by the evidence's attestation key, of type QUOTE, carrying --nonce (the\n" +
 			"value you gave the host, so an old quote cannot be replayed), over exactly the policy's PCR\n" +
 			"in the SHA-256 bank, with the replayed value. The attestation key is taken from the evidence\n" +
@@ -62,7 +66,11 @@ func attestCmd() *cobra.Command {
 			if err := json.Unmarshal(raw, &ev); err != nil {
 				return fmt.Errorf("%s: %w", evidencePath, err)
 			}
-			x, err := attest.EventFor(img, man)
+			vars, err := expectedVars(img, varsArg)
+			if err != nil {
+				return err
+			}
+			x, err := attest.EventFor(img, man, vars)
 			if err != nil {
 				return err
 			}
@@ -73,6 +81,9 @@ func attestCmd() *cobra.Command {
 				PCR: ev.PCR, BIOSVersion: x.Fields.BIOSVersion,
 				Signer: hex.EncodeToString(x.Fields.SignerKeyID[:]), BIOSDigest: hex.EncodeToString(x.Fields.BIOSDigest[:]),
 				Policy: hex.EncodeToString(x.Fields.PolicyDigest[:]), Event: hex.EncodeToString(x.Event),
+			}
+			if vars != nil {
+				r.Vars = hex.EncodeToString(vars[:])
 			}
 			// the bank values as the evidence file spells them (hex by bank name)
 			vb, _ := json.Marshal(&ev)
@@ -110,6 +121,7 @@ func attestCmd() *cobra.Command {
 	c.Flags().StringVar(&imagePath, "image", "", "the owner's shim image (required)")
 	c.Flags().StringVar(&bundlePath, "bundle", "", "the BIOS bundle the shim should have accepted (required)")
 	c.Flags().StringVar(&nonceHex, "nonce", "", "the hex nonce given to `hostctl tpm-quote` (required)")
+	c.Flags().StringVar(&varsArg, "vars", "", "the var store the host was to program (its SHA-384 is in the event), or none; default: the one store a vars: allow policy lists, none for vars: none")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (also on failure)")
 	for _, f := range []string{"evidence", "image", "bundle", "nonce"} {
 		c.MarkFlagRequired(f)
@@ -117,9 +129,42 @@ func attestCmd() *cobra.Command {
 	return c
 }
 
+// expectedVars is the var-store digest the event must carry: --vars FILE (its SHA-384),
+// --vars none (no var store), or, without --vars, what the shim's policy leaves no doubt about
+// (vars: none -> no store; vars: allow with exactly one digest -> that one).
+func expectedVars(shimImage []byte, arg string) (*[48]byte, error) {
+	switch arg {
+	case "none":
+		return nil, nil
+	case "":
+		_, pol, err := shimimage.ExtractPolicy(shimImage)
+		if err != nil {
+			return nil, fmt.Errorf("shim image: %w", err)
+		}
+		switch {
+		case pol.VarsMode == policy.VarsNone:
+			return nil, nil
+		case pol.VarsMode == policy.VarsAllow && len(pol.AllowedVars) == 1:
+			d := pol.AllowedVars[0]
+			return &d, nil
+		}
+		return nil, fmt.Errorf("the shim's policy (vars: %s) allows more than one var store: say which with --vars VARS.fd or --vars none", policy.VarsModeName(pol.VarsMode))
+	}
+	b, err := os.ReadFile(arg)
+	if err != nil {
+		return nil, fmt.Errorf("--vars: %w", err)
+	}
+	d := sha512.Sum384(b)
+	return &d, nil
+}
+
 func writeAttestText(w io.Writer, r attestReport) {
-	fmt.Fprintf(w, "PCR %d expected event: bios version %d, signer %s, bios digest %s..., policy digest %s...\n",
-		r.PCR, r.BIOSVersion, r.Signer[:16], r.BIOSDigest[:16], r.Policy[:16])
+	vs := "none"
+	if r.Vars != "" {
+		vs = r.Vars[:16] + "..."
+	}
+	fmt.Fprintf(w, "PCR %d expected event: bios version %d, signer %s, bios digest %s..., policy digest %s..., var store %s\n",
+		r.PCR, r.BIOSVersion, r.Signer[:16], r.BIOSDigest[:16], r.Policy[:16], vs)
 	for _, n := range []string{"sha1", "sha256", "sha384", "sha512"} {
 		if v, ok := r.Banks[n]; ok {
 			fmt.Fprintf(w, "  %-6s %s\n", n, v)

@@ -21,6 +21,7 @@
     X(24, "bad-signature")                     \
     X(25, "layout-mismatch")                   \
     X(26, "image-size-mismatch")               \
+    X(27, "signature-high-s")                  \
     X(30, "bios-missing")                      \
     X(31, "bios-truncated")                    \
     X(32, "bios-oversized")                    \
@@ -29,11 +30,14 @@
     X(35, "digest-denied")                     \
     X(36, "version-denied")                    \
     X(40, "vars-size")                         \
+    X(41, "vars-not-allowed")                  \
+    X(42, "vars-digest-not-allowed")           \
     X(50, "flash-not-found")                   \
     X(51, "flash-geometry")                    \
     X(52, "flash-erase")                       \
     X(53, "flash-program")                     \
     X(54, "flash-verify")                      \
+    X(55, "flash-digest-mismatch")             \
     X(60, "secret-block-missing")              \
     X(61, "bios-footer-invalid")               \
     X(62, "secret-block-unusable")             \

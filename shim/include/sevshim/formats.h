@@ -1,4 +1,4 @@
-/* sevshim formats, version 1: the only C declaration of what docs/formats.md specifies.
+/* sevshim formats (policy block version 2, the rest version 1): the only C declaration of what docs/formats.md specifies.
  *
  * Offsets, not packed structs: the parser reads every field with explicit little-endian loads
  * at these offsets after checking the length, so no host byte is ever used through a pointer
@@ -17,7 +17,7 @@
 
 /* ---- 2. Policy block ---------------------------------------------------------------------- */
 #define SEVSHIM_POLICY_MAGIC            "SEVSHPOL"      /* 8 bytes, no NUL */
-#define SEVSHIM_POLICY_VERSION          1u
+#define SEVSHIM_POLICY_VERSION          2u     /* 2: var-store mode and allow-list */
 #define SEVSHIM_POLICY_REGION_SIZE      0x4000u
 #define SEVSHIM_POLICY_HEADER_SIZE      64u
 #define SEVSHIM_POLICY_OFF_MAGIC        0x00u
@@ -32,8 +32,11 @@
 #define SEVSHIM_POLICY_OFF_NSIGNERS     0x18u  /* u16 */
 #define SEVSHIM_POLICY_OFF_NDIGESTS     0x1Au  /* u16 */
 #define SEVSHIM_POLICY_OFF_NVERSIONS    0x1Cu  /* u16 */
-#define SEVSHIM_POLICY_OFF_RESERVED1    0x1Eu  /* 34 bytes, zero */
-#define SEVSHIM_POLICY_RESERVED1_LEN    34u
+#define SEVSHIM_POLICY_OFF_VARS_MODE    0x1Eu  /* u8  */
+#define SEVSHIM_POLICY_OFF_RESERVED2    0x1Fu  /* u8, zero */
+#define SEVSHIM_POLICY_OFF_NALLOWED_VARS 0x20u /* u16 */
+#define SEVSHIM_POLICY_OFF_RESERVED1    0x22u  /* 30 bytes, zero */
+#define SEVSHIM_POLICY_RESERVED1_LEN    30u
 
 #define SEVSHIM_SECRET_OPTIONAL         0u
 #define SEVSHIM_SECRET_REQUIRE          1u
@@ -41,10 +44,14 @@
 #define SEVSHIM_TPM_IF_PRESENT          1u
 #define SEVSHIM_TPM_REQUIRED            2u
 #define SEVSHIM_TPM_MAX_PCR             23u
+#define SEVSHIM_VARS_NONE               0u     /* a vars file is refused (E041) */
+#define SEVSHIM_VARS_ALLOW              1u     /* only listed SHA-384 digests (else E042) */
+#define SEVSHIM_VARS_ANY                2u     /* any var store of the right size */
 
 #define SEVSHIM_MAX_SIGNERS             16u
 #define SEVSHIM_MAX_DENIED_DIGESTS      64u
 #define SEVSHIM_MAX_DENIED_VERSIONS     64u
+#define SEVSHIM_MAX_ALLOWED_VARS        16u
 
 #define SEVSHIM_SIGNER_SIZE             160u
 #define SEVSHIM_SIGNER_OFF_KEY_ID       0u     /* 48 bytes */
@@ -55,6 +62,7 @@
 #define SEVSHIM_SHA384_SIZE             48u
 #define SEVSHIM_DENIED_DIGEST_SIZE      48u
 #define SEVSHIM_DENIED_VERSION_SIZE     8u
+#define SEVSHIM_ALLOWED_VARS_SIZE       48u
 
 /* ---- 3. Manifest -------------------------------------------------------------------------- */
 #define SEVSHIM_MANIFEST_MAGIC          "SEVSHMAN"
@@ -104,13 +112,15 @@
 #define SEVSHIM_FWCFG_VARS              "opt/org.sevshim/vars"
 
 /* ---- 7. Measured-boot event (TPM2_PCR_Event data) --------------------------------------- */
-#define SEVSHIM_TPM_EVENT_MAGIC         "SEVSHEV1"
-#define SEVSHIM_TPM_EVENT_SIZE          168u
+#define SEVSHIM_TPM_EVENT_MAGIC         "SEVSHEV2"     /* 2: var-store flag and digest */
+#define SEVSHIM_TPM_EVENT_SIZE          216u
 #define SEVSHIM_TPM_EVENT_OFF_LAYOUT    0x08u  /* u32 */
-#define SEVSHIM_TPM_EVENT_OFF_RESERVED  0x0Cu  /* u32, zero */
+#define SEVSHIM_TPM_EVENT_OFF_FLAGS     0x0Cu  /* u32: bit 0 = a var store is programmed; others 0 */
+#define SEVSHIM_TPM_EVENT_FLAG_VARS     0x1u
 #define SEVSHIM_TPM_EVENT_OFF_VERSION   0x10u  /* u64 */
 #define SEVSHIM_TPM_EVENT_OFF_KEY_ID    0x18u  /* 48 */
 #define SEVSHIM_TPM_EVENT_OFF_DIGEST    0x48u  /* 48 */
 #define SEVSHIM_TPM_EVENT_OFF_POLICY    0x78u  /* 48 */
+#define SEVSHIM_TPM_EVENT_OFF_VARS      0xA8u  /* 48: SHA-384 of the var store; zero without one */
 
 #endif

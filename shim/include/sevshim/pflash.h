@@ -12,4 +12,7 @@ enum sevshim_error pflash_probe(uintptr_t base, uint32_t size);
 enum sevshim_error pflash_program(uintptr_t base, const uint8_t *src, uint32_t size, uint32_t *blocks);
 /* Read back in array mode and compare. E054. */
 enum sevshim_error pflash_verify(uintptr_t base, const uint8_t *src, uint32_t size);
+/* SHA-384 of what the device holds now (array mode), compared with want: E055 if it differs.
+ * Independent of the RAM buffer the flash was programmed from. */
+enum sevshim_error pflash_check_digest(uintptr_t base, uint32_t size, const uint8_t want[48]);
 #endif

@@ -21,7 +21,7 @@
 #define TPM2_MAX_BANKS          16u        /* HASH_COUNT bound for a hostile count */
 #define TPM2_ALG_SHA384         0x000Cu
 
-/* The 168-byte event of docs/formats.md section 7 for an accepted bundle. */
+/* The 216-byte event of docs/formats.md section 7 for an accepted bundle. */
 void sevshim_tpm_event(const struct sevshim_result *r, uint8_t out[SEVSHIM_TPM_EVENT_SIZE]);
 
 /* Command encoders; out must hold TPM2_STARTUP_CMD_SIZE / TPM2_PCR_EVENT_CMD_SIZE bytes. */

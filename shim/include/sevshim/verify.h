@@ -25,11 +25,12 @@ struct sevshim_policy {
     const uint8_t *block;          /* region start */
     uint32_t total_size;
     const struct sevshim_layout *layout;
-    uint8_t secret_mode, tpm_mode, tpm_pcr;
-    uint16_t nsigners, ndigests, nversions;
+    uint8_t secret_mode, tpm_mode, tpm_pcr, vars_mode;
+    uint16_t nsigners, ndigests, nversions, nallowed_vars;
     const uint8_t *signers;        /* nsigners * 160 */
     const uint8_t *digests;        /* ndigests * 48 */
     const uint8_t *versions;       /* nversions * 8 (u64 LE) */
+    const uint8_t *allowed_vars;   /* nallowed_vars * 48 */
 };
 
 /* Parses a policy region (docs/formats.md section 2). region_len must be the region size
@@ -55,6 +56,7 @@ struct sevshim_input {
     const uint8_t *bios;           /* non-NULL iff bios_size == the layout's code_size */
     int vars_present;
     uint64_t vars_size;
+    const uint8_t *vars;           /* non-NULL iff vars_size == the layout's vars_size */
 };
 
 struct sevshim_result {
@@ -63,6 +65,8 @@ struct sevshim_result {
     uint8_t key_id[SEVSHIM_SHA384_SIZE];
     uint8_t image_digest[SEVSHIM_SHA384_SIZE];
     uint8_t policy_digest[SEVSHIM_SHA384_SIZE];  /* SHA-384 of policy [0, total_size) */
+    uint8_t vars_present;                        /* a var store was checked (step 9) */
+    uint8_t vars_digest[SEVSHIM_SHA384_SIZE];    /* its SHA-384; all zero when absent */
     char version_string[SEVSHIM_MANIFEST_VERSTR_LEN]; /* NUL-terminated, printable ASCII */
     unsigned signer_index;
     uint8_t secret_mode, tpm_mode, tpm_pcr;      /* copied from the policy for later steps */

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 )
@@ -110,6 +111,9 @@ func manifest(a manifestArgs) []byte {
 	if err != nil {
 		panic(err)
 	}
+	if n := elliptic.P384().Params().N; s.Cmp(new(big.Int).Rsh(n, 1)) > 0 {
+		s.Sub(n, s) // low-s, the only form the shim accepts (docs/formats.md section 3)
+	}
 	r.FillBytes(m[0x100:0x130])
 	s.FillBytes(m[0x130:0x160])
 	return m
@@ -126,13 +130,14 @@ func policy(a policyArgs) []byte {
 	total := 64 + 160*a.signers + 48*len(a.deniedDigests) + 8*len(a.deniedVers)
 	p := make([]byte, total)
 	copy(p, "SEVSHPOL")
-	binary.LittleEndian.PutUint16(p[8:], 1)
+	binary.LittleEndian.PutUint16(p[8:], 2) // policy format version 2 (docs/formats.md section 2)
 	binary.LittleEndian.PutUint16(p[10:], 64)
 	binary.LittleEndian.PutUint32(p[12:], uint32(total))
 	binary.LittleEndian.PutUint32(p[16:], 1)
 	binary.LittleEndian.PutUint16(p[0x18:], uint16(a.signers))
 	binary.LittleEndian.PutUint16(p[0x1A:], uint16(len(a.deniedDigests)))
 	binary.LittleEndian.PutUint16(p[0x1C:], uint16(len(a.deniedVers)))
+	p[0x1E] = 2 // vars_mode any: the smoke test passes the template var store
 	off := 64
 	for i := 1; i <= a.signers; i++ {
 		k := key(i)
