@@ -77,10 +77,7 @@ func (e *RefusedError) Error() string { return e.Err.Error() }
 func (e *RefusedError) Unwrap() error { return e.Err }
 
 var (
-	reVerified = regexp.MustCompile(`^SEVSHIM VERIFIED version=(\d+) signer=([0-9a-f]+) name="([^"]*)"`)
-	reHandoff  = regexp.MustCompile(`^SEVSHIM HANDOFF`)
-	reShell    = regexp.MustCompile(`UEFI Interactive Shell`)
-	reMachine  = regexp.MustCompile(`^pc-q35-[0-9]+\.[0-9]+$`)
+	reMachine = regexp.MustCompile(`^pc-q35-[0-9]+\.[0-9]+$`)
 )
 
 // received is a package that passed every check and the receiving PSP: the rebuilt stream's
@@ -391,36 +388,49 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 		return nil, err
 	}
 	v := &Verdict{Work: work, Pid: pr.pid}
-	line, i, err := waitLog(ctx, pr, DebugconLog, 120*time.Second, reHandoff, reError)
+	lines, at, i, err := waitLines(ctx, pr, DebugconLog, 120*time.Second, nil, reHandoff, reError)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for the shim's verdict: %w", err)
 	}
+	line := lines[at]
 	v.Line = line
 	if i == 1 {
 		v.Code, _ = shimerr.ParseLine(line)
-		rs.Stage, rs.Verdict = "refused", v.Code.String()
+		verdict := line
+		if v.Code != 0 {
+			verdict = v.Code.String()
+		}
+		rs.Stage, rs.Verdict = "refused", verdict
 		writeJSON(pf(ReceiveJSON), rs, 0o600)
 		pr.quit(ctx)
 		if tpm != nil {
 			tpm.kill()
 		}
 		v.Pid = 0
-		return v, &RefusedError{Stage: "shim", Err: fmt.Errorf("the shim refused the BIOS %s: %s (QEMU B stopped)", o.Bundle, v.Code)}
+		return v, &RefusedError{Stage: "shim", Err: fmt.Errorf("the shim refused the BIOS %s: %s (QEMU B stopped)", o.Bundle, verdict)}
 	}
-	vl, _, err := waitLog(ctx, pr, DebugconLog, 5*time.Second, reVerified)
-	if err != nil {
-		return nil, fmt.Errorf("the shim handed off without a VERIFIED line: %w", err)
+	// The VERIFIED line comes from the same read of the console as HANDOFF, before it.
+	var mm []string
+	for _, l := range lines[:at] {
+		if m := reVerified.FindStringSubmatch(l); m != nil {
+			mm = m
+		}
 	}
-	mm := reVerified.FindStringSubmatch(vl)
+	if mm == nil {
+		return nil, fmt.Errorf("the shim handed off without a VERIFIED line (see %s)", pf(DebugconLog))
+	}
 	v.Accepted = true
-	v.Version, _ = strconv.ParseUint(mm[1], 10, 64)
+	v.Version, err = strconv.ParseUint(mm[1], 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("VERIFIED line %q: bad version", mm[0])
+	}
 	v.Signer, v.Name = mm[2], mm[3]
 	if _, err := hex.DecodeString(v.Signer); err != nil {
-		return nil, fmt.Errorf("VERIFIED line %q: bad signer", vl)
+		return nil, fmt.Errorf("VERIFIED line %q: bad signer", mm[0])
 	}
 	rs.Stage, rs.Verdict = "running", fmt.Sprintf("accepted version %d", v.Version)
 	if o.WaitShell {
-		if _, _, err := waitLog(ctx, pr, SerialLog, 240*time.Second, reShell); err != nil {
+		if _, _, _, err := waitLines(ctx, pr, SerialLog, 240*time.Second, reHandoff, reShell); err != nil {
 			return v, fmt.Errorf("the shim accepted the BIOS, but OVMF's shell did not appear: %w", err)
 		}
 		v.Shell, rs.Shell = true, true

@@ -300,7 +300,7 @@ func TPMQuote(ctx context.Context, o QuoteOptions) (*QuoteResult, error) {
 		}
 		// The PCR is extended before the hand-off; waiting for OVMF's shell makes sure no
 		// firmware TPM command is in flight when QEMU dies.
-		if _, _, err := waitLog(ctx, pr, SerialLog, to, reShell); err != nil {
+		if _, _, _, err := waitLines(ctx, pr, SerialLog, to, reHandoff, reShell); err != nil {
 			return nil, fmt.Errorf("waiting for OVMF to boot on QEMU B before reading its TPM: %w", err)
 		}
 		res.WaitedFor = "UEFI Interactive Shell"
