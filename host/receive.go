@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sevshim/sevshim/bios"
@@ -37,6 +39,32 @@ type ReceiveOptions struct {
 	Bar         io.Writer
 	// BeforeQEMU, if set, runs after every check passed and before QEMU B starts (tests).
 	BeforeQEMU func() error
+	// Wake bounds the wake-up NMI resends (zero: qemu.DefaultWake).
+	Wake qemu.Wake
+}
+
+func (o *ReceiveOptions) wake() qemu.Wake {
+	if o.Wake.Attempts == 0 && o.Wake.Interval == 0 {
+		return qemu.DefaultWake
+	}
+	return o.Wake
+}
+
+// shimAnswered reports whether QEMU B's debug console has the shim's answer to the wake-up
+// NMI as a complete line, and fails once QEMU B is gone.
+func shimAnswered(pr *proc) (bool, error) {
+	b, _ := os.ReadFile(filepath.Join(pr.dir, DebugconLog))
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		for _, l := range strings.Split(string(b[:i]), "\n") {
+			if qemu.IsShimAnswer(strings.TrimSuffix(l, "\r")) {
+				return true, nil
+			}
+		}
+	}
+	if !pr.alive() {
+		return false, fmt.Errorf("QEMU B (pid %d) exited before the shim woke; %s", pr.pid, pr.logSummary())
+	}
+	return false, nil
 }
 
 // Verdict is the shim's answer on QEMU B.
@@ -384,8 +412,10 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 	if err := pr.exec(ctx, "cont", nil); err != nil {
 		return nil, err
 	}
-	if err := pr.exec(ctx, "inject-nmi", nil); err != nil {
-		return nil, err
+	// Wake the shim: NMIs, resent (bounded) until it answers; see qemu.WakeShim.
+	if _, err := qemu.WakeShim(ctx, o.wake(), func(ctx context.Context) error { return pr.exec(ctx, "inject-nmi", nil) },
+		func() (bool, error) { return shimAnswered(pr) }); err != nil {
+		return nil, fmt.Errorf("waking the shim on QEMU B: %w (see %s)", err, pf(DebugconLog))
 	}
 	v := &Verdict{Work: work, Pid: pr.pid}
 	lines, at, i, err := waitLines(ctx, pr, DebugconLog, 120*time.Second, nil, reHandoff, reError)
