@@ -274,7 +274,7 @@ func readBack(ctx context.Context, pr *proc, work string, size int) ([]byte, err
 }
 
 func loadLaunch(work string) (string, *LaunchState, error) {
-	abs, err := filepath.Abs(work)
+	abs, err := existingWorkDir(work)
 	if err != nil {
 		return "", nil, err
 	}
@@ -337,7 +337,7 @@ func LaunchFinish(ctx context.Context, work, secretPath string, log io.Writer) e
 	defer p.Close()
 	h := psp.Handle(ls.Handle)
 	if secretPath != "" {
-		if err := injectSecret(p, h, ls, filepath.Join(work, GDBSock), secretPath, log); err != nil {
+		if err := injectSecret(p, h, ls, filepath.Join(work, GDBSock), pr.pid, secretPath, log); err != nil {
 			return err
 		}
 	}
@@ -367,7 +367,7 @@ func LaunchFinish(ctx context.Context, work, secretPath string, log io.Writer) e
 	return nil
 }
 
-func injectSecret(p psp.PSP, h psp.Handle, ls *LaunchState, gdbSock, path string, log io.Writer) error {
+func injectSecret(p psp.PSP, h psp.Handle, ls *LaunchState, gdbSock string, qemuPid int, path string, log io.Writer) error {
 	var sf SecretFile
 	if err := readJSON(path, &sf); err != nil {
 		return fmt.Errorf("secret: %w", err)
@@ -402,7 +402,7 @@ func injectSecret(p psp.PSP, h psp.Handle, ls *LaunchState, gdbSock, path string
 	if err := p.LaunchSecret(h, hdr, trans, plain); err != nil {
 		return fmt.Errorf("LAUNCH_SECRET refused %s: %w", path, err)
 	}
-	if err := writePhys(gdbSock, addr, plain); err != nil {
+	if err := writePhys(gdbSock, qemuPid, addr, plain); err != nil {
 		return fmt.Errorf("placing the secret in guest RAM: %w", err)
 	}
 	logf(log, "secret (%d bytes) verified by the PSP and placed at guest-physical 0x%x", len(plain), addr)

@@ -489,8 +489,13 @@ func feedIncoming(ctx context.Context, pr *proc, rc *received) error {
 	var c net.Conn
 	var err error
 	for end := time.Now().Add(10 * time.Second); ; {
-		if c, err = net.Dial("unix", sock); err == nil {
+		// The stream is the guest's plaintext RAM: only QEMU B may be the listener.
+		if c, err = dialPeer(ctx, sock, pr.pid, 5*time.Second); err == nil {
 			break
+		}
+		var perr *peerError
+		if errors.As(err, &perr) {
+			return err
 		}
 		if time.Now().After(end) {
 			return fmt.Errorf("QEMU B does not listen on %s: %v", sock, err)

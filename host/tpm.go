@@ -260,7 +260,7 @@ func TPMQuote(ctx context.Context, o QuoteOptions) (*QuoteResult, error) {
 	if o.Out == "" {
 		return nil, errors.New("an output file (--out) is required")
 	}
-	work, err := filepath.Abs(o.Work)
+	work, err := existingWorkDir(o.Work)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,7 +135,7 @@ func startDetached(ctx context.Context, dir string, cfg vmConfig) (*proc, error)
 		case <-dctx.Done():
 		}
 	}()
-	q, err := qemu.DialQMP(dctx, p(QMPSock))
+	q, err := dialQMPOf(dctx, p(QMPSock), pr.pid)
 	if err != nil {
 		pr.kill()
 		return nil, fmt.Errorf("QEMU did not start: %v; %s", err, pr.logSummary())
@@ -186,6 +187,11 @@ func pidAlive(pid int) bool {
 	return true
 }
 
+// dialQMPOf connects to the QMP socket at path, which QEMU pid must serve (checkPeer).
+func dialQMPOf(ctx context.Context, path string, pid int) (*qemu.QMP, error) {
+	return qemu.DialQMPChecked(ctx, path, func(c *net.UnixConn) error { return checkPeer(c, path, pid) })
+}
+
 // attach connects to the running QEMU of dir.
 func attach(ctx context.Context, dir string) (*proc, error) {
 	pid := readPid(dir)
@@ -194,7 +200,7 @@ func attach(ctx context.Context, dir string) (*proc, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	q, err := qemu.DialQMP(cctx, filepath.Join(dir, QMPSock))
+	q, err := dialQMPOf(cctx, filepath.Join(dir, QMPSock), pid)
 	if err != nil {
 		return nil, fmt.Errorf("QEMU pid %d of %s: %w (is another hostctl command connected to it?)", pid, dir, err)
 	}
@@ -356,6 +362,12 @@ func waitLines(ctx context.Context, p *proc, file string, timeout time.Duration,
 func Stop(ctx context.Context, dir string) (int, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
+		return 0, err
+	}
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err := checkPrivateDir("--work", dir); err != nil {
 		return 0, err
 	}
 	// After QEMU (a normal quit lets QEMU shut the TPM down cleanly).
