@@ -177,8 +177,22 @@ func checkShape(h *guestpkg.Header, st *guestpkg.Stream) error {
 			return fmt.Errorf("RAM block %q is missing or not 0x%x bytes as the header says", want.id, want.size)
 		}
 	}
+	// The other blocks are QEMU's small ROM blobs (ACPI tables, table loader, RSDP); with
+	// them bounded, the records receive keeps are bounded by the guest's RAM size.
+	var extra uint64
+	for _, b := range st.Blocks {
+		if b.ID != "pc.ram" && b.ID != "system.flash0" && b.ID != "system.flash1" {
+			extra += b.Size
+		}
+	}
+	if extra > maxExtraBlocks {
+		return fmt.Errorf("RAM blocks other than pc.ram and the flash add up to 0x%x bytes, more than 0x%x", extra, uint64(maxExtraBlocks))
+	}
 	return nil
 }
+
+// maxExtraBlocks bounds the RAM blocks besides pc.ram and the two pflash units.
+const maxExtraBlocks = 64 << 20
 
 // acceptPackage reads and checks the whole package and runs RECEIVE_START,
 // RECEIVE_UPDATE_DATA for every page and RECEIVE_FINISH. Nothing is started.
