@@ -41,6 +41,9 @@ type ReceiveOptions struct {
 	BeforeQEMU func() error
 	// Wake bounds the wake-up NMI resends (zero: qemu.DefaultWake).
 	Wake qemu.Wake
+	// BeforeWake, if set, runs when QEMU B has loaded the guest (paused), right before
+	// `cont` and the wake-up NMIs, with QEMU B's QMP connection (tests).
+	BeforeWake func(ctx context.Context, q *qemu.QMP) error
 }
 
 func (o *ReceiveOptions) wake() qemu.Wake {
@@ -76,6 +79,7 @@ type Verdict struct {
 	Code     shimerr.Code // refusals
 	Line     string       // the console line it came from
 	Shell    bool         // OVMF's shell was seen (WaitShell)
+	WakeNMIs int          // wake-up NMIs sent until the shim answered
 	Pid      int          // QEMU B, 0 once stopped
 	Work     string
 }
@@ -423,15 +427,24 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 		return nil, fmt.Errorf("QEMU B (pid %d) ended while loading the guest (%v); %s; run the same receive again", pr.pid, err, pr.logSummary())
 	}
 	rc.pages.wipe()
+	if o.BeforeWake != nil {
+		if err := o.BeforeWake(ctx, pr.qmp); err != nil {
+			return nil, err
+		}
+	}
 	if err := pr.exec(ctx, "cont", nil); err != nil {
 		return nil, err
 	}
 	// Wake the shim: NMIs, resent (bounded) until it answers; see qemu.WakeShim.
-	if _, err := qemu.WakeShim(ctx, o.wake(), func(ctx context.Context) error { return pr.exec(ctx, "inject-nmi", nil) },
-		func() (bool, error) { return shimAnswered(pr) }); err != nil {
+	nmis, err := qemu.WakeShim(ctx, o.wake(), func(ctx context.Context) error { return pr.exec(ctx, "inject-nmi", nil) },
+		func() (bool, error) { return shimAnswered(pr) })
+	if err != nil {
 		return nil, fmt.Errorf("waking the shim on QEMU B: %w (see %s)", err, pf(DebugconLog))
 	}
-	v := &Verdict{Work: work, Pid: pr.pid}
+	if nmis > 1 {
+		logf(o.Log, "the shim answered after %d wake-up NMIs", nmis)
+	}
+	v := &Verdict{Work: work, Pid: pr.pid, WakeNMIs: nmis}
 	lines, at, i, err := waitLines(ctx, pr, DebugconLog, 120*time.Second, nil, reHandoff, reError)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for the shim's verdict: %w", err)
