@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
-)
 
-// The shim's answer to the wake-up NMI (docs/shim.md): WAKE, or a refusal line if it failed
-// before that. Whole lines only.
-var reShimAnswer = regexp.MustCompile(`^SEVSHIM (WAKE|ERROR E[0-9]{3} [a-z0-9-]+)$`)
+	"github.com/sevshim/sevshim/shimerr"
+)
 
 // Wake bounds the NMI resends of WakeShim.
 type Wake struct {
@@ -73,5 +70,8 @@ func WakeShim(ctx context.Context, w Wake, inject func(context.Context) error, a
 }
 
 // IsShimAnswer reports whether a whole console line is the shim's answer to the wake-up
-// NMI: SEVSHIM WAKE or a refusal line.
-func IsShimAnswer(line string) bool { return reShimAnswer.MatchString(line) }
+// NMI (docs/shim.md): exactly SEVSHIM WAKE, or a refusal line (shimerr.LineRE) if it failed
+// before that.
+func IsShimAnswer(line string) bool {
+	return line == "SEVSHIM WAKE" || shimerr.LineRE.MatchString(line)
+}
