@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -317,7 +318,8 @@ func TPMQuote(ctx context.Context, o QuoteOptions) (*QuoteResult, error) {
 	} else {
 		logf(o.Log, "QEMU B is already gone; reading the swtpm it left (pid %d)", tpid)
 	}
-	t, err := attest.DialSwtpm(filepath.Join(work, SwtpmSock), 10*time.Second)
+	sock := filepath.Join(work, SwtpmSock)
+	t, err := attest.DialSwtpmChecked(sock, 10*time.Second, func(c *net.UnixConn) error { return checkPeer(c, sock, tpid) })
 	if err != nil {
 		return nil, fmt.Errorf("%w (swtpm pid %d still holds the PCRs: retry, or hostctl stop --work %s)", err, tpid, o.Work)
 	}

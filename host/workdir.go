@@ -147,8 +147,8 @@ type peerError struct{ msg string }
 
 func (e *peerError) Error() string { return e.msg }
 
-// checkPeer refuses a unix socket connection whose listener is not process pid of the
-// caller's uid (socket(7), SO_PEERCRED): the socket of another process with the same path
+// checkPeer refuses a unix socket connection whose listener is not process pid (the work
+// directory's QEMU or swtpm) of the caller's uid (socket(7), SO_PEERCRED): the socket of another process with the same path
 // is never talked to.
 func checkPeer(c *net.UnixConn, path string, pid int) error {
 	cred, err := peerCred(c)
@@ -160,7 +160,7 @@ func checkPeer(c *net.UnixConn, path string, pid int) error {
 		return &peerError{fmt.Sprintf("%s is served by %s (pid %d), not by you (%s): refused, another user put that socket there", path, ownerName(cred.Uid), cred.Pid, ownerName(uint32(me)))}
 	}
 	if int(cred.Pid) != pid {
-		return &peerError{fmt.Sprintf("%s is served by pid %d, not by the QEMU of this work directory (pid %d): refused", path, cred.Pid, pid)}
+		return &peerError{fmt.Sprintf("%s is served by pid %d, not by the process of this work directory that hostctl started (pid %d): refused", path, cred.Pid, pid)}
 	}
 	return nil
 }

@@ -165,7 +165,7 @@ func TestPeerCheck(t *testing.T) {
 		t.Fatalf("own listener refused: %v", err)
 	}
 	c.Close()
-	if _, err := dialPeer(ctx, sock, os.Getpid()+1, 5*time.Second); err == nil || !strings.Contains(err.Error(), "not by the QEMU of this work directory") {
+	if _, err := dialPeer(ctx, sock, os.Getpid()+1, 5*time.Second); err == nil || !strings.Contains(err.Error(), "not by the process of this work directory that hostctl started") {
 		t.Fatalf("a listener of another pid: %v", err)
 	}
 
