@@ -97,6 +97,10 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if gs.State == psp.GuestSent {
+		// SEND_FINISH ran but launch.json was not updated (hostctl died right after it).
+		return nil, fmt.Errorf("%s: the PSP says this guest was already sent (SEND_FINISH done); its package was named before that, look for it where the last export wrote", work)
+	}
 	if gs.State == psp.GuestSUpdate {
 		// A previous export died midway; its session is worthless now.
 		if err := p.SendCancel(h); err != nil {
