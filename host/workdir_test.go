@@ -109,7 +109,11 @@ func listenAsNobody(t *testing.T) string {
 		t.Fatalf("%s is needed to run a listener as another user: %v", py, err)
 	}
 	d := t.TempDir()
-	for p := d; p != "/tmp" && p != "/"; p = filepath.Dir(p) {
+	tmp := filepath.Clean(os.TempDir())
+	if !strings.HasPrefix(d, tmp+"/") {
+		t.Fatalf("%s is not under %s", d, tmp)
+	}
+	for p := d; p != tmp; p = filepath.Dir(p) { // searchable for nobody, up to $TMPDIR only
 		os.Chmod(p, 0o755)
 	}
 	if err := os.Chown(d, nobodyUID, -1); err != nil {

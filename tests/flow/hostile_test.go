@@ -82,7 +82,11 @@ func sharedParent(t *testing.T) string {
 		t.Fatal("this test acts as a second user (runuser -u nobody) and needs root")
 	}
 	d := t.TempDir()
-	for p := d; p != "/tmp" && p != "/"; p = filepath.Dir(p) {
+	tmp := filepath.Clean(os.TempDir())
+	if !strings.HasPrefix(d, tmp+"/") {
+		t.Fatalf("%s is not under %s", d, tmp)
+	}
+	for p := d; p != tmp; p = filepath.Dir(p) { // searchable for nobody, up to $TMPDIR only
 		os.Chmod(p, 0o755)
 	}
 	shared := filepath.Join(d, "shared")
