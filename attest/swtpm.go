@@ -36,6 +36,12 @@ type SwtpmData struct {
 
 // DialSwtpm connects to swtpm's control socket and installs a new data channel.
 func DialSwtpm(ctrlPath string, timeout time.Duration) (*SwtpmData, error) {
+	return DialSwtpmChecked(ctrlPath, timeout, nil)
+}
+
+// DialSwtpmChecked is DialSwtpm that runs check on the connected control socket before
+// using it (hostctl checks the listener's SO_PEERCRED there); a check error ends the dial.
+func DialSwtpmChecked(ctrlPath string, timeout time.Duration, check func(*net.UnixConn) error) (*SwtpmData, error) {
 	deadline := time.Now().Add(timeout)
 	var ctrl *net.UnixConn
 	for {
@@ -48,6 +54,12 @@ func DialSwtpm(ctrlPath string, timeout time.Duration) (*SwtpmData, error) {
 			return nil, fmt.Errorf("attest: connecting to the swtpm control socket %s: %w", ctrlPath, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if check != nil {
+		if err := check(ctrl); err != nil {
+			ctrl.Close()
+			return nil, err
+		}
 	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {

@@ -378,6 +378,12 @@ type Reader struct {
 	data    uint64
 	ended   bool
 	entBuf  [migrate.EntrySize]byte
+	// Memory and work are bounded by the listed RAM blocks before the trailer is checked:
+	// seen has one bit per page (allocated per block at its first page), and section
+	// records (not pages) are at most sectionSlack more than the pages.
+	seen     [][]uint64
+	sections uint64
+	pages    uint64 // TotalPages of the stream
 }
 
 // NewReader reads and checks the fixed header, the sender PDH and the session.
@@ -522,7 +528,39 @@ func (r *Reader) ReadStream() (*Stream, error) {
 		return nil, r.fail(at, "RAM blocks", "%v", err)
 	}
 	r.stream = s
+	r.seen = make([][]uint64, len(s.Blocks))
+	r.pages = s.TotalPages()
 	return s, nil
+}
+
+// sectionSlack is how many more section records (kinds 3 and 4) than pages a package may
+// have: QEMU writes a ram section per iteration, and an iteration may find no dirty page.
+const sectionSlack = 1024
+
+// MaxRecords is the most records a package with these RAM blocks can have: every page once
+// (data or zero) and at most pages + sectionSlack section boundaries.
+func (s *Stream) MaxRecords() uint64 { return 2*s.TotalPages() + sectionSlack }
+
+// count refuses a page seen before and more section records than the blocks allow.
+func (r *Reader) count(e migrate.Entry) error {
+	if e.Kind != migrate.EntryData && e.Kind != migrate.EntryZero {
+		r.sections++
+		if r.sections > r.pages+sectionSlack {
+			return fmt.Errorf("more than %d section records for %d pages of RAM blocks (at most pages + %d)", r.pages+sectionSlack, r.pages, sectionSlack)
+		}
+		return nil
+	}
+	bm := r.seen[e.Block]
+	if bm == nil {
+		bm = make([]uint64, (r.stream.Blocks[e.Block].Pages()+63)/64)
+		r.seen[e.Block] = bm
+	}
+	w, bit := e.Page/64, uint64(1)<<(e.Page%64)
+	if bm[w]&bit != 0 {
+		return fmt.Errorf("page %d of RAM block %q appears twice (every page is sent once)", e.Page, r.stream.Blocks[e.Block].ID)
+	}
+	bm[w] |= bit
+	return nil
 }
 
 // Next returns the next record. p is filled for data entries (and untouched otherwise);
@@ -555,6 +593,9 @@ func (r *Reader) Next(p *Packet) (migrate.Entry, bool, error) {
 		return migrate.Entry{}, false, io.EOF
 	}
 	e, err := checkEntry(r.entBuf[:], r.stream)
+	if err == nil {
+		err = r.count(e)
+	}
 	if err != nil {
 		return e, false, r.fail(at, fmt.Sprintf("record %d", r.records), "%v", err)
 	}

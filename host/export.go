@@ -27,6 +27,9 @@ type ExportOptions struct {
 	Out   string
 	Log   io.Writer // plain progress messages (nil: quiet)
 	Bar   io.Writer // progress bar (a terminal; nil: none)
+	// BeforePublish, if set, runs when the package is complete and synced, right before it
+	// gets its name (tests use it to make the naming fail for real).
+	BeforePublish func() error
 }
 
 // ExportResult describes a written package.
@@ -45,8 +48,10 @@ var ErrNoSend = errors.New("the guest policy forbids migration (NOSEND)")
 
 // Export stops the running guest of a launch work directory, runs SEND_START against the
 // provider's PDH, turns QEMU's migration stream into SEND_UPDATE_DATA packets and writes the
-// guest package atomically; QEMU A quits at the end. On failure before the package is
-// complete, the SEND is cancelled, QEMU A resumes, and no package file exists.
+// guest package; QEMU A quits at the end. The package is named (link(2), never replacing a
+// file) before SEND_FINISH: a failure at any step up to and including SEND_FINISH cancels the
+// SEND, resumes QEMU A and leaves no package, so the guest stays exportable; after
+// SEND_FINISH the package is complete under its name.
 func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	start := time.Now()
 	work, ls, err := loadLaunch(o.Work)
@@ -69,6 +74,10 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Never replace a file: an existing one may be another guest's package.
+	if _, err := os.Lstat(out); err == nil {
+		return nil, fmt.Errorf("--out %s already exists: remove it or choose another name (export never overwrites a package)", out)
+	}
 
 	// The provider's chain: verified, never silently trusted.
 	rep, err := owner.VerifyPlatform(o.Chain, o.Trust)
@@ -87,6 +96,10 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	gs, err := p.GuestStatus(h)
 	if err != nil {
 		return nil, err
+	}
+	if gs.State == psp.GuestSent {
+		// SEND_FINISH ran but launch.json was not updated (hostctl died right after it).
+		return nil, fmt.Errorf("%s: the PSP says this guest was already sent (SEND_FINISH done); its package was named before that, look for it where the last export wrote", work)
 	}
 	if gs.State == psp.GuestSUpdate {
 		// A previous export died midway; its session is worthless now.
@@ -193,18 +206,28 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if err := f.Sync(); err != nil {
 		return nil, err
 	}
-	if err := p.SendFinish(h); err != nil {
-		return nil, fmt.Errorf("SEND_FINISH: %w", err)
+	// Order (docs/hostctl.md): the complete, synced package gets its name first, and only
+	// then does SEND_FINISH make the guest SENT. Any failure before SEND_FINISH cancels the
+	// SEND and resumes QEMU A (the deferred cleanup): the guest stays exportable.
+	if o.BeforePublish != nil {
+		if err := o.BeforePublish(); err != nil {
+			return nil, err
+		}
 	}
 	if err := publish(f, named, out); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("naming the package %s: %w; the export was cancelled and the guest keeps running (export again)", out, err)
 	}
 	tmp = ""
-	ok = true
 	if d, err := os.Open(filepath.Dir(out)); err == nil {
 		d.Sync()
 		d.Close()
 	}
+	if err := p.SendFinish(h); err != nil {
+		// No SENT guest next to a package: take the package back; the cleanup cancels.
+		os.Remove(out)
+		return nil, fmt.Errorf("SEND_FINISH: %w (the package was removed, the guest keeps running)", err)
+	}
+	ok = true
 	res.Bytes = bld.Writer().Written()
 	res.Records, _ = bld.Writer().Counts()
 	pr.quit(ctx)
@@ -357,21 +380,19 @@ func createUnnamed(out string) (f *os.File, named bool, err error) {
 	return f, true, nil
 }
 
-// publish gives the complete, synced file its name atomically (link + rename).
+// publish gives the complete, synced file its name atomically without replacing anything:
+// link(2) fails with EEXIST if out exists (a named temporary file is then removed; an
+// unnamed one simply goes away when it is closed).
 func publish(f *os.File, named bool, out string) error {
 	defer f.Close()
 	if named {
 		f.Close()
-		return os.Rename(f.Name(), out)
-	}
-	tmp := filepath.Join(filepath.Dir(out), fmt.Sprintf(".%s.%d.link", filepath.Base(out), os.Getpid()))
-	os.Remove(tmp)
-	if err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.AT_FDCWD, tmp, unix.AT_SYMLINK_FOLLOW); err != nil {
-		return fmt.Errorf("naming the package: %w", err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		os.Remove(tmp)
+		err := os.Link(f.Name(), out)
+		os.Remove(f.Name())
 		return err
+	}
+	if err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.AT_FDCWD, out, unix.AT_SYMLINK_FOLLOW); err != nil {
+		return &os.LinkError{Op: "link", Old: f.Name(), New: out, Err: err}
 	}
 	return nil
 }

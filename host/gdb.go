@@ -3,10 +3,12 @@ package host
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"time"
 )
 
@@ -21,8 +23,9 @@ type gdbConn struct {
 	r *bufio.Reader
 }
 
-func dialGDB(path string) (*gdbConn, error) {
-	c, err := net.DialTimeout("unix", path, 5*time.Second)
+// dialGDB connects to the gdbstub socket and checks that QEMU (pid) listens on it.
+func dialGDB(path string, pid int) (*gdbConn, error) {
+	c, err := dialPeer(context.Background(), path, pid, 5*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("gdbstub %s: %w", path, err)
 	}
@@ -112,11 +115,18 @@ func (g *gdbConn) expectOK(payload, what string) error {
 // WriteGuestPhys writes data at guest-physical addr of the QEMU whose gdbstub listens on
 // the unix socket sock, and reads it back to check. hostctl uses it for the launch secret;
 // benchmarks use it to dirty guest RAM.
-func WriteGuestPhys(sock string, addr uint64, data []byte) error { return writePhys(sock, addr, data) }
+// sock must be the gdb.sock of a work directory: its QEMU (qemu.pid) must be the listener.
+func WriteGuestPhys(sock string, addr uint64, data []byte) error {
+	pid := readPid(filepath.Dir(sock))
+	if pid == 0 {
+		return fmt.Errorf("%s: no running QEMU in %s", sock, filepath.Dir(sock))
+	}
+	return writePhys(sock, pid, addr, data)
+}
 
 // writePhys writes data at guest-physical addr and reads it back to check.
-func writePhys(sock string, addr uint64, data []byte) error {
-	g, err := dialGDB(sock)
+func writePhys(sock string, pid int, addr uint64, data []byte) error {
+	g, err := dialGDB(sock, pid)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/sevshim/sevshim/owner"
 	"github.com/sevshim/sevshim/psp"
 	"github.com/sevshim/sevshim/sev"
+	"github.com/sevshim/sevshim/shimerr"
 	"github.com/sevshim/sevshim/shimimage"
 )
 
@@ -273,7 +274,7 @@ func readBack(ctx context.Context, pr *proc, work string, size int) ([]byte, err
 }
 
 func loadLaunch(work string) (string, *LaunchState, error) {
-	abs, err := filepath.Abs(work)
+	abs, err := existingWorkDir(work)
 	if err != nil {
 		return "", nil, err
 	}
@@ -290,9 +291,21 @@ func loadLaunch(work string) (string, *LaunchState, error) {
 // SecretFile is secret.json (libvirt's keys), as `verifier secret` writes it.
 type SecretFile = owner.SecretFile
 
+// The shim's console lines (docs/shim.md), each matched as a whole line: the VERIFIED line
+// carries the signer-chosen version string, so an unanchored pattern could be satisfied by
+// text inside it. Refusal lines have one definition and one parser, shimerr.LineRE and
+// shimerr.ParseLine.
 var (
-	reReady = regexp.MustCompile(`^SEVSHIM READY`)
-	reError = regexp.MustCompile(`SEVSHIM ERROR`)
+	reReady   = regexp.MustCompile(`^SEVSHIM READY$`)
+	reWake    = regexp.MustCompile(`^SEVSHIM WAKE$`)
+	reError   = shimerr.LineRE
+	reHandoff = regexp.MustCompile(`^SEVSHIM HANDOFF$`)
+	// version_string is printable ASCII (docs/formats.md), '"' included: the name is
+	// everything between the first `name="` and the line's final '"'.
+	reVerified = regexp.MustCompile(`^SEVSHIM VERIFIED version=([0-9]+) signer=([0-9a-f]{16}) name="([ -~]*)"$`)
+	// OVMF's shell banner on COM1; only looked for after the shim's HANDOFF line there
+	// (the shim's own lines, the version string included, are on COM1 too).
+	reShell = regexp.MustCompile(`UEFI Interactive Shell`)
 )
 
 // LaunchFinish injects the optional LAUNCH_SECRET into the shim's secret block, runs
@@ -324,7 +337,7 @@ func LaunchFinish(ctx context.Context, work, secretPath string, log io.Writer) e
 	defer p.Close()
 	h := psp.Handle(ls.Handle)
 	if secretPath != "" {
-		if err := injectSecret(p, h, ls, filepath.Join(work, GDBSock), secretPath, log); err != nil {
+		if err := injectSecret(p, h, ls, filepath.Join(work, GDBSock), pr.pid, secretPath, log); err != nil {
 			return err
 		}
 	}
@@ -354,7 +367,7 @@ func LaunchFinish(ctx context.Context, work, secretPath string, log io.Writer) e
 	return nil
 }
 
-func injectSecret(p psp.PSP, h psp.Handle, ls *LaunchState, gdbSock, path string, log io.Writer) error {
+func injectSecret(p psp.PSP, h psp.Handle, ls *LaunchState, gdbSock string, qemuPid int, path string, log io.Writer) error {
 	var sf SecretFile
 	if err := readJSON(path, &sf); err != nil {
 		return fmt.Errorf("secret: %w", err)
@@ -389,7 +402,7 @@ func injectSecret(p psp.PSP, h psp.Handle, ls *LaunchState, gdbSock, path string
 	if err := p.LaunchSecret(h, hdr, trans, plain); err != nil {
 		return fmt.Errorf("LAUNCH_SECRET refused %s: %w", path, err)
 	}
-	if err := writePhys(gdbSock, addr, plain); err != nil {
+	if err := writePhys(gdbSock, qemuPid, addr, plain); err != nil {
 		return fmt.Errorf("placing the secret in guest RAM: %w", err)
 	}
 	logf(log, "secret (%d bytes) verified by the PSP and placed at guest-physical 0x%x", len(plain), addr)

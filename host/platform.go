@@ -20,7 +20,8 @@ func openPSP(kind, state string) (psp.PSP, error) {
 		return nil, fmt.Errorf("the emulated PSP needs --state DIR (its persistent identity lives there)")
 	}
 	if kind == psp.KindEmulator {
-		abs, err := filepath.Abs(state)
+		// The platform's private keys live there (docs/hostctl.md): a private directory.
+		abs, err := privateDir("--state", state)
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sevshim/sevshim/bios"
@@ -37,6 +39,35 @@ type ReceiveOptions struct {
 	Bar         io.Writer
 	// BeforeQEMU, if set, runs after every check passed and before QEMU B starts (tests).
 	BeforeQEMU func() error
+	// Wake bounds the wake-up NMI resends (zero: qemu.DefaultWake).
+	Wake qemu.Wake
+	// BeforeWake, if set, runs when QEMU B has loaded the guest (paused), right before
+	// `cont` and the wake-up NMIs, with QEMU B's QMP connection (tests).
+	BeforeWake func(ctx context.Context, q *qemu.QMP) error
+}
+
+func (o *ReceiveOptions) wake() qemu.Wake {
+	if o.Wake.Attempts == 0 && o.Wake.Interval == 0 {
+		return qemu.DefaultWake
+	}
+	return o.Wake
+}
+
+// shimAnswered reports whether QEMU B's debug console has the shim's answer to the wake-up
+// NMI as a complete line, and fails once QEMU B is gone.
+func shimAnswered(pr *proc) (bool, error) {
+	b, _ := os.ReadFile(filepath.Join(pr.dir, DebugconLog))
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		for _, l := range strings.Split(string(b[:i]), "\n") {
+			if qemu.IsShimAnswer(strings.TrimSuffix(l, "\r")) {
+				return true, nil
+			}
+		}
+	}
+	if !pr.alive() {
+		return false, fmt.Errorf("QEMU B (pid %d) exited before the shim woke; %s", pr.pid, pr.logSummary())
+	}
+	return false, nil
 }
 
 // Verdict is the shim's answer on QEMU B.
@@ -48,6 +79,7 @@ type Verdict struct {
 	Code     shimerr.Code // refusals
 	Line     string       // the console line it came from
 	Shell    bool         // OVMF's shell was seen (WaitShell)
+	WakeNMIs int          // wake-up NMIs sent until the shim answered
 	Pid      int          // QEMU B, 0 once stopped
 	Work     string
 }
@@ -77,10 +109,7 @@ func (e *RefusedError) Error() string { return e.Err.Error() }
 func (e *RefusedError) Unwrap() error { return e.Err }
 
 var (
-	reVerified = regexp.MustCompile(`^SEVSHIM VERIFIED version=(\d+) signer=([0-9a-f]+) name="([^"]*)"`)
-	reHandoff  = regexp.MustCompile(`^SEVSHIM HANDOFF`)
-	reShell    = regexp.MustCompile(`UEFI Interactive Shell`)
-	reMachine  = regexp.MustCompile(`^pc-q35-[0-9]+\.[0-9]+$`)
+	reMachine = regexp.MustCompile(`^pc-q35-[0-9]+\.[0-9]+$`)
 )
 
 // received is a package that passed every check and the receiving PSP: the rebuilt stream's
@@ -152,8 +181,22 @@ func checkShape(h *guestpkg.Header, st *guestpkg.Stream) error {
 			return fmt.Errorf("RAM block %q is missing or not 0x%x bytes as the header says", want.id, want.size)
 		}
 	}
+	// The other blocks are QEMU's small ROM blobs (ACPI tables, table loader, RSDP); with
+	// them bounded, the records receive keeps are bounded by the guest's RAM size.
+	var extra uint64
+	for _, b := range st.Blocks {
+		if b.ID != "pc.ram" && b.ID != "system.flash0" && b.ID != "system.flash1" {
+			extra += b.Size
+		}
+	}
+	if extra > maxExtraBlocks {
+		return fmt.Errorf("RAM blocks other than pc.ram and the flash add up to 0x%x bytes, more than 0x%x", extra, uint64(maxExtraBlocks))
+	}
 	return nil
 }
+
+// maxExtraBlocks bounds the RAM blocks besides pc.ram and the two pflash units.
+const maxExtraBlocks = 64 << 20
 
 // acceptPackage reads and checks the whole package and runs RECEIVE_START,
 // RECEIVE_UPDATE_DATA for every page and RECEIVE_FINISH. Nothing is started.
@@ -384,43 +427,67 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 		return nil, fmt.Errorf("QEMU B (pid %d) ended while loading the guest (%v); %s; run the same receive again", pr.pid, err, pr.logSummary())
 	}
 	rc.pages.wipe()
+	if o.BeforeWake != nil {
+		if err := o.BeforeWake(ctx, pr.qmp); err != nil {
+			return nil, err
+		}
+	}
 	if err := pr.exec(ctx, "cont", nil); err != nil {
 		return nil, err
 	}
-	if err := pr.exec(ctx, "inject-nmi", nil); err != nil {
-		return nil, err
+	// Wake the shim: NMIs, resent (bounded) until it answers; see qemu.WakeShim.
+	nmis, err := qemu.WakeShim(ctx, o.wake(), func(ctx context.Context) error { return pr.exec(ctx, "inject-nmi", nil) },
+		func() (bool, error) { return shimAnswered(pr) })
+	if err != nil {
+		return nil, fmt.Errorf("waking the shim on QEMU B: %w (see %s)", err, pf(DebugconLog))
 	}
-	v := &Verdict{Work: work, Pid: pr.pid}
-	line, i, err := waitLog(ctx, pr, DebugconLog, 120*time.Second, reHandoff, reError)
+	if nmis > 1 {
+		logf(o.Log, "the shim answered after %d wake-up NMIs", nmis)
+	}
+	v := &Verdict{Work: work, Pid: pr.pid, WakeNMIs: nmis}
+	lines, at, i, err := waitLines(ctx, pr, DebugconLog, 120*time.Second, nil, reHandoff, reError)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for the shim's verdict: %w", err)
 	}
+	line := lines[at]
 	v.Line = line
 	if i == 1 {
 		v.Code, _ = shimerr.ParseLine(line)
-		rs.Stage, rs.Verdict = "refused", v.Code.String()
+		verdict := line
+		if v.Code != 0 {
+			verdict = v.Code.String()
+		}
+		rs.Stage, rs.Verdict = "refused", verdict
 		writeJSON(pf(ReceiveJSON), rs, 0o600)
 		pr.quit(ctx)
 		if tpm != nil {
 			tpm.kill()
 		}
 		v.Pid = 0
-		return v, &RefusedError{Stage: "shim", Err: fmt.Errorf("the shim refused the BIOS %s: %s (QEMU B stopped)", o.Bundle, v.Code)}
+		return v, &RefusedError{Stage: "shim", Err: fmt.Errorf("the shim refused the BIOS %s: %s (QEMU B stopped)", o.Bundle, verdict)}
 	}
-	vl, _, err := waitLog(ctx, pr, DebugconLog, 5*time.Second, reVerified)
-	if err != nil {
-		return nil, fmt.Errorf("the shim handed off without a VERIFIED line: %w", err)
+	// The VERIFIED line comes from the same read of the console as HANDOFF, before it.
+	var mm []string
+	for _, l := range lines[:at] {
+		if m := reVerified.FindStringSubmatch(l); m != nil {
+			mm = m
+		}
 	}
-	mm := reVerified.FindStringSubmatch(vl)
+	if mm == nil {
+		return nil, fmt.Errorf("the shim handed off without a VERIFIED line (see %s)", pf(DebugconLog))
+	}
 	v.Accepted = true
-	v.Version, _ = strconv.ParseUint(mm[1], 10, 64)
+	v.Version, err = strconv.ParseUint(mm[1], 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("VERIFIED line %q: bad version", mm[0])
+	}
 	v.Signer, v.Name = mm[2], mm[3]
 	if _, err := hex.DecodeString(v.Signer); err != nil {
-		return nil, fmt.Errorf("VERIFIED line %q: bad signer", vl)
+		return nil, fmt.Errorf("VERIFIED line %q: bad signer", mm[0])
 	}
 	rs.Stage, rs.Verdict = "running", fmt.Sprintf("accepted version %d", v.Version)
 	if o.WaitShell {
-		if _, _, err := waitLog(ctx, pr, SerialLog, 240*time.Second, reShell); err != nil {
+		if _, _, _, err := waitLines(ctx, pr, SerialLog, 240*time.Second, reHandoff, reShell); err != nil {
 			return v, fmt.Errorf("the shim accepted the BIOS, but OVMF's shell did not appear: %w", err)
 		}
 		v.Shell, rs.Shell = true, true
@@ -449,8 +516,13 @@ func feedIncoming(ctx context.Context, pr *proc, rc *received) error {
 	var c net.Conn
 	var err error
 	for end := time.Now().Add(10 * time.Second); ; {
-		if c, err = net.Dial("unix", sock); err == nil {
+		// The stream is the guest's plaintext RAM: only QEMU B may be the listener.
+		if c, err = dialPeer(ctx, sock, pr.pid, 5*time.Second); err == nil {
 			break
+		}
+		var perr *peerError
+		if errors.As(err, &perr) {
+			return err
 		}
 		if time.Now().After(end) {
 			return fmt.Errorf("QEMU B does not listen on %s: %v", sock, err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -260,7 +261,7 @@ func TPMQuote(ctx context.Context, o QuoteOptions) (*QuoteResult, error) {
 	if o.Out == "" {
 		return nil, errors.New("an output file (--out) is required")
 	}
-	work, err := filepath.Abs(o.Work)
+	work, err := existingWorkDir(o.Work)
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +301,7 @@ func TPMQuote(ctx context.Context, o QuoteOptions) (*QuoteResult, error) {
 		}
 		// The PCR is extended before the hand-off; waiting for OVMF's shell makes sure no
 		// firmware TPM command is in flight when QEMU dies.
-		if _, _, err := waitLog(ctx, pr, SerialLog, to, reShell); err != nil {
+		if _, _, _, err := waitLines(ctx, pr, SerialLog, to, reHandoff, reShell); err != nil {
 			return nil, fmt.Errorf("waiting for OVMF to boot on QEMU B before reading its TPM: %w", err)
 		}
 		res.WaitedFor = "UEFI Interactive Shell"
@@ -317,7 +318,8 @@ func TPMQuote(ctx context.Context, o QuoteOptions) (*QuoteResult, error) {
 	} else {
 		logf(o.Log, "QEMU B is already gone; reading the swtpm it left (pid %d)", tpid)
 	}
-	t, err := attest.DialSwtpm(filepath.Join(work, SwtpmSock), 10*time.Second)
+	sock := filepath.Join(work, SwtpmSock)
+	t, err := attest.DialSwtpmChecked(sock, 10*time.Second, func(c *net.UnixConn) error { return checkPeer(c, sock, tpid) })
 	if err != nil {
 		return nil, fmt.Errorf("%w (swtpm pid %d still holds the PCRs: retry, or hostctl stop --work %s)", err, tpid, o.Work)
 	}

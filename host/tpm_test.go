@@ -3,6 +3,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 func TestTPMQuoteRefusals(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
+	os.Chmod(dir, 0o700) // hostctl refuses a work directory group or others can reach
 	out := filepath.Join(dir, "ev.json")
 	q := func(n []byte, pcr int) error {
 		_, err := TPMQuote(ctx, QuoteOptions{Work: dir, Nonce: n, Out: out, PCR: pcr})

@@ -41,18 +41,23 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// makeWorkDir creates dir (0700: it holds the gdbstub and QMP sockets) and returns its
-// absolute path.
+// makeWorkDir creates dir (0700: it holds the gdbstub and QMP sockets) if it is missing,
+// refuses one another user could reach (checkPrivateDir) and returns its absolute path.
 func makeWorkDir(dir string) (string, error) {
 	if dir == "" {
 		return "", fmt.Errorf("a work directory (--work) is required")
 	}
+	return privateDir("--work", dir)
+}
+
+// existingWorkDir is makeWorkDir for commands that need a directory a launch or receive made.
+func existingWorkDir(dir string) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return "", fmt.Errorf("work directory: %w", err)
+	if err := checkPrivateDir("--work", abs); err != nil {
+		return "", err
 	}
 	return abs, nil
 }

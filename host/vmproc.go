@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,7 +135,7 @@ func startDetached(ctx context.Context, dir string, cfg vmConfig) (*proc, error)
 		case <-dctx.Done():
 		}
 	}()
-	q, err := qemu.DialQMP(dctx, p(QMPSock))
+	q, err := dialQMPOf(dctx, p(QMPSock), pr.pid)
 	if err != nil {
 		pr.kill()
 		return nil, fmt.Errorf("QEMU did not start: %v; %s", err, pr.logSummary())
@@ -186,6 +187,11 @@ func pidAlive(pid int) bool {
 	return true
 }
 
+// dialQMPOf connects to the QMP socket at path, which QEMU pid must serve (checkPeer).
+func dialQMPOf(ctx context.Context, path string, pid int) (*qemu.QMP, error) {
+	return qemu.DialQMPChecked(ctx, path, func(c *net.UnixConn) error { return checkPeer(c, path, pid) })
+}
+
 // attach connects to the running QEMU of dir.
 func attach(ctx context.Context, dir string) (*proc, error) {
 	pid := readPid(dir)
@@ -194,7 +200,7 @@ func attach(ctx context.Context, dir string) (*proc, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	q, err := qemu.DialQMP(cctx, filepath.Join(dir, QMPSock))
+	q, err := dialQMPOf(cctx, filepath.Join(dir, QMPSock), pid)
 	if err != nil {
 		return nil, fmt.Errorf("QEMU pid %d of %s: %w (is another hostctl command connected to it?)", pid, dir, err)
 	}
@@ -292,20 +298,45 @@ func (p *proc) logSummary() string {
 // errLogTimeout is returned by waitLog when the line did not appear in time.
 var errLogTimeout = errors.New("timed out")
 
-// waitLog polls a console log file until a line matches one of res and returns the line
-// and the index of the pattern. It stops at the timeout, at ctx's end, or shortly after the
-// process ended without a match.
+// waitLog polls a console log file until a whole line matches one of res and returns the
+// line and the index of the pattern. It stops at the timeout, at ctx's end, or shortly after
+// the process ended without a match. The patterns must be anchored (^...$): console lines
+// carry guest- and signer-chosen text.
 func waitLog(ctx context.Context, p *proc, file string, timeout time.Duration, res ...*regexp.Regexp) (string, int, error) {
+	lines, at, i, err := waitLines(ctx, p, file, timeout, nil, res...)
+	if err != nil {
+		return "", -1, err
+	}
+	return lines[at], i, nil
+}
+
+// waitLines is waitLog returning the snapshot of the file's complete lines the match was
+// found in (so a caller parses everything from one read) and the matching line's index. With
+// after set, only lines after the first line matching after are considered. Only complete
+// lines (ended by '\n') are matched: a line still being written is not yet a line.
+func waitLines(ctx context.Context, p *proc, file string, timeout time.Duration, after *regexp.Regexp, res ...*regexp.Regexp) ([]string, int, int, error) {
 	end := time.Now().Add(timeout)
 	path := filepath.Join(p.dir, file)
 	deadAt := time.Time{}
 	for {
 		b, _ := os.ReadFile(path)
-		for _, line := range strings.Split(string(b), "\n") {
+		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+			b = b[:i]
+		} else {
+			b = nil
+		}
+		lines := strings.Split(string(b), "\n")
+		started := after == nil
+		for at, line := range lines {
 			line = strings.TrimSuffix(line, "\r")
+			lines[at] = line
+			if !started {
+				started = after.MatchString(line)
+				continue
+			}
 			for i, re := range res {
 				if re.MatchString(line) {
-					return line, i, nil
+					return lines, at, i, nil
 				}
 			}
 		}
@@ -313,15 +344,15 @@ func waitLog(ctx context.Context, p *proc, file string, timeout time.Duration, r
 			if deadAt.IsZero() {
 				deadAt = time.Now()
 			} else if time.Since(deadAt) > 300*time.Millisecond {
-				return "", -1, fmt.Errorf("QEMU (pid %d) exited before %s showed %v; %s", p.pid, file, res, p.logSummary())
+				return nil, -1, -1, fmt.Errorf("QEMU (pid %d) exited before %s showed %v; %s", p.pid, file, res, p.logSummary())
 			}
 		}
 		if time.Now().After(end) {
-			return "", -1, fmt.Errorf("%s: no line matching %v within %v: %w", path, res, timeout, errLogTimeout)
+			return nil, -1, -1, fmt.Errorf("%s: no line matching %v within %v: %w", path, res, timeout, errLogTimeout)
 		}
 		select {
 		case <-ctx.Done():
-			return "", -1, ctx.Err()
+			return nil, -1, -1, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -331,6 +362,12 @@ func waitLog(ctx context.Context, p *proc, file string, timeout time.Duration, r
 func Stop(ctx context.Context, dir string) (int, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
+		return 0, err
+	}
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err := checkPrivateDir("--work", dir); err != nil {
 		return 0, err
 	}
 	// After QEMU (a normal quit lets QEMU shut the TPM down cleanly).

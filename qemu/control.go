@@ -226,9 +226,18 @@ func (vm *VM) SaveState(ctx context.Context, file string) (SaveStats, error) {
 }
 
 // WakeIncoming waits (at most timeout) until an incoming migration from a stopped source
-// has loaded, requires the status "paused", resumes the guest and injects an NMI: how a
-// shim waiting at READY is woken on the receiving side. It returns the time of the cont.
+// has loaded, requires the status "paused", resumes the guest and wakes the shim with NMIs
+// (WakeShim, DefaultWake) until the debug console (Config.Debugcon is required) shows
+// SEVSHIM WAKE or a refusal line. It returns the time of the cont.
 func (vm *VM) WakeIncoming(ctx context.Context, timeout time.Duration) (time.Time, error) {
+	return vm.WakeIncomingWith(ctx, timeout, DefaultWake)
+}
+
+// WakeIncomingWith is WakeIncoming with another resend bound.
+func (vm *VM) WakeIncomingWith(ctx context.Context, timeout time.Duration, w Wake) (time.Time, error) {
+	if !vm.cfg.Debugcon {
+		return time.Time{}, errors.New("qemu: WakeIncoming needs Config.Debugcon to see the shim's WAKE line")
+	}
 	st, err := vm.WaitIncoming(ctx, timeout)
 	if err != nil {
 		return time.Time{}, err
@@ -240,7 +249,20 @@ func (vm *VM) WakeIncoming(ctx context.Context, timeout time.Duration) (time.Tim
 	if err := vm.Cont(ctx); err != nil {
 		return cont, err
 	}
-	return cont, vm.InjectNMI(ctx)
+	_, err = WakeShim(ctx, w, vm.InjectNMI, func() (bool, error) {
+		for _, l := range vm.debugcon.CompleteLines() {
+			if IsShimAnswer(l.Text) {
+				return true, nil
+			}
+		}
+		select {
+		case <-vm.exited:
+			return false, fmt.Errorf("qemu exited before the shim woke (%v): %s", vm.waitErr, vm.StderrSummary())
+		default:
+		}
+		return false, nil
+	})
+	return cont, err
 }
 
 // WaitIncoming waits (bounded by ctx and timeout) until QEMU has loaded an incoming

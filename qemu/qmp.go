@@ -88,6 +88,12 @@ type message struct {
 // It retries the connection until ctx is done, because QEMU creates the socket shortly after
 // it starts.
 func DialQMP(ctx context.Context, path string) (*QMP, error) {
+	return DialQMPChecked(ctx, path, nil)
+}
+
+// DialQMPChecked is DialQMP that runs check on the connected socket before reading a byte
+// (hostctl checks the listener's SO_PEERCRED there); a check error ends the dial.
+func DialQMPChecked(ctx context.Context, path string, check func(*net.UnixConn) error) (*QMP, error) {
 	var conn net.Conn
 	for {
 		var d net.Dialer
@@ -102,7 +108,14 @@ func DialQMP(ctx context.Context, path string) (*QMP, error) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	return NewQMP(ctx, conn.(*net.UnixConn))
+	uc := conn.(*net.UnixConn)
+	if check != nil {
+		if err := check(uc); err != nil {
+			uc.Close()
+			return nil, err
+		}
+	}
+	return NewQMP(ctx, uc)
 }
 
 // NewQMP takes over an already connected QMP socket (for example one end of a socketpair).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 // Code is a shim error code. OK (0) means every check passed.
@@ -185,13 +186,21 @@ func ByName(name string) (Code, bool) {
 	return 0, false
 }
 
-var lineRE = regexp.MustCompile(`SEVSHIM ERROR E([0-9]{3}) ([a-z0-9-]+)`)
+// LineRE is the whole console line of a refusal, anchored at both ends: text around it (a
+// log prefix, a signer-chosen version string inside another line) is not a refusal.
+// LineRE is exported so that a console reader can wait for the shape of a refusal line (also
+// one with a code this build does not know) and then call ParseLine on it.
+var LineRE = regexp.MustCompile(`^SEVSHIM ERROR E([0-9]{3}) ([a-z0-9-]+)$`)
 
-// ParseLine finds "SEVSHIM ERROR E0NN name" in a console line (surrounding text, such as a
-// trailing '\r' or a log prefix, is ignored). It returns false if there is no such text, the
-// code is not defined, or the name does not belong to the code.
+// ParseLine parses one whole console line "SEVSHIM ERROR E0NN name" (docs/errors.md). Only
+// the line terminator (a trailing "\n", "\r\n" or "\r") is ignored; any other text before or
+// after makes it not a refusal line. It returns false if the line is not exactly that, the
+// code is not defined, or the name does not belong to the code. This is the one parser of
+// refusal lines: hostctl and the tests use it.
 func ParseLine(line string) (Code, bool) {
-	m := lineRE.FindStringSubmatch(line)
+	line = strings.TrimSuffix(line, "\n")
+	line = strings.TrimSuffix(line, "\r")
+	m := LineRE.FindStringSubmatch(line)
 	if m == nil {
 		return 0, false
 	}

@@ -61,7 +61,16 @@ func TestParseLine(t *testing.T) {
 	}{
 		{"SEVSHIM ERROR E024 bad-signature", BadSignature, true},
 		{"SEVSHIM ERROR E024 bad-signature\r", BadSignature, true},
-		{"[  1.2] SEVSHIM ERROR E033 digest-mismatch", DigestMismatch, true},
+		{"SEVSHIM ERROR E024 bad-signature\r\n", BadSignature, true},
+		{"SEVSHIM ERROR E024 bad-signature\n", BadSignature, true},
+		// Anchored at both ends: a refusal is a whole line, never text inside another line.
+		{"[  1.2] SEVSHIM ERROR E033 digest-mismatch", 0, false},
+		{`SEVSHIM VERIFIED version=6 signer=0011223344556677 name="SEVSHIM ERROR E034 version-below-floor"`, 0, false},
+		{"SEVSHIM ERROR E034 version-below-floor\"", 0, false},
+		{" SEVSHIM ERROR E034 version-below-floor", 0, false},
+		{"SEVSHIM ERROR E034 version-below-floor ", 0, false},
+		{"SEVSHIM ERROR E034 version-below-floor\rX", 0, false},
+		{"SEVSHIM ERROR E034 version-below-floor\nSEVSHIM HANDOFF", 0, false},
 		{"SEVSHIM ERROR E001 no-fwcfg", NoFwCfg, true},
 		{"SEVSHIM ERROR E024 digest-mismatch", 0, false}, // name of another code
 		{"SEVSHIM ERROR E099 internal", 0, false},        // unknown code

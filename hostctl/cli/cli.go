@@ -300,7 +300,11 @@ func receiveCmd() *cobra.Command {
 			v, err := host.Receive(cmd.Context(), o)
 			out := cmd.OutOrStdout()
 			if v != nil && !v.Accepted && v.Line != "" {
-				fmt.Fprintf(out, "refused: %s\n", v.Code)
+				if v.Code != 0 {
+					fmt.Fprintf(out, "refused: %s\n", v.Code)
+				} else {
+					fmt.Fprintf(out, "refused: %q (a code this hostctl does not know)\n", v.Line)
+				}
 			}
 			if err != nil {
 				return err

@@ -18,7 +18,7 @@ func runMain(args ...string) (string, string, int) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	dir := t.TempDir()
+	dir := privateTempDir(t)
 	for _, c := range []struct {
 		args []string
 		want string
@@ -47,7 +47,7 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestPlatformCommands(t *testing.T) {
-	dir := t.TempDir()
+	dir := privateTempDir(t)
 	st := filepath.Join(dir, "P")
 	so, se, code := runMain("platform", "init", "--state", st)
 	if code != 0 || !strings.Contains(so, "EMULATED PSP") || !strings.Contains(so, "API 0.24") {
@@ -96,4 +96,14 @@ func TestTPMQuoteHelpSaysItEndsTheVM(t *testing.T) {
 	if !strings.Contains(so, "--tpm") {
 		t.Fatalf("receive --help lacks --tpm: %s", so)
 	}
+}
+
+// privateTempDir is t.TempDir made 0700: hostctl refuses work and state directories that
+// group or others can reach (t.TempDir's are 0755 under the usual umask).
+func privateTempDir(t *testing.T) string {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -21,8 +21,10 @@ import (
 )
 
 var (
-	reError    = regexp.MustCompile(`SEVSHIM ERROR`)
-	reOutcome  = regexp.MustCompile(`SEVSHIM (ERROR|HANDOFF)`)
+	// Whole lines: the VERIFIED line carries the signer's version string, which may spell
+	// another line.
+	reError    = regexp.MustCompile(`^SEVSHIM ERROR .*$`)
+	reOutcome  = regexp.MustCompile(`^SEVSHIM (ERROR E[0-9]{3} [a-z0-9-]+|HANDOFF)$`)
 	reLoaded   = regexp.MustCompile(`^SEVSHIM LOADED bios=(\d+) vars=(\d+)$`)
 	reVerified = regexp.MustCompile(`^SEVSHIM VERIFIED version=(\d+) signer=([0-9a-f]+) name="([^"]*)"$`)
 	reFlashed  = regexp.MustCompile(`^SEVSHIM FLASHED code=(\d+) vars=(\d+)$`)
