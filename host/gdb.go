@@ -162,10 +162,11 @@ func writePhys(sock string, pid int, addr uint64, data []byte) error {
 // after an incoming migration loaded) so no instruction runs before the breakpoint is set.
 type GDB struct{ g *gdbConn }
 
-// DialGDB connects to the gdbstub on the unix socket sock and switches memory accesses to
-// guest-physical addresses (Qqemu.PhyMemMode:1).
-func DialGDB(sock string) (*GDB, error) {
-	g, err := dialGDB(sock)
+// DialGDB connects to the gdbstub on the unix socket sock, checks that QEMU (pid) is the
+// process listening on it, and switches memory accesses to guest-physical addresses
+// (Qqemu.PhyMemMode:1).
+func DialGDB(sock string, pid int) (*GDB, error) {
+	g, err := dialGDB(sock, pid)
 	if err != nil {
 		return nil, err
 	}

@@ -63,9 +63,9 @@ func stopAfterVerify(t *testing.T, e *chainEnv, tamper func(g *host.GDB)) *bRun 
 	t.Helper()
 	pc := payloadSymbol(t, breakAfterVerify)
 	var g *host.GDB
-	r := startBWith(t, e, bOpts{manifest: e.manifestV5, bios: e.ovmf, beforeWake: func(sock string) {
+	r := startBWith(t, e, bOpts{manifest: e.manifestV5, bios: e.ovmf, beforeWake: func(sock string, pid int) {
 		var err error
-		if g, err = host.DialGDB(sock); err != nil {
+		if g, err = host.DialGDB(sock, pid); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { g.Close() })
