@@ -1,78 +1,20 @@
 package qemu
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/sevshim/sevshim/bios"
 	"github.com/sevshim/sevshim/internal/repo"
 )
-
-// rsp is the least of GDB's remote serial protocol needed to read and set a register of a
-// stopped QEMU: one packet at a time, acks checked.
-type rsp struct {
-	c net.Conn
-	r *bufio.Reader
-}
-
-func (g *rsp) cmd(t *testing.T, payload string) string {
-	t.Helper()
-	var sum byte
-	for i := 0; i < len(payload); i++ {
-		sum += payload[i]
-	}
-	if _, err := fmt.Fprintf(g.c, "$%s#%02x", payload, sum); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		b, err := g.r.ReadByte()
-		if err != nil {
-			t.Fatalf("gdbstub %q: %v", payload, err)
-		}
-		if b == '+' {
-			break
-		}
-		if b != '$' {
-			t.Fatalf("gdbstub %q: byte %q instead of an ack", payload, b)
-		}
-		g.r.UnreadByte()
-		g.reply(t) // a stop notification
-	}
-	return g.reply(t)
-}
-
-func (g *rsp) reply(t *testing.T) string {
-	t.Helper()
-	if _, err := g.r.ReadString('$'); err != nil {
-		t.Fatal(err)
-	}
-	s, err := g.r.ReadString('#')
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := make([]byte, 2)
-	if _, err := g.r.Read(cs[:1]); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := g.r.Read(cs[1:]); err != nil {
-		t.Fatal(err)
-	}
-	g.c.Write([]byte("+"))
-	return strings.TrimSuffix(s, "#")
-}
-
-const gdbRIP = 16 // amd64 register number of rip in GDB's numbering
 
 var reHLT = regexp.MustCompile(`\bHLT=1\b`)
 
@@ -90,34 +32,27 @@ func TestWakeSurvivesLostNMI(t *testing.T) {
 	gdbSock := filepath.Join(dir, "gdb.sock")
 	b := readyIntoB(ctx, t, dir, shim, nil, []string{"-chardev", "socket,id=gdb,path=" + gdbSock + ",server=on,wait=off", "-gdb", "chardev:gdb"})
 
-	c, err := net.DialTimeout("unix", gdbSock, 5*time.Second)
+	g, err := DialGDB(gdbSock, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	g := &rsp{c: c, r: bufio.NewReader(c)}
-	// QEMU's gdbstub answers p/P only to a client that read the target description.
-	if r := g.cmd(t, "qXfer:features:read:target.xml:0,ffb"); r == "" {
-		t.Fatal("gdbstub has no target description")
-	}
-	ripHex := g.cmd(t, fmt.Sprintf("p%x", gdbRIP))
-	rb, err := hex.DecodeString(ripHex)
+	rb, err := g.Register(GDBRegRIP)
 	if err != nil || len(rb) != 8 {
-		t.Fatalf("rip reply %q", ripHex)
+		t.Fatalf("rip: %x, %v", rb, err)
 	}
 	rip := binary.LittleEndian.Uint64(rb)
-	if code := g.cmd(t, fmt.Sprintf("m%x,2", rip-2)); code != "faf4" {
-		t.Fatalf("the 2 bytes before rip 0x%x are %q, want faf4 (cli; hlt): is the CPU in the shim's wait loop?", rip, code)
+	if code, err := g.ReadMemory(rip-2, 2); err != nil || hex.EncodeToString(code) != "faf4" {
+		t.Fatalf("the 2 bytes before rip 0x%x are %x (%v), want fa f4 (cli; hlt): is the CPU in the shim's wait loop?", rip, code, err)
 	}
 	binary.LittleEndian.PutUint64(rb, rip-2)
-	if r := g.cmd(t, fmt.Sprintf("P%x=%s", gdbRIP, hex.EncodeToString(rb))); r != "OK" {
-		t.Fatalf("setting rip: %q", r)
+	if err := g.SetRegister(GDBRegRIP, rb); err != nil {
+		t.Fatalf("setting rip: %v", err)
 	}
-	if got := g.cmd(t, fmt.Sprintf("p%x", gdbRIP)); got != hex.EncodeToString(rb) {
-		t.Fatalf("rip reads back %s", got)
+	if got, err := g.Register(GDBRegRIP); err != nil || !bytes.Equal(got, rb) {
+		t.Fatalf("rip reads back %x (%v)", got, err)
 	}
-	// Never 'D' (QEMU resumes on detach); the connection stays open until the test ends.
-	t.Cleanup(func() { c.Close() })
+	// The connection stays open until the test ends (Close never detaches).
+	t.Cleanup(func() { g.Close() })
 
 	if _, err := b.WakeIncoming(ctx, 60*time.Second); err != nil {
 		t.Fatalf("WakeIncoming: %v\ndebugcon:\n%s", err, b.Debugcon().Text())

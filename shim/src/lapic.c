@@ -20,8 +20,9 @@ void lapic_arm_nmi(void)
 void lapic_wait_nmi(void)
 {
     /* NMI wakes hlt even with IF=0; the handler (head.asm, IST2) sets the flag and iretq's.
-     * An NMI landing between the test and hlt is only seen at the next NMI: the host sends
-     * its wake-up after `cont`, long after the CPU halted. */
+     * An NMI landing between the test and hlt is only seen at the next NMI, so the host
+     * resends its wake-up (bounded) until it reads SEVSHIM WAKE (docs/hostctl.md, receive).
+     * Extra NMIs after the wake only set the flag again: nothing reads it any more. */
     while (!nmi_seen)
         __asm__ volatile("cli; hlt" ::: "memory");
 }

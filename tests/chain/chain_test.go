@@ -65,7 +65,7 @@ type bOpts struct {
 	extra          []string // extra QEMU arguments (host differences)
 	// beforeWake, if set, gets a gdbstub socket of B and runs after the incoming state
 	// loaded, while B is still paused (no shim instruction has run yet), before the wake-up.
-	beforeWake func(gdbSock string, qemuPid int)
+	beforeWake func(gdbSock string)
 }
 
 func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
@@ -124,7 +124,7 @@ func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 		if err != nil || st != "paused" {
 			t.Fatalf("B loading the READY state: status %q, %v", st, err)
 		}
-		o.beforeWake(gdbSock, vm.Pid())
+		o.beforeWake(gdbSock)
 	}
 	cont, err := vm.WakeIncoming(ctx, 60*time.Second)
 	if err != nil {

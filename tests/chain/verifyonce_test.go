@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/sevshim/sevshim/bios"
-	"github.com/sevshim/sevshim/host"
 	"github.com/sevshim/sevshim/internal/repo"
+	"github.com/sevshim/sevshim/qemu"
 	"github.com/sevshim/sevshim/shimerr"
 )
 
@@ -59,13 +59,16 @@ func payloadSymbol(t *testing.T, name string) uint64 {
 // still paused after loading the READY state, wakes the shim and waits until it stops there.
 // It checks that the shim printed VERIFIED and nothing after it, then calls tamper (the guest
 // is stopped), removes the breakpoint and resumes the guest.
-func stopAfterVerify(t *testing.T, e *chainEnv, tamper func(g *host.GDB)) *bRun {
+func stopAfterVerify(t *testing.T, e *chainEnv, tamper func(g *qemu.GDB)) *bRun {
 	t.Helper()
 	pc := payloadSymbol(t, breakAfterVerify)
-	var g *host.GDB
-	r := startBWith(t, e, bOpts{manifest: e.manifestV5, bios: e.ovmf, beforeWake: func(sock string, pid int) {
+	var g *qemu.GDB
+	r := startBWith(t, e, bOpts{manifest: e.manifestV5, bios: e.ovmf, beforeWake: func(sock string) {
 		var err error
-		if g, err = host.DialGDB(sock, pid); err != nil {
+		if g, err = qemu.DialGDB(sock, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.SetPhysMode(true); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { g.Close() })
@@ -106,10 +109,10 @@ func stopAfterVerify(t *testing.T, e *chainEnv, tamper func(g *host.GDB)) *bRun 
 // descriptor check below fails, and tampering that target gives a wrong flash.)
 func TestBounceTamperAfterVerify(t *testing.T) {
 	e := env(t)
-	r := stopAfterVerify(t, e, func(g *host.GDB) {
+	r := stopAfterVerify(t, e, func(g *qemu.GDB) {
 		// The last fw_cfg DMA descriptor (FWCfgDmaAccess, big-endian; QEMU docs/specs/
 		// fw_cfg.rst) must be in the bounce page and point into it: the DMA went there.
-		d, err := g.ReadPhys(ramBounce, 16)
+		d, err := g.ReadMemory(ramBounce, 16)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,10 +121,10 @@ func TestBounceTamperAfterVerify(t *testing.T) {
 			t.Errorf("no completed fw_cfg DMA descriptor in the bounce page: control %#x length %#x address %#x", ctl, length, addr)
 		}
 		junk := bytes.Repeat([]byte{0xA5, 0x5A, 0xFF, 0x00}, ramBounceSize/4)
-		if err := g.WritePhys(ramBounce, junk); err != nil {
+		if err := g.WriteMemory(ramBounce, junk); err != nil {
 			t.Fatal(err)
 		}
-		back, err := g.ReadPhys(ramBounce+ramBounceSize-4096, 4096)
+		back, err := g.ReadMemory(ramBounce+ramBounceSize-4096, 4096)
 		if err != nil || !bytes.Equal(back, junk[len(junk)-4096:]) {
 			t.Fatalf("bounce page not overwritten (%v)", err)
 		}
@@ -143,15 +146,15 @@ func TestBounceTamperAfterVerify(t *testing.T) {
 func TestPrivateCopyTamperAfterVerify(t *testing.T) {
 	e := env(t)
 	const off = 0x123456 // inside the image body, away from the footer table the shim walked
-	r := stopAfterVerify(t, e, func(g *host.GDB) {
-		b, err := g.ReadPhys(ramBIOSBuf+off, 1)
+	r := stopAfterVerify(t, e, func(g *qemu.GDB) {
+		b, err := g.ReadMemory(ramBIOSBuf+off, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if want := mustRead(t, e.ovmf)[off]; b[0] != want {
 			t.Fatalf("BIOS buffer byte %#x = %#x, want the image's %#x", off, b[0], want)
 		}
-		if err := g.WritePhys(ramBIOSBuf+off, []byte{b[0] ^ 0x5A}); err != nil {
+		if err := g.WriteMemory(ramBIOSBuf+off, []byte{b[0] ^ 0x5A}); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -22,24 +22,32 @@ import (
 	"github.com/sevshim/sevshim/shimerr"
 )
 
-// secretInRAM reads the shim's secret block from the running QEMU A and finds the secret.
-func secretInRAM(t *testing.T, work string, want []byte) {
+// guestRAM reads size bytes of guest-physical memory at addr from the running QEMU of work
+// (QMP pmemsave into a file of the test).
+func guestRAM(t *testing.T, work string, addr, size int) []byte {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	q, err := qemu.DialQMP(ctx, filepath.Join(work, "qmp.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	f := filepath.Join(t.TempDir(), "secret-block")
-	if _, err := q.Execute(ctx, "pmemsave", map[string]any{"val": 0x80000, "size": 4096, "filename": f}); err != nil {
+	f := filepath.Join(t.TempDir(), "pmemsave.bin")
+	if _, err := q.Execute(ctx, "pmemsave", map[string]any{"val": addr, "size": size, "filename": f}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(f)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// secretInRAM reads the shim's secret block from the running QEMU A and finds the secret.
+func secretInRAM(t *testing.T, work string, want []byte) {
+	t.Helper()
+	b := guestRAM(t, work, 0x80000, 4096)
 	tab, err := sev.ParseSecretTable(b)
 	if err != nil {
 		t.Fatalf("guest RAM at 0x80000 holds no EFI secret table: %v", err)

@@ -22,13 +22,8 @@ import (
 // receives and boots.
 func TestExportNamingFailureKeepsGuest(t *testing.T) {
 	w := getWorld(t)
+	a := launchRunning(t, w, "0x1")
 	dir := t.TempDir()
-	sess := filepath.Join(dir, "sess")
-	mustRun(t, "verifier", "session", "--chain", w.oChain, "--root", filepath.Join(w.o, "certs"), "--policy", "0x1", "--out", sess)
-	a := track(filepath.Join(dir, "A"))
-	t.Cleanup(func() { killWork(a) })
-	mustRun(t, "hostctl", "launch", "--state", w.o, "--image", w.shim, "--session", sess, "--work", a)
-	mustRun(t, "hostctl", "launch-finish", "--work", a)
 
 	pkgDir := filepath.Join(dir, "out")
 	os.Mkdir(pkgDir, 0o700)

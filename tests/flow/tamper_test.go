@@ -2,7 +2,6 @@ package flow
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,11 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sevshim/sevshim/guestpkg"
 	"github.com/sevshim/sevshim/migrate"
-	"github.com/sevshim/sevshim/qemu"
 )
 
 // TestTamperedPackageRefusedBeforeQEMU flips bits without recomputing the trailer, so it
@@ -234,21 +231,7 @@ func TestSwappedPagesAccepted(t *testing.T) {
 		t.Fatal("QEMU B should run detached")
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	q, err := qemu.DialQMP(ctx, filepath.Join(wb, "qmp.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	dump := filepath.Join(t.TempDir(), "isa-bios.dump")
-	if _, err := q.Execute(ctx, "pmemsave", map[string]any{"val": isaBase, "size": isaSize, "filename": dump}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile(dump)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := guestRAM(t, wb, isaBase, isaSize)
 	want := append([]byte(nil), tail...)
 	copy(page(want, pi), page(tail, pj))
 	copy(page(want, pj), page(tail, pi))

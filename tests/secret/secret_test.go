@@ -18,8 +18,8 @@ import (
 	"github.com/sevshim/sevshim/policy"
 	"github.com/sevshim/sevshim/qemu"
 	"github.com/sevshim/sevshim/sev"
-	"github.com/sevshim/sevshim/shimimage"
 	"github.com/sevshim/sevshim/shimerr"
+	"github.com/sevshim/sevshim/shimimage"
 )
 
 const testBIOSBlock = 0x80C000 // testbios/Makefile SECRET_BASE
