@@ -275,6 +275,9 @@ func Line(blob []byte) string { return LinePrefix + hex.EncodeToString(blob) }
 // IsLine says whether s (one whole console line) is a receipt line, `none` included.
 func IsLine(s string) bool { return reLine.MatchString(s) }
 
+// LineRegexp matches a whole receipt line, `none` included (for console scanners).
+func LineRegexp() *regexp.Regexp { return reLine.Copy() }
+
 // ParseHex decodes a receipt given as the whole console line or as its hex alone. It returns
 // ErrNone for `SEVSHIM RECEIPT none` / `none`.
 func ParseHex(s string) ([]byte, error) {

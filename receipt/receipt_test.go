@@ -23,7 +23,7 @@ const goldenDir = "../testdata/golden"
 
 type vector struct {
 	name, key, verdict, nonce, manifest, image, vars, policy string
-	blob                                                      []byte
+	blob                                                     []byte
 }
 
 func vectors(t *testing.T) []vector {
