@@ -33,9 +33,9 @@ type ReceiveOptions struct {
 	Bundle      string // BIOS bundle (manifest + image) for the shim
 	Vars        string // var store for pflash1 and opt/org.sevshim/vars; default Debian's template
 	Work        string
-	WaitShell   bool // also wait for OVMF's shell on COM1
-	Stop        bool // quit QEMU B at the end
-	TPM         bool // give QEMU B a TPM (swtpm in Work); must match the package's VM shape
+	WaitShell   bool   // also wait for OVMF's shell on COM1
+	Stop        bool   // quit QEMU B at the end
+	TPM         bool   // give QEMU B a TPM (swtpm in Work); must match the package's VM shape
 	Nonce       []byte // the owner's receipt nonce for opt/org.sevshim/nonce (nil: none)
 	Log         io.Writer
 	Bar         io.Writer
