@@ -33,10 +33,9 @@ type ReceiveOptions struct {
 	Bundle      string // BIOS bundle (manifest + image) for the shim
 	Vars        string // var store for pflash1 and opt/org.sevshim/vars; default Debian's template
 	Work        string
-	WaitShell   bool   // also wait for OVMF's shell on COM1
-	Stop        bool   // quit QEMU B at the end
-	TPM         bool   // give QEMU B a TPM (swtpm in Work); must match the package's VM shape
-	Nonce       []byte // the owner's receipt nonce for opt/org.sevshim/nonce (nil: none)
+	WaitShell   bool // also wait for OVMF's shell on COM1
+	Stop        bool // quit QEMU B at the end
+	TPM         bool // give QEMU B a TPM (swtpm in Work); must match the package's VM shape
 	Log         io.Writer
 	Bar         io.Writer
 	// BeforeQEMU, if set, runs after every check passed and before QEMU B starts (tests).
@@ -46,6 +45,9 @@ type ReceiveOptions struct {
 	// BeforeWake, if set, runs when QEMU B has loaded the guest (paused), right before
 	// `cont` and the wake-up NMIs, with QEMU B's QMP connection (tests).
 	BeforeWake func(ctx context.Context, q *qemu.QMP) error
+
+	// Nonce is the owner's receipt nonce for opt/org.sevshim/nonce (nil: none).
+	Nonce []byte
 }
 
 func (o *ReceiveOptions) wake() qemu.Wake {
