@@ -76,7 +76,7 @@ var (
 	cfErr  error
 )
 
-func getChainFixture(t *testing.T) *chainFixture {
+func getChainFixture(t testing.TB) *chainFixture {
 	t.Helper()
 	testenv.RequireChain(t)
 	cfOnce.Do(func() { cfVal, cfErr = makeChainFixture(filepath.Join(tmpRoot, "chain")) })
@@ -162,7 +162,7 @@ func makeChainFixture(dir string) (*chainFixture, error) {
 }
 
 // memfd is an anonymous in-memory file; Path names it for another process of this user.
-func memfd(t *testing.T, name string, content []byte) (*os.File, string) {
+func memfd(t testing.TB, name string, content []byte) (*os.File, string) {
 	t.Helper()
 	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
 	if err != nil {
@@ -176,7 +176,7 @@ func memfd(t *testing.T, name string, content []byte) (*os.File, string) {
 	return f, fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd)
 }
 
-func randBytes(t *testing.T, n int) []byte {
+func randBytes(t testing.TB, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -192,7 +192,7 @@ type owner struct {
 	withoutKey       []byte // what the BIOS must get: the same table without the key entry
 }
 
-func newOwner(t *testing.T, keyLen int) owner {
+func newOwner(t testing.TB, keyLen int) owner {
 	t.Helper()
 	o := owner{key: randBytes(t, keyLen), pass: randBytes(t, 40), other: randBytes(t, 72)}
 	ents := []sev.SecretEntry{{GUID: sev.DiskPassphraseID, Data: o.pass}, {GUID: receipt.KeyGUID, Data: o.key},
@@ -213,7 +213,7 @@ type chainRun struct {
 	nonce    []byte // nil: no nonce file
 }
 
-func startChain(t *testing.T, f *chainFixture, r chainRun) *qemu.VM {
+func startChain(t testing.TB, f *chainFixture, r chainRun) *qemu.VM {
 	t.Helper()
 	var a, b []string
 	if r.secret != nil {

@@ -25,4 +25,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func stopAll() {}
+// stopAllHook ends every QEMU a test left (flow_test.go sets it).
+var stopAllHook func()
+
+func stopAll() {
+	if stopAllHook != nil {
+		stopAllHook()
+	}
+}
