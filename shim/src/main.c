@@ -37,8 +37,8 @@ static void must(enum sevshim_error e)
 }
 
 /* What the check sequence learned, for the receipt: the policy digest once the policy parsed,
- * the SHA-384 of the BIOS once it was hashed (verify zeroes the result first; a SHA-384 of
- * all zero bytes does not occur). */
+ * the SHA-384 of the BIOS and of the var store once each was hashed (verify zeroes the result
+ * first; a SHA-384 of all zero bytes does not occur). */
 static void receipt_note_result(void)
 {
     static const uint8_t zero[SEVSHIM_SHA384_SIZE];
@@ -46,6 +46,8 @@ static void receipt_note_result(void)
         receipt_set_policy(result.policy_digest);
     if (memcmp(result.image_digest, zero, sizeof(zero)) != 0)
         receipt_set_image(result.image_digest);
+    if (memcmp(result.vars_digest, zero, sizeof(zero)) != 0)
+        receipt_set_vars(result.vars_digest);
 }
 
 void shim_main(void)
@@ -105,7 +107,6 @@ void shim_main(void)
         must(fwcfg_read(&f[2], VARS_BUF, SEVSHIM_OVMF_4M_VARS_SIZE));
         in.vars = VARS_BUF;
         loaded_vars = f[2].size;
-        receipt_hash_vars(VARS_BUF, SEVSHIM_OVMF_4M_VARS_SIZE);
     }
     con_str("SEVSHIM LOADED bios=");
     con_dec(loaded_bios);

@@ -172,15 +172,6 @@ void receipt_set_vars(const uint8_t d[SEVSHIM_SHA384_SIZE])
     st.r.flags |= SEVSHIM_RECEIPT_F_VARS;
 }
 
-void receipt_hash_vars(const uint8_t *vars, size_t len)
-{
-    br_sha384_context c;
-    br_sha384_init(&c);
-    br_sha384_update(&c, vars, len);
-    br_sha384_out(&c, st.r.vars_digest);
-    st.r.flags |= SEVSHIM_RECEIPT_F_VARS;
-}
-
 void receipt_set_policy(const uint8_t d[SEVSHIM_SHA384_SIZE])
 {
     memcpy(st.r.policy_digest, d, SEVSHIM_SHA384_SIZE);

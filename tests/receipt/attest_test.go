@@ -19,6 +19,7 @@ import (
 	"github.com/sevshim/sevshim/attest"
 	"github.com/sevshim/sevshim/bios"
 	"github.com/sevshim/sevshim/host"
+	"github.com/sevshim/sevshim/internal/repo"
 	"github.com/sevshim/sevshim/internal/testenv"
 	"github.com/sevshim/sevshim/receipt"
 	"github.com/sevshim/sevshim/shimerr"
@@ -87,7 +88,8 @@ func TestProviderForgesTPMButNotReceipt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, err := attest.EventFor(img, man)
+	vars := fileDigest(t, repo.OVMFVars()) // the one store the demo policy allows
+	x, err := attest.EventFor(img, man, &vars)
 	if err != nil || x.Mode == 0 {
 		t.Fatalf("the demo shim records no TPM event: %v", err)
 	}

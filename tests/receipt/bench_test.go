@@ -13,8 +13,8 @@ import (
 
 // BenchmarkReceiptCost prints what the receipt adds on the resume path under TCG, from console
 // timestamps (bounds at the resolution of the pipe reads; printed, never asserted):
-// WAKE->LOADED holds the SHA-384 of the var store, FLASHED->SECRET the HMAC and the wipes,
-// SECRET->HANDOFF the 705-byte receipt line. "key" runs with a receipt key, "nokey" without
+// WAKE->LOADED holds the nonce read, FLASHED->SECRET the HMAC and the wipes, SECRET->HANDOFF
+// the 705-byte receipt line. "key" runs with a receipt key, "nokey" without
 // (no HMAC). SEVSHIM_SHIM_FD=<older shim.fd> gives the figures of a shim without receipts.
 //
 //	go test -run '^$' -bench ReceiptCost -benchtime 5x ./tests/receipt/

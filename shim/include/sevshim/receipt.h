@@ -52,7 +52,6 @@ void receipt_set_nonce(const uint8_t nonce[SEVSHIM_NONCE_SIZE]);
 void receipt_set_manifest(const uint8_t *manifest);   /* the 352 bytes as received */
 void receipt_set_image(const uint8_t digest[SEVSHIM_SHA384_SIZE]);
 void receipt_set_vars(const uint8_t digest[SEVSHIM_SHA384_SIZE]);
-void receipt_hash_vars(const uint8_t *vars, size_t len);  /* SHA-384 of the var store as read */
 void receipt_set_policy(const uint8_t digest[SEVSHIM_SHA384_SIZE]);
 /* Builds the receipt with this verdict and MACs it, then wipes the key. Returns 1 and fills
  * out (body || MAC) when a key was held, 0 otherwise. Only the first call builds a receipt. */
