@@ -6,4 +6,5 @@ const (
 	FwCfgManifest = "opt/org.sevshim/manifest" // the 352-byte manifest
 	FwCfgBIOS     = "opt/org.sevshim/bios"     // the BIOS image
 	FwCfgVars     = "opt/org.sevshim/vars"     // optional: the VM's var store for pflash1
+	FwCfgNonce    = "opt/org.sevshim/nonce"    // optional: the owner's 32-byte receipt nonce (section 9)
 )

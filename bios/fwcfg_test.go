@@ -16,6 +16,7 @@ func TestFwCfgNamesMatchHeader(t *testing.T) {
 	}
 	for macro, want := range map[string]string{
 		"MANIFEST": bios.FwCfgManifest, "BIOS": bios.FwCfgBIOS, "VARS": bios.FwCfgVars,
+		"NONCE": bios.FwCfgNonce,
 	} {
 		m := regexp.MustCompile(`#define SEVSHIM_FWCFG_` + macro + `\s+"([^"]+)"`).FindSubmatch(h)
 		if m == nil {

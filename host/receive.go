@@ -21,6 +21,7 @@ import (
 	"github.com/sevshim/sevshim/migrate"
 	"github.com/sevshim/sevshim/psp"
 	"github.com/sevshim/sevshim/qemu"
+	"github.com/sevshim/sevshim/receipt"
 	"github.com/sevshim/sevshim/sev"
 	"github.com/sevshim/sevshim/shimerr"
 )
@@ -44,6 +45,9 @@ type ReceiveOptions struct {
 	// BeforeWake, if set, runs when QEMU B has loaded the guest (paused), right before
 	// `cont` and the wake-up NMIs, with QEMU B's QMP connection (tests).
 	BeforeWake func(ctx context.Context, q *qemu.QMP) error
+
+	// Nonce is the owner's receipt nonce for opt/org.sevshim/nonce (nil: none).
+	Nonce []byte
 }
 
 func (o *ReceiveOptions) wake() qemu.Wake {
@@ -78,6 +82,7 @@ type Verdict struct {
 	Name     string
 	Code     shimerr.Code // refusals
 	Line     string       // the console line it came from
+	Receipt  string       // the shim's `SEVSHIM RECEIPT ...` line ("" if it printed none)
 	Shell    bool         // OVMF's shell was seen (WaitShell)
 	WakeNMIs int          // wake-up NMIs sent until the shim answered
 	Pid      int          // QEMU B, 0 once stopped
@@ -97,6 +102,8 @@ type ReceiveState struct {
 	TPMMode uint8 `json:"tpm_mode,omitempty"`
 	TPMPCR  uint8 `json:"tpm_pcr,omitempty"`
 	Shell   bool  `json:"shell,omitempty"` // OVMF's shell was seen
+	// Receipt is the shim's receipt line, for the owner's `verifier receipt --from`.
+	Receipt string `json:"receipt,omitempty"`
 }
 
 // RefusedError is a package or shim refusal with what was wrong.
@@ -376,6 +383,17 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 	if err := fillFile(pf("flash0.fd"), int(rc.hdr.Shape.CodeSize), 0); err != nil {
 		return nil, err
 	}
+	fwcfg := qemu.ShimFiles(pf("bios.manifest"), pf("bios.fd"), pf("vars.fd"))
+	os.Remove(pf("nonce"))
+	if o.Nonce != nil {
+		if len(o.Nonce) != receipt.NonceSize {
+			return nil, fmt.Errorf("the receipt nonce is %d bytes, want %d", len(o.Nonce), receipt.NonceSize)
+		}
+		if err := writeFileAtomic(pf("nonce"), o.Nonce, 0o600); err != nil {
+			return nil, err
+		}
+		fwcfg = append(fwcfg, qemu.FwCfg{Name: bios.FwCfgNonce, File: pf("nonce")})
+	}
 	rs := &ReceiveState{Stage: "loading", Package: o.Package, Bundle: o.Bundle, TPM: o.TPM}
 	if o.TPM {
 		if mode, pcr, err := guestTPMPolicy(rc); err == nil {
@@ -387,7 +405,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 	writeJSON(pf(ReceiveJSON), rs, 0o600)
 	cfg := vmConfig{Machine: rc.hdr.Shape.Machine, MemoryMiB: rc.hdr.Shape.RAMSize >> 20,
 		Code: pf("flash0.fd"), CodeSnapshot: true, Vars: pf("vars.fd"),
-		FwCfg:    qemu.ShimFiles(pf("bios.manifest"), pf("bios.fd"), pf("vars.fd")),
+		FwCfg:    fwcfg,
 		Incoming: true, Reboot: true}
 	var tpm *swtpm
 	if o.TPM {
@@ -451,6 +469,8 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 	}
 	line := lines[at]
 	v.Line = line
+	v.Receipt = waitReceipt(ctx, pr)
+	rs.Receipt = v.Receipt
 	if i == 1 {
 		v.Code, _ = shimerr.ParseLine(line)
 		verdict := line

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
+	"github.com/sevshim/sevshim/receipt"
 	"github.com/sevshim/sevshim/sev"
 	"github.com/sevshim/sevshim/shimimage"
 )
@@ -44,10 +46,19 @@ func ParseSecretArg(s string) (SecretArg, error) {
 	return SecretArg{GUID: id, Path: p}, nil
 }
 
+// ReceiptKeyArg is --receipt-key FILE (an existing key) or --new-receipt-key (generate one:
+// Path, or the session's receipt.key when Path is empty; never overwrites).
+type ReceiptKeyArg struct {
+	Path     string
+	Generate bool
+}
+
 // SecretReport is what `verifier secret` prints.
 type SecretReport struct {
 	Measure    *MeasureReport `json:"measurement"`
 	Entries    []string       `json:"entries"`
+	ReceiptKey string         `json:"receipt_key,omitempty"` // the key file
+	NewKey     bool           `json:"receipt_key_generated,omitempty"`
 	TableSize  int            `json:"table_size"`
 	BlockBase  uint32         `json:"secret_block_base"`
 	BlockSize  uint32         `json:"secret_block_size"`
@@ -60,6 +71,13 @@ type SecretReport struct {
 // and MACs it as a LAUNCH_SECRET packet bound to the measured value, and writes out
 // atomically (mode 0600). rnd supplies the packet IV (nil: crypto/rand).
 func BuildSecret(rnd io.Reader, s *Session, m *Measurement, imagePath string, image []byte, args []SecretArg, out string) (*SecretReport, error) {
+	return BuildSecretWithReceipt(rnd, s, m, imagePath, image, args, ReceiptKeyArg{}, out)
+}
+
+// BuildSecretWithReceipt is BuildSecret that also puts the owner's receipt key into the table
+// (entry receipt.KeyGUID, docs/formats.md section 9) when rk names one. The shim takes that
+// entry out before anything else reads the table; the BIOS never sees it.
+func BuildSecretWithReceipt(rnd io.Reader, s *Session, m *Measurement, imagePath string, image []byte, args []SecretArg, rk ReceiptKeyArg, out string) (*SecretReport, error) {
 	if rnd == nil {
 		rnd = rand.Reader
 	}
@@ -68,8 +86,9 @@ func BuildSecret(rnd io.Reader, s *Session, m *Measurement, imagePath string, im
 	if err != nil {
 		return rep, fmt.Errorf("refusing to release the secret: %w", err)
 	}
-	if len(args) == 0 {
-		return rep, fmt.Errorf("no --secret GUID=FILE given")
+	withKey := rk.Path != "" || rk.Generate
+	if len(args) == 0 && !withKey {
+		return rep, fmt.Errorf("no --secret GUID=FILE (or receipt key) given")
 	}
 	info, err := shimimage.ParseInfo(image)
 	if err != nil {
@@ -86,6 +105,9 @@ func BuildSecret(rnd io.Reader, s *Session, m *Measurement, imagePath string, im
 			return rep, fmt.Errorf("--secret: GUID %s given twice", a.GUID)
 		}
 		seen[a.GUID] = true
+		if a.GUID == receipt.KeyGUID {
+			return rep, fmt.Errorf("--secret: %s is the receipt key's GUID; pass the key with --receipt-key", a.GUID)
+		}
 		data, err := os.ReadFile(a.Path)
 		if err != nil {
 			return rep, fmt.Errorf("--secret %s: %w", a.GUID, err)
@@ -96,6 +118,23 @@ func BuildSecret(rnd io.Reader, s *Session, m *Measurement, imagePath string, im
 		t.Entries = append(t.Entries, sev.SecretEntry{GUID: a.GUID, Data: data})
 		rep.Entries = append(rep.Entries, fmt.Sprintf("%s (%d bytes)", a.GUID, len(data)))
 	}
+	var key []byte
+	keyPath := rk.Path
+	if withKey {
+		if rk.Generate {
+			if keyPath == "" {
+				keyPath = filepath.Join(s.Dir, ReceiptKeyFile)
+			}
+		} else if key, err = LoadReceiptKey(keyPath); err != nil {
+			return rep, err
+		}
+		if key == nil {
+			key = make([]byte, receipt.KeySize) // placeholder of the right size for the size check
+		}
+		defer clear(key)
+		t.Entries = append(t.Entries, sev.SecretEntry{GUID: receipt.KeyGUID, Data: key})
+		rep.ReceiptKey, rep.NewKey = keyPath, rk.Generate
+	}
 	table, err := t.Marshal()
 	if err != nil {
 		return rep, err
@@ -104,6 +143,19 @@ func BuildSecret(rnd io.Reader, s *Session, m *Measurement, imagePath string, im
 	rep.TableSize = len(table)
 	if uint64(len(table)) > uint64(info.SecretSize) {
 		return rep, fmt.Errorf("the secret table is %d bytes but the image's secret block at 0x%x holds only %d: use fewer or smaller secrets", len(table), info.SecretBase, info.SecretSize)
+	}
+	if rk.Generate {
+		// every check passed: only now make the key (and its file), then the real table
+		clear(table)
+		if key, err = NewReceiptKey(rnd, keyPath); err != nil {
+			return rep, err
+		}
+		defer clear(key)
+		t.Entries[len(t.Entries)-1].Data = key
+		if table, err = t.Marshal(); err != nil {
+			return rep, err
+		}
+		defer clear(table)
 	}
 	var iv [16]byte
 	if _, err := io.ReadFull(rnd, iv[:]); err != nil {
@@ -119,6 +171,9 @@ func BuildSecret(rnd io.Reader, s *Session, m *Measurement, imagePath string, im
 		Address: uint64(info.SecretBase)}
 	js, _ := json.MarshalIndent(f, "", "  ")
 	if err := sev.WriteFileAtomic(out, append(js, '\n'), 0o600); err != nil {
+		if rk.Generate {
+			os.Remove(keyPath) // no secret carries it: do not leave a key that nothing uses
+		}
 		return rep, err
 	}
 	return rep, nil

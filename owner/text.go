@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/sevshim/sevshim/receipt"
 )
 
 // WritePlatformText prints a platform report for humans. The last line is `platform OK` or
@@ -87,6 +89,13 @@ func WriteSecretText(w io.Writer, r *SecretReport) {
 	}
 	for _, e := range r.Entries {
 		fmt.Fprintf(w, "secret entry:   %s\n", e)
+	}
+	if r.ReceiptKey != "" {
+		how := "from"
+		if r.NewKey {
+			how = "new key written (0600) to"
+		}
+		fmt.Fprintf(w, "receipt key:    %s (%d bytes), %s %s; the shim takes it out of the table and MACs its receipt with it\n", receipt.KeyGUID, receipt.KeySize, how, r.ReceiptKey)
 	}
 	fmt.Fprintf(w, "secret table:   %d bytes (secret block 0x%x, %d bytes)\n", r.TableSize, r.BlockBase, r.BlockSize)
 	fmt.Fprintf(w, "packet:         %d encrypted bytes, MAC bound to the measurement\n", r.PacketSize)

@@ -103,12 +103,14 @@ show "$BIN/verifier" measure --session "$D/session" --measurement "$D/launch/mea
 MEAS=$(sed -n 's/.*"sev-measurement": *"\([^"]*\)".*/\1/p' "$D/launch/measurement.json" |
 	base64 -d | od -An -tx1 -v | tr -d ' \n' | cut -c1-64)
 
-heading "The owner releases a secret to the measured shim"
+heading "The owner releases a secret, and a receipt key, to the measured shim"
+say "--new-receipt-key adds a fresh 48-byte key to the secret table (and keeps it in session/,"
+say "mode 0600). Only the measured shim will ever hold it: the shim MACs its receipt with it."
 umask 077
 printf 'demo passphrase: correct horse battery staple' >"$D/passphrase.txt"
 umask 022
 show "$BIN/verifier" secret --session "$D/session" --measurement "$D/launch/measurement.json" --image "$D/shim.fd" \
-	--secret "736869e5-84f0-4973-92ec-06879ce3da0b=$D/passphrase.txt" --out "$D/secret.json" ||
+	--secret "736869e5-84f0-4973-92ec-06879ce3da0b=$D/passphrase.txt" --new-receipt-key --out "$D/secret.json" ||
 	fail "verifier refused to build the secret"
 show hostctl launch-finish --work "$D/launch" --secret "$D/secret.json" || fail "launch-finish failed"
 
@@ -121,11 +123,15 @@ say "package: $(stat -c %s "$D/guest.pkg") bytes, sha256 $(sha256sum "$D/guest.p
 # receive_ok BUNDLE WORK [keep]: expect the shim to accept the BIOS and OVMF to reach its shell;
 # QEMU B is stopped afterwards unless "keep" is given. The guest has a TPM: every receive of it
 # needs --tpm (hostctl refuses a device mismatch before QEMU starts).
+# RECV_NONCE, if set, is the owner's receipt nonce for the next receive (hostctl receive --nonce).
+RECV_NONCE=
+nonce_args() { [ -n "$RECV_NONCE" ] && printf -- '--nonce %s' "$RECV_NONCE"; return 0; }
 receive_ok() {
 	work "$2"
 	local stop=--stop
 	[ "${3:-}" = keep ] && stop=
-	show hostctl receive --tpm --state "$D/provider-psp" --package "$D/guest.pkg" --bios "$1" --work "$2" --wait shell $stop \
+	# shellcheck disable=SC2046
+	show hostctl receive --tpm --state "$D/provider-psp" --package "$D/guest.pkg" --bios "$1" --work "$2" --wait shell $stop $(nonce_args) \
 		>"$2.out" || { cat "$2.out"; fail "receive with $(basename "$1") did not boot"; }
 	cat "$2.out"
 	grep -q "UEFI Interactive Shell" "$2.out" || fail "OVMF's shell was not reached with $(basename "$1")"
@@ -140,8 +146,9 @@ flip_byte() {
 receive_refused() {
 	work "$2"
 	local out rc=0
-	out=$(hostctl receive --tpm --state "$D/provider-psp" --package "$D/guest.pkg" --bios "$1" --work "$2" --stop 2>&1) || rc=$?
-	printf '   $ hostctl receive --tpm --state provider-psp --package guest.pkg --bios %s --work %s --stop\n' "${1#"$D"/}" "${2#"$D"/}"
+	# shellcheck disable=SC2046
+	out=$(hostctl receive --tpm --state "$D/provider-psp" --package "$D/guest.pkg" --bios "$1" --work "$2" --stop $(nonce_args) 2>&1) || rc=$?
+	printf '   $ hostctl receive --tpm --state provider-psp --package guest.pkg --bios %s --work %s --stop %s\n' "${1#"$D"/}" "${2#"$D"/}" "$(nonce_args)"
 	printf '%s\n' "$out" | sed 's/^/     /'
 	timeout 30 "$BIN/hostctl" stop --work "$2" >/dev/null 2>&1 || true
 	[ "$rc" -ne 0 ] || fail "$(basename "$1") was accepted; expected a refusal ($3)"
@@ -155,11 +162,27 @@ say "checks the bundle against the owner's policy, flashes it and hands off to O
 receive_ok "$IMG/v5.bundle" "$D/receive-v5"
 
 heading "The same package again, now with BIOS v6: no new measurement needed"
+say "The owner picks a fresh nonce for this receive and gives it to the provider (--nonce)."
+RECV_NONCE=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+NONCE_V6=$RECV_NONCE
 receive_ok "$IMG/v6.bundle" "$D/receive-v6" keep
+RECV_NONCE=
 say "owner's shim launch digest:  $LD (both receives ran this exact shim)"
 say "owner's launch measurement:  $MEAS (checked once, at launch; neither receive changed it)"
 say "BIOS v5 image sha384: $("$BIN/builder" inspect "$IMG/v5.bundle" | sed -n 's/^  image digest (sha384): //p' | cut -c1-32)…"
 say "BIOS v6 image sha384: $("$BIN/builder" inspect "$IMG/v6.bundle" | sed -n 's/^  image digest (sha384): //p' | cut -c1-32)…"
+
+heading "receipt: what did the owner's shim decide? (the owner's evidence)"
+say "The provider hands over receive.json with the shim's receipt line; it has no key, so it can"
+say "relay the receipt but not forge or alter it. The owner checks it with its key and nonce:"
+show "$BIN/verifier" receipt --key "$D/session/receipt.key" --nonce "$NONCE_V6" --from "$D/receive-v6/receive.json" \
+	--bundle "$IMG/v6.bundle" --image "$D/shim.fd" || fail "the v6 receipt does not verify"
+say "The same receipt presented for a new nonce (a provider replaying an old receipt):"
+NEW_NONCE=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+rc=0
+show "$BIN/verifier" receipt --key "$D/session/receipt.key" --nonce "$NEW_NONCE" --from "$D/receive-v6/receive.json" || rc=$?
+[ "$rc" -eq 1 ] || fail "a replayed receipt was not refused (exit $rc)"
+say "receipt FAILED, as it must (exit 1)"
 
 heading "attest: which BIOS did the shim accept?"
 say "Before the hand-off the shim recorded the accepted bundle in the TPM (PCR 15 of its policy)."
@@ -174,11 +197,21 @@ if "$BIN/verifier" attest --evidence "$D/evidence.json" --image "$D/shim.fd" --b
 	fail "the v6 evidence also verified as v5"
 fi
 say "the same evidence checked against BIOS v5: attestation FAILED, as it must"
+say "What attest proves: that the provider's swtpm holds these values. A provider could put them"
+say "into a fresh swtpm without running any shim: it is no proof against the provider. The receipt is."
 
 heading "A rolled-back BIOS is refused (signed as version 4, below the floor 5)"
 show "$BIN/builder" sign-bios --key "$IMG/demo-provider.key" --version 4 --version-string "demo rollback v4" \
 	--out "$D/v4.bundle" "$OVMF"
+RECV_NONCE=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+NONCE_V4=$RECV_NONCE
 receive_refused "$D/v4.bundle" "$D/receive-v4" E034
+RECV_NONCE=
+say "The refusal comes with a receipt too: the owner learns, authentically, that its shim refused v4."
+rc=0
+show "$BIN/verifier" receipt --key "$D/session/receipt.key" --nonce "$NONCE_V4" --from "$D/receive-v4/receive.json" || rc=$?
+[ "$rc" -eq 2 ] || fail "the v4 refusal receipt is not an authentic refusal (exit $rc)"
+say "authentic refusal (exit 2): never mistaken for an acceptance"
 
 heading "A tampered bundle is refused"
 say "(a) one byte of the v6 image changed after signing: hostctl's own bundle check refuses it"
@@ -193,4 +226,4 @@ flip_byte "$D/v6-signature-tampered.bundle" 351
 receive_refused "$D/v6-signature-tampered.bundle" "$D/receive-signature-tampered" E024
 
 T1=$(date +%s)
-printf '\nDemo complete in %d s: one owner measurement, two BIOS releases booted, the v6 boot attested by the TPM, a rollback and a tampered BIOS refused.\n' $((T1 - T0))
+printf '\nDemo complete in %d s: one owner measurement, two BIOS releases booted, the v6 boot proven by the shim receipt (and shown by the provider TPM), a rollback and a tampered BIOS refused.\n' $((T1 - T0))

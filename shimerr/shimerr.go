@@ -48,6 +48,8 @@ const (
 	SecretBlockUnusable  Code = 62
 	SecretTooLarge       Code = 63
 	SecretMalformed      Code = 64
+	ReceiptKeyInvalid    Code = 65
+	NonceInvalid         Code = 66
 	TPMMissing           Code = 70
 	TPMInterface         Code = 71
 	TPMTimeout           Code = 72
@@ -99,6 +101,8 @@ var table = []entry{
 	{SecretBlockUnusable, "secret-block-unusable", "the BIOS's secret block is not in guest RAM the shim may write (or overlaps the shim); use a BIOS with a normal secret block, or give the guest more RAM"},
 	{SecretTooLarge, "secret-too-large", "the owner's secret table is larger than the BIOS's secret block; make the secret smaller"},
 	{SecretMalformed, "secret-malformed", "the injected secret is not a well-formed EFI secret table; rebuild it with `verifier secret`"},
+	{ReceiptKeyInvalid, "receipt-key-invalid", "the secret table's receipt-key entry is not exactly 48 bytes, or there are two; rebuild the secret with `verifier secret --receipt-key`"},
+	{NonceInvalid, "nonce-invalid", "opt/org.sevshim/nonce is not exactly 32 bytes; pass the owner's nonce with `hostctl receive --nonce HEX` (64 hex digits)"},
 	{TPMMissing, "tpm-missing", "the policy requires a TPM: start QEMU with -device tpm-crb and a swtpm backend"},
 	{TPMInterface, "tpm-interface", "the TPM's CRB interface is not usable (locality 0 not granted, unexpected buffer layout or fatal error); check the QEMU TPM device and swtpm"},
 	{TPMTimeout, "tpm-timeout", "the TPM did not answer in time; check that swtpm is running"},

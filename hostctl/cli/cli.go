@@ -18,6 +18,7 @@ import (
 
 	"github.com/sevshim/sevshim/host"
 	"github.com/sevshim/sevshim/owner"
+	"github.com/sevshim/sevshim/receipt"
 )
 
 // Exit codes.
@@ -269,7 +270,7 @@ func exportCmd() *cobra.Command {
 func receiveCmd() *cobra.Command {
 	var pf pspFlags
 	var o host.ReceiveOptions
-	var wait string
+	var wait, nonceHex string
 	c := &cobra.Command{
 		Use:   "receive",
 		Short: "check a guest package, RECEIVE_* it, start QEMU B with the BIOS bundle and report the shim's verdict",
@@ -277,7 +278,10 @@ func receiveCmd() *cobra.Command {
 			"RECEIVE_START, RECEIVE_UPDATE_DATA for every page (the PSP verifies each MAC) and RECEIVE_FINISH\n" +
 			"before any QEMU starts. Then QEMU B loads the rebuilt stream (-incoming), gets the bundle over\n" +
 			"fw_cfg, resumes and wakes the shim. Prints `accepted: version N, signer HEX` or\n" +
-			"`refused: E0NN name` (exit status 3). --wait shell also waits for OVMF's UEFI shell on COM1.",
+			"`refused: E0NN name` (exit status 3). --wait shell also waits for OVMF's UEFI shell on COM1.\n" +
+			"--nonce HEX passes the owner's 32-byte nonce to the shim (fw_cfg opt/org.sevshim/nonce). The shim's\n" +
+			"receipt line (`SEVSHIM RECEIPT <hex>`, MACed with the owner's key, which this host never has) is\n" +
+			"printed as `receipt: ...` and recorded in WORK/receive.json for `verifier receipt --from`.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := pf.check(); err != nil {
@@ -293,6 +297,13 @@ func receiveCmd() *cobra.Command {
 			default:
 				return fmt.Errorf("--wait %q: want handoff or shell", wait)
 			}
+			if nonceHex != "" {
+				n, err := hex.DecodeString(nonceHex)
+				if err != nil || len(n) != receipt.NonceSize {
+					return fmt.Errorf("--nonce %q: want the owner's %d-byte nonce as %d hex digits", nonceHex, receipt.NonceSize, 2*receipt.NonceSize)
+				}
+				o.Nonce = n
+			}
 			o.Kind, o.State, o.Log = pf.kind, pf.state, cmd.ErrOrStderr()
 			if isTerminal(cmd.ErrOrStderr()) {
 				o.Bar = cmd.ErrOrStderr()
@@ -305,6 +316,9 @@ func receiveCmd() *cobra.Command {
 				} else {
 					fmt.Fprintf(out, "refused: %q (a code this hostctl does not know)\n", v.Line)
 				}
+			}
+			if v != nil && v.Receipt != "" {
+				fmt.Fprintf(out, "receipt: %s\n", v.Receipt)
 			}
 			if err != nil {
 				return err
@@ -329,6 +343,7 @@ func receiveCmd() *cobra.Command {
 	c.Flags().StringVar(&wait, "wait", "handoff", "what to wait for: handoff (the shim's verdict) or shell (also OVMF's shell)")
 	c.Flags().BoolVar(&o.Stop, "stop", false, "quit QEMU B at the end instead of leaving it running")
 	c.Flags().BoolVar(&o.TPM, "tpm", false, "give QEMU B a TPM (tpm-crb backed by an swtpm in WORK); required exactly when the package's VM has one")
+	c.Flags().StringVar(&nonceHex, "nonce", "", "the owner's receipt nonce, 64 hex digits (fw_cfg opt/org.sevshim/nonce)")
 	return c
 }
 

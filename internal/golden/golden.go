@@ -304,6 +304,9 @@ func (g *gen) run() error {
 	if err := g.shimImages(); err != nil {
 		return err
 	}
+	if err := g.receipts(); err != nil {
+		return err
+	}
 	return g.checks()
 }
 

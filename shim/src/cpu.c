@@ -6,6 +6,7 @@
 #include "sevshim/handoff.h"
 #include "sevshim/io.h"
 #include "sevshim/layout.h"
+#include "sevshim/receipt.h"
 #include "sevshim/sev.h"
 
 extern uint64_t gdt[5];               /* head.asm: null, code64, data, TSS (2 slots) */
@@ -58,6 +59,8 @@ void cpu_init(void)
 void exception_report(uint64_t vector, uint64_t error, uint64_t rip)
 {
     secret_wipe();            /* first, as in shim_refuse */
+    receipt_wipe();           /* no receipt from a faulting shim: its state cannot be trusted */
+    stack_scrub_all();
     con_line("SEVSHIM ERROR E090 cpu-exception");
     con_str("SEVSHIM EXCEPTION vector=");
     con_dec(vector);

@@ -5,6 +5,7 @@
 #include "sevshim/io.h"
 #include "sevshim/lapic.h"
 #include "sevshim/layout.h"
+#include "sevshim/receipt.h"
 #include "sevshim/secret.h"
 #include "sevshim/verify.h"
 
@@ -14,6 +15,50 @@ void secret_wipe(void)
     for (uint32_t i = 0; i < SHIM_RAM_SECRET_SIZE; i++)
         p[i] = 0;
     barrier();
+}
+
+extern uint8_t __stack_bottom[], stack_top[];   /* link.ld: the 64 KiB main stack */
+
+/* Zeroes the main stack below the caller's frame: BearSSL's HMAC leaves the key XOR its pads
+ * and message schedules in frames that are dead now (rep stosb needs no stack of its own). */
+__attribute__((noinline)) static void stack_scrub(void)
+{
+    uint8_t *p = __stack_bottom;
+    __asm__ volatile("mov %%rsp, %%rcx\n\t"
+                     "sub %%rdi, %%rcx\n\t"
+                     "xor %%eax, %%eax\n\t"
+                     "rep stosb"
+                     : "+D"(p) :: "rax", "rcx", "memory", "cc");
+}
+
+void stack_scrub_all(void)
+{
+    /* exception path: runs on the IST1 stack, the whole main stack is dead */
+    volatile uint8_t *p = __stack_bottom;
+    while (p < stack_top)
+        *p++ = 0;
+}
+
+static uint8_t receipt_blob[SEVSHIM_RECEIPT_SIZE + SEVSHIM_RECEIPT_MAC_SIZE];
+
+/* The receipt of this decision (docs/formats.md section 9): built and MACed, then the key and
+ * the dead stack are wiped; printed by receipt_print. Returns 1 if there is one. */
+static int receipt_make(uint16_t verdict)
+{
+    int have = receipt_finish(verdict, receipt_blob);
+    stack_scrub();
+    return have;
+}
+
+static void receipt_print(int have)
+{
+    if (!have) {
+        con_line("SEVSHIM RECEIPT none");
+        return;
+    }
+    con_str("SEVSHIM RECEIPT ");
+    con_hex(receipt_blob, sizeof(receipt_blob));
+    con_end();
 }
 
 void secret_handoff(const struct sevshim_secret_plan *plan)
@@ -54,12 +99,15 @@ void shim_refuse(enum sevshim_error e)
     if (name == NULL) {       /* never print a code that errors.h does not define */
         name = "internal";
         num[0] = '0'; num[1] = '9'; num[2] = '1';
+        code = 91;
     }
     secret_wipe();            /* first: nothing below may run with the secret still there */
+    int have = receipt_make((uint16_t)code);
     con_str("SEVSHIM ERROR E");
     con_str(num);
     con_str(" ");
     con_line(name);
+    receipt_print(have);
     con_line("SEVSHIM HALT");
     cpu_halt_forever();
     __builtin_unreachable();
@@ -67,7 +115,11 @@ void shim_refuse(enum sevshim_error e)
 
 void shim_handoff(const struct sevshim_secret_plan *plan)
 {
+    /* every check passed and the flash holds the BIOS: the receipt says OK; the key is gone
+     * before the secret is copied into the BIOS's block */
+    int have = receipt_make(0);
     secret_handoff(plan);
+    receipt_print(have);
     con_line("SEVSHIM HANDOFF");
     lapic_init_self();
 }

@@ -8,6 +8,7 @@
 #include "sevshim/layout.h"
 #include "sevshim/lapic.h"
 #include "sevshim/pflash.h"
+#include "sevshim/receipt.h"
 #include "sevshim/secret.h"
 #include "sevshim/shimram.h"
 #include "sevshim/tpm.h"
@@ -16,6 +17,7 @@
 /* RAM copy of the policy region, made before READY (the flash is reprogrammed later) */
 static uint8_t policy_copy[SHIM_POLICY_SIZE] __attribute__((aligned(16)));
 static uint8_t manifest_buf[SEVSHIM_MANIFEST_SIZE] __attribute__((aligned(16)));
+static uint8_t nonce_buf[SEVSHIM_NONCE_SIZE] __attribute__((aligned(16)));
 static struct sevshim_result result;
 static struct sevshim_secret_plan secret_plan;
 
@@ -34,6 +36,20 @@ static void must(enum sevshim_error e)
         shim_refuse(e);
 }
 
+/* What the check sequence learned, for the receipt: the policy digest once the policy parsed,
+ * the SHA-384 of the BIOS and of the var store once each was hashed (verify zeroes the result
+ * first; a SHA-384 of all zero bytes does not occur). */
+static void receipt_note_result(void)
+{
+    static const uint8_t zero[SEVSHIM_SHA384_SIZE];
+    if (result.layout != NULL)
+        receipt_set_policy(result.policy_digest);
+    if (memcmp(result.image_digest, zero, sizeof(zero)) != 0)
+        receipt_set_image(result.image_digest);
+    if (memcmp(result.vars_digest, zero, sizeof(zero)) != 0)
+        receipt_set_vars(result.vars_digest);
+}
+
 void shim_main(void)
 {
     console_init();
@@ -45,16 +61,27 @@ void shim_main(void)
 
     lapic_wait_nmi();
     con_line("SEVSHIM WAKE");
+    /* 0. the owner's receipt key leaves the secret area before anything else reads it
+     * (docs/formats.md section 9): from here on it lives only in receipt.c's private static */
+    must(receipt_begin((volatile uint8_t *)(uintptr_t)SHIM_RAM_SECRET, SHIM_RAM_SECRET_SIZE));
 
     /* 1. fw_cfg, re-probed: this may be another QEMU than the one that booted the shim */
     if (!fwcfg_probe())
         shim_refuse(SEVSHIM_E1);
-    struct fwcfg_file f[3] = {
+    struct fwcfg_file f[4] = {
         { .name = SEVSHIM_FWCFG_MANIFEST },
         { .name = SEVSHIM_FWCFG_BIOS },
         { .name = SEVSHIM_FWCFG_VARS },
+        { .name = SEVSHIM_FWCFG_NONCE },
     };
-    fwcfg_lookup(f, 3);
+    fwcfg_lookup(f, 4);
+    /* the owner's nonce: exactly 32 bytes or absent (E066), read before anything else */
+    if (f[3].present) {
+        if (f[3].size != SEVSHIM_NONCE_SIZE)
+            shim_refuse(SEVSHIM_E66);
+        must(fwcfg_read(&f[3], nonce_buf, SEVSHIM_NONCE_SIZE));
+        receipt_set_nonce(nonce_buf);
+    }
 
     /* read only files whose directory size is exactly what the buffers hold; other sizes are
      * refused by the checks below without a byte being read */
@@ -69,6 +96,7 @@ void shim_main(void)
     if (f[0].present && f[0].size == SEVSHIM_MANIFEST_SIZE) {
         must(fwcfg_read(&f[0], manifest_buf, SEVSHIM_MANIFEST_SIZE));
         in.manifest = manifest_buf;
+        receipt_set_manifest(manifest_buf);
     }
     if (f[1].present && f[1].size == SEVSHIM_OVMF_4M_CODE_SIZE) {
         must(fwcfg_read(&f[1], BIOS_BUF, SEVSHIM_OVMF_4M_CODE_SIZE));
@@ -87,7 +115,9 @@ void shim_main(void)
     con_end();
 
     /* 2..9. policy, manifest, signature, sizes, digest, floor, deny lists, vars */
-    must(sevshim_verify(&in, &result));
+    enum sevshim_error ve = sevshim_verify(&in, &result);
+    receipt_note_result();
+    must(ve);
     /* the image this shim is built for: a policy for another layout cannot be flashed here */
     if (result.layout->id != SEVSHIM_LAYOUT_OVMF_4M)
         shim_refuse(SEVSHIM_E25);

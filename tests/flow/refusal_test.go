@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sevshim/sevshim/receipt"
 	"github.com/sevshim/sevshim/shimerr"
 )
 
@@ -18,11 +19,12 @@ func consoleLines(s string) []string {
 }
 
 // assertShimRefusal checks QEMU B's consoles in work dir wb after the shim refused with want:
-// the error line exactly once (whole line) on debugcon, followed by nothing but SEVSHIM HALT;
+// the error line exactly once (whole line) on debugcon, followed by nothing but one receipt line
+// (docs/formats.md section 9) and SEVSHIM HALT;
 // no VERIFIED line for a refusal of the verification (steps 2..9 of docs/formats.md section
 // 6), a VERIFIED line first for one that comes after it (afterVerified); never FLASHED or
 // HANDOFF; and COM1 holds the error line and nothing that is not the shim's (OVMF printed
-// nothing). hostctl stops QEMU B as soon as it sees the error line.
+// nothing). hostctl stops QEMU B once it has the receipt line after the error line.
 func assertShimRefusal(t *testing.T, wb string, want shimerr.Code, afterVerified bool) {
 	t.Helper()
 	dbg := consoleLines(readFile(filepath.Join(wb, "debugcon.log")))
@@ -49,7 +51,12 @@ func assertShimRefusal(t *testing.T, wb string, want shimerr.Code, afterVerified
 		if afterVerified && (verifiedAt < 0 || verifiedAt > errAt) {
 			t.Errorf("%s should follow a SEVSHIM VERIFIED line", want)
 		}
+		receipts := 0
 		for _, l := range dbg[errAt+1:] {
+			if receipt.IsLine(l) && receipts == 0 {
+				receipts++
+				continue
+			}
 			if l != "" && l != "SEVSHIM HALT" {
 				t.Errorf("debugcon continues after %q: %q", want.Line(), l)
 			}

@@ -35,7 +35,7 @@ func attestCmd() *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "attest --evidence FILE --image SHIM.fd --bundle BUNDLE --nonce HEX [--vars VARS.fd|none] [--json]",
-		Short: "Check TPM evidence: the shim recorded accepting exactly this BIOS bundle (prints `attestation OK` or exits 1)",
+		Short: "Check TPM evidence: the provider's TPM holds the event of the shim accepting this bundle (not a proof against the provider; see receipt)",
 		Long: "attest checks TPM evidence (`hostctl tpm-quote` writes it) against the event the shim image\n" +
 			"records when it accepts the bundle (docs/formats.md section 7): the event is built from the\n" +
 			"bundle's manifest (layout, version, signer key id, BIOS digest), the SHA-384 of the shim's\n" +
@@ -43,7 +43,11 @@ func attestCmd() *cobra.Command {
 			"the quote: signed by the evidence's attestation key, of type QUOTE, carrying --nonce (the\n" +
 			"value you gave the host, so an old quote cannot be replayed), over exactly the policy's PCR\n" +
 			"in the SHA-256 bank, with the replayed value. The attestation key is taken from the evidence\n" +
-			"as is: on real hardware it must first be certified by the TPM's endorsement key (docs/tpm.md).",
+			"as is: on real hardware it must first be certified by the TPM's endorsement key (docs/tpm.md).\n" +
+			"What it proves: that this TPM holds these values. The TPM here is the provider's (swtpm), so a\n" +
+			"provider can make it hold them without running the shim at all: this is not evidence against the\n" +
+			"provider. The owner's evidence is the shim's receipt, MACed with a key only the measured shim has\n" +
+			"(`verifier receipt`).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			nonce, err := hex.DecodeString(nonceHex)
@@ -172,6 +176,8 @@ func writeAttestText(w io.Writer, r attestReport) {
 	}
 	if r.OK {
 		fmt.Fprintln(w, "attestation OK: every bank and the quote match the shim accepting this bundle")
+		fmt.Fprintln(w, "what this proves: the TPM (the provider's swtpm) holds these values; the provider could have put them")
+		fmt.Fprintln(w, "there without any shim running, so it is no proof against the provider: check the receipt (verifier receipt)")
 	} else {
 		fmt.Fprintln(w, "attestation FAILED:", r.Error)
 	}

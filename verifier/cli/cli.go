@@ -5,6 +5,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,6 +23,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "verifier:", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
 		return 1
 	}
 	return 0
@@ -37,12 +42,13 @@ func NewRoot() *cobra.Command {
 			"  session   make the launch session for a verified platform (GODH, session, TEK/TIK)\n" +
 			"  measure   check a launch measurement against the shim image\n" +
 			"  secret    build the LAUNCH_SECRET packet, only for a measurement that checks out\n" +
-			"  attest    check TPM evidence: the shim recorded accepting this BIOS bundle\n" +
+			"  receipt   check the shim's receipt: what the owner's own shim decided, MACed with the owner's key\n" +
+			"  attest    check TPM evidence: the provider's TPM holds the shim's event (not a proof against the provider)\n" +
 			"The files and the order of the steps are described in docs/flow.md and docs/verifier.md.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(platformCmd(), sessionCmd(), measureCmd(), secretCmd(), attestCmd())
+	root.AddCommand(platformCmd(), sessionCmd(), measureCmd(), secretCmd(), receiptCmd(), attestCmd())
 	return root
 }
 
@@ -217,8 +223,10 @@ func secretCmd() *cobra.Command {
 	var in measureInputs
 	var secrets []string
 	var out string
+	var rk owner.ReceiptKeyArg
+	var keyPath string
 	c := &cobra.Command{
-		Use:   "secret --session DIR --measurement FILE --image SHIM.fd --secret GUID=FILE... --out secret.json",
+		Use:   "secret --session DIR --measurement FILE --image SHIM.fd [--secret GUID=FILE...] [--receipt-key FILE | --new-receipt-key] --out secret.json",
 		Short: "Build the LAUNCH_SECRET packet for a launch whose measurement checks out",
 		Long: "secret first runs the `verifier measure` check and refuses unless it says OK. It then builds\n" +
 			"the EFI secret table (header GUID 1e74f542-71dd-4d66-963e-ef4287ff173b; one entry per --secret,\n" +
@@ -228,7 +236,11 @@ func secretCmd() *cobra.Command {
 			"  sev-secret-header (base64, 52 bytes), sev-secret (base64 ciphertext),\n" +
 			"  sev-secret-set-address (the secret block's guest-physical address, from the image's footer table)\n" +
 			"which `hostctl launch-finish --secret` injects. --secret may repeat; " +
-			"736869e5-84f0-4973-92ec-06879ce3da0b is the usual GUID of a disk passphrase.",
+			"736869e5-84f0-4973-92ec-06879ce3da0b is the usual GUID of a disk passphrase.\n" +
+			"--receipt-key FILE adds the owner's receipt key (48 raw bytes) as the table entry\n" +
+			"faea669a-ae1b-4c39-9b87-e5ae69994482; --new-receipt-key makes a fresh one and writes it, mode 0600,\n" +
+			"to DIR/receipt.key (or to --receipt-key FILE), refusing to overwrite. The shim takes the key out\n" +
+			"of the table before anything reads it and MACs its receipt with it (`verifier receipt`).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var args []owner.SecretArg
@@ -243,7 +255,8 @@ func secretCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := owner.BuildSecret(nil, s, m, in.image, img, args, out)
+			rk.Path = keyPath
+			r, err := owner.BuildSecretWithReceipt(nil, s, m, in.image, img, args, rk, out)
 			if err != nil {
 				if r != nil && r.Measure != nil && !r.Measure.OK() {
 					owner.WriteMeasureText(cmd.OutOrStdout(), r.Measure)
@@ -255,9 +268,10 @@ func secretCmd() *cobra.Command {
 		},
 	}
 	in.flags(c)
-	c.Flags().StringArrayVar(&secrets, "secret", nil, "GUID=FILE: one secret table entry (repeatable; at least one)")
+	c.Flags().StringArrayVar(&secrets, "secret", nil, "GUID=FILE: one secret table entry (repeatable; at least one, or a receipt key)")
+	c.Flags().StringVar(&keyPath, "receipt-key", "", "add the owner's receipt key from FILE (48 raw bytes); with --new-receipt-key: where to write the new key")
+	c.Flags().BoolVar(&rk.Generate, "new-receipt-key", false, "generate a receipt key and write it 0600 to the session's receipt.key (never overwrites)")
 	c.Flags().StringVar(&out, "out", "", "where to write secret.json (required)")
-	c.MarkFlagRequired("secret")
 	c.MarkFlagRequired("out")
 	return c
 }

@@ -43,6 +43,8 @@
     X(62, "secret-block-unusable")             \
     X(63, "secret-too-large")                  \
     X(64, "secret-malformed")                  \
+    X(65, "receipt-key-invalid")               \
+    X(66, "nonce-invalid")                     \
     X(70, "tpm-missing")                       \
     X(71, "tpm-interface")                     \
     X(72, "tpm-timeout")                       \

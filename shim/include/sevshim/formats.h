@@ -110,6 +110,7 @@
 #define SEVSHIM_FWCFG_MANIFEST          "opt/org.sevshim/manifest"
 #define SEVSHIM_FWCFG_BIOS              "opt/org.sevshim/bios"
 #define SEVSHIM_FWCFG_VARS              "opt/org.sevshim/vars"
+#define SEVSHIM_FWCFG_NONCE             "opt/org.sevshim/nonce"  /* section 9: the owner's nonce */
 
 /* ---- 7. Measured-boot event (TPM2_PCR_Event data) --------------------------------------- */
 #define SEVSHIM_TPM_EVENT_MAGIC         "SEVSHEV2"     /* 2: var-store flag and digest */
@@ -122,5 +123,34 @@
 #define SEVSHIM_TPM_EVENT_OFF_DIGEST    0x48u  /* 48 */
 #define SEVSHIM_TPM_EVENT_OFF_POLICY    0x78u  /* 48 */
 #define SEVSHIM_TPM_EVENT_OFF_VARS      0xA8u  /* 48: SHA-384 of the var store; zero without one */
+
+/* ---- 9. Receipt (docs/formats.md section 9) ------------------------------------------- */
+/* The owner's receipt key: an entry of the EFI secret table (4a) with this GUID,
+ * faea669a-ae1b-4c39-9b87-e5ae69994482, and exactly SEVSHIM_RECEIPT_KEY_SIZE data bytes. */
+#define SEVSHIM_GUID_RECEIPT_KEY {0x9a,0x66,0xea,0xfa,0x1b,0xae,0x39,0x4c,0x9b,0x87,0xe5,0xae,0x69,0x99,0x44,0x82}
+#define SEVSHIM_RECEIPT_KEY_SIZE        48u
+#define SEVSHIM_NONCE_SIZE              32u    /* opt/org.sevshim/nonce: exactly this or absent */
+#define SEVSHIM_RECEIPT_MAGIC           "SEVSHRCT"
+#define SEVSHIM_RECEIPT_VERSION         1u
+#define SEVSHIM_RECEIPT_SIZE            0x128u /* 296: the MACed body */
+#define SEVSHIM_RECEIPT_MAC_SIZE        48u    /* HMAC-SHA-384 over the body */
+#define SEVSHIM_RECEIPT_OFF_MAGIC       0x000u /* 8 */
+#define SEVSHIM_RECEIPT_OFF_VERSION     0x008u /* u16: SEVSHIM_RECEIPT_VERSION */
+#define SEVSHIM_RECEIPT_OFF_SHIM_FORMAT 0x00Au /* u16: SEVSHIM_INFO_FORMAT_VERSION */
+#define SEVSHIM_RECEIPT_OFF_VERDICT     0x00Cu /* u16: 0 = accepted, else the error code */
+#define SEVSHIM_RECEIPT_OFF_FLAGS       0x00Eu /* u16: SEVSHIM_RECEIPT_F_* */
+#define SEVSHIM_RECEIPT_OFF_NONCE       0x010u /* 32 */
+#define SEVSHIM_RECEIPT_OFF_BIOS_VER    0x030u /* u64, from the manifest */
+#define SEVSHIM_RECEIPT_OFF_MANIFEST    0x038u /* 48: SHA-384 of the 352 manifest bytes */
+#define SEVSHIM_RECEIPT_OFF_KEY_ID      0x068u /* 48: the manifest's signer key id */
+#define SEVSHIM_RECEIPT_OFF_IMAGE       0x098u /* 48: SHA-384 of the BIOS image the shim loaded */
+#define SEVSHIM_RECEIPT_OFF_VARS        0x0C8u /* 48: SHA-384 of the var store */
+#define SEVSHIM_RECEIPT_OFF_POLICY      0x0F8u /* 48: the policy digest (section 2) */
+#define SEVSHIM_RECEIPT_F_NONCE         0x01u  /* nonce holds the owner's nonce */
+#define SEVSHIM_RECEIPT_F_MANIFEST      0x02u  /* bios_version, manifest and key id are set */
+#define SEVSHIM_RECEIPT_F_IMAGE         0x04u  /* image digest is set */
+#define SEVSHIM_RECEIPT_F_VARS          0x08u  /* vars digest is set */
+#define SEVSHIM_RECEIPT_F_POLICY        0x10u  /* policy digest is set */
+#define SEVSHIM_RECEIPT_F_ALL           0x1Fu
 
 #endif
