@@ -277,7 +277,9 @@ func receiveCmd() *cobra.Command {
 			"RECEIVE_START, RECEIVE_UPDATE_DATA for every page (the PSP verifies each MAC) and RECEIVE_FINISH\n" +
 			"before any QEMU starts. Then QEMU B loads the rebuilt stream (-incoming), gets the bundle over\n" +
 			"fw_cfg, resumes and wakes the shim. Prints `accepted: version N, signer HEX` or\n" +
-			"`refused: E0NN name` (exit status 3). --wait shell also waits for OVMF's UEFI shell on COM1.",
+			"`refused: E0NN name` (exit status 3). --wait shell also waits for OVMF's UEFI shell on COM1.\n" +
+			"--timeline then prints each step in ms (docs/hostctl.md). On a terminal, stderr shows page bars\n" +
+			"(receive, load QEMU B); otherwise none.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := pf.check(); err != nil {
@@ -306,6 +308,9 @@ func receiveCmd() *cobra.Command {
 					fmt.Fprintf(out, "refused: %q (a code this hostctl does not know)\n", v.Line)
 				}
 			}
+			if v != nil && o.Timeline {
+				defer host.WriteTimeline(out, v.Timeline)
+			}
 			if err != nil {
 				return err
 			}
@@ -329,6 +334,7 @@ func receiveCmd() *cobra.Command {
 	c.Flags().StringVar(&wait, "wait", "handoff", "what to wait for: handoff (the shim's verdict) or shell (also OVMF's shell)")
 	c.Flags().BoolVar(&o.Stop, "stop", false, "quit QEMU B at the end instead of leaving it running")
 	c.Flags().BoolVar(&o.TPM, "tpm", false, "give QEMU B a TPM (tpm-crb backed by an swtpm in WORK); required exactly when the package's VM has one")
+	c.Flags().BoolVar(&o.Timeline, "timeline", false, "print the boot timeline in ms (package checked, QEMU B started, stream loaded, resumed, WAKE, LOADED, VERIFIED, FLASHED, HANDOFF, OVMF); waits up to 60 s for OVMF's first output")
 	return c
 }
 
