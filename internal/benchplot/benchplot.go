@@ -19,7 +19,7 @@ import (
 // Step is one step of the story with its duration on each path (zero: the path has no
 // such step).
 type Step struct {
-	Name          string
+	Name           string
 	Sevshim, Plain time.Duration
 }
 

@@ -3,8 +3,8 @@ package flow
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
