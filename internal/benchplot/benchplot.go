@@ -69,6 +69,15 @@ func newPlot(s *Story) (*plot.Plot, vg.Length, vg.Length, error) {
 	p.Title.Text = fmt.Sprintf("%s: sevshim %.2f s vs plain QEMU %.2f s", s.Title, ts.Seconds(), tp.Seconds())
 	p.X.Label.Text = "milliseconds"
 	p.X.Min = 0
+	p.X.Tick.Marker = plot.TickerFunc(func(lo, hi float64) []plot.Tick {
+		ts := plot.DefaultTicks{}.Ticks(lo, hi)
+		for i := range ts {
+			if ts[i].Label != "" {
+				ts[i].Label = fmt.Sprintf("%.0f", ts[i].Value)
+			}
+		}
+		return ts
+	})
 	// The first step on top: bar i sits at y = n-1-i.
 	n := len(s.Steps)
 	vs, vp := make(plotter.Values, n), make(plotter.Values, n)
