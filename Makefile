@@ -39,12 +39,12 @@ test-go:
 demo: setup shim images tools
 	scripts/demo.sh
 
-# performance figures (printed, never asserted)
+# performance figures (printed, never asserted); build/bench/timeline.svg pictures export + receive
 bench: setup shim images
 	$(MAKE) -C shim BUILD=$(BUILD)/shim size
 	$(GO) run ./cmd/shimbench
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./sev/ ./psp/ ./migrate/
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./tests/flow/
+	SEVSHIM_BENCH_SVG=$(BUILD)/bench/timeline.svg $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./tests/flow/
 
 # longer fuzzing runs of every parser (C libFuzzer + go test -fuzz)
 fuzz: shim

@@ -38,6 +38,9 @@ type ReceiveOptions struct {
 	TPM         bool // give QEMU B a TPM (swtpm in Work); must match the package's VM shape
 	Log         io.Writer
 	Bar         io.Writer
+	// Timeline records when each step happened (Verdict.Timeline) and, after the shim's
+	// HANDOFF, waits (bounded) for OVMF's first output on COM1 so that step is in it too.
+	Timeline bool
 	// BeforeQEMU, if set, runs after every check passed and before QEMU B starts (tests).
 	BeforeQEMU func() error
 	// Wake bounds the wake-up NMI resends (zero: qemu.DefaultWake).
@@ -87,6 +90,7 @@ type Verdict struct {
 	WakeNMIs int          // wake-up NMIs sent until the shim answered
 	Pid      int          // QEMU B, 0 once stopped
 	Work     string
+	Timeline []Mark // ReceiveOptions.Timeline: the steps, in order
 }
 
 // ReceiveState is WB/receive.json.
@@ -300,11 +304,17 @@ func acceptPackage(p psp.PSP, path string, tpm bool, bar *bar) (*received, error
 	return rc, nil
 }
 
-func (rc *received) replay(w io.Writer) error {
+func (rc *received) replay(w io.Writer) error { return rc.replayProgress(w, nil) }
+
+// replayProgress is replay calling progress (if set) with the number of data pages written.
+func (rc *received) replayProgress(w io.Writer, progress func(int)) error {
 	mw := migrate.NewWriter(w)
 	i := 0
 	return rc.sk.Replay(mw, func(int, migrate.Entry) ([]byte, error) {
 		i++
+		if progress != nil {
+			progress(i - 1)
+		}
 		return rc.pages.get(i - 1), nil
 	})
 }
@@ -312,7 +322,16 @@ func (rc *received) replay(w io.Writer) error {
 // Receive checks and receives a guest package, then starts QEMU B from it with the BIOS
 // bundle, wakes the shim and returns its verdict. A shim refusal is returned as a Verdict
 // with Accepted false and a *RefusedError.
-func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
+func Receive(ctx context.Context, o ReceiveOptions) (vr *Verdict, rerr error) {
+	var tl *timeline
+	if o.Timeline {
+		tl = newTimeline()
+		defer func() {
+			if vr != nil {
+				vr.Timeline = tl.end()
+			}
+		}()
+	}
 	if err := checkGuestKind(o.Kind); err != nil {
 		return nil, err
 	}
@@ -356,6 +375,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 		return nil, &RefusedError{Stage: "package", Err: fmt.Errorf("package %s refused, no QEMU was started: %w", o.Package, err)}
 	}
 	defer rc.pages.wipe()
+	tl.mark(StepChecked)
 	logf(o.Log, "package verified: digest, VM shape, %d pages MAC-verified and decrypted by the PSP (RECEIVE_FINISH done)", rc.pages.n)
 	if lay.ID != rc.hdr.Shape.LayoutID {
 		logf(o.Log, "note: the bundle's layout %d differs from the guest's %d; the shim will refuse it", lay.ID, rc.hdr.Shape.LayoutID)
@@ -435,16 +455,20 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 	}()
 	rs.Pid = pr.pid
 	writeJSON(pf(ReceiveJSON), rs, 0o600)
+	tl.mark(StepStarted)
+	tl.watch(work)
+	defer tl.end()
 	logf(o.Log, "QEMU B started (pid %d), loading the rebuilt stream", pr.pid)
 	delayed := false
 	testDelay("SEVSHIM_TEST_RECEIVE_DELAY", &delayed)
-	if err := feedIncoming(ctx, pr, rc); err != nil {
+	if err := feedIncoming(ctx, pr, rc, o.Bar); err != nil {
 		if !pr.waitExit(500 * time.Millisecond) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("QEMU B (pid %d) ended while loading the guest (%v); %s; run the same receive again", pr.pid, err, pr.logSummary())
 	}
 	rc.pages.wipe()
+	tl.mark(StepLoaded)
 	if o.BeforeWake != nil {
 		if err := o.BeforeWake(ctx, pr.qmp); err != nil {
 			return nil, err
@@ -453,6 +477,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 	if err := pr.exec(ctx, "cont", nil); err != nil {
 		return nil, err
 	}
+	tl.mark(StepResumed)
 	// Wake the shim: NMIs, resent (bounded) until it answers; see qemu.WakeShim.
 	nmis, err := qemu.WakeShim(ctx, o.wake(), func(ctx context.Context) error { return pr.exec(ctx, "inject-nmi", nil) },
 		func() (bool, error) { return shimAnswered(pr) })
@@ -512,6 +537,9 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 		}
 		v.Shell, rs.Shell = true, true
 	}
+	if o.Timeline && !tl.waitOVMF(ctx, pr, 60*time.Second) {
+		logf(o.Log, "timeline: OVMF printed nothing on COM1 within 60 s of the hand-off")
+	}
 	if o.Stop {
 		pr.quit(ctx)
 		if tpm != nil {
@@ -527,7 +555,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 
 // feedIncoming starts QEMU's incoming migration on a unix socket, writes the rebuilt stream
 // into it and waits until QEMU has loaded it.
-func feedIncoming(ctx context.Context, pr *proc, rc *received) error {
+func feedIncoming(ctx context.Context, pr *proc, rc *received, barW io.Writer) error {
 	sock := filepath.Join(pr.dir, MigrateSock)
 	os.Remove(sock)
 	if err := pr.exec(ctx, "migrate-incoming", map[string]any{"uri": "unix:" + sock}); err != nil {
@@ -550,7 +578,10 @@ func feedIncoming(ctx context.Context, pr *proc, rc *received) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	c.SetDeadline(time.Now().Add(5 * time.Minute))
-	werr := rc.replay(c)
+	// The bar counts the pages QEMU B has taken from the socket (the socket buffer aside).
+	bar := newBar(barW, "load QEMU B", uint64(rc.pages.n))
+	werr := rc.replayProgress(c, func(n int) { bar.set(uint64(n)) })
+	bar.done()
 	c.Close()
 	if werr != nil {
 		return fmt.Errorf("feeding QEMU B: %w; %s", werr, pr.logSummary())

@@ -51,6 +51,7 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(keygenCmd(), buildCmd(), signCmd(), inspectCmd(), measureCmd())
+	root.AddCommand(diffCmd())
 	return root
 }
 

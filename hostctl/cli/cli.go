@@ -281,7 +281,9 @@ func receiveCmd() *cobra.Command {
 			"`refused: E0NN name` (exit status 3). --wait shell also waits for OVMF's UEFI shell on COM1.\n" +
 			"--nonce HEX passes the owner's 32-byte nonce to the shim (fw_cfg opt/org.sevshim/nonce). The shim's\n" +
 			"receipt line (`SEVSHIM RECEIPT <hex>`, MACed with the owner's key, which this host never has) is\n" +
-			"printed as `receipt: ...` and recorded in WORK/receive.json for `verifier receipt --from`.",
+			"printed as `receipt: ...` and recorded in WORK/receive.json for `verifier receipt --from`.\n" +
+			"--timeline prints prints each step in ms (docs/hostctl.md). On a terminal, stderr shows page bars\n" +
+			"(receive, load QEMU B); otherwise none.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := pf.check(); err != nil {
@@ -320,6 +322,9 @@ func receiveCmd() *cobra.Command {
 			if v != nil && v.Receipt != "" {
 				fmt.Fprintf(out, "receipt: %s\n", v.Receipt)
 			}
+			if v != nil && o.Timeline {
+				defer host.WriteTimeline(out, v.Timeline)
+			}
 			if err != nil {
 				return err
 			}
@@ -344,6 +349,7 @@ func receiveCmd() *cobra.Command {
 	c.Flags().BoolVar(&o.Stop, "stop", false, "quit QEMU B at the end instead of leaving it running")
 	c.Flags().BoolVar(&o.TPM, "tpm", false, "give QEMU B a TPM (tpm-crb backed by an swtpm in WORK); required exactly when the package's VM has one")
 	c.Flags().StringVar(&nonceHex, "nonce", "", "the owner's receipt nonce, 64 hex digits (fw_cfg opt/org.sevshim/nonce)")
+	c.Flags().BoolVar(&o.Timeline, "timeline", false, "print the boot timeline in ms (package checked, QEMU B started, stream loaded, resumed, WAKE, LOADED, VERIFIED, FLASHED, HANDOFF, OVMF); waits up to 60 s for OVMF's first output")
 	return c
 }
 
