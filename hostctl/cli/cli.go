@@ -282,7 +282,7 @@ func receiveCmd() *cobra.Command {
 			"--nonce HEX passes the owner's 32-byte nonce to the shim (fw_cfg opt/org.sevshim/nonce). The shim's\n" +
 			"receipt line (`SEVSHIM RECEIPT <hex>`, MACed with the owner's key, which this host never has) is\n" +
 			"printed as `receipt: ...` and recorded in WORK/receive.json for `verifier receipt --from`.\n" +
-			"--timeline prints prints each step in ms (docs/hostctl.md). On a terminal, stderr shows page bars\n" +
+			"--timeline prints each step in ms (docs/hostctl.md). On a terminal, stderr shows page bars\n" +
 			"(receive, load QEMU B); otherwise none.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
