@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sevshim/sevshim/host"
+	"github.com/sevshim/sevshim/internal/version"
 	"github.com/sevshim/sevshim/owner"
 )
 
@@ -63,6 +64,7 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(platformCmd(), launchCmd(), launchFinishCmd(), exportCmd(), receiveCmd(), tpmQuoteCmd(), stopCmd())
+	version.Attach(root)
 	return root
 }
 

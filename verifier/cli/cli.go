@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sevshim/sevshim/internal/version"
 	"github.com/sevshim/sevshim/owner"
 )
 
@@ -43,6 +44,7 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(platformCmd(), sessionCmd(), measureCmd(), secretCmd(), attestCmd())
+	version.Attach(root)
 	return root
 }
 
