@@ -17,8 +17,8 @@ import (
 	"github.com/spf13/cobra/doc"
 
 	builder "github.com/sevshim/sevshim/builder/cli"
-	"github.com/sevshim/sevshim/internal/version"
 	hostctl "github.com/sevshim/sevshim/hostctl/cli"
+	"github.com/sevshim/sevshim/internal/version"
 	verifier "github.com/sevshim/sevshim/verifier/cli"
 )
 

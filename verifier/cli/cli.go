@@ -219,8 +219,9 @@ func secretCmd() *cobra.Command {
 	var in measureInputs
 	var secrets []string
 	var out string
+	var asJSON bool
 	c := &cobra.Command{
-		Use:   "secret --session DIR --measurement FILE --image SHIM.fd --secret GUID=FILE... --out secret.json",
+		Use:   "secret --session DIR --measurement FILE --image SHIM.fd --secret GUID=FILE... --out secret.json [--json]",
 		Short: "Build the LAUNCH_SECRET packet for a launch whose measurement checks out",
 		Long: "secret first runs the `verifier measure` check and refuses unless it says OK. It then builds\n" +
 			"the EFI secret table (header GUID 1e74f542-71dd-4d66-963e-ef4287ff173b; one entry per --secret,\n" +
@@ -246,6 +247,15 @@ func secretCmd() *cobra.Command {
 				return err
 			}
 			r, err := owner.BuildSecret(nil, s, m, in.image, img, args, out)
+			if asJSON && r != nil && (err == nil || r.Measure != nil && !r.Measure.OK()) {
+				if err != nil {
+					r.Out = "" // nothing was written
+				}
+				if jerr := writeJSON(cmd.OutOrStdout(), r); jerr != nil {
+					return jerr
+				}
+				return err
+			}
 			if err != nil {
 				if r != nil && r.Measure != nil && !r.Measure.OK() {
 					owner.WriteMeasureText(cmd.OutOrStdout(), r.Measure)
@@ -259,6 +269,7 @@ func secretCmd() *cobra.Command {
 	in.flags(c)
 	c.Flags().StringArrayVar(&secrets, "secret", nil, "GUID=FILE: one secret table entry (repeatable; at least one)")
 	c.Flags().StringVar(&out, "out", "", "where to write secret.json (required)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (also on a measurement mismatch)")
 	c.MarkFlagRequired("secret")
 	c.MarkFlagRequired("out")
 	return c
