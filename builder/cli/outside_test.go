@@ -140,3 +140,13 @@ func TestVersion(t *testing.T) {
 		t.Errorf("--version: %q", out)
 	}
 }
+
+// Every builder command that reports a result takes --json.
+func TestResultCommandsTakeJSON(t *testing.T) {
+	for _, name := range []string{"keygen", "build", "sign-bios", "inspect", "measure"} {
+		c, _, err := NewRoot().Find([]string{name})
+		if err != nil || c.Flags().Lookup("json") == nil {
+			t.Errorf("builder %s has no --json (%v)", name, err)
+		}
+	}
+}

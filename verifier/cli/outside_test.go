@@ -48,3 +48,13 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("--version: %d %q %q", code, out, e)
 	}
 }
+
+// Every verifier command that reports a result takes --json.
+func TestResultCommandsTakeJSON(t *testing.T) {
+	for _, name := range []string{"platform", "session", "measure", "secret", "attest"} {
+		c, _, err := NewRoot().Find([]string{name})
+		if err != nil || c.Flags().Lookup("json") == nil {
+			t.Errorf("verifier %s has no --json (%v)", name, err)
+		}
+	}
+}
