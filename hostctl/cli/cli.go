@@ -368,8 +368,9 @@ func receiveCmd() *cobra.Command {
 func tpmQuoteCmd() *cobra.Command {
 	var o host.QuoteOptions
 	var nonceHex string
+	var asJSON bool
 	c := &cobra.Command{
-		Use:   "tpm-quote --work WB --nonce HEX --out EVIDENCE.json [--pcr N]",
+		Use:   "tpm-quote --work WB --nonce HEX --out EVIDENCE.json [--pcr N] [--json]",
 		Short: "read the TPM of a guest received with --tpm (THIS ENDS THE VM) and write the evidence for verifier attest",
 		Long: "tpm-quote waits until OVMF booted on QEMU B (its UEFI shell on COM1, at most 240 s), then\n" +
 			"ENDS THE VM: it SIGKILLs QEMU B. This is the only way to read the TPM here: swtpm serves a\n" +
@@ -394,6 +395,10 @@ func tpmQuoteCmd() *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSON(out, TPMQuoteJSON{Out: r.Out, PCR: r.Evidence.PCR, Banks: r.Evidence.BankNames(),
+					Nonce: hex.EncodeToString(r.Evidence.Nonce), QEMUPid: r.QEMUPid})
+			}
 			if r.QEMUPid != 0 {
 				fmt.Fprintf(out, "QEMU B (pid %d) ended after OVMF booted (SIGKILL: the VM is gone)\n", r.QEMUPid)
 			}
@@ -406,6 +411,7 @@ func tpmQuoteCmd() *cobra.Command {
 	c.Flags().StringVar(&nonceHex, "nonce", "", "the verifier's fresh nonce, hex (required)")
 	c.Flags().StringVar(&o.Out, "out", "", "evidence file to write (JSON, sevshim-tpm-evidence-1; required)")
 	c.Flags().IntVar(&o.PCR, "pcr", -1, "PCR to read (default: the shim policy's tpm_pcr)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return c
 }
 

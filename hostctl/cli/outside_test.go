@@ -20,7 +20,7 @@ func TestResultCommandsTakeJSON(t *testing.T) {
 	root := NewRoot()
 	for _, path := range [][]string{
 		{"platform", "init"}, {"platform", "status"}, {"platform", "export"},
-		{"launch"}, {"launch-finish"}, {"export"}, {"receive"}, {"stop"},
+		{"launch"}, {"launch-finish"}, {"export"}, {"receive"}, {"stop"}, {"tpm-quote"},
 	} {
 		c, _, err := root.Find(path)
 		if err != nil {

@@ -75,6 +75,16 @@ type StopJSON struct {
 	QEMUPid int    `json:"qemu_pid"`
 }
 
+// TPMQuoteJSON is what `hostctl tpm-quote --json` prints; QEMUPid is the QEMU B it ended (0 if
+// it was already gone).
+type TPMQuoteJSON struct {
+	Out     string   `json:"out"`
+	PCR     uint     `json:"pcr"`
+	Banks   []string `json:"banks"`
+	Nonce   string   `json:"nonce"`
+	QEMUPid int      `json:"qemu_pid"`
+}
+
 func writeJSON(w io.Writer, v any) error {
 	e := json.NewEncoder(w)
 	e.SetEscapeHTML(false)
