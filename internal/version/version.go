@@ -5,6 +5,7 @@ package version
 
 import (
 	"fmt"
+	"regexp"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -51,7 +52,23 @@ func Get() Info {
 			in.Modified = s.Value == "true"
 		}
 	}
+	if in.Commit == "unknown" {
+		if c := pseudoCommit(in.Version); c != "" {
+			in.Commit = c
+		}
+	}
 	return in
+}
+
+// pseudoRE matches the commit suffix of a Go pseudo-version (v0.0.0-20261201232707-0bfa5acf6382,
+// also vX.Y.Z-pre.0.DATE-HASH): what `go install ...@COMMIT` records instead of VCS data.
+var pseudoRE = regexp.MustCompile(`[.-]\d{14}-([0-9a-f]{12})(\+incompatible)?$`)
+
+func pseudoCommit(v string) string {
+	if m := pseudoRE.FindStringSubmatch(v); m != nil {
+		return m[1]
+	}
+	return ""
 }
 
 // String is the --version text of tool, e.g.

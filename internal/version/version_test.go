@@ -28,3 +28,18 @@ func TestString(t *testing.T) {
 		t.Errorf("shim digest %q", in.ShimSHA256)
 	}
 }
+
+func TestPseudoCommit(t *testing.T) {
+	for v, want := range map[string]string{
+		"v0.0.0-20261201232707-0bfa5acf6382":        "0bfa5acf6382",
+		"v1.2.4-0.20261201232707-0bfa5acf6382":      "0bfa5acf6382",
+		"v1.2.4-rc.1.0.20261201232707-0bfa5acf6382": "0bfa5acf6382",
+		"v1.2.3":       "",
+		"(devel)":      "",
+		"v1.2.3-beta1": "",
+	} {
+		if got := pseudoCommit(v); got != want {
+			t.Errorf("pseudoCommit(%q) = %q, want %q", v, got, want)
+		}
+	}
+}
