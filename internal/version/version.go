@@ -73,20 +73,24 @@ func pseudoCommit(v string) string {
 
 // String is the --version text of tool, e.g.
 //
-//	builder (devel) github.com/sevshim/sevshim
+//	builder version (devel) github.com/sevshim/sevshim
 //	commit: 0bfa5ac… (modified)
-//	shim template sha256: 0dff…
-func (in Info) String(tool string) string {
+//	go: go1.26.8
+//	shim template sha256: 073c…
+func (in Info) String(tool string) string { return tool + " version " + in.body() + "\n" }
+
+func (in Info) body() string {
 	c := in.Commit
 	if in.Modified {
 		c += " (modified)"
 	}
-	return fmt.Sprintf("%s %s %s\ncommit: %s\ngo: %s\nshim template sha256: %s\n",
-		tool, in.Version, in.Module, c, in.GoVersion, in.ShimSHA256)
+	return fmt.Sprintf("%s %s\ncommit: %s\ngo: %s\nshim template sha256: %s", in.Version, in.Module, c, in.GoVersion, in.ShimSHA256)
 }
 
-// Attach gives root a --version flag that prints Get().String(root.Name()).
+// Attach gives root a --version flag that prints Get().String(root.Name()). It relies on
+// cobra's default version output ("NAME version VERSION"): a custom version template would
+// make cobra execute text/template, which turns off the linker's dead-code elimination of
+// methods (+2 MB per binary).
 func Attach(root *cobra.Command) {
-	root.Version = Get().String(root.Name())
-	root.SetVersionTemplate("{{.Version}}")
+	root.Version = Get().body()
 }

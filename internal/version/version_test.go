@@ -15,7 +15,7 @@ func TestString(t *testing.T) {
 	if len(lines) != 4 {
 		t.Fatalf("want 4 lines, got %q", s)
 	}
-	if !regexp.MustCompile(`^builder \S+ github\.com/sevshim/sevshim$`).MatchString(lines[0]) {
+	if !regexp.MustCompile(`^builder version \S+ github\.com/sevshim/sevshim$`).MatchString(lines[0]) {
 		t.Errorf("line 1: %q", lines[0])
 	}
 	if !regexp.MustCompile(`^commit: \S+( \(modified\))?$`).MatchString(lines[1]) {
