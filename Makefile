@@ -6,8 +6,14 @@ BUILD   := $(CURDIR)/build
 GO      ?= go
 GOTEST_TIMEOUT ?= 60m
 FUZZ_SECONDS ?= 60
+PREFIX  ?= /usr/local
+DESTDIR ?=
+# the commit goes into --version even where the Go toolchain records no VCS data
+COMMIT  := $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -modified)
+LDFLAGS := -X github.com/sevshim/sevshim/internal/version.commit=$(COMMIT)
+export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-.PHONY: all setup shim images tools test test-c test-go demo bench fuzz clean
+.PHONY: all setup shim images tools firmware man install test test-c test-go demo bench fuzz clean
 
 all: shim images tools
 
@@ -24,7 +30,24 @@ images: shim
 
 # the three CLIs into build/bin
 tools:
-	$(GO) build -o $(BUILD)/bin/ ./builder ./verifier ./hostctl
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BUILD)/bin/ ./builder ./verifier ./hostctl
+
+# refresh the shim template embedded in the tools (firmware/shim.fd.gz) from a fresh build;
+# a test (go test ./firmware/) fails while the two differ
+firmware: shim
+	gzip -9 -n -c $(BUILD)/shim/shim.fd > firmware/shim.fd.gz.tmp
+	mv firmware/shim.fd.gz.tmp firmware/shim.fd.gz
+
+# man pages of the three tools, generated from their --help (build/man/*.1)
+man:
+	rm -rf $(BUILD)/man
+	$(GO) run ./cmd/mangen -out $(BUILD)/man
+
+# the tools into $(DESTDIR)$(PREFIX)/bin, their man pages into .../share/man/man1
+install: tools man
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 $(BUILD)/bin/builder $(BUILD)/bin/verifier $(BUILD)/bin/hostctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(BUILD)/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 test: setup shim images test-c test-go
 

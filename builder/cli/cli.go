@@ -20,13 +20,34 @@ import (
 	"github.com/sevshim/sevshim/bios/fv"
 	"github.com/sevshim/sevshim/bios/layout"
 	"github.com/sevshim/sevshim/builder/inspect"
+	"github.com/sevshim/sevshim/firmware"
+	"github.com/sevshim/sevshim/internal/version"
 	"github.com/sevshim/sevshim/policy"
 	"github.com/sevshim/sevshim/sev"
 	"github.com/sevshim/sevshim/shimimage"
 )
 
-// DefaultTemplate is the shim template `builder build` uses unless --template is given.
-const DefaultTemplate = "build/shim/shim.fd"
+// TemplateEnv names a shim template file that `builder build` uses instead of the embedded one
+// when --template is not given (the same variable the tests and tools read, internal/repo).
+const TemplateEnv = "SEVSHIM_SHIM_FD"
+
+// loadTemplate returns the shim template and how to name it: --template if given, else
+// $SEVSHIM_SHIM_FD if set, else the template embedded in this program (package firmware).
+func loadTemplate(flag string) ([]byte, string, error) {
+	path, how := flag, "--template"
+	if path == "" {
+		path, how = os.Getenv(TemplateEnv), "$"+TemplateEnv
+	}
+	if path == "" {
+		b, err := firmware.Template()
+		return b, firmware.Name, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, path, fmt.Errorf("shim template (%s): %w (unset it to use %s, or build one with `make shim`)", how, err, firmware.Name)
+	}
+	return b, path, nil
+}
 
 // Main runs the builder with args and returns the process exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -52,14 +73,15 @@ func NewRoot() *cobra.Command {
 	}
 	root.AddCommand(keygenCmd(), buildCmd(), signCmd(), inspectCmd(), measureCmd())
 	root.AddCommand(diffCmd())
+	version.Attach(root)
 	return root
 }
 
 func keygenCmd() *cobra.Command {
 	var out string
-	var force bool
+	var force, asJSON bool
 	c := &cobra.Command{
-		Use:   "keygen --out PREFIX",
+		Use:   "keygen --out PREFIX [--json]",
 		Short: "Create an ECDSA P-384 signing key: PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub (PEM SubjectPublicKeyInfo)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -90,26 +112,32 @@ func keygenCmd() *cobra.Command {
 				return err
 			}
 			id := bios.KeyID(&k.PublicKey)
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), KeygenResult{Key: keyPath, Public: pubPath, KeyID: hex.EncodeToString(id[:])})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "private key: %s\npublic key:  %s\nkey id:      %x\n", keyPath, pubPath, id)
 			return nil
 		},
 	}
 	c.Flags().StringVar(&out, "out", "", "path prefix of the key files (required)")
 	c.Flags().BoolVar(&force, "force", false, "overwrite existing key files")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	c.MarkFlagRequired("out")
 	return c
 }
 
 func buildCmd() *cobra.Command {
 	var polPath, out, tmpl string
-	var replace bool
+	var replace, asJSON bool
 	c := &cobra.Command{
-		Use:   "build --policy POLICY.yaml --out SHIM.fd",
+		Use:   "build --policy POLICY.yaml --out SHIM.fd [--template FILE] [--json]",
 		Short: "Embed a policy (YAML) into the shim template and print the image digests and SEV launch digest",
 		Long: "build reads a human-readable policy (layout, signers as public-key files each with a minimum\n" +
 			"version, denied digests and versions, secret hand-off mode, TPM mode and PCR), encodes it and\n" +
-			"writes it into the policy region of the shim template (default " + DefaultTemplate + ").\n" +
-			"Nothing else in the template changes, so the same inputs always give the same image.",
+			"writes it into the policy region of the shim template: --template FILE, else $" + TemplateEnv + "\n" +
+			"if set, else the template embedded in this program (its SHA-256 is in builder --version), so\n" +
+			"build works outside a checkout. Nothing else in the template changes, so the same inputs\n" +
+			"always give the same image.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := policy.LoadYAML(polPath)
@@ -120,9 +148,9 @@ func buildCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", polPath, err)
 			}
-			t, err := os.ReadFile(tmpl)
+			t, tmplName, err := loadTemplate(tmpl)
 			if err != nil {
-				return fmt.Errorf("shim template: %w (build it with `make shim`, or pass --template)", err)
+				return err
 			}
 			var img []byte
 			if replace {
@@ -131,7 +159,7 @@ func buildCmd() *cobra.Command {
 				img, err = shimimage.EmbedPolicy(t, enc)
 			}
 			if err != nil {
-				return fmt.Errorf("%s: %w", tmpl, err)
+				return fmt.Errorf("%s: %w", tmplName, err)
 			}
 			if err := bios.WriteFileAtomic(out, img, 0o644); err != nil {
 				return err
@@ -139,6 +167,10 @@ func buildCmd() *cobra.Command {
 			d := inspect.DigestsOf(img, true)
 			pd, _ := p.Digest()
 			w := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSON(w, BuildResult{Out: out, Bytes: len(img), Template: tmplName, Layout: layout.Describe(p.Layout),
+					Signers: len(p.Signers), PolicySHA384: hex.EncodeToString(pd[:]), SHA256: d.SHA256, SHA384: d.SHA384, LaunchDigest: d.LaunchDigest})
+			}
 			fmt.Fprintf(w, "wrote %s (%d bytes, layout %s, %d signer(s))\n", out, len(img), layout.Describe(p.Layout), len(p.Signers))
 			fmt.Fprintf(w, "policy digest (sha384): %x\n", pd)
 			fmt.Fprintf(w, "sha256: %s\nsha384: %s\nSEV launch digest: %s\n", d.SHA256, d.SHA384, d.LaunchDigest)
@@ -147,8 +179,9 @@ func buildCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&polPath, "policy", "", "policy YAML file (required)")
 	c.Flags().StringVar(&out, "out", "", "output shim image (required)")
-	c.Flags().StringVar(&tmpl, "template", DefaultTemplate, "shim template with an empty policy region")
+	c.Flags().StringVar(&tmpl, "template", "", "shim template with an empty policy region (default: $"+TemplateEnv+", else the embedded one)")
 	c.Flags().BoolVar(&replace, "replace", false, "allow a template that already holds a policy (replace it)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	c.MarkFlagRequired("policy")
 	c.MarkFlagRequired("out")
 	return c
@@ -169,9 +202,9 @@ func readKey(path string) (*ecdsa.PrivateKey, error) {
 func signCmd() *cobra.Command {
 	var keyPath, out, vs, layoutName string
 	var version uint64
-	var randomized bool
+	var randomized, asJSON bool
 	c := &cobra.Command{
-		Use:   "sign-bios --key KEY --version N [--version-string S] --out BUNDLE BIOS.fd",
+		Use:   "sign-bios --key KEY --version N [--version-string S] --out BUNDLE [--json] BIOS.fd",
 		Short: "Check that BIOS.fd is a UEFI image of the layout and write the signed BIOS bundle",
 		Long: "sign-bios checks with fiano that BIOS.fd is a UEFI firmware image of the layout (firmware\n" +
 			"volumes parse, OVMF footer table present, size matches), writes the 352-byte manifest (version,\n" +
@@ -214,6 +247,10 @@ func signCmd() *cobra.Command {
 			if err := bios.WriteBundle(out, mb, img); err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), SignResult{Out: out, Layout: l.Name, Version: version, VersionString: vs,
+					Volumes: len(rep.Volumes), ImageSHA384: hex.EncodeToString(m.ImageDigest[:]), SignerKeyID: hex.EncodeToString(m.SignerKeyID[:])})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %s version %d %q, %d firmware volumes\nimage sha384: %x\nsigner key id: %x\n",
 				out, l.Name, version, vs, len(rep.Volumes), m.ImageDigest, m.SignerKeyID)
 			return nil
@@ -225,6 +262,7 @@ func signCmd() *cobra.Command {
 	c.Flags().StringVar(&out, "out", "", "output bundle (required)")
 	c.Flags().StringVar(&layoutName, "layout", "ovmf-4m", "BIOS layout: "+strings.Join(layout.Names(), ", "))
 	c.Flags().BoolVar(&randomized, "randomized", false, "use a random ECDSA nonce instead of RFC 6979 (output differs every run)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	c.MarkFlagRequired("key")
 	c.MarkFlagRequired("out")
 	return c
@@ -287,8 +325,9 @@ func inspectCmd() *cobra.Command {
 func measureCmd() *cobra.Command {
 	var image, polHex, api, tikPath, mnonceHex string
 	var build uint8
+	var asJSON bool
 	c := &cobra.Command{
-		Use:   "measure --image SHIM.fd [--policy HEX --api MAJOR.MINOR --build N --tik FILE --mnonce HEX]",
+		Use:   "measure --image SHIM.fd [--policy HEX --api MAJOR.MINOR --build N --tik FILE --mnonce HEX] [--json]",
 		Short: "Print the SEV launch digest of a shim image and, given the session values, the expected LAUNCH_MEASURE",
 		Long: "measure prints the SEV launch digest (GCTX.LD) that LAUNCH_UPDATE_DATA over the flash produces:\n" +
 			"SHA-256 of the whole pflash0 image (SEV; SEV-ES would add the VMSAs, which this command does not\n" +
@@ -305,11 +344,15 @@ func measureCmd() *cobra.Command {
 			}
 			ld := inspect.LaunchDigest(img)
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "launch digest: %x\n", ld)
+			res := MeasureResult{Image: image, LaunchDigest: hex.EncodeToString(ld[:])}
 			if tikPath == "" {
 				if mnonceHex != "" || polHex != "" || api != "" {
 					return errors.New("--tik is needed to compute LAUNCH_MEASURE (with --mnonce, --api, --build, --policy)")
 				}
+				if asJSON {
+					return writeJSON(w, res)
+				}
+				fmt.Fprintf(w, "launch digest: %x\n", ld)
 				return nil
 			}
 			tikRaw, err := os.ReadFile(tikPath)
@@ -343,6 +386,12 @@ func measureCmd() *cobra.Command {
 			}
 			v := sev.PlatformVersion{APIMajor: uint8(a1), APIMinor: uint8(a2), Build: build}
 			m := sev.ComputeMeasure(tik, v, uint32(pol), ld, mnonce)
+			if asJSON {
+				res.LaunchMeasure = hex.EncodeToString(m[:])
+				res.Measurement = res.LaunchMeasure + hex.EncodeToString(mnonce[:])
+				return writeJSON(w, res)
+			}
+			fmt.Fprintf(w, "launch digest: %x\n", ld)
 			fmt.Fprintf(w, "launch measure: %x\nmeasurement (MEASURE||MNONCE): %x%x\n", m, m, mnonce)
 			return nil
 		},
@@ -353,6 +402,7 @@ func measureCmd() *cobra.Command {
 	c.Flags().Uint8Var(&build, "build", 0, "platform firmware build id")
 	c.Flags().StringVar(&tikPath, "tik", "", "file with the 16-byte TIK (raw or hex)")
 	c.Flags().StringVar(&mnonceHex, "mnonce", "", "MNONCE from LAUNCH_MEASURE, 32 hex digits")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	c.MarkFlagRequired("image")
 	return c
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sevshim/sevshim/host"
+	"github.com/sevshim/sevshim/internal/version"
 	"github.com/sevshim/sevshim/owner"
 	"github.com/sevshim/sevshim/receipt"
 )
@@ -64,6 +65,7 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(platformCmd(), launchCmd(), launchFinishCmd(), exportCmd(), receiveCmd(), tpmQuoteCmd(), stopCmd())
+	version.Attach(root)
 	return root
 }
 
@@ -116,6 +118,7 @@ func platformCmd() *cobra.Command {
 		},
 	}
 	var out, rootOut string
+	var exportJSON bool
 	export := &cobra.Command{
 		Use:   "export",
 		Short: "write the platform's chain file (PDH, PEK, OCA, CEK, ASK, ARK) for verifiers and hostctl export",
@@ -132,6 +135,9 @@ func platformCmd() *cobra.Command {
 				return err
 			}
 			k := ch.PDH.KeyDigest()
+			if exportJSON {
+				return writeJSON(cmd.OutOrStdout(), PlatformExportJSON{Out: out, PDHSHA256: hex.EncodeToString(k[:]), CEKSigned: ch.ASK != nil, RootOut: rootOut})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (PDH key sha256 %x", out, k[:])
 			if ch.ASK == nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "; CEK unsigned: fetch the ASK-signed one from AMD's key server")
@@ -145,6 +151,7 @@ func platformCmd() *cobra.Command {
 	}
 	export.Flags().StringVar(&out, "out", "", "chain file to write (required)")
 	export.Flags().StringVar(&rootOut, "root-out", "", "also write the emulator's test root (ASK || ARK) here")
+	export.Flags().BoolVar(&exportJSON, "json", false, "print the result as JSON")
 	for _, s := range []*cobra.Command{init, status, export} {
 		pf.add(s)
 	}
@@ -167,6 +174,7 @@ func printInfo(w io.Writer, in *host.PlatformInfo, asJSON bool) error {
 func launchCmd() *cobra.Command {
 	var pf pspFlags
 	var o host.LaunchOptions
+	var asJSON bool
 	c := &cobra.Command{
 		Use:   "launch",
 		Short: "start QEMU A paused with the shim and measure it (LAUNCH_START, LAUNCH_UPDATE_DATA, LAUNCH_MEASURE)",
@@ -187,6 +195,9 @@ func launchCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), LaunchJSON{Work: o.Work, QEMUPid: r.Pid, Handle: uint32(r.Handle), Measurement: r.MeasureFile})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "launched: QEMU A pid %d paused in prelaunch, guest handle %d\nmeasurement: %s\nnext: verifier measure --measurement %s ..., then hostctl launch-finish --work %s\n",
 				r.Pid, r.Handle, r.MeasureFile, r.MeasureFile, o.Work)
 			return nil
@@ -200,11 +211,13 @@ func launchCmd() *cobra.Command {
 	c.Flags().StringVar(&o.Vars, "vars", "", "pflash1 content (default: Debian's OVMF_VARS_4M.fd)")
 	c.Flags().Uint64Var(&o.MemoryMiB, "memory", 512, "guest RAM in MiB")
 	c.Flags().BoolVar(&o.TPM, "tpm", false, "give the VM a TPM (tpm-crb backed by an swtpm in WORK); its provider must receive with --tpm")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return c
 }
 
 func launchFinishCmd() *cobra.Command {
 	var work, secret string
+	var asJSON bool
 	c := &cobra.Command{
 		Use:   "launch-finish",
 		Short: "inject the LAUNCH_SECRET (optional), LAUNCH_FINISH, run the shim to READY",
@@ -216,12 +229,16 @@ func launchFinishCmd() *cobra.Command {
 			if err := host.LaunchFinish(cmd.Context(), work, secret, cmd.ErrOrStderr()); err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), LaunchFinishJSON{Work: work, Ready: true, Secret: secret})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "running: the shim is READY on QEMU A; next: hostctl export --work %s --to PROVIDER.chain --out GUEST.pkg\n", work)
 			return nil
 		},
 	}
 	c.Flags().StringVar(&work, "work", "", "work directory of hostctl launch (required)")
 	c.Flags().StringVar(&secret, "secret", "", "secret.json from verifier secret")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return c
 }
 
@@ -232,6 +249,7 @@ func isTerminal(w io.Writer) bool {
 
 func exportCmd() *cobra.Command {
 	var o host.ExportOptions
+	var asJSON bool
 	c := &cobra.Command{
 		Use:   "export",
 		Short: "stop the guest and write it as a guest package for the provider (SEND_*)",
@@ -254,6 +272,10 @@ func exportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), ExportJSON{Out: r.Out, Bytes: r.Bytes, DataPages: r.DataPages, ZeroPages: r.ZeroPages,
+					Records: r.Records, StreamBytes: r.StreamSize, ElapsedMS: r.Elapsed.Milliseconds()})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "exported: %s (%d bytes; %d data pages as SEV packets, %d zero pages; migration stream %d bytes) in %.1fs\n",
 				r.Out, r.Bytes, r.DataPages, r.ZeroPages, r.StreamSize, r.Elapsed.Seconds())
 			return nil
@@ -264,6 +286,7 @@ func exportCmd() *cobra.Command {
 	c.Flags().StringVar(&o.Out, "out", "", "guest package to write (required)")
 	c.Flags().StringVar(&o.Trust.RootPath, "root", "", "trust ONLY the emulator's TEST root: its directory (holding ask_ark.cert) or that file")
 	c.Flags().StringVar(&o.Trust.Product, "product", "", "require the embedded AMD root of this product")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return c
 }
 
@@ -271,6 +294,7 @@ func receiveCmd() *cobra.Command {
 	var pf pspFlags
 	var o host.ReceiveOptions
 	var wait, nonceHex string
+	var asJSON bool
 	c := &cobra.Command{
 		Use:   "receive",
 		Short: "check a guest package, RECEIVE_* it, start QEMU B with the BIOS bundle and report the shim's verdict",
@@ -312,6 +336,14 @@ func receiveCmd() *cobra.Command {
 			}
 			v, err := host.Receive(cmd.Context(), o)
 			out := cmd.OutOrStdout()
+			if asJSON {
+				if v != nil && (err == nil || !v.Accepted && v.Line != "") {
+					if jerr := writeJSON(out, receiveJSON(v, o.Work)); jerr != nil {
+						return jerr
+					}
+				}
+				return err
+			}
 			if v != nil && !v.Accepted && v.Line != "" {
 				if v.Code != 0 {
 					fmt.Fprintf(out, "refused: %s\n", v.Code)
@@ -350,14 +382,16 @@ func receiveCmd() *cobra.Command {
 	c.Flags().BoolVar(&o.TPM, "tpm", false, "give QEMU B a TPM (tpm-crb backed by an swtpm in WORK); required exactly when the package's VM has one")
 	c.Flags().StringVar(&nonceHex, "nonce", "", "the owner's receipt nonce, 64 hex digits (fw_cfg opt/org.sevshim/nonce)")
 	c.Flags().BoolVar(&o.Timeline, "timeline", false, "print the boot timeline in ms (package checked, QEMU B started, stream loaded, resumed, WAKE, LOADED, VERIFIED, FLASHED, HANDOFF, OVMF); waits up to 60 s for OVMF's first output")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the verdict as JSON (also on a refusal, exit status 3)")
 	return c
 }
 
 func tpmQuoteCmd() *cobra.Command {
 	var o host.QuoteOptions
 	var nonceHex string
+	var asJSON bool
 	c := &cobra.Command{
-		Use:   "tpm-quote --work WB --nonce HEX --out EVIDENCE.json [--pcr N]",
+		Use:   "tpm-quote --work WB --nonce HEX --out EVIDENCE.json [--pcr N] [--json]",
 		Short: "read the TPM of a guest received with --tpm (THIS ENDS THE VM) and write the evidence for verifier attest",
 		Long: "tpm-quote waits until OVMF booted on QEMU B (its UEFI shell on COM1, at most 240 s), then\n" +
 			"ENDS THE VM: it SIGKILLs QEMU B. This is the only way to read the TPM here: swtpm serves a\n" +
@@ -382,6 +416,10 @@ func tpmQuoteCmd() *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSON(out, TPMQuoteJSON{Out: r.Out, PCR: r.Evidence.PCR, Banks: r.Evidence.BankNames(),
+					Nonce: hex.EncodeToString(r.Evidence.Nonce), QEMUPid: r.QEMUPid})
+			}
 			if r.QEMUPid != 0 {
 				fmt.Fprintf(out, "QEMU B (pid %d) ended after OVMF booted (SIGKILL: the VM is gone)\n", r.QEMUPid)
 			}
@@ -394,11 +432,13 @@ func tpmQuoteCmd() *cobra.Command {
 	c.Flags().StringVar(&nonceHex, "nonce", "", "the verifier's fresh nonce, hex (required)")
 	c.Flags().StringVar(&o.Out, "out", "", "evidence file to write (JSON, sevshim-tpm-evidence-1; required)")
 	c.Flags().IntVar(&o.PCR, "pcr", -1, "PCR to read (default: the shim policy's tpm_pcr)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return c
 }
 
 func stopCmd() *cobra.Command {
 	var work string
+	var asJSON bool
 	c := &cobra.Command{
 		Use:   "stop",
 		Short: "end the QEMU of a work directory, and its swtpm if it has one",
@@ -411,6 +451,9 @@ func stopCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), StopJSON{Work: work, QEMUPid: pid})
+			}
 			if pid == 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "no QEMU running in %s\n", work)
 			} else {
@@ -420,5 +463,6 @@ func stopCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&work, "work", "", "work directory (required)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return c
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sevshim/sevshim/internal/version"
 	"github.com/sevshim/sevshim/owner"
 )
 
@@ -49,6 +50,7 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(platformCmd(), sessionCmd(), measureCmd(), secretCmd(), receiptCmd(), attestCmd())
+	version.Attach(root)
 	return root
 }
 
@@ -225,8 +227,9 @@ func secretCmd() *cobra.Command {
 	var out string
 	var rk owner.ReceiptKeyArg
 	var keyPath string
+	var asJSON bool
 	c := &cobra.Command{
-		Use:   "secret --session DIR --measurement FILE --image SHIM.fd [--secret GUID=FILE...] [--receipt-key FILE | --new-receipt-key] --out secret.json",
+		Use:   "secret --session DIR --measurement FILE --image SHIM.fd [--secret GUID=FILE...] [--receipt-key FILE | --new-receipt-key] --out secret.json [--json]",
 		Short: "Build the LAUNCH_SECRET packet for a launch whose measurement checks out",
 		Long: "secret first runs the `verifier measure` check and refuses unless it says OK. It then builds\n" +
 			"the EFI secret table (header GUID 1e74f542-71dd-4d66-963e-ef4287ff173b; one entry per --secret,\n" +
@@ -257,6 +260,15 @@ func secretCmd() *cobra.Command {
 			}
 			rk.Path = keyPath
 			r, err := owner.BuildSecretWithReceipt(nil, s, m, in.image, img, args, rk, out)
+			if asJSON && r != nil && (err == nil || r.Measure != nil && !r.Measure.OK()) {
+				if err != nil {
+					r.Out = "" // nothing was written
+				}
+				if jerr := writeJSON(cmd.OutOrStdout(), r); jerr != nil {
+					return jerr
+				}
+				return err
+			}
 			if err != nil {
 				if r != nil && r.Measure != nil && !r.Measure.OK() {
 					owner.WriteMeasureText(cmd.OutOrStdout(), r.Measure)
@@ -272,6 +284,7 @@ func secretCmd() *cobra.Command {
 	c.Flags().StringVar(&keyPath, "receipt-key", "", "add the owner's receipt key from FILE (48 raw bytes); with --new-receipt-key: where to write the new key")
 	c.Flags().BoolVar(&rk.Generate, "new-receipt-key", false, "generate a receipt key and write it 0600 to the session's receipt.key (never overwrites)")
 	c.Flags().StringVar(&out, "out", "", "where to write secret.json (required)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (also on a measurement mismatch)")
 	c.MarkFlagRequired("out")
 	return c
 }
