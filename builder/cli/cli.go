@@ -36,7 +36,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "builder:", err)
-		return 1
+		return exitCode(err)
 	}
 	return 0
 }
@@ -238,8 +238,11 @@ func inspectCmd() *cobra.Command {
 		Long: "inspect identifies FILE and prints what it holds: for a shim image the policy (signers with\n" +
 			"key ids and floors, deny lists, layout, secret and TPM modes), the footer table, secret block and\n" +
 			"digests including the SEV launch digest; for a bundle the manifest and, with --signer or --shim,\n" +
-			"whether the signature verifies and what the shim would decide; for a raw OVMF image the firmware\n" +
-			"volumes (fiano) and footer table.",
+			"whether the signature verifies and what the shim would decide (its checks of the manifest, the\n" +
+			"image and the policy's secret hand-off mode: E060 for `secret: require` and a BIOS without an SEV\n" +
+			"secret block); for a raw OVMF image the firmware volumes (fiano) and footer table.\n" +
+			"Exit status: 0, 1 when FILE cannot be read or explained, 3 when the shim would refuse the bundle\n" +
+			"or the signature does not verify with --signer (as `hostctl receive` exits 3 on a refusal).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := os.ReadFile(args[0])
@@ -271,9 +274,18 @@ func inspectCmd() *cobra.Command {
 			if asJSON {
 				e := json.NewEncoder(cmd.OutOrStdout())
 				e.SetIndent("", "  ")
-				return e.Encode(r)
+				if err := e.Encode(r); err != nil {
+					return err
+				}
+				if why := r.Refusal(); why != "" {
+					return &exitError{ExitRefused, why}
+				}
+				return nil
 			}
 			inspect.WriteText(cmd.OutOrStdout(), r)
+			if why := r.Refusal(); why != "" {
+				return &exitError{ExitRefused, why}
+			}
 			return nil
 		},
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/sevshim/sevshim/bios/fv"
 	"github.com/sevshim/sevshim/bios/layout"
 	"github.com/sevshim/sevshim/policy"
+	"github.com/sevshim/sevshim/shimerr"
 	"github.com/sevshim/sevshim/shimimage"
 )
 
@@ -183,8 +184,16 @@ type Manifest struct {
 	Signature     string `json:"signature"`
 	// SignatureVerified is set when a key (--signer) or a shim policy (--shim) was given.
 	SignatureVerified *bool `json:"signature_verified,omitempty"`
-	// ShimVerdict is the shim's decision (bios.Check) when a shim image was given.
+	// SignatureCheck says in words what SignatureVerified says: verified, FAILED, or not
+	// checked (no key given, or the signer is not one of the shim's).
+	SignatureCheck string `json:"signature_check"`
+	// ShimVerdict is the shim's decision when a shim image was given: bios.Check (steps 2-9)
+	// and, for a bundle, the secret hand-off plan (SecretCheck: E060..E062).
 	ShimVerdict string `json:"shim_verdict,omitempty"`
+	// ShimAdvice is what to do about a refusal (docs/errors.md).
+	ShimAdvice string `json:"shim_advice,omitempty"`
+
+	verdict *shimerr.Code
 }
 
 // Report is the result of inspecting one file.
@@ -315,24 +324,62 @@ func inspectBundle(r *Report, b []byte, opt Options) error {
 func manifestOf(m *bios.Manifest, raw, img []byte, imgPresent bool, opt Options) *Manifest {
 	out := &Manifest{Layout: layout.Describe(m.Layout), LayoutID: m.Layout, ImageSize: m.ImageSize,
 		BIOSVersion: m.Version, VersionString: m.VersionString, ImageDigest: hex.EncodeToString(m.ImageDigest[:]),
-		SignerKeyID: hex.EncodeToString(m.SignerKeyID[:]), Signature: hex.EncodeToString(m.Signature[:])}
-	if opt.Signer != nil {
-		ok := m.Verify(opt.Signer) == nil
+		SignerKeyID: hex.EncodeToString(m.SignerKeyID[:]), Signature: hex.EncodeToString(m.Signature[:]),
+		SignatureCheck: SigNotChecked}
+	setSig := func(ok bool) {
 		out.SignatureVerified = &ok
+		out.SignatureCheck = SigFailed
+		if ok {
+			out.SignatureCheck = SigVerified
+		}
+	}
+	if opt.Signer != nil {
+		setSig(m.Verify(opt.Signer) == nil)
 	}
 	if opt.Shim != nil {
 		if _, p, err := shimimage.ExtractPolicy(opt.Shim); err == nil {
 			if s, found := p.FindSigner(m.SignerKeyID); found {
-				ok := m.Verify(s.PublicKey) == nil
-				out.SignatureVerified = &ok
-			} else {
-				f := false
-				out.SignatureVerified = &f
+				setSig(m.Verify(s.PublicKey) == nil)
+			} else if opt.Signer == nil {
+				out.SignatureCheck = SigUnknownSigner
 			}
-			out.ShimVerdict = bios.Check(p, raw, true, img, imgPresent, nil, false).String()
+			// the shim's steps 2-9 (bios.Check), then its secret hand-off plan (step 10)
+			v := bios.Check(p, raw, true, img, imgPresent, nil, false)
+			if v == shimerr.OK && imgPresent {
+				v = SecretCheck(p.SecretMode, img, 0)
+			}
+			out.ShimVerdict = v.String()
+			if v != shimerr.OK {
+				out.ShimAdvice = v.Help()
+			}
+			out.verdict = &v
 		}
 	}
 	return out
+}
+
+// Signature check results (Manifest.SignatureCheck).
+const (
+	SigVerified      = "verified"
+	SigFailed        = "FAILED"
+	SigNotChecked    = "not checked (give --signer KEY.pub or --shim SHIM.fd)"
+	SigUnknownSigner = "not checked (the signer's key is not one of the shim's signers)"
+)
+
+// Refusal says why the shim (or the given signer) rejects the manifest or bundle r explains:
+// the shim's verdict when it is not OK, or a signature that failed to verify. "" when neither.
+func (r *Report) Refusal() string {
+	m := r.Manifest
+	if m == nil {
+		return ""
+	}
+	if m.verdict != nil && *m.verdict != shimerr.OK {
+		return fmt.Sprintf("the shim would refuse %s: %s: %s", r.File, m.ShimVerdict, m.ShimAdvice)
+	}
+	if m.SignatureVerified != nil && !*m.SignatureVerified {
+		return fmt.Sprintf("%s: the manifest signature does not verify with the given key", r.File)
+	}
+	return ""
 }
 
 // WriteText renders r for humans.
@@ -379,13 +426,12 @@ func WriteText(w io.Writer, r *Report) {
 	if m := r.Manifest; m != nil {
 		fmt.Fprintf(&b, "manifest:\n  layout: %s\n  image size: 0x%x\n  bios version: %d\n  version string: %q\n  image digest (sha384): %s\n  signer key id: %s\n",
 			m.Layout, m.ImageSize, m.BIOSVersion, m.VersionString, m.ImageDigest, m.SignerKeyID)
-		if m.SignatureVerified != nil {
-			fmt.Fprintf(&b, "  signature verifies: %v\n", *m.SignatureVerified)
-		} else {
-			b.WriteString("  signature: not checked (give --signer KEY.pub or --shim SHIM.fd)\n")
-		}
+		fmt.Fprintf(&b, "  signature: %s\n", m.SignatureCheck)
 		if m.ShimVerdict != "" {
 			fmt.Fprintf(&b, "  shim verdict: %s\n", m.ShimVerdict)
+			if m.ShimAdvice != "" {
+				fmt.Fprintf(&b, "  what to do: %s\n", m.ShimAdvice)
+			}
 		}
 	}
 	if r.Image != nil {
