@@ -234,41 +234,27 @@ func inspectCmd() *cobra.Command {
 	var signer, shim string
 	c := &cobra.Command{
 		Use:   "inspect [--json] FILE",
-		Short: "Explain a shim image, BIOS bundle, manifest, policy block or raw OVMF image",
+		Short: "Explain any file sevshim writes: shim image, BIOS bundle, manifest, policy, OVMF image, var store, chain, guest package, keys, JSON",
 		Long: "inspect identifies FILE and prints what it holds: for a shim image the policy (signers with\n" +
 			"key ids and floors, deny lists, layout, secret and TPM modes), the footer table, secret block and\n" +
 			"digests including the SEV launch digest; for a bundle the manifest and, with --signer or --shim,\n" +
 			"whether the signature verifies and what the shim would decide (its checks of the manifest, the\n" +
 			"image and the policy's secret hand-off mode: E060 for `secret: require` and a BIOS without an SEV\n" +
-			"secret block); for a raw OVMF image the firmware volumes (fiano) and footer table.\n" +
+			"secret block); for a raw OVMF image the firmware volumes (fiano) and footer table. It also names\n" +
+			"the other files of the project (var stores with the SHA-384 allowed_vars takes, platform chains,\n" +
+			"root certificates, guest packages, which are streamed and checked as receive checks them, keys,\n" +
+			"policy YAML, measurement/session/secret/evidence/state JSON) and says what a broken one looks\n" +
+			"like (e.g. a truncated shim image: N of 3653632 bytes). With --json, errors are JSON too:\n" +
+			"{\"file\", \"kind\", \"error\"}.\n" +
 			"Exit status: 0, 1 when FILE cannot be read or explained, 3 when the shim would refuse the bundle\n" +
 			"or the signature does not verify with --signer (as `hostctl receive` exits 3 on a refusal).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := os.ReadFile(args[0])
+			r, err := inspectFile(args[0], signer, shim)
 			if err != nil {
-				return err
-			}
-			var opt inspect.Options
-			if signer != "" {
-				pb, err := os.ReadFile(signer)
-				if err != nil {
-					return err
+				if asJSON {
+					writeJSONError(cmd.OutOrStdout(), args[0], err)
 				}
-				if opt.Signer, err = policy.ParsePublicKeyPEM(pb); err != nil {
-					return fmt.Errorf("%s: %w", signer, err)
-				}
-			}
-			if shim != "" {
-				if opt.Shim, err = os.ReadFile(shim); err != nil {
-					return err
-				}
-				if _, _, err := shimimage.ExtractPolicy(opt.Shim); err != nil {
-					return fmt.Errorf("--shim %s: %w", shim, err)
-				}
-			}
-			r, err := inspect.Inspect(args[0], b, opt)
-			if err != nil {
 				return err
 			}
 			if asJSON {
@@ -277,12 +263,9 @@ func inspectCmd() *cobra.Command {
 				if err := e.Encode(r); err != nil {
 					return err
 				}
-				if why := r.Refusal(); why != "" {
-					return &exitError{ExitRefused, why}
-				}
-				return nil
+			} else {
+				inspect.WriteText(cmd.OutOrStdout(), r)
 			}
-			inspect.WriteText(cmd.OutOrStdout(), r)
 			if why := r.Refusal(); why != "" {
 				return &exitError{ExitRefused, why}
 			}

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -210,6 +211,9 @@ type Report struct {
 	Manifest *Manifest  `json:"manifest,omitempty"`
 	Image    *Digests   `json:"image_digests,omitempty"` // the BIOS image inside a bundle
 	Volumes  *fv.Report `json:"firmware_volumes,omitempty"`
+	// About says what the file is for and which command takes it (files other than images).
+	About string `json:"about,omitempty"`
+	Facts []Fact `json:"facts,omitempty"`
 }
 
 // Secret is the SEV secret block declared by an image.
@@ -240,17 +244,37 @@ func footer(entries []shimimage.Entry) []Entry {
 	return out
 }
 
-// Inspect identifies and explains b (the content of file name).
+// Inspect identifies and explains b (the content of file name). Its errors are *Error: they
+// name the kind of file found and what is wrong with it.
 func Inspect(name string, b []byte, opt Options) (*Report, error) {
+	r, err := inspectBytes(name, b, opt)
+	if err == nil {
+		return r, nil
+	}
+	var ie *Error
+	if errors.As(err, &ie) {
+		return nil, err
+	}
+	kind := KindUnknown
+	if r != nil && r.Kind != "" {
+		kind = r.Kind
+	}
+	return nil, &Error{File: name, Kind: kind, Msg: strings.TrimPrefix(err.Error(), name+": ")}
+}
+
+func inspectBytes(name string, b []byte, opt Options) (*Report, error) {
 	r := &Report{File: name, Size: len(b), Digests: DigestsOf(b, false)}
 	switch {
 	case len(b) >= 8 && string(b[:8]) == bios.ManifestMagic && len(b) > bios.ManifestSize:
-		return r, inspectBundle(r, b, opt)
+		if err := inspectBundle(r, b, opt); err != nil {
+			return r, err
+		}
+		return r, nil
 	case len(b) == bios.ManifestSize && string(b[:8]) == bios.ManifestMagic:
 		r.Kind = KindManifest
 		m, err := bios.ParseManifestStructure(b)
 		if err != nil {
-			return nil, fmt.Errorf("%s: manifest: %v", name, err)
+			return r, fmt.Errorf("%s: manifest: %v", name, err)
 		}
 		r.Manifest = manifestOf(m, b, nil, false, opt)
 		return r, nil
@@ -258,26 +282,27 @@ func Inspect(name string, b []byte, opt Options) (*Report, error) {
 		r.Kind = KindPolicy
 		p, err := policy.Decode(b)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", name, err)
+			return r, fmt.Errorf("%s: %v", name, err)
 		}
 		r.Policy, err = PolicyOf(p)
 		return r, err
 	}
 	entries, err := shimimage.ParseFooterTable(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a sevshim image, bundle, manifest or policy, and not an OVMF-style image (%v)", name, err)
+		return identify(r, b)
 	}
 	r.Footer = footer(entries)
 	in, err := shimimage.ParseInfo(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", name, err)
+		return r, fmt.Errorf("%s: %v", name, err)
 	}
 	if in.HasSecret {
 		r.Secret = &Secret{in.SecretBase, in.SecretSize, in.SecretUsable()}
 	}
 	if in.HasInfo {
+		r.Kind = KindShimImage
 		if _, err := shimimage.Info(b); err != nil {
-			return nil, fmt.Errorf("%s: %v", name, err)
+			return r, fmt.Errorf("%s: %v", name, err)
 		}
 		r.Layout = in.LayoutName
 		r.PolicyAt = &Region{in.PolicyGPA, in.PolicyOffset, in.PolicySize}
@@ -288,7 +313,7 @@ func Inspect(name string, b []byte, opt Options) (*Report, error) {
 			return r, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: embedded policy: %v", name, err)
+			return r, fmt.Errorf("%s: embedded policy: %v", name, err)
 		}
 		r.Kind = KindShimImage
 		r.Policy, err = PolicyOf(p)
@@ -302,7 +327,7 @@ func Inspect(name string, b []byte, opt Options) (*Report, error) {
 	}
 	rep, err := fv.Scan(b, true)
 	if err != nil {
-		return nil, fmt.Errorf("%s: firmware volumes: %v", name, err)
+		return r, fmt.Errorf("%s: firmware volumes: %v", name, err)
 	}
 	r.Volumes = rep
 	return r, nil
@@ -390,6 +415,12 @@ func WriteText(w io.Writer, r *Report) {
 		fmt.Fprintf(&b, "layout:  %s\n", r.Layout)
 	}
 	fmt.Fprintf(&b, "sha256:  %s\nsha384:  %s\n", r.Digests.SHA256, r.Digests.SHA384)
+	if r.About != "" {
+		fmt.Fprintf(&b, "what:    %s\n", r.About)
+	}
+	for _, f := range r.Facts {
+		fmt.Fprintf(&b, "  %s: %s\n", f.Key, f.Value)
+	}
 	if r.Digests.LaunchDigest != "" {
 		fmt.Fprintf(&b, "SEV launch digest (SHA-256 of the flash, SEV without ES): %s\n", r.Digests.LaunchDigest)
 	}
