@@ -93,7 +93,7 @@ func keygenCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&out, "out", "", "path prefix of the key files (required)")
+	c.Flags().StringVar(&out, "out", "", "path `PREFIX` of the key files (required)")
 	c.Flags().BoolVar(&force, "force", false, "overwrite existing key files")
 	c.MarkFlagRequired("out")
 	return c
@@ -144,9 +144,9 @@ func buildCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&polPath, "policy", "", "policy YAML file (required)")
-	c.Flags().StringVar(&out, "out", "", "output shim image (required)")
-	c.Flags().StringVar(&tmpl, "template", DefaultTemplate, "shim template with an empty policy region")
+	c.Flags().StringVar(&polPath, "policy", "", "policy YAML `FILE` (required)")
+	c.Flags().StringVar(&out, "out", "", "output shim image `FILE` (required)")
+	c.Flags().StringVar(&tmpl, "template", DefaultTemplate, "shim template `FILE` with an empty policy region")
 	c.Flags().BoolVar(&replace, "replace", false, "allow a template that already holds a policy (replace it)")
 	c.MarkFlagRequired("policy")
 	c.MarkFlagRequired("out")
@@ -218,11 +218,11 @@ func signCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&keyPath, "key", "", "signing key (PKCS#8 or SEC1 PEM, P-384) (required)")
-	c.Flags().Uint64Var(&version, "version", 0, "BIOS version number (required)")
-	c.Flags().StringVar(&vs, "version-string", "", "printable version text, at most 63 characters")
-	c.Flags().StringVar(&out, "out", "", "output bundle (required)")
-	c.Flags().StringVar(&layoutName, "layout", "ovmf-4m", "BIOS layout: "+strings.Join(layout.Names(), ", "))
+	c.Flags().StringVar(&keyPath, "key", "", "signing key `FILE` (PKCS#8 or SEC1 PEM, P-384) (required)")
+	c.Flags().Uint64Var(&version, "version", 0, "BIOS version number `N` (required)")
+	c.Flags().StringVar(&vs, "version-string", "", "printable version `TEXT`, at most 63 characters")
+	c.Flags().StringVar(&out, "out", "", "output bundle `FILE` (required)")
+	c.Flags().StringVar(&layoutName, "layout", "ovmf-4m", "BIOS layout `NAME`: "+strings.Join(layout.Names(), ", "))
 	c.Flags().BoolVar(&randomized, "randomized", false, "use a random ECDSA nonce instead of RFC 6979 (output differs every run)")
 	c.MarkFlagRequired("key")
 	c.MarkFlagRequired("out")
@@ -273,8 +273,8 @@ func inspectCmd() *cobra.Command {
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	c.Flags().StringVar(&signer, "signer", "", "public key to verify a bundle or manifest signature with")
-	c.Flags().StringVar(&shim, "shim", "", "shim image whose policy judges a bundle (runs the shim's checks)")
+	c.Flags().StringVar(&signer, "signer", "", "public key `FILE` to verify a bundle or manifest signature with")
+	c.Flags().StringVar(&shim, "shim", "", "shim image `FILE` whose policy judges a bundle (runs the shim's checks)")
 	return c
 }
 
@@ -341,12 +341,12 @@ func measureCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&image, "image", "", "shim image (required)")
-	c.Flags().StringVar(&polHex, "policy", "", "SEV guest policy, hex (e.g. 0x1)")
-	c.Flags().StringVar(&api, "api", "", "platform API version MAJOR.MINOR (PLATFORM_STATUS)")
-	c.Flags().Uint8Var(&build, "build", 0, "platform firmware build id")
-	c.Flags().StringVar(&tikPath, "tik", "", "file with the 16-byte TIK (raw or hex)")
-	c.Flags().StringVar(&mnonceHex, "mnonce", "", "MNONCE from LAUNCH_MEASURE, 32 hex digits")
+	c.Flags().StringVar(&image, "image", "", "shim image `FILE` (required)")
+	c.Flags().StringVar(&polHex, "policy", "", "SEV guest policy in `HEX` (e.g. 0x1)")
+	c.Flags().StringVar(&api, "api", "", "platform API version `MAJOR.MINOR` (PLATFORM_STATUS)")
+	c.Flags().Uint8Var(&build, "build", 0, "platform firmware build id `N`")
+	c.Flags().StringVar(&tikPath, "tik", "", "`FILE` with the 16-byte TIK (raw or hex)")
+	c.Flags().StringVar(&mnonceHex, "mnonce", "", "MNONCE from LAUNCH_MEASURE, 32 `HEX` digits")
 	c.MarkFlagRequired("image")
 	return c
 }

@@ -47,8 +47,8 @@ func NewRoot() *cobra.Command {
 }
 
 func trustFlags(c *cobra.Command, t *owner.Trust) {
-	c.Flags().StringVar(&t.RootPath, "root", "", "trust ONLY the emulator's TEST root: its directory (holding ask_ark.cert) or that file; never use with real hardware")
-	c.Flags().StringVar(&t.Product, "product", "", "require the embedded AMD root of this product (naples, rome, milan, genoa, turin)")
+	c.Flags().StringVar(&t.RootPath, "root", "", "trust ONLY the emulator's TEST root: the platform's state `DIR` (hostctl --state), a directory holding ask_ark.cert, or that file; never use with real hardware")
+	c.Flags().StringVar(&t.Product, "product", "", "require the embedded AMD root of this product `NAME` (naples, rome, milan, genoa, turin)")
 }
 
 func warnTest(cmd *cobra.Command, t owner.Trust) {
@@ -93,7 +93,7 @@ func platformCmd() *cobra.Command {
 			return err
 		},
 	}
-	c.Flags().StringVar(&chain, "chain", "", "chain file from `hostctl platform export` (required)")
+	c.Flags().StringVar(&chain, "chain", "", "chain `FILE` written by hostctl platform export (required)")
 	trustFlags(c, &t)
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (also on failure)")
 	c.MarkFlagRequired("chain")
@@ -137,10 +137,10 @@ func sessionCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&chain, "chain", "", "chain file of the platform that will launch the guest (required)")
-	c.Flags().StringVar(&pol, "policy", "", "SEV guest policy, hex, e.g. 0x1 (required)")
-	c.Flags().StringVar(&name, "name", owner.DefaultSessionName, "file-name prefix of the session files")
-	c.Flags().StringVar(&out, "out", "", "session directory to write (created 0700 if missing; required)")
+	c.Flags().StringVar(&chain, "chain", "", "chain `FILE` of the platform that will launch the guest (required)")
+	c.Flags().StringVar(&pol, "policy", "", "SEV guest policy in `HEX`, e.g. 0x1 (required)")
+	c.Flags().StringVar(&name, "name", owner.DefaultSessionName, "file-name prefix `NAME` of the session files")
+	c.Flags().StringVar(&out, "out", "", "session `DIR` to write (created 0700 if missing; required)")
 	c.Flags().BoolVar(&force, "force", false, "overwrite an existing session in DIR")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	trustFlags(c, &t)
@@ -155,9 +155,9 @@ type measureInputs struct {
 }
 
 func (m *measureInputs) flags(c *cobra.Command) {
-	c.Flags().StringVar(&m.session, "session", "", "session directory from `verifier session` (required)")
-	c.Flags().StringVar(&m.measurement, "measurement", "", "measurement.json from `hostctl launch` (required)")
-	c.Flags().StringVar(&m.image, "image", "", "the shim image that was launched (required)")
+	c.Flags().StringVar(&m.session, "session", "", "session `DIR` written by verifier session (required)")
+	c.Flags().StringVar(&m.measurement, "measurement", "", "measurement `FILE` (measurement.json of hostctl launch) (required)")
+	c.Flags().StringVar(&m.image, "image", "", "the shim image `FILE` that was launched (required)")
 	for _, f := range []string{"session", "measurement", "image"} {
 		c.MarkFlagRequired(f)
 	}
@@ -255,8 +255,8 @@ func secretCmd() *cobra.Command {
 		},
 	}
 	in.flags(c)
-	c.Flags().StringArrayVar(&secrets, "secret", nil, "GUID=FILE: one secret table entry (repeatable; at least one)")
-	c.Flags().StringVar(&out, "out", "", "where to write secret.json (required)")
+	c.Flags().StringArrayVar(&secrets, "secret", nil, "one secret table entry, `GUID=FILE` (repeatable; at least one)")
+	c.Flags().StringVar(&out, "out", "", "`FILE` to write the secret to, e.g. secret.json (required)")
 	c.MarkFlagRequired("secret")
 	c.MarkFlagRequired("out")
 	return c
