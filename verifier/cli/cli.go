@@ -115,7 +115,9 @@ func sessionCmd() *cobra.Command {
 			"  session.json                     {\"policy\", \"name\", \"chain_sha256\"}\n" +
 			"It refuses to overwrite an existing session unless --force. The policy is the 32-bit SEV guest\n" +
 			"policy in hex: bit 0 NODBG, 1 NOKS, 2 ES, 3 NOSEND, 4 DOMAIN, 5 SEV, bits 16-23/24-31 the\n" +
-			"minimum API major/minor (0x1 = no debugging; sending stays allowed, which export needs).",
+			"minimum API major/minor (0x1 = no debugging; sending stays allowed, which export needs).\n" +
+			"ES is refused (the shim does not support SEV-ES yet); NOSEND is made with a warning (the\n" +
+			"guest can never be exported).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := owner.ParsePolicy(pol)

@@ -222,6 +222,18 @@ func TestGoldenSessionMeasureSecret(t *testing.T) {
 		t.Fatal("session directory created for an unverified chain")
 	}
 	golden(t, "session-bad-policy.txt", w, "session", "--chain", j("provider.chain"), "--root", j("root"), "--policy", "0x40", "--out", j("new3"))
+	// ES: refused when the session is made, with the reason; nothing is written
+	if _, code := golden(t, "session-es.txt", w, "session", "--chain", j("provider.chain"), "--root", j("root"), "--policy", "0x5", "--out", j("es")); code != 1 {
+		t.Errorf("ES policy: exit %d", code)
+	}
+	if _, err := os.Stat(j("es")); err == nil {
+		t.Error("session directory created for an ES policy")
+	}
+	// NOSEND: made, with a warning that export will be refused
+	if out, code := golden(t, "session-nosend.txt", w, "session", "--chain", j("provider.chain"), "--root", j("root"), "--policy", "0x9", "--out", j("nosend")); code != 0 ||
+		!strings.Contains(out, "warning:        policy 0x9 sets NOSEND (bit 3): the PSP will refuse SEND_START") {
+		t.Errorf("NOSEND policy: exit %d\n%s", code, out)
+	}
 
 	margs := []string{"--session", j("sess"), "--measurement", j("measurement.json"), "--image", j("shim.fd")}
 	golden(t, "measure-ok.txt", w, append([]string{"measure"}, margs...)...)
