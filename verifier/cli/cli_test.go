@@ -201,6 +201,36 @@ func TestGoldenPlatform(t *testing.T) {
 	golden(t, "platform-not-a-chain.txt", w, "platform", "--chain", j("measurement.json"))
 }
 
+// TestRootAcceptsStateDir: --root takes the platform's state directory (ask_ark.cert lives in
+// its certs/), the root/ parent and the file; a directory without it, and a root that is not
+// the chain's, are refused with what to pass instead.
+func TestRootAcceptsStateDir(t *testing.T) {
+	w := workdir(t)
+	j := func(p ...string) string { return filepath.Join(append([]string{w}, p...)...) }
+	cert, _ := os.ReadFile(j("root", "ask_ark.cert"))
+	os.MkdirAll(j("state", "certs"), 0o755)
+	os.WriteFile(j("state", "certs", "ask_ark.cert"), cert, 0o644)
+	for _, root := range []string{j("state"), j("state", "certs"), j("state", "certs", "ask_ark.cert"), w, j("root")} {
+		if out, e, code := run("platform", "--chain", j("provider.chain"), "--root", root); code != 0 || !strings.Contains(out, "platform OK") {
+			t.Errorf("--root %s: exit %d\n%s%s", root, code, out, e)
+		}
+	}
+	golden(t, "platform-root-empty-dir.txt", w, "platform", "--chain", j("provider.chain"), "--root", j("state", "nothing"))
+	os.MkdirAll(j("empty"), 0o755)
+	golden(t, "platform-root-no-cert.txt", w, "platform", "--chain", j("provider.chain"), "--root", j("empty"))
+	// another root (AMD's Rome ASK || ARK given as if it were a test root)
+	var other []byte
+	for _, n := range []string{"ask", "ark"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "sev", "testdata", "rome", n+".cert"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		other = append(other, b...)
+	}
+	os.WriteFile(j("other_ask_ark.cert"), other, 0o644)
+	golden(t, "platform-root-other.txt", w, "platform", "--chain", j("provider.chain"), "--root", j("other_ask_ark.cert"))
+}
+
 func TestGoldenSessionMeasureSecret(t *testing.T) {
 	w := workdir(t)
 	j := func(p ...string) string { return filepath.Join(append([]string{w}, p...)...) }
