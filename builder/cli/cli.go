@@ -111,9 +111,12 @@ func buildCmd() *cobra.Command {
 			"Nothing else in the template changes, so the same inputs always give the same image.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := policy.LoadYAML(polPath)
+			p, info, err := policy.LoadYAMLInfo(polPath)
 			if err != nil {
 				return err
+			}
+			for _, w := range info.Warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "builder: warning:", w)
 			}
 			enc, err := p.Encode()
 			if err != nil {
@@ -141,6 +144,7 @@ func buildCmd() *cobra.Command {
 			fmt.Fprintf(w, "wrote %s (%d bytes, layout %s, %d signer(s))\n", out, len(img), layout.Describe(p.Layout), len(p.Signers))
 			fmt.Fprintf(w, "policy digest (sha384): %x\n", pd)
 			fmt.Fprintf(w, "sha256: %s\nsha384: %s\nSEV launch digest: %s\n", d.SHA256, d.SHA384, d.LaunchDigest)
+			writeSigners(w, p, info)
 			return nil
 		},
 	}

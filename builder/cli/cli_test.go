@@ -53,6 +53,7 @@ tpm: if-present
 tpm_pcr: 15
 signers:
   - key: signer-a.pub.pem
+    name: provider A
     min_version: 5
   - key: signer-b.pub.pem
     min_version: 3
@@ -144,6 +145,8 @@ func TestBuildRefusals(t *testing.T) {
 		{"bad-digest", "layout: ovmf-4m\nsigners:\n  - key: signer-a.pub.pem\ndenied_digests: [abc]\n", "bad.yaml:4: denied_digests[0]"},
 		{"dup-version", "layout: ovmf-4m\nsigners:\n  - key: signer-a.pub.pem\ndenied_versions:\n  - 3\n  - 3\n", "bad.yaml:6: denied_versions[1]: version 3 is already denied on line 5"},
 		{"secret", "layout: ovmf-4m\nsecret: maybe\nsigners:\n  - key: signer-a.pub.pem\n", "bad.yaml:2: secret"},
+		{"empty", "", "bad.yaml:1: policy: the file is empty (or only comments): a policy needs at least layout: and signers:"},
+		{"second-document", "layout: ovmf-4m\nsigners:\n  - key: signer-a.pub.pem\n---\nsigners: []\n", "bad.yaml:4: policy: a second YAML document (after ---)"},
 	} {
 		os.WriteFile("bad.yaml", []byte(tc.yaml), 0o644)
 		_, e, c := run(t, "build", "--policy", "bad.yaml", "--template", "template.fd", "--out", "o.fd")
@@ -157,6 +160,24 @@ func TestBuildRefusals(t *testing.T) {
 	}
 	if _, e, c := run(t, "build", "--policy", "policy.yaml", "--template", "missing.fd", "--out", "o.fd"); c != 1 || !strings.Contains(e, "shim template") {
 		t.Errorf("missing template: %s", e)
+	}
+}
+
+// TestBuildWarnsAboutPrivateKey: a private key given as a signer works (its public half is
+// used) but is almost certainly a mistake: build says so on stderr, and shows signer names.
+func TestBuildWarnsAboutPrivateKey(t *testing.T) {
+	d := env(t)
+	t.Chdir(d)
+	os.WriteFile("priv.yaml", []byte("layout: ovmf-4m\nsigners:\n  - key: signer-a.pem\n    name: the provider\n"), 0o644)
+	out, e, c := run(t, "build", "--policy", "priv.yaml", "--template", "template.fd", "--out", "o.fd")
+	if c != 0 || !hasLine(e, "builder: warning: priv.yaml:3: signers[0].key: signer-a.pem is a PRIVATE key: only its public half goes into the policy, but a signing key does not belong beside a policy; give the public key (builder keygen writes PREFIX.pub)") {
+		t.Errorf("exit %d, stderr %q", c, e)
+	}
+	if !strings.Contains(out, "signer [0] \"the provider\": key id ") {
+		t.Errorf("no signer name in\n%s", out)
+	}
+	if _, e, _ := run(t, "build", "--policy", "policy.yaml", "--template", "template.fd", "--out", "p.fd"); e != "" {
+		t.Errorf("a public-key policy warns: %q", e)
 	}
 }
 

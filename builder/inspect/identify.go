@@ -186,13 +186,21 @@ func identify(r *Report, b []byte) (*Report, error) {
 		}
 		if strings.Contains(s, "layout:") || strings.Contains(s, "signers:") {
 			r.Kind = KindPolicyYAML
-			p, err := policy.ParseYAML(b, r.File, filepath.Dir(r.File))
+			p, info, err := policy.ParseYAMLInfo(b, r.File, filepath.Dir(r.File))
 			if err != nil {
 				return fail(KindPolicyYAML, "a policy YAML, but it does not parse: %v", err)
 			}
 			r.About = "a policy in YAML: embed it into the shim with `builder build --policy FILE --out SHIM.fd`"
 			if r.Policy, err = PolicyOf(p); err != nil {
 				return nil, err
+			}
+			for i := range r.Policy.Signers {
+				if i < len(info.SignerNames) {
+					r.Policy.Signers[i].Name = info.SignerNames[i]
+				}
+			}
+			for _, w := range info.Warnings {
+				r.Facts = append(r.Facts, Fact{"warning", w})
 			}
 			return r, nil
 		}

@@ -60,6 +60,7 @@ type Signer struct {
 	KeyID      string `json:"key_id"`
 	PublicKey  string `json:"public_key"` // 97-byte SEC1, hex
 	MinVersion uint64 `json:"min_version"`
+	Name       string `json:"name,omitempty"` // from a policy YAML (names are not encoded)
 }
 
 // Policy in JSON.
@@ -95,7 +96,7 @@ func PolicyOf(p *policy.Policy) (*Policy, error) {
 	for _, s := range p.Signers {
 		pk, _ := policy.MarshalPublicKey(s.PublicKey)
 		id := s.KeyID()
-		out.Signers = append(out.Signers, Signer{hex.EncodeToString(id[:]), hex.EncodeToString(pk[:]), s.MinVersion})
+		out.Signers = append(out.Signers, Signer{KeyID: hex.EncodeToString(id[:]), PublicKey: hex.EncodeToString(pk[:]), MinVersion: s.MinVersion})
 	}
 	for _, dd := range p.DeniedDigests {
 		out.DeniedDigests = append(out.DeniedDigests, hex.EncodeToString(dd[:]))
@@ -439,6 +440,9 @@ func WriteText(w io.Writer, r *Report) {
 		fmt.Fprintf(&b, "\n  signers (%d):\n", len(p.Signers))
 		for i, s := range p.Signers {
 			fmt.Fprintf(&b, "    [%d] key id %s\n        min version %d\n", i, s.KeyID, s.MinVersion)
+			if s.Name != "" {
+				fmt.Fprintf(&b, "        name %q\n", s.Name)
+			}
 		}
 		fmt.Fprintf(&b, "  denied digests (%d):\n", len(p.DeniedDigests))
 		for _, d := range p.DeniedDigests {
