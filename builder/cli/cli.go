@@ -20,6 +20,7 @@ import (
 	"github.com/sevshim/sevshim/bios/fv"
 	"github.com/sevshim/sevshim/bios/layout"
 	"github.com/sevshim/sevshim/builder/inspect"
+	"github.com/sevshim/sevshim/internal/clierr"
 	"github.com/sevshim/sevshim/policy"
 	"github.com/sevshim/sevshim/sev"
 	"github.com/sevshim/sevshim/shimimage"
@@ -50,6 +51,7 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(clierr.FlagError)
 	root.AddCommand(keygenCmd(), buildCmd(), signCmd(), inspectCmd(), measureCmd())
 	return root
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sevshim/sevshim/host"
+	"github.com/sevshim/sevshim/internal/clierr"
 	"github.com/sevshim/sevshim/owner"
 )
 
@@ -62,6 +63,7 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(clierr.FlagError)
 	root.AddCommand(platformCmd(), launchCmd(), launchFinishCmd(), exportCmd(), receiveCmd(), tpmQuoteCmd(), stopCmd())
 	return root
 }

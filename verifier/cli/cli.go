@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sevshim/sevshim/internal/clierr"
 	"github.com/sevshim/sevshim/owner"
 )
 
@@ -42,6 +43,7 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(clierr.FlagError)
 	root.AddCommand(platformCmd(), sessionCmd(), measureCmd(), secretCmd(), attestCmd())
 	return root
 }
