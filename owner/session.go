@@ -146,7 +146,7 @@ func LoadSession(dir string) (*Session, error) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&s.Info); err != nil {
-		return nil, fmt.Errorf("%s: %v (want {\"policy\": u32, \"name\": str, \"chain_sha256\": hex})", p, err)
+		return nil, fmt.Errorf("%s: %s (want {\"policy\": u32, \"name\": str, \"chain_sha256\": hex})", p, jsonProblem(err))
 	}
 	if !nameRE.MatchString(s.Info.Name) {
 		return nil, fmt.Errorf("%s: bad session name %q", p, s.Info.Name)
