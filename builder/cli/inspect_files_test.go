@@ -91,7 +91,16 @@ func TestInspectNamesWhatItFound(t *testing.T) {
 	os.WriteFile("notes.txt", []byte("hello\n"), 0o644)
 	os.WriteFile("other.json", []byte(`{"foo": 1}`), 0o644)
 	os.WriteFile("secret.json", []byte(`{"sev-secret-header": "AAAA", "sev-secret": "AAAA", "sev-secret-set-address": 7340032}`), 0o600)
+	// the small JSON state files, as host and psp write them (keys only matter here)
+	os.WriteFile("platform.json", []byte(`{"format": 1, "api_major": 0, "api_minor": 24, "build": 15, "config_es": false, "chip_id": "49a2", "next_handle": 1, "next_asid": 1}`), 0o600)
+	os.WriteFile("launch.json", []byte(`{"format": 1, "stage": "launched", "psp_kind": "emu", "handle": 1, "policy": 1, "image_sha256": "ab"}`), 0o600)
+	os.WriteFile("receive.json", []byte(`{"stage": "running", "package": "guest.pkg", "bundle": "v5.bundle", "verdict": "OK"}`), 0o600)
+	os.WriteFile("evidence.json", []byte(`{"format": "sevshim-tpm-evidence-1", "pcr": 15, "quote_bank": "sha256"}`), 0o644)
 	want := []struct{ file, kind string }{
+		{"platform.json", inspect.KindPlatformState},
+		{"launch.json", inspect.KindLaunchState},
+		{"receive.json", inspect.KindRecvState},
+		{"evidence.json", inspect.KindEvidence},
 		{"provider.chain", inspect.KindChain},
 		{"ask_ark.cert", inspect.KindAMDChain},
 		{"measurement.json", inspect.KindMeasurement},

@@ -24,24 +24,25 @@ import (
 
 // Kinds of the other files the project writes (explained, not taken apart like images).
 const (
-	KindVars        = "uefi-var-store"
-	KindChain       = "sev-platform-chain"
-	KindAMDChain    = "sev-amd-root"
-	KindCert        = "sev-certificate"
-	KindGuestPkg    = "guest-package"
-	KindMeasurement = "launch-measurement"
-	KindSession     = "owner-session"
-	KindSecret      = "launch-secret"
-	KindEvidence    = "tpm-evidence"
-	KindLaunchState = "hostctl-launch-state"
-	KindRecvState   = "hostctl-receive-state"
-	KindPublicKey   = "public-key"
-	KindPrivateKey  = "private-key"
-	KindPolicyYAML  = "policy-yaml"
-	KindBase64Blob  = "qemu-sev-blob"
-	KindRawKey      = "raw-16-byte-key"
-	KindTruncated   = "truncated-image"
-	KindUnknown     = "unknown"
+	KindVars          = "uefi-var-store"
+	KindChain         = "sev-platform-chain"
+	KindAMDChain      = "sev-amd-root"
+	KindCert          = "sev-certificate"
+	KindGuestPkg      = "guest-package"
+	KindMeasurement   = "launch-measurement"
+	KindSession       = "owner-session"
+	KindSecret        = "launch-secret"
+	KindEvidence      = "tpm-evidence"
+	KindLaunchState   = "hostctl-launch-state"
+	KindRecvState     = "hostctl-receive-state"
+	KindPlatformState = "emulated-psp-state"
+	KindPublicKey     = "public-key"
+	KindPrivateKey    = "private-key"
+	KindPolicyYAML    = "policy-yaml"
+	KindBase64Blob    = "qemu-sev-blob"
+	KindRawKey        = "raw-16-byte-key"
+	KindTruncated     = "truncated-image"
+	KindUnknown       = "unknown"
 )
 
 // Fact is one line of what a file holds.
@@ -261,6 +262,9 @@ func identifyJSON(r *Report, b []byte, fail func(kind, format string, a ...any) 
 	case has("stage", "package", "bundle"):
 		r.Kind, r.About = KindRecvState, "the state of a receive work directory (receive.json of `hostctl receive`)"
 		add("stage", "package", "bundle", "verdict")
+	case has("chip_id", "api_major", "next_handle"):
+		r.Kind, r.About = KindPlatformState, "the emulated PSP's state (platform.json in a `hostctl platform init --state DIR` directory; that DIR is what `verifier --root` takes)"
+		add("api_major", "api_minor", "build", "config_es")
 	case has("file", "kind", "digests"):
 		r.Kind, r.About = "inspect-report", "a `builder inspect --json` report"
 		add("file", "kind")
