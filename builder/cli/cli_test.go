@@ -247,6 +247,11 @@ func TestSignBiosAndInspect(t *testing.T) {
 		r.Manifest.SignatureCheck != "verified" {
 		t.Errorf("bundle report %+v", r.Manifest)
 	}
+	// a manifest alone passes what it can; that is no refusal
+	os.WriteFile("v5.manifest", a[:352], 0o644)
+	if txt, e, c := run(t, "inspect", "--shim", "optional.fd", "v5.manifest"); c != 0 || !hasLine(txt, "  shim verdict: "+inspect.ManifestOnlyOK) {
+		t.Errorf("manifest only: exit %d\n%s%s", c, txt, e)
+	}
 	// without a key or shim the signature is not checked, and that is no refusal
 	if txt, e, c := run(t, "inspect", "v5.bundle"); c != 0 || !hasLine(txt, "  signature: not checked (give --signer KEY.pub or --shim SHIM.fd)") {
 		t.Errorf("plain inspect: exit %d\n%s%s", c, txt, e)

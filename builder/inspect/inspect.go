@@ -374,6 +374,11 @@ func manifestOf(m *bios.Manifest, raw, img []byte, imgPresent bool, opt Options)
 			if v == shimerr.OK && imgPresent {
 				v = SecretCheck(p.SecretMode, img, 0)
 			}
+			if !imgPresent && v == shimerr.BIOSMissing {
+				// a manifest on its own: every check the manifest alone can pass, passed
+				out.ShimVerdict = ManifestOnlyOK
+				return out
+			}
 			out.ShimVerdict = v.String()
 			if v != shimerr.OK {
 				out.ShimAdvice = v.Help()
@@ -383,6 +388,9 @@ func manifestOf(m *bios.Manifest, raw, img []byte, imgPresent bool, opt Options)
 	}
 	return out
 }
+
+// ManifestOnlyOK is the verdict for a manifest without its image that passes the manifest's checks.
+const ManifestOnlyOK = "manifest OK (no image given: the image, deny-list and secret checks were not run)"
 
 // Signature check results (Manifest.SignatureCheck).
 const (
