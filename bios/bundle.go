@@ -3,7 +3,8 @@ package bios
 import (
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/sevshim/sevshim/sev"
 )
 
 // EncodeBundle returns manifest || image after checking that they belong together (the
@@ -74,36 +75,8 @@ func ReadBundle(path string) (manifest, image []byte, m *Manifest, err error) {
 	return manifest, image, m, nil
 }
 
-// WriteFileAtomic writes data to a temporary file next to path and renames it into place.
+// WriteFileAtomic writes data to a temporary file next to path and renames it into place
+// (sev.WriteFileAtomic: errors name path, never the temporary file).
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	return nil
+	return sev.WriteFileAtomic(path, data, perm)
 }

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+
+	"github.com/sevshim/sevshim/policy"
 )
 
 // GenerateKey creates a new P-384 signing key.
@@ -33,11 +35,11 @@ func ParsePrivateKeyPEM(b []byte) (*ecdsa.PrivateKey, error) {
 		return nil, fmt.Errorf("PEM block %q is not a private key", blk.Type)
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the PEM %q block is damaged or holds a key sevshim cannot read (want ECDSA P-384)", blk.Type)
 	}
 	k, ok := key.(*ecdsa.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("key is %T, want ECDSA P-384", key)
+		return nil, fmt.Errorf("the key is %s, want ECDSA P-384", policy.KeyKind(key))
 	}
 	if k.Curve != elliptic.P384() {
 		return nil, fmt.Errorf("key is on %s, want P-384", k.Curve.Params().Name)

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,9 +22,9 @@ import (
 
 // Trust says which roots a chain must verify under.
 type Trust struct {
-	// RootPath, if set, is the emulator's TEST root: a directory holding ask_ark.cert (as the
-	// emulator writes it: its state directory's root/ or certs/, or the SEVSHIM_EMU_ROOT
-	// directory) or that file itself. Only this root is trusted then, not AMD's.
+	// RootPath, if set, is the emulator's TEST root: the emulated platform's state directory,
+	// a directory holding ask_ark.cert (the state directory's root/ or certs/, or the
+	// SEVSHIM_EMU_ROOT directory) or that file itself. Only this root is trusted then, not AMD's.
 	RootPath string
 	// Product restricts the embedded AMD roots to one product (naples, rome, milan, genoa,
 	// turin). Empty means any embedded AMD root.
@@ -36,13 +37,13 @@ func (t Trust) Roots() (roots []sev.Root, desc string, test bool, err error) {
 		return nil, "", false, errors.New("--root (the emulator's test root) and --product (an AMD product) exclude each other")
 	}
 	if t.RootPath != "" {
-		p := t.RootPath
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			p = filepath.Join(p, "ask_ark.cert")
+		p, err := testRootFile(t.RootPath)
+		if err != nil {
+			return nil, "", false, err
 		}
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return nil, "", false, fmt.Errorf("test root: %w (want the emulator's root directory holding ask_ark.cert, or that file)", err)
+			return nil, "", false, fmt.Errorf("test root: %w", err)
 		}
 		r, err := sev.NewRoot(psp.TestProduct, b)
 		if err != nil {
@@ -58,6 +59,44 @@ func (t Trust) Roots() (roots []sev.Root, desc string, test bool, err error) {
 		return []sev.Root{r}, "embedded AMD " + r.Product + " root", false, nil
 	}
 	return sev.BuiltinRoots(), "embedded AMD roots (" + strings.Join(sev.Products, ", ") + ")", false, nil
+}
+
+// testRootFile finds the emulator's test root for --root P: P itself when it is a file, else
+// ask_ark.cert in P, in P/certs (P is a platform's state directory, `hostctl platform init
+// --state P`) or in P/root.
+func testRootFile(p string) (string, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("--root %s: no such file or directory (want the platform's state directory, `hostctl platform init --state DIR`, or its certs/ask_ark.cert)", p)
+		}
+		return "", fmt.Errorf("--root %s: %w", p, errors.Unwrap(err))
+	}
+	if !st.IsDir() {
+		return p, nil
+	}
+	for _, c := range []string{p, filepath.Join(p, "certs"), filepath.Join(p, "root")} {
+		f := filepath.Join(c, "ask_ark.cert")
+		if _, err := os.Stat(f); err == nil {
+			return f, nil
+		}
+	}
+	return "", fmt.Errorf("--root %s: no ask_ark.cert in it, nor in its certs/ or root/ (want the platform's state directory, `hostctl platform init --state DIR`, or the ask_ark.cert file)", p)
+}
+
+// UntrustedRootError is a chain whose ARK is none of the trusted roots. Hint says how to trust
+// the emulator's test root when that is what the chain came from.
+type UntrustedRootError struct {
+	KeyID string
+	Hint  string
+}
+
+func (e *UntrustedRootError) Error() string {
+	m := fmt.Sprintf("ARK (key id %s) is not one of the trusted roots", e.KeyID)
+	if e.Hint != "" {
+		m += "; " + e.Hint
+	}
+	return m
 }
 
 // TestRootWarning is printed whenever a chain is checked against the emulator's test root.
@@ -186,6 +225,14 @@ func VerifyPlatform(path string, t Trust) (*PlatformReport, error) {
 		if link == "" {
 			why = verr
 		}
+		var ur *UntrustedRootError
+		if errors.As(why, &ur) {
+			if test {
+				ur.Hint = fmt.Sprintf("the chain is not from the platform whose test root was given (%s): pass the --state directory of the platform that exported it", t.RootPath)
+			} else {
+				ur.Hint = "if the chain comes from hostctl's emulated PSP, trust its test root with --root DIR, DIR being that platform's --state directory (for tests only: it proves nothing about AMD hardware)"
+			}
+		}
 		ce := &ChainError{Path: path, Link: link, Err: why}
 		r.BrokenLink, r.Error = link, ce.Error()
 		return r, ce
@@ -214,7 +261,7 @@ func diagnose(c *sev.Chain, roots []sev.Root) (string, error) {
 			trusted = trusted || r.ARK.Equal(c.ARK)
 		}
 		if !trusted {
-			return "ARK", fmt.Errorf("ARK (key id %s) is not one of the trusted roots", c.ARK.KeyIDString())
+			return "ARK", &UntrustedRootError{KeyID: c.ARK.KeyIDString()}
 		}
 		if err := c.ARK.CheckSignedBy(c.ARK); err != nil {
 			return "ARK", fmt.Errorf("self-signature: %w", err)

@@ -39,7 +39,7 @@ func ParseMeasurementFile(path string, b []byte) (*Measurement, error) {
 	var f MeasurementFile
 	d := json.NewDecoder(bytes.NewReader(b))
 	if err := d.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%s: not a measurement file: %v", path, err)
+		return nil, fmt.Errorf("%s: not a measurement file (hostctl launch writes W/measurement.json): %s", path, jsonProblem(err))
 	}
 	if d.More() {
 		return nil, fmt.Errorf("%s: trailing data after the JSON object", path)

@@ -53,6 +53,23 @@ func ParsePolicy(s string) (sev.Policy, error) {
 	return p, nil
 }
 
+// CheckSessionPolicy refuses guest policies a sevshim launch cannot use and warns about those
+// that limit it, when the session is made rather than steps later. ES (bit 2): the shim does not
+// support SEV-ES yet (it refuses with E081 sev-es-active, and a platform not configured for ES
+// refuses LAUNCH_START); SEV API 55766 section 3 (guest policy). NOSEND (bit 3): the PSP
+// refuses SEND_START, so the guest can never be exported (docs/flow.md).
+func CheckSessionPolicy(pol sev.Policy) (warnings []string, err error) {
+	if pol.Has(sev.PolicyES) {
+		return nil, fmt.Errorf("policy %#x sets ES (bit 2): the shim does not support SEV-ES yet (it would stop with E081 sev-es-active, "+
+			"and a platform not configured for ES refuses LAUNCH_START); clear bit 2, e.g. --policy %#x", uint32(pol), uint32(pol&^sev.PolicyES))
+	}
+	if pol.Has(sev.PolicyNoSend) {
+		warnings = append(warnings, fmt.Sprintf("policy %#x sets NOSEND (bit 3): the PSP will refuse SEND_START, so `hostctl export` can never move this guest; "+
+			"clear bit 3 (--policy %#x) unless it must stay on this platform", uint32(pol), uint32(pol&^sev.PolicyNoSend)))
+	}
+	return warnings, nil
+}
+
 // SessionReport is what `verifier session` prints.
 type SessionReport struct {
 	Platform *PlatformReport `json:"platform"`
@@ -75,11 +92,15 @@ func CreateSession(rnd io.Reader, chainPath string, t Trust, pol sev.Policy, nam
 	if err := pol.Validate(); err != nil {
 		return nil, err
 	}
+	warnings, err := CheckSessionPolicy(pol)
+	if err != nil {
+		return nil, err
+	}
 	pr, err := VerifyPlatform(chainPath, t)
 	if err != nil {
 		return &SessionReport{Platform: pr}, fmt.Errorf("refusing to make a session for an unverified platform: %w", err)
 	}
-	rep := &SessionReport{Platform: pr, Dir: dir, Policy: pol.String(), Info: filepath.Join(dir, SessionFile)}
+	rep := &SessionReport{Platform: pr, Dir: dir, Policy: pol.String(), Info: filepath.Join(dir, SessionFile), Warnings: warnings}
 	c := pr.ParsedChain()
 	v := sev.PlatformVersion{APIMajor: c.PDH.APIMajor, APIMinor: c.PDH.APIMinor}
 	if !pol.AllowsPlatform(v) {
@@ -125,7 +146,7 @@ func LoadSession(dir string) (*Session, error) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&s.Info); err != nil {
-		return nil, fmt.Errorf("%s: %v (want {\"policy\": u32, \"name\": str, \"chain_sha256\": hex})", p, err)
+		return nil, fmt.Errorf("%s: %s (want {\"policy\": u32, \"name\": str, \"chain_sha256\": hex})", p, jsonProblem(err))
 	}
 	if !nameRE.MatchString(s.Info.Name) {
 		return nil, fmt.Errorf("%s: bad session name %q", p, s.Info.Name)

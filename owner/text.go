@@ -1,8 +1,11 @@
 package owner
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 
 	"github.com/sevshim/sevshim/receipt"
@@ -100,4 +103,31 @@ func WriteSecretText(w io.Writer, r *SecretReport) {
 	fmt.Fprintf(w, "secret table:   %d bytes (secret block 0x%x, %d bytes)\n", r.TableSize, r.BlockBase, r.BlockSize)
 	fmt.Fprintf(w, "packet:         %d encrypted bytes, MAC bound to the measurement\n", r.PacketSize)
 	fmt.Fprintf(w, "secret written: %s\n", r.Out)
+}
+
+// jsonProblem says in words what is wrong with a JSON file, without Go's type names
+// ("cannot unmarshal string into Go struct field ... of type uint32").
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.Is(err, io.EOF):
+		return "the file is empty"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the JSON ends early (a truncated file?)"
+	case errors.As(err, &se):
+		return fmt.Sprintf("not valid JSON at byte %d: %s", se.Offset, se.Error())
+	case errors.As(err, &te):
+		want := "a " + te.Type.Kind().String()
+		switch te.Type.Kind() {
+		case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			want = fmt.Sprintf("a whole number from 0 to %d", uint64(1)<<(te.Type.Bits())-1)
+		case reflect.String:
+			want = "a string"
+		case reflect.Ptr:
+			want = "a value"
+		}
+		return fmt.Sprintf("%q: want %s, not a JSON %s", te.Field, want, te.Value)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
 }

@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"crypto/ecdh"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
@@ -36,7 +39,7 @@ func ParsePublicKeyPEM(b []byte) (*ecdsa.PublicKey, error) {
 		return nil, fmt.Errorf("PEM block %q is not a public or private key", blk.Type)
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the PEM %q block is damaged or holds a key sevshim cannot read (want ECDSA P-384)", blk.Type)
 	}
 	var pub *ecdsa.PublicKey
 	switch k := key.(type) {
@@ -45,12 +48,33 @@ func ParsePublicKeyPEM(b []byte) (*ecdsa.PublicKey, error) {
 	case *ecdsa.PrivateKey:
 		pub = &k.PublicKey
 	default:
-		return nil, fmt.Errorf("key is %T, want ECDSA P-384", key)
+		return nil, fmt.Errorf("the key is %s, want ECDSA P-384", KeyKind(key))
 	}
 	if pub.Curve != elliptic.P384() {
 		return nil, fmt.Errorf("key is on %s, want P-384", pub.Curve.Params().Name)
 	}
 	return pub, nil
+}
+
+// KeyKind names the kind of a parsed key in words ("an RSA private key"), for messages.
+func KeyKind(key any) string {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return "an RSA public key"
+	case *rsa.PrivateKey:
+		return "an RSA private key"
+	case ed25519.PublicKey:
+		return "an Ed25519 public key"
+	case ed25519.PrivateKey:
+		return "an Ed25519 private key"
+	case *ecdh.PublicKey, *ecdh.PrivateKey:
+		return "an X25519/ECDH key (not for signing)"
+	case *ecdsa.PublicKey:
+		return "an ECDSA public key on " + k.Curve.Params().Name
+	case *ecdsa.PrivateKey:
+		return "an ECDSA private key on " + k.Curve.Params().Name
+	}
+	return "a key of an unknown kind"
 }
 
 // MarshalPublicKeyPEM writes pub as a "PUBLIC KEY" (PKIX) PEM block.

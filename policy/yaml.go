@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"crypto/sha512"
 	"encoding/hex"
+	"encoding/pem"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,7 +25,8 @@ import (
 //	tpm: if-present            # off | if-present | required
 //	tpm_pcr: 15                # 0..23, only when tpm is not off
 //	signers:
-//	  - key: provider.pub      # PEM public key file, relative to this YAML file
+//	  - key: provider.pub      # PEM public key file, relative to this YAML file (a private
+//	    name: provider A       # key works but draws a warning); name: is shown by builder build
 //	    min_version: 5
 //	  - public_key: |          # or the PEM inline
 //	      -----BEGIN PUBLIC KEY-----
@@ -58,6 +62,14 @@ func (e *YAMLError) Error() string {
 
 type yamlParser struct {
 	file, dir string
+	info      YAMLInfo
+}
+
+// YAMLInfo is what a policy YAML says beyond the encoded policy: the signers' names (free text,
+// never encoded into the shim) and warnings about inputs that work but are probably mistakes.
+type YAMLInfo struct {
+	SignerNames []string // one per signer, in order; "" when the signer has no name:
+	Warnings    []string
 }
 
 func (y *yamlParser) errf(n *yaml.Node, field, format string, a ...any) error {
@@ -70,20 +82,50 @@ func (y *yamlParser) errf(n *yaml.Node, field, format string, a ...any) error {
 
 // LoadYAML reads a policy YAML file; key files are resolved relative to its directory.
 func LoadYAML(path string) (*Policy, error) {
+	p, _, err := LoadYAMLInfo(path)
+	return p, err
+}
+
+// LoadYAMLInfo is LoadYAML that also returns the signer names and warnings.
+func LoadYAMLInfo(path string) (*Policy, *YAMLInfo, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return ParseYAML(b, path, filepath.Dir(path))
+	return ParseYAMLInfo(b, path, filepath.Dir(path))
 }
 
 // ParseYAML parses policy YAML. name is used in error messages; key paths are relative to dir.
 func ParseYAML(data []byte, name, dir string) (*Policy, error) {
+	p, _, err := ParseYAMLInfo(data, name, dir)
+	return p, err
+}
+
+// ParseYAMLInfo is ParseYAML that also returns the signer names and warnings.
+func ParseYAMLInfo(data []byte, name, dir string) (*Policy, *YAMLInfo, error) {
 	y := &yamlParser{file: name, dir: dir}
+	p, err := y.parse(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, &y.info, nil
+}
+
+func (y *yamlParser) parse(data []byte) (*Policy, error) {
+	name := y.file
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("%s: %v", name, err)
+		if errors.Is(err, io.EOF) {
+			return nil, &YAMLError{File: y.file, Line: 1, Field: "policy", Msg: "the file is empty (or only comments): a policy needs at least layout: and signers: (e.g. layout: ovmf-4m, signers: [{key: provider.pub, min_version: 1}])"}
+		}
+		return nil, fmt.Errorf("%s: not valid YAML: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, y.errf(&extra, "policy", "a second YAML document (after ---): a policy file holds exactly one, and the rest would be ignored")
+	} else if !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: after the first document: not valid YAML: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, y.errf(&doc, "policy", "the document must be a mapping (layout:, signers:, ...)")
@@ -285,6 +327,7 @@ func (y *yamlParser) signers(v *yaml.Node, p *Policy) error {
 		}
 		var sig Signer
 		var keyNode *yaml.Node
+		sigName := ""
 		for j := 0; j+1 < len(s.Content); j += 2 {
 			k, val := s.Content[j], s.Content[j+1]
 			switch k.Value {
@@ -312,6 +355,10 @@ func (y *yamlParser) signers(v *yaml.Node, p *Policy) error {
 				if err != nil {
 					return y.errf(val, field+"."+k.Value, "%s: not a P-384 public key: %v", src, err)
 				}
+				if blk, _ := pem.Decode(pemBytes); blk != nil && strings.Contains(blk.Type, "PRIVATE") {
+					y.info.Warnings = append(y.info.Warnings, y.errf(val, field+"."+k.Value,
+						"%s is a PRIVATE key: only its public half goes into the policy, but a signing key does not belong beside a policy; give the public key (builder keygen writes PREFIX.pub)", src).Error())
+				}
 				sig.PublicKey = pub
 			case "min_version":
 				n, err := strconv.ParseUint(val.Value, 0, 64)
@@ -320,7 +367,13 @@ func (y *yamlParser) signers(v *yaml.Node, p *Policy) error {
 				}
 				sig.MinVersion = n
 			case "name", "comment":
-				// free text for humans, not encoded
+				// free text for humans, not encoded; the name is shown by builder build
+				if val.Kind != yaml.ScalarNode {
+					return y.errf(val, field+"."+k.Value, "must be text")
+				}
+				if k.Value == "name" {
+					sigName = val.Value
+				}
 			default:
 				return y.errf(k, field+"."+k.Value, "unknown field (known: key, public_key, min_version, name)")
 			}
@@ -334,6 +387,7 @@ func (y *yamlParser) signers(v *yaml.Node, p *Policy) error {
 		}
 		ids[id] = keyNode.Line
 		p.Signers = append(p.Signers, sig)
+		y.info.SignerNames = append(y.info.SignerNames, sigName)
 	}
 	return nil
 }

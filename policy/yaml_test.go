@@ -113,3 +113,32 @@ func FuzzParseYAML(f *testing.F) {
 		}
 	})
 }
+
+// TestYAMLSaysWhatIsWrong: an empty file, a second document, a private key as a signer and
+// signer names: clear errors instead of "EOF" or silence, a warning, and the names kept.
+func TestYAMLSaysWhatIsWrong(t *testing.T) {
+	dir := "../testdata/golden"
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"empty", "", "p.yaml:1: policy: the file is empty (or only comments): a policy needs at least layout: and signers:"},
+		{"comments", "# nothing yet\n", "p.yaml:1: policy: the file is empty (or only comments)"},
+		{"second document", "layout: ovmf-4m\nsigners:\n  - key: keys/signer-a.pub.pem\n---\nlayout: ovmf-4m\n", "p.yaml:4: policy: a second YAML document (after ---): a policy file holds exactly one"},
+		{"bad yaml", "layout: [\n", "p.yaml: not valid YAML: line 1:"},
+		{"name not text", "layout: ovmf-4m\nsigners:\n  - key: keys/signer-a.pub.pem\n    name: [a, b]\n", "p.yaml:4: signers[0].name: must be text"},
+	} {
+		_, err := policy.ParseYAML([]byte(tc.yaml), "p.yaml", dir)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || strings.Contains(err.Error(), "EOF") {
+			t.Errorf("%s: %v; want %q", tc.name, err, tc.want)
+		}
+	}
+	y := "layout: ovmf-4m\nsigners:\n  - key: keys/signer-a.pem\n    name: provider A\n  - key: keys/signer-b.pub.pem\n"
+	p, info, err := policy.ParseYAMLInfo([]byte(y), "p.yaml", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Signers) != 2 || len(info.SignerNames) != 2 || info.SignerNames[0] != "provider A" || info.SignerNames[1] != "" {
+		t.Errorf("names %q", info.SignerNames)
+	}
+	if len(info.Warnings) != 1 || !strings.HasPrefix(info.Warnings[0], "p.yaml:3: signers[0].key: ../testdata/golden/keys/signer-a.pem is a PRIVATE key") {
+		t.Errorf("warnings %q", info.Warnings)
+	}
+}

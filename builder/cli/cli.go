@@ -21,6 +21,7 @@ import (
 	"github.com/sevshim/sevshim/bios/layout"
 	"github.com/sevshim/sevshim/builder/inspect"
 	"github.com/sevshim/sevshim/firmware"
+	"github.com/sevshim/sevshim/internal/clierr"
 	"github.com/sevshim/sevshim/internal/version"
 	"github.com/sevshim/sevshim/policy"
 	"github.com/sevshim/sevshim/sev"
@@ -57,7 +58,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "builder:", err)
-		return 1
+		return exitCode(err)
 	}
 	return 0
 }
@@ -71,6 +72,7 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(clierr.FlagError)
 	root.AddCommand(keygenCmd(), buildCmd(), signCmd(), inspectCmd(), measureCmd())
 	root.AddCommand(diffCmd())
 	version.Attach(root)
@@ -119,7 +121,7 @@ func keygenCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&out, "out", "", "path prefix of the key files (required)")
+	c.Flags().StringVar(&out, "out", "", "path `PREFIX` of the key files (required)")
 	c.Flags().BoolVar(&force, "force", false, "overwrite existing key files")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	c.MarkFlagRequired("out")
@@ -140,9 +142,12 @@ func buildCmd() *cobra.Command {
 			"always give the same image.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := policy.LoadYAML(polPath)
+			p, info, err := policy.LoadYAMLInfo(polPath)
 			if err != nil {
 				return err
+			}
+			for _, w := range info.Warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "builder: warning:", w)
 			}
 			enc, err := p.Encode()
 			if err != nil {
@@ -174,12 +179,13 @@ func buildCmd() *cobra.Command {
 			fmt.Fprintf(w, "wrote %s (%d bytes, layout %s, %d signer(s))\n", out, len(img), layout.Describe(p.Layout), len(p.Signers))
 			fmt.Fprintf(w, "policy digest (sha384): %x\n", pd)
 			fmt.Fprintf(w, "sha256: %s\nsha384: %s\nSEV launch digest: %s\n", d.SHA256, d.SHA384, d.LaunchDigest)
+			writeSigners(w, p, info)
 			return nil
 		},
 	}
-	c.Flags().StringVar(&polPath, "policy", "", "policy YAML file (required)")
-	c.Flags().StringVar(&out, "out", "", "output shim image (required)")
-	c.Flags().StringVar(&tmpl, "template", "", "shim template with an empty policy region (default: $"+TemplateEnv+", else the embedded one)")
+	c.Flags().StringVar(&polPath, "policy", "", "policy YAML `FILE` (required)")
+	c.Flags().StringVar(&out, "out", "", "output shim image `FILE` (required)")
+	c.Flags().StringVar(&tmpl, "template", "", "shim template `FILE` with an empty policy region (default: $"+TemplateEnv+", else the embedded one)")
 	c.Flags().BoolVar(&replace, "replace", false, "allow a template that already holds a policy (replace it)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	c.MarkFlagRequired("policy")
@@ -256,11 +262,11 @@ func signCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&keyPath, "key", "", "signing key (PKCS#8 or SEC1 PEM, P-384) (required)")
-	c.Flags().Uint64Var(&version, "version", 0, "BIOS version number (required)")
-	c.Flags().StringVar(&vs, "version-string", "", "printable version text, at most 63 characters")
-	c.Flags().StringVar(&out, "out", "", "output bundle (required)")
-	c.Flags().StringVar(&layoutName, "layout", "ovmf-4m", "BIOS layout: "+strings.Join(layout.Names(), ", "))
+	c.Flags().StringVar(&keyPath, "key", "", "signing key `FILE` (PKCS#8 or SEC1 PEM, P-384) (required)")
+	c.Flags().Uint64Var(&version, "version", 0, "BIOS version number `N` (required)")
+	c.Flags().StringVar(&vs, "version-string", "", "printable version `TEXT`, at most 63 characters")
+	c.Flags().StringVar(&out, "out", "", "output bundle `FILE` (required)")
+	c.Flags().StringVar(&layoutName, "layout", "ovmf-4m", "BIOS layout `NAME`: "+strings.Join(layout.Names(), ", "))
 	c.Flags().BoolVar(&randomized, "randomized", false, "use a random ECDSA nonce instead of RFC 6979 (output differs every run)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	c.MarkFlagRequired("key")
@@ -273,52 +279,47 @@ func inspectCmd() *cobra.Command {
 	var signer, shim string
 	c := &cobra.Command{
 		Use:   "inspect [--json] FILE",
-		Short: "Explain a shim image, BIOS bundle, manifest, policy block or raw OVMF image",
+		Short: "Explain any file sevshim writes: shim image, BIOS bundle, manifest, policy, OVMF image, var store, chain, guest package, keys, JSON",
 		Long: "inspect identifies FILE and prints what it holds: for a shim image the policy (signers with\n" +
 			"key ids and floors, deny lists, layout, secret and TPM modes), the footer table, secret block and\n" +
 			"digests including the SEV launch digest; for a bundle the manifest and, with --signer or --shim,\n" +
-			"whether the signature verifies and what the shim would decide; for a raw OVMF image the firmware\n" +
-			"volumes (fiano) and footer table.",
+			"whether the signature verifies and what the shim would decide (its checks of the manifest, the\n" +
+			"image and the policy's secret hand-off mode: E060 for `secret: require` and a BIOS without an SEV\n" +
+			"secret block); for a raw OVMF image the firmware volumes (fiano) and footer table. It also names\n" +
+			"the other files of the project (var stores with the SHA-384 allowed_vars takes, platform chains,\n" +
+			"root certificates, guest packages, which are streamed and checked as receive checks them, keys,\n" +
+			"policy YAML, measurement/session/secret/evidence/state JSON) and says what a broken one looks\n" +
+			"like (e.g. a truncated shim image: N of 3653632 bytes). With --json, errors are JSON too:\n" +
+			"{\"file\", \"kind\", \"error\"}.\n" +
+			"Exit status: 0, 1 when FILE cannot be read or explained, 3 when the shim would refuse the bundle\n" +
+			"or the signature does not verify with --signer (as `hostctl receive` exits 3 on a refusal).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := os.ReadFile(args[0])
+			r, err := inspectFile(args[0], signer, shim)
 			if err != nil {
-				return err
-			}
-			var opt inspect.Options
-			if signer != "" {
-				pb, err := os.ReadFile(signer)
-				if err != nil {
-					return err
+				if asJSON {
+					writeJSONError(cmd.OutOrStdout(), args[0], err)
 				}
-				if opt.Signer, err = policy.ParsePublicKeyPEM(pb); err != nil {
-					return fmt.Errorf("%s: %w", signer, err)
-				}
-			}
-			if shim != "" {
-				if opt.Shim, err = os.ReadFile(shim); err != nil {
-					return err
-				}
-				if _, _, err := shimimage.ExtractPolicy(opt.Shim); err != nil {
-					return fmt.Errorf("--shim %s: %w", shim, err)
-				}
-			}
-			r, err := inspect.Inspect(args[0], b, opt)
-			if err != nil {
 				return err
 			}
 			if asJSON {
 				e := json.NewEncoder(cmd.OutOrStdout())
 				e.SetIndent("", "  ")
-				return e.Encode(r)
+				if err := e.Encode(r); err != nil {
+					return err
+				}
+			} else {
+				inspect.WriteText(cmd.OutOrStdout(), r)
 			}
-			inspect.WriteText(cmd.OutOrStdout(), r)
+			if why := r.Refusal(); why != "" {
+				return &exitError{ExitRefused, why}
+			}
 			return nil
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	c.Flags().StringVar(&signer, "signer", "", "public key to verify a bundle or manifest signature with")
-	c.Flags().StringVar(&shim, "shim", "", "shim image whose policy judges a bundle (runs the shim's checks)")
+	c.Flags().StringVar(&signer, "signer", "", "public key `FILE` to verify a bundle or manifest signature with")
+	c.Flags().StringVar(&shim, "shim", "", "shim image `FILE` whose policy judges a bundle (runs the shim's checks)")
 	return c
 }
 
@@ -396,13 +397,13 @@ func measureCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&image, "image", "", "shim image (required)")
-	c.Flags().StringVar(&polHex, "policy", "", "SEV guest policy, hex (e.g. 0x1)")
-	c.Flags().StringVar(&api, "api", "", "platform API version MAJOR.MINOR (PLATFORM_STATUS)")
-	c.Flags().Uint8Var(&build, "build", 0, "platform firmware build id")
-	c.Flags().StringVar(&tikPath, "tik", "", "file with the 16-byte TIK (raw or hex)")
-	c.Flags().StringVar(&mnonceHex, "mnonce", "", "MNONCE from LAUNCH_MEASURE, 32 hex digits")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	c.Flags().StringVar(&image, "image", "", "shim image `FILE` (required)")
+	c.Flags().StringVar(&polHex, "policy", "", "SEV guest policy in `HEX` (e.g. 0x1)")
+	c.Flags().StringVar(&api, "api", "", "platform API version `MAJOR.MINOR` (PLATFORM_STATUS)")
+	c.Flags().Uint8Var(&build, "build", 0, "platform firmware build id `N`")
+	c.Flags().StringVar(&tikPath, "tik", "", "`FILE` with the 16-byte TIK (raw or hex)")
+	c.Flags().StringVar(&mnonceHex, "mnonce", "", "MNONCE from LAUNCH_MEASURE, 32 `HEX` digits")
 	c.MarkFlagRequired("image")
 	return c
 }

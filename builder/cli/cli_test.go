@@ -53,6 +53,7 @@ tpm: if-present
 tpm_pcr: 15
 signers:
   - key: signer-a.pub.pem
+    name: provider A
     min_version: 5
   - key: signer-b.pub.pem
     min_version: 3
@@ -144,6 +145,8 @@ func TestBuildRefusals(t *testing.T) {
 		{"bad-digest", "layout: ovmf-4m\nsigners:\n  - key: signer-a.pub.pem\ndenied_digests: [abc]\n", "bad.yaml:4: denied_digests[0]"},
 		{"dup-version", "layout: ovmf-4m\nsigners:\n  - key: signer-a.pub.pem\ndenied_versions:\n  - 3\n  - 3\n", "bad.yaml:6: denied_versions[1]: version 3 is already denied on line 5"},
 		{"secret", "layout: ovmf-4m\nsecret: maybe\nsigners:\n  - key: signer-a.pub.pem\n", "bad.yaml:2: secret"},
+		{"empty", "", "bad.yaml:1: policy: the file is empty (or only comments): a policy needs at least layout: and signers:"},
+		{"second-document", "layout: ovmf-4m\nsigners:\n  - key: signer-a.pub.pem\n---\nsigners: []\n", "bad.yaml:4: policy: a second YAML document (after ---)"},
 	} {
 		os.WriteFile("bad.yaml", []byte(tc.yaml), 0o644)
 		_, e, c := run(t, "build", "--policy", "bad.yaml", "--template", "template.fd", "--out", "o.fd")
@@ -157,6 +160,24 @@ func TestBuildRefusals(t *testing.T) {
 	}
 	if _, e, c := run(t, "build", "--policy", "policy.yaml", "--template", "missing.fd", "--out", "o.fd"); c != 1 || !strings.Contains(e, "shim template") {
 		t.Errorf("missing template: %s", e)
+	}
+}
+
+// TestBuildWarnsAboutPrivateKey: a private key given as a signer works (its public half is
+// used) but is almost certainly a mistake: build says so on stderr, and shows signer names.
+func TestBuildWarnsAboutPrivateKey(t *testing.T) {
+	d := env(t)
+	t.Chdir(d)
+	os.WriteFile("priv.yaml", []byte("layout: ovmf-4m\nsigners:\n  - key: signer-a.pem\n    name: the provider\n"), 0o644)
+	out, e, c := run(t, "build", "--policy", "priv.yaml", "--template", "template.fd", "--out", "o.fd")
+	if c != 0 || !hasLine(e, "builder: warning: priv.yaml:3: signers[0].key: signer-a.pem is a PRIVATE key: only its public half goes into the policy, but a signing key does not belong beside a policy; give the public key (builder keygen writes PREFIX.pub)") {
+		t.Errorf("exit %d, stderr %q", c, e)
+	}
+	if !strings.Contains(out, "signer [0] \"the provider\": key id ") {
+		t.Errorf("no signer name in\n%s", out)
+	}
+	if _, e, _ := run(t, "build", "--policy", "policy.yaml", "--template", "template.fd", "--out", "p.fd"); e != "" {
+		t.Errorf("a public-key policy warns: %q", e)
 	}
 }
 
@@ -191,7 +212,26 @@ func TestSignBiosAndInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, "build", "--policy", "policy.yaml", "--template", "template.fd", "--out", "shim.fd")
+	// policy.yaml says secret: require, and Debian's OVMF declares an empty SEV secret block:
+	// the real shim refuses it with E060 after VERIFIED, so inspect must say so and exit 3
 	js, e, c := run(t, "inspect", "--json", "--shim", "shim.fd", "v5.bundle")
+	var r inspect.Report
+	if err := json.Unmarshal([]byte(js), &r); err != nil || c != ExitRefused || r.Manifest.ShimVerdict != "E060 secret-block-missing" ||
+		!strings.Contains(e, "builder: the shim would refuse v5.bundle: E060 secret-block-missing: the policy requires a secret hand-off") {
+		t.Fatalf("secret: require shim and Debian's bundle: exit %d, verdict %q, stderr %q (%v)", c, r.Manifest.ShimVerdict, e, err)
+	}
+	txt, e, c := run(t, "inspect", "--shim", "shim.fd", "v5.bundle")
+	if c != ExitRefused || !hasLine(txt, "  shim verdict: E060 secret-block-missing") || !hasLine(txt, "  signature: verified") ||
+		!strings.Contains(txt, "  what to do: the policy requires a secret hand-off") {
+		t.Errorf("text: exit %d\n%s%s", c, txt, e)
+	}
+	// the same policy with secret: optional accepts the bundle
+	pol, _ := os.ReadFile("policy.yaml")
+	os.WriteFile("optional.yaml", bytes.Replace(pol, []byte("secret: require"), []byte("secret: optional"), 1), 0o644)
+	if _, e, c := run(t, "build", "--policy", "optional.yaml", "--template", "template.fd", "--out", "optional.fd"); c != 0 {
+		t.Fatal(e)
+	}
+	js, e, c = run(t, "inspect", "--json", "--shim", "optional.fd", "v5.bundle")
 	if c != 0 {
 		t.Fatal(e)
 	}
@@ -201,27 +241,49 @@ func TestSignBiosAndInspect(t *testing.T) {
 	} else {
 		t.Log("OVMF_CODE_4M.fd is not the Debian build the golden output was made from; skipping that comparison")
 	}
-	var r inspect.Report
+	r = inspect.Report{}
 	json.Unmarshal([]byte(js), &r)
-	if r.Kind != inspect.KindBundle || r.Manifest.ShimVerdict != "OK" || r.Manifest.SignatureVerified == nil || !*r.Manifest.SignatureVerified {
+	if r.Kind != inspect.KindBundle || r.Manifest.ShimVerdict != "OK" || r.Manifest.SignatureVerified == nil || !*r.Manifest.SignatureVerified ||
+		r.Manifest.SignatureCheck != "verified" {
 		t.Errorf("bundle report %+v", r.Manifest)
 	}
-	// signed by c, which the policy does not trust: the shim would say E023
+	// a manifest alone passes what it can; that is no refusal
+	os.WriteFile("v5.manifest", a[:352], 0o644)
+	if txt, e, c := run(t, "inspect", "--shim", "optional.fd", "v5.manifest"); c != 0 || !hasLine(txt, "  shim verdict: "+inspect.ManifestOnlyOK) {
+		t.Errorf("manifest only: exit %d\n%s%s", c, txt, e)
+	}
+	// without a key or shim the signature is not checked, and that is no refusal
+	if txt, e, c := run(t, "inspect", "v5.bundle"); c != 0 || !hasLine(txt, "  signature: not checked (give --signer KEY.pub or --shim SHIM.fd)") {
+		t.Errorf("plain inspect: exit %d\n%s%s", c, txt, e)
+	}
+	// signed by c, which the policy does not trust: the shim would say E023, and the
+	// signature was not checked (there is no key to check it with), not "false"
 	run(t, "sign-bios", "--key", "signer-c.pem", "--version", "5", "--out", "c.bundle", fd)
-	js, _, _ = run(t, "inspect", "--json", "--shim", "shim.fd", "c.bundle")
+	js, _, c = run(t, "inspect", "--json", "--shim", "optional.fd", "c.bundle")
+	r = inspect.Report{}
 	json.Unmarshal([]byte(js), &r)
-	if r.Manifest.ShimVerdict != "E023 unknown-signer" {
-		t.Errorf("verdict %q", r.Manifest.ShimVerdict)
+	if c != ExitRefused || r.Manifest.ShimVerdict != "E023 unknown-signer" || r.Manifest.SignatureVerified != nil ||
+		r.Manifest.SignatureCheck != "not checked (the signer's key is not one of the shim's signers)" {
+		t.Errorf("unknown signer: exit %d, %+v", c, r.Manifest)
+	}
+	txt, _, _ = run(t, "inspect", "--shim", "optional.fd", "c.bundle")
+	if !hasLine(txt, "  signature: not checked (the signer's key is not one of the shim's signers)") || strings.Contains(txt, "false") {
+		t.Errorf("unknown signer text:\n%s", txt)
+	}
+	// a key that did not sign it: the signature fails, exit 3
+	if txt, e, c := run(t, "inspect", "--signer", "signer-a.pub.pem", "c.bundle"); c != ExitRefused || !hasLine(txt, "  signature: FAILED") ||
+		!strings.Contains(e, "c.bundle: the manifest signature does not verify with the given key") {
+		t.Errorf("wrong --signer: exit %d\n%s%s", c, txt, e)
 	}
 	// a version the policy denies
 	run(t, "sign-bios", "--key", "signer-a.pem", "--version", "7", "--out", "v7.bundle", fd)
-	js, _, _ = run(t, "inspect", "--json", "--shim", "shim.fd", "v7.bundle")
+	js, _, c = run(t, "inspect", "--json", "--shim", "optional.fd", "v7.bundle")
 	json.Unmarshal([]byte(js), &r)
-	if r.Manifest.ShimVerdict != "E036 version-denied" {
-		t.Errorf("verdict %q", r.Manifest.ShimVerdict)
+	if c != ExitRefused || r.Manifest.ShimVerdict != "E036 version-denied" {
+		t.Errorf("verdict %q, exit %d", r.Manifest.ShimVerdict, c)
 	}
 	// raw OVMF
-	txt, e, c := run(t, "inspect", fd)
+	txt, e, c = run(t, "inspect", fd)
 	if c != 0 || !strings.Contains(txt, "kind:    uefi-image") || !strings.Contains(txt, "firmware volumes (2 top-level") ||
 		!strings.Contains(txt, "7255371f-3a3b-4b04-927b-1da6efa8d454  SEV hash table") {
 		t.Errorf("inspect OVMF: %s %s", txt, e)
@@ -384,4 +446,14 @@ func TestHelp(t *testing.T) {
 	if _, e, c := run(t, "nosuch"); c != 1 || !strings.Contains(e, "unknown command") {
 		t.Errorf("unknown command: %d %s", c, e)
 	}
+}
+
+// hasLine reports whether text holds line as a whole line.
+func hasLine(text, line string) bool {
+	for _, l := range strings.Split(text, "\n") {
+		if l == line {
+			return true
+		}
+	}
+	return false
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/sevshim/sevshim/bios/fv"
 	"github.com/sevshim/sevshim/bios/layout"
 	"github.com/sevshim/sevshim/policy"
+	"github.com/sevshim/sevshim/shimerr"
 	"github.com/sevshim/sevshim/shimimage"
 )
 
@@ -58,6 +60,7 @@ type Signer struct {
 	KeyID      string `json:"key_id"`
 	PublicKey  string `json:"public_key"` // 97-byte SEC1, hex
 	MinVersion uint64 `json:"min_version"`
+	Name       string `json:"name,omitempty"` // from a policy YAML (names are not encoded)
 }
 
 // Policy in JSON.
@@ -93,7 +96,7 @@ func PolicyOf(p *policy.Policy) (*Policy, error) {
 	for _, s := range p.Signers {
 		pk, _ := policy.MarshalPublicKey(s.PublicKey)
 		id := s.KeyID()
-		out.Signers = append(out.Signers, Signer{hex.EncodeToString(id[:]), hex.EncodeToString(pk[:]), s.MinVersion})
+		out.Signers = append(out.Signers, Signer{KeyID: hex.EncodeToString(id[:]), PublicKey: hex.EncodeToString(pk[:]), MinVersion: s.MinVersion})
 	}
 	for _, dd := range p.DeniedDigests {
 		out.DeniedDigests = append(out.DeniedDigests, hex.EncodeToString(dd[:]))
@@ -183,8 +186,16 @@ type Manifest struct {
 	Signature     string `json:"signature"`
 	// SignatureVerified is set when a key (--signer) or a shim policy (--shim) was given.
 	SignatureVerified *bool `json:"signature_verified,omitempty"`
-	// ShimVerdict is the shim's decision (bios.Check) when a shim image was given.
+	// SignatureCheck says in words what SignatureVerified says: verified, FAILED, or not
+	// checked (no key given, or the signer is not one of the shim's).
+	SignatureCheck string `json:"signature_check"`
+	// ShimVerdict is the shim's decision when a shim image was given: bios.Check (steps 2-9)
+	// and, for a bundle, the secret hand-off plan (SecretCheck: E060..E062).
 	ShimVerdict string `json:"shim_verdict,omitempty"`
+	// ShimAdvice is what to do about a refusal (docs/errors.md).
+	ShimAdvice string `json:"shim_advice,omitempty"`
+
+	verdict *shimerr.Code
 }
 
 // Report is the result of inspecting one file.
@@ -201,6 +212,9 @@ type Report struct {
 	Manifest *Manifest  `json:"manifest,omitempty"`
 	Image    *Digests   `json:"image_digests,omitempty"` // the BIOS image inside a bundle
 	Volumes  *fv.Report `json:"firmware_volumes,omitempty"`
+	// About says what the file is for and which command takes it (files other than images).
+	About string `json:"about,omitempty"`
+	Facts []Fact `json:"facts,omitempty"`
 }
 
 // Secret is the SEV secret block declared by an image.
@@ -231,17 +245,37 @@ func footer(entries []shimimage.Entry) []Entry {
 	return out
 }
 
-// Inspect identifies and explains b (the content of file name).
+// Inspect identifies and explains b (the content of file name). Its errors are *Error: they
+// name the kind of file found and what is wrong with it.
 func Inspect(name string, b []byte, opt Options) (*Report, error) {
+	r, err := inspectBytes(name, b, opt)
+	if err == nil {
+		return r, nil
+	}
+	var ie *Error
+	if errors.As(err, &ie) {
+		return nil, err
+	}
+	kind := KindUnknown
+	if r != nil && r.Kind != "" {
+		kind = r.Kind
+	}
+	return nil, &Error{File: name, Kind: kind, Msg: strings.TrimPrefix(err.Error(), name+": ")}
+}
+
+func inspectBytes(name string, b []byte, opt Options) (*Report, error) {
 	r := &Report{File: name, Size: len(b), Digests: DigestsOf(b, false)}
 	switch {
 	case len(b) >= 8 && string(b[:8]) == bios.ManifestMagic && len(b) > bios.ManifestSize:
-		return r, inspectBundle(r, b, opt)
+		if err := inspectBundle(r, b, opt); err != nil {
+			return r, err
+		}
+		return r, nil
 	case len(b) == bios.ManifestSize && string(b[:8]) == bios.ManifestMagic:
 		r.Kind = KindManifest
 		m, err := bios.ParseManifestStructure(b)
 		if err != nil {
-			return nil, fmt.Errorf("%s: manifest: %v", name, err)
+			return r, fmt.Errorf("%s: manifest: %v", name, err)
 		}
 		r.Manifest = manifestOf(m, b, nil, false, opt)
 		return r, nil
@@ -249,26 +283,27 @@ func Inspect(name string, b []byte, opt Options) (*Report, error) {
 		r.Kind = KindPolicy
 		p, err := policy.Decode(b)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", name, err)
+			return r, fmt.Errorf("%s: %v", name, err)
 		}
 		r.Policy, err = PolicyOf(p)
 		return r, err
 	}
 	entries, err := shimimage.ParseFooterTable(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a sevshim image, bundle, manifest or policy, and not an OVMF-style image (%v)", name, err)
+		return identify(r, b)
 	}
 	r.Footer = footer(entries)
 	in, err := shimimage.ParseInfo(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", name, err)
+		return r, fmt.Errorf("%s: %v", name, err)
 	}
 	if in.HasSecret {
 		r.Secret = &Secret{in.SecretBase, in.SecretSize, in.SecretUsable()}
 	}
 	if in.HasInfo {
+		r.Kind = KindShimImage
 		if _, err := shimimage.Info(b); err != nil {
-			return nil, fmt.Errorf("%s: %v", name, err)
+			return r, fmt.Errorf("%s: %v", name, err)
 		}
 		r.Layout = in.LayoutName
 		r.PolicyAt = &Region{in.PolicyGPA, in.PolicyOffset, in.PolicySize}
@@ -279,7 +314,7 @@ func Inspect(name string, b []byte, opt Options) (*Report, error) {
 			return r, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: embedded policy: %v", name, err)
+			return r, fmt.Errorf("%s: embedded policy: %v", name, err)
 		}
 		r.Kind = KindShimImage
 		r.Policy, err = PolicyOf(p)
@@ -293,7 +328,7 @@ func Inspect(name string, b []byte, opt Options) (*Report, error) {
 	}
 	rep, err := fv.Scan(b, true)
 	if err != nil {
-		return nil, fmt.Errorf("%s: firmware volumes: %v", name, err)
+		return r, fmt.Errorf("%s: firmware volumes: %v", name, err)
 	}
 	r.Volumes = rep
 	return r, nil
@@ -315,24 +350,70 @@ func inspectBundle(r *Report, b []byte, opt Options) error {
 func manifestOf(m *bios.Manifest, raw, img []byte, imgPresent bool, opt Options) *Manifest {
 	out := &Manifest{Layout: layout.Describe(m.Layout), LayoutID: m.Layout, ImageSize: m.ImageSize,
 		BIOSVersion: m.Version, VersionString: m.VersionString, ImageDigest: hex.EncodeToString(m.ImageDigest[:]),
-		SignerKeyID: hex.EncodeToString(m.SignerKeyID[:]), Signature: hex.EncodeToString(m.Signature[:])}
-	if opt.Signer != nil {
-		ok := m.Verify(opt.Signer) == nil
+		SignerKeyID: hex.EncodeToString(m.SignerKeyID[:]), Signature: hex.EncodeToString(m.Signature[:]),
+		SignatureCheck: SigNotChecked}
+	setSig := func(ok bool) {
 		out.SignatureVerified = &ok
+		out.SignatureCheck = SigFailed
+		if ok {
+			out.SignatureCheck = SigVerified
+		}
+	}
+	if opt.Signer != nil {
+		setSig(m.Verify(opt.Signer) == nil)
 	}
 	if opt.Shim != nil {
 		if _, p, err := shimimage.ExtractPolicy(opt.Shim); err == nil {
 			if s, found := p.FindSigner(m.SignerKeyID); found {
-				ok := m.Verify(s.PublicKey) == nil
-				out.SignatureVerified = &ok
-			} else {
-				f := false
-				out.SignatureVerified = &f
+				setSig(m.Verify(s.PublicKey) == nil)
+			} else if opt.Signer == nil {
+				out.SignatureCheck = SigUnknownSigner
 			}
-			out.ShimVerdict = bios.Check(p, raw, true, img, imgPresent, nil, false).String()
+			// the shim's steps 2-9 (bios.Check), then its secret hand-off plan (step 10)
+			v := bios.Check(p, raw, true, img, imgPresent, nil, false)
+			if v == shimerr.OK && imgPresent {
+				v = SecretCheck(p.SecretMode, img, 0)
+			}
+			if !imgPresent && v == shimerr.BIOSMissing {
+				// a manifest on its own: every check the manifest alone can pass, passed
+				out.ShimVerdict = ManifestOnlyOK
+				return out
+			}
+			out.ShimVerdict = v.String()
+			if v != shimerr.OK {
+				out.ShimAdvice = v.Help()
+			}
+			out.verdict = &v
 		}
 	}
 	return out
+}
+
+// ManifestOnlyOK is the verdict for a manifest without its image that passes the manifest's checks.
+const ManifestOnlyOK = "manifest OK (no image given: the image, deny-list and secret checks were not run)"
+
+// Signature check results (Manifest.SignatureCheck).
+const (
+	SigVerified      = "verified"
+	SigFailed        = "FAILED"
+	SigNotChecked    = "not checked (give --signer KEY.pub or --shim SHIM.fd)"
+	SigUnknownSigner = "not checked (the signer's key is not one of the shim's signers)"
+)
+
+// Refusal says why the shim (or the given signer) rejects the manifest or bundle r explains:
+// the shim's verdict when it is not OK, or a signature that failed to verify. "" when neither.
+func (r *Report) Refusal() string {
+	m := r.Manifest
+	if m == nil {
+		return ""
+	}
+	if m.verdict != nil && *m.verdict != shimerr.OK {
+		return fmt.Sprintf("the shim would refuse %s: %s: %s", r.File, m.ShimVerdict, m.ShimAdvice)
+	}
+	if m.SignatureVerified != nil && !*m.SignatureVerified {
+		return fmt.Sprintf("%s: the manifest signature does not verify with the given key", r.File)
+	}
+	return ""
 }
 
 // WriteText renders r for humans.
@@ -343,6 +424,12 @@ func WriteText(w io.Writer, r *Report) {
 		fmt.Fprintf(&b, "layout:  %s\n", r.Layout)
 	}
 	fmt.Fprintf(&b, "sha256:  %s\nsha384:  %s\n", r.Digests.SHA256, r.Digests.SHA384)
+	if r.About != "" {
+		fmt.Fprintf(&b, "what:    %s\n", r.About)
+	}
+	for _, f := range r.Facts {
+		fmt.Fprintf(&b, "  %s: %s\n", f.Key, f.Value)
+	}
 	if r.Digests.LaunchDigest != "" {
 		fmt.Fprintf(&b, "SEV launch digest (SHA-256 of the flash, SEV without ES): %s\n", r.Digests.LaunchDigest)
 	}
@@ -361,6 +448,9 @@ func WriteText(w io.Writer, r *Report) {
 		fmt.Fprintf(&b, "\n  signers (%d):\n", len(p.Signers))
 		for i, s := range p.Signers {
 			fmt.Fprintf(&b, "    [%d] key id %s\n        min version %d\n", i, s.KeyID, s.MinVersion)
+			if s.Name != "" {
+				fmt.Fprintf(&b, "        name %q\n", s.Name)
+			}
 		}
 		fmt.Fprintf(&b, "  denied digests (%d):\n", len(p.DeniedDigests))
 		for _, d := range p.DeniedDigests {
@@ -379,13 +469,12 @@ func WriteText(w io.Writer, r *Report) {
 	if m := r.Manifest; m != nil {
 		fmt.Fprintf(&b, "manifest:\n  layout: %s\n  image size: 0x%x\n  bios version: %d\n  version string: %q\n  image digest (sha384): %s\n  signer key id: %s\n",
 			m.Layout, m.ImageSize, m.BIOSVersion, m.VersionString, m.ImageDigest, m.SignerKeyID)
-		if m.SignatureVerified != nil {
-			fmt.Fprintf(&b, "  signature verifies: %v\n", *m.SignatureVerified)
-		} else {
-			b.WriteString("  signature: not checked (give --signer KEY.pub or --shim SHIM.fd)\n")
-		}
+		fmt.Fprintf(&b, "  signature: %s\n", m.SignatureCheck)
 		if m.ShimVerdict != "" {
 			fmt.Fprintf(&b, "  shim verdict: %s\n", m.ShimVerdict)
+			if m.ShimAdvice != "" {
+				fmt.Fprintf(&b, "  what to do: %s\n", m.ShimAdvice)
+			}
 		}
 	}
 	if r.Image != nil {

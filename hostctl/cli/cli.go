@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sevshim/sevshim/host"
+	"github.com/sevshim/sevshim/internal/clierr"
 	"github.com/sevshim/sevshim/internal/version"
 	"github.com/sevshim/sevshim/owner"
 	"github.com/sevshim/sevshim/receipt"
@@ -64,6 +65,7 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(clierr.FlagError)
 	root.AddCommand(platformCmd(), launchCmd(), launchFinishCmd(), exportCmd(), receiveCmd(), tpmQuoteCmd(), stopCmd())
 	version.Attach(root)
 	return root

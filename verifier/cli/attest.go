@@ -121,11 +121,11 @@ func attestCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&evidencePath, "evidence", "", "TPM evidence file from `hostctl tpm-quote` (required)")
-	c.Flags().StringVar(&imagePath, "image", "", "the owner's shim image (required)")
-	c.Flags().StringVar(&bundlePath, "bundle", "", "the BIOS bundle the shim should have accepted (required)")
-	c.Flags().StringVar(&nonceHex, "nonce", "", "the hex nonce given to `hostctl tpm-quote` (required)")
-	c.Flags().StringVar(&varsArg, "vars", "", "the var store the host was to program (its SHA-384 is in the event), or none; default: the one store a vars: allow policy lists, none for vars: none")
+	c.Flags().StringVar(&evidencePath, "evidence", "", "TPM evidence `FILE` written by hostctl tpm-quote (required)")
+	c.Flags().StringVar(&imagePath, "image", "", "the owner's shim image `FILE` (required)")
+	c.Flags().StringVar(&bundlePath, "bundle", "", "the BIOS bundle `FILE` the shim should have accepted (required)")
+	c.Flags().StringVar(&nonceHex, "nonce", "", "the `HEX` nonce given to hostctl tpm-quote (required)")
+	c.Flags().StringVar(&varsArg, "vars", "", "the var store `FILE` the host was to program (its SHA-384 is in the event), or none; default: the one store a vars: allow policy lists, none for vars: none")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (also on failure)")
 	for _, f := range []string{"evidence", "image", "bundle", "nonce"} {
 		c.MarkFlagRequired(f)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sevshim/sevshim/internal/clierr"
 	"github.com/sevshim/sevshim/internal/version"
 	"github.com/sevshim/sevshim/owner"
 )
@@ -49,14 +50,15 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(clierr.FlagError)
 	root.AddCommand(platformCmd(), sessionCmd(), measureCmd(), secretCmd(), receiptCmd(), attestCmd())
 	version.Attach(root)
 	return root
 }
 
 func trustFlags(c *cobra.Command, t *owner.Trust) {
-	c.Flags().StringVar(&t.RootPath, "root", "", "trust ONLY the emulator's TEST root: its directory (holding ask_ark.cert) or that file; never use with real hardware")
-	c.Flags().StringVar(&t.Product, "product", "", "require the embedded AMD root of this product (naples, rome, milan, genoa, turin)")
+	c.Flags().StringVar(&t.RootPath, "root", "", "trust ONLY the emulator's TEST root: the platform's state `DIR` (hostctl --state), a directory holding ask_ark.cert, or that file; never use with real hardware")
+	c.Flags().StringVar(&t.Product, "product", "", "require the embedded AMD root of this product `NAME` (naples, rome, milan, genoa, turin)")
 }
 
 func warnTest(cmd *cobra.Command, t owner.Trust) {
@@ -101,7 +103,7 @@ func platformCmd() *cobra.Command {
 			return err
 		},
 	}
-	c.Flags().StringVar(&chain, "chain", "", "chain file from `hostctl platform export` (required)")
+	c.Flags().StringVar(&chain, "chain", "", "chain `FILE` written by hostctl platform export (required)")
 	trustFlags(c, &t)
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (also on failure)")
 	c.MarkFlagRequired("chain")
@@ -123,7 +125,9 @@ func sessionCmd() *cobra.Command {
 			"  session.json                     {\"policy\", \"name\", \"chain_sha256\"}\n" +
 			"It refuses to overwrite an existing session unless --force. The policy is the 32-bit SEV guest\n" +
 			"policy in hex: bit 0 NODBG, 1 NOKS, 2 ES, 3 NOSEND, 4 DOMAIN, 5 SEV, bits 16-23/24-31 the\n" +
-			"minimum API major/minor (0x1 = no debugging; sending stays allowed, which export needs).",
+			"minimum API major/minor (0x1 = no debugging; sending stays allowed, which export needs).\n" +
+			"ES is refused (the shim does not support SEV-ES yet); NOSEND is made with a warning (the\n" +
+			"guest can never be exported).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := owner.ParsePolicy(pol)
@@ -145,10 +149,10 @@ func sessionCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&chain, "chain", "", "chain file of the platform that will launch the guest (required)")
-	c.Flags().StringVar(&pol, "policy", "", "SEV guest policy, hex, e.g. 0x1 (required)")
-	c.Flags().StringVar(&name, "name", owner.DefaultSessionName, "file-name prefix of the session files")
-	c.Flags().StringVar(&out, "out", "", "session directory to write (created 0700 if missing; required)")
+	c.Flags().StringVar(&chain, "chain", "", "chain `FILE` of the platform that will launch the guest (required)")
+	c.Flags().StringVar(&pol, "policy", "", "SEV guest policy in `HEX`, e.g. 0x1 (required)")
+	c.Flags().StringVar(&name, "name", owner.DefaultSessionName, "file-name prefix `NAME` of the session files")
+	c.Flags().StringVar(&out, "out", "", "session `DIR` to write (created 0700 if missing; required)")
 	c.Flags().BoolVar(&force, "force", false, "overwrite an existing session in DIR")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	trustFlags(c, &t)
@@ -163,9 +167,9 @@ type measureInputs struct {
 }
 
 func (m *measureInputs) flags(c *cobra.Command) {
-	c.Flags().StringVar(&m.session, "session", "", "session directory from `verifier session` (required)")
-	c.Flags().StringVar(&m.measurement, "measurement", "", "measurement.json from `hostctl launch` (required)")
-	c.Flags().StringVar(&m.image, "image", "", "the shim image that was launched (required)")
+	c.Flags().StringVar(&m.session, "session", "", "session `DIR` written by verifier session (required)")
+	c.Flags().StringVar(&m.measurement, "measurement", "", "measurement `FILE` (measurement.json of hostctl launch) (required)")
+	c.Flags().StringVar(&m.image, "image", "", "the shim image `FILE` that was launched (required)")
 	for _, f := range []string{"session", "measurement", "image"} {
 		c.MarkFlagRequired(f)
 	}
@@ -280,10 +284,10 @@ func secretCmd() *cobra.Command {
 		},
 	}
 	in.flags(c)
-	c.Flags().StringArrayVar(&secrets, "secret", nil, "GUID=FILE: one secret table entry (repeatable; at least one, or a receipt key)")
-	c.Flags().StringVar(&keyPath, "receipt-key", "", "add the owner's receipt key from FILE (48 raw bytes); with --new-receipt-key: where to write the new key")
+	c.Flags().StringArrayVar(&secrets, "secret", nil, "one secret table entry, `GUID=FILE` (repeatable; at least one, or a receipt key)")
+	c.Flags().StringVar(&keyPath, "receipt-key", "", "add the owner's receipt key from `FILE` (48 raw bytes); with --new-receipt-key: where to write the new key")
 	c.Flags().BoolVar(&rk.Generate, "new-receipt-key", false, "generate a receipt key and write it 0600 to the session's receipt.key (never overwrites)")
-	c.Flags().StringVar(&out, "out", "", "where to write secret.json (required)")
+	c.Flags().StringVar(&out, "out", "", "`FILE` to write the secret to, e.g. secret.json (required)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (also on a measurement mismatch)")
 	c.MarkFlagRequired("out")
 	return c

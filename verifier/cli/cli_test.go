@@ -201,6 +201,36 @@ func TestGoldenPlatform(t *testing.T) {
 	golden(t, "platform-not-a-chain.txt", w, "platform", "--chain", j("measurement.json"))
 }
 
+// TestRootAcceptsStateDir: --root takes the platform's state directory (ask_ark.cert lives in
+// its certs/), the root/ parent and the file; a directory without it, and a root that is not
+// the chain's, are refused with what to pass instead.
+func TestRootAcceptsStateDir(t *testing.T) {
+	w := workdir(t)
+	j := func(p ...string) string { return filepath.Join(append([]string{w}, p...)...) }
+	cert, _ := os.ReadFile(j("root", "ask_ark.cert"))
+	os.MkdirAll(j("state", "certs"), 0o755)
+	os.WriteFile(j("state", "certs", "ask_ark.cert"), cert, 0o644)
+	for _, root := range []string{j("state"), j("state", "certs"), j("state", "certs", "ask_ark.cert"), w, j("root")} {
+		if out, e, code := run("platform", "--chain", j("provider.chain"), "--root", root); code != 0 || !strings.Contains(out, "platform OK") {
+			t.Errorf("--root %s: exit %d\n%s%s", root, code, out, e)
+		}
+	}
+	golden(t, "platform-root-empty-dir.txt", w, "platform", "--chain", j("provider.chain"), "--root", j("state", "nothing"))
+	os.MkdirAll(j("empty"), 0o755)
+	golden(t, "platform-root-no-cert.txt", w, "platform", "--chain", j("provider.chain"), "--root", j("empty"))
+	// another root (AMD's Rome ASK || ARK given as if it were a test root)
+	var other []byte
+	for _, n := range []string{"ask", "ark"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "sev", "testdata", "rome", n+".cert"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		other = append(other, b...)
+	}
+	os.WriteFile(j("other_ask_ark.cert"), other, 0o644)
+	golden(t, "platform-root-other.txt", w, "platform", "--chain", j("provider.chain"), "--root", j("other_ask_ark.cert"))
+}
+
 func TestGoldenSessionMeasureSecret(t *testing.T) {
 	w := workdir(t)
 	j := func(p ...string) string { return filepath.Join(append([]string{w}, p...)...) }
@@ -222,6 +252,18 @@ func TestGoldenSessionMeasureSecret(t *testing.T) {
 		t.Fatal("session directory created for an unverified chain")
 	}
 	golden(t, "session-bad-policy.txt", w, "session", "--chain", j("provider.chain"), "--root", j("root"), "--policy", "0x40", "--out", j("new3"))
+	// ES: refused when the session is made, with the reason; nothing is written
+	if _, code := golden(t, "session-es.txt", w, "session", "--chain", j("provider.chain"), "--root", j("root"), "--policy", "0x5", "--out", j("es")); code != 1 {
+		t.Errorf("ES policy: exit %d", code)
+	}
+	if _, err := os.Stat(j("es")); err == nil {
+		t.Error("session directory created for an ES policy")
+	}
+	// NOSEND: made, with a warning that export will be refused
+	if out, code := golden(t, "session-nosend.txt", w, "session", "--chain", j("provider.chain"), "--root", j("root"), "--policy", "0x9", "--out", j("nosend")); code != 0 ||
+		!strings.Contains(out, "warning:        policy 0x9 sets NOSEND (bit 3): the PSP will refuse SEND_START") {
+		t.Errorf("NOSEND policy: exit %d\n%s", code, out)
+	}
 
 	margs := []string{"--session", j("sess"), "--measurement", j("measurement.json"), "--image", j("shim.fd")}
 	golden(t, "measure-ok.txt", w, append([]string{"measure"}, margs...)...)

@@ -71,12 +71,12 @@ func receiptCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&keyPath, "key", "", "the owner's receipt key file (48 raw bytes; required)")
-	c.Flags().StringVar(&nonceHex, "nonce", "", "the nonce you gave `hostctl receive --nonce`, 64 hex digits, or none (required)")
-	c.Flags().StringVar(&line, "receipt", "", "the receipt: the whole `SEVSHIM RECEIPT ...` line or its hex")
-	c.Flags().StringVar(&from, "from", "", "read the receipt from hostctl receive's state file (WB/receive.json)")
-	c.Flags().StringVar(&bundle, "bundle", "", "require that the shim was offered this BIOS bundle")
-	c.Flags().StringVar(&image, "image", "", "require that the shim ran the policy of this shim image")
+	c.Flags().StringVar(&keyPath, "key", "", "the owner's receipt key `FILE` (48 raw bytes; required)")
+	c.Flags().StringVar(&nonceHex, "nonce", "", "the nonce you gave hostctl receive --nonce: 64 `HEX` digits, or none (required)")
+	c.Flags().StringVar(&line, "receipt", "", "the receipt: the whole SEVSHIM RECEIPT line or its `HEX`")
+	c.Flags().StringVar(&from, "from", "", "read the receipt from hostctl receive's state `FILE` (WB/receive.json)")
+	c.Flags().StringVar(&bundle, "bundle", "", "require that the shim was offered this BIOS bundle `FILE`")
+	c.Flags().StringVar(&image, "image", "", "require that the shim ran the policy of this shim image `FILE`")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (also on failure)")
 	c.MarkFlagRequired("key")
 	c.MarkFlagRequired("nonce")
