@@ -19,7 +19,7 @@ type Mark struct {
 }
 
 // Steps of the timeline besides the shim's console words (WAKE, LOADED, VERIFIED, TPM,
-// FLASHED, SECRET, HANDOFF; docs/shim.md).
+// FLASHED, SECRET, RECEIPT, HANDOFF; docs/shim.md).
 const (
 	StepChecked = "package checked"    // every RECEIVE_* done, before any QEMU
 	StepStarted = "QEMU B started"     // QEMU B runs, stream not yet fed

@@ -47,7 +47,8 @@ func timelineSteps(t testing.TB, out string) ([]string, []int) {
 // from the package check to OVMF's first output, in the order they happen, with
 // non-decreasing times, and its header line joins them with arrows; stderr is not a terminal,
 // so no progress bar is drawn. On a refusal (v4, E034) the timeline ends with the error (and
-// HALT, if it was written before hostctl quit QEMU B): no FLASHED, HANDOFF or OVMF step.
+// the receipt line and HALT, if they were written before hostctl quit QEMU B): no FLASHED,
+// HANDOFF or OVMF step.
 func TestReceiveTimeline(t *testing.T) {
 	w := getWorld(t)
 	t.Run("accepted", func(t *testing.T) {
@@ -58,7 +59,7 @@ func TestReceiveTimeline(t *testing.T) {
 			t.Fatalf("receive --timeline: %s", r)
 		}
 		steps, ms := timelineSteps(t, r.stdout)
-		want := []string{"package checked", "QEMU B started", "stream loaded", "resumed", "WAKE", "LOADED", "VERIFIED", "TPM", "FLASHED", "SECRET", "HANDOFF", "OVMF"}
+		want := []string{"package checked", "QEMU B started", "stream loaded", "resumed", "WAKE", "LOADED", "VERIFIED", "TPM", "FLASHED", "SECRET", "RECEIPT", "HANDOFF", "OVMF"}
 		if strings.Join(steps, ",") != strings.Join(want, ",") {
 			t.Fatalf("timeline steps %q, want %q:\n%s", steps, want, r)
 		}
@@ -84,7 +85,8 @@ func TestReceiveTimeline(t *testing.T) {
 		steps, _ := timelineSteps(t, r.stdout)
 		got := strings.Join(steps, ",")
 		if !strings.HasPrefix(got, "package checked,QEMU B started,stream loaded,resumed,WAKE,LOADED,") ||
-			!(strings.HasSuffix(got, ",ERROR E034,HALT") || strings.HasSuffix(got, ",ERROR E034")) {
+			!(strings.HasSuffix(got, ",ERROR E034,RECEIPT,HALT") || strings.HasSuffix(got, ",ERROR E034,RECEIPT") ||
+				strings.HasSuffix(got, ",ERROR E034")) {
 			t.Errorf("refusal timeline %q:\n%s", steps, r)
 		}
 		for _, s := range steps {
