@@ -1,6 +1,7 @@
 /* CPU tables in RAM: 64-bit TSS with IST stacks, IDT for vectors 0..31, FS base canary block;
  * SEV detection and the final identity page tables. */
 #include <stdint.h>
+#include "sevshim/bytes.h"
 #include "sevshim/cpu.h"
 #include "sevshim/console.h"
 #include "sevshim/handoff.h"
@@ -21,17 +22,11 @@ static uint64_t idt[32 * 2] __attribute__((aligned(16)));
 /* BearSSL (Debian build, -fstack-protector-strong) reads its canary at %fs:0x28 */
 static uint64_t canary_block[8] __attribute__((aligned(64)));
 
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 void cpu_init(void)
 {
     /* TSS: IST1 at offset 0x24, IST2 at 0x2C; I/O map base past the limit (no bitmap) */
-    put64(&tss[0x24], (uint64_t)(uintptr_t)(ist_exc + sizeof(ist_exc)));
-    put64(&tss[0x2C], (uint64_t)(uintptr_t)(ist_nmi + sizeof(ist_nmi)));
+    put_le(&tss[0x24], (uint64_t)(uintptr_t)(ist_exc + sizeof(ist_exc)), 8);
+    put_le(&tss[0x2C], (uint64_t)(uintptr_t)(ist_nmi + sizeof(ist_nmi)), 8);
     tss[0x66] = sizeof(tss);
     uint64_t base = (uint64_t)(uintptr_t)tss;
     gdt[3] = (sizeof(tss) - 1) | ((base & 0xFFFFFF) << 16) | (0x89ull << 40) |

@@ -2,6 +2,7 @@
  * Re-probed on every wake-up: the QEMU that resumed the shim may differ from the one that
  * booted it. Directory contents and sizes are host input and untrusted. */
 #include <string.h>
+#include "sevshim/bytes.h"
 #include "sevshim/fwcfg.h"
 #include "sevshim/io.h"
 #include "sevshim/layout.h"
@@ -52,12 +53,9 @@ int fwcfg_has_dma(void) { return have_dma; }
 uint64_t fwcfg_ram_size(void)
 {
     uint8_t b[8];
-    uint64_t v = 0;
     pio_select(FW_CFG_RAM_SIZE);
     pio_read(b, sizeof(b));
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | b[i];
-    return v;
+    return le64(b);
 }
 
 void fwcfg_lookup(struct fwcfg_file *files, unsigned n)
@@ -70,7 +68,7 @@ void fwcfg_lookup(struct fwcfg_file *files, unsigned n)
     }
     pio_select(FW_CFG_FILE_DIR);
     pio_read(cnt, 4);
-    uint32_t count = ((uint32_t)cnt[0] << 24) | ((uint32_t)cnt[1] << 16) | ((uint32_t)cnt[2] << 8) | cnt[3];
+    uint32_t count = be32(cnt);
     if (count > FW_CFG_DIR_MAX)
         count = FW_CFG_DIR_MAX;
     for (uint32_t i = 0; i < count; i++) {
@@ -83,9 +81,8 @@ void fwcfg_lookup(struct fwcfg_file *files, unsigned n)
             /* exact match including the terminating NUL, inside the 56-byte field */
             if (memcmp(name, files[k].name, l) == 0 && name[l] == 0) {
                 files[k].present = 1;
-                files[k].size = ((uint32_t)ent[0] << 24) | ((uint32_t)ent[1] << 16) |
-                                ((uint32_t)ent[2] << 8) | ent[3];
-                files[k].select = (uint16_t)((ent[4] << 8) | ent[5]);
+                files[k].size = be32(ent);
+                files[k].select = be16(ent + 4);
             }
         }
     }

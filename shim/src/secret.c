@@ -2,22 +2,13 @@
  * secret table in the shim's own secret area. Both are parsed with strict bounds; the table
  * is read in place through a volatile pointer, so it is never copied to the stack. */
 #include <string.h>
+#include "sevshim/bytes.h"
 #include "sevshim/footer.h"
 #include "sevshim/formats.h"
 #include "sevshim/secret.h"
 
 static const uint8_t secret_block_guid[16] = SEVSHIM_GUID_SEV_SECRET;
 static const uint8_t secret_table_guid[16] = SEVSHIM_GUID_EFI_SECRET_TABLE;
-
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static uint32_t vle32(const volatile uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
 
 enum sevshim_error sevshim_secret_table_check(const volatile uint8_t *area, size_t area_len,
                                               uint32_t *total)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "bearssl_hash.h"
 #include "bearssl_ec.h"
+#include "sevshim/bytes.h"
 #include "sevshim/verify.h"
 
 static const struct sevshim_layout layouts[] = {
@@ -32,13 +33,6 @@ const char *sevshim_error_name(enum sevshim_error e)
     default: return NULL;
     }
 }
-
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | ((uint64_t)le32(p + 4) << 32); }
 
 static int all_zero(const uint8_t *p, size_t n)
 {
