@@ -48,8 +48,6 @@ int fwcfg_probe(void)
     return 1;
 }
 
-int fwcfg_has_dma(void) { return have_dma; }
-
 uint64_t fwcfg_ram_size(void)
 {
     uint8_t b[8];

@@ -93,14 +93,13 @@ void secret_handoff(const struct sevshim_secret_plan *plan)
 void shim_refuse(enum sevshim_error e)
 {
     const char *name = sevshim_error_name(e);
+    if (name == NULL) {       /* never print a code that errors.h does not define */
+        e = SEVSHIM_E91;
+        name = sevshim_error_name(e);
+    }
     unsigned code = (unsigned)e;
     char num[4] = { (char)('0' + code / 100 % 10), (char)('0' + code / 10 % 10),
                     (char)('0' + code % 10), 0 };
-    if (name == NULL) {       /* never print a code that errors.h does not define */
-        name = "internal";
-        num[0] = '0'; num[1] = '9'; num[2] = '1';
-        code = 91;
-    }
     secret_wipe();            /* first: nothing below may run with the secret still there */
     int have = receipt_make((uint16_t)code);
     con_str("SEVSHIM ERROR E");

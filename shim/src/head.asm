@@ -56,24 +56,10 @@ _start:
         mov     cr4, rax
 
         call    shim_main               ; rsp is 16-byte aligned here
-.dead:  cli
-        hlt
-        jmp     .dead
+        jmp     halt_forever
 
 ; ---- vectors 0..31: every exception reports E090 and halts; vector 2 (NMI) is the wake-up ----
 ; Entries run on IST stacks (see cpu.c), so BearSSL's red zone on the main stack survives.
-%macro EXC_NOERR 1
-isr_%1:
-        push    0                       ; no error code from the CPU: push a zero
-        push    %1
-        jmp     exc_common
-%endmacro
-%macro EXC_ERR 1
-isr_%1:
-        push    %1
-        jmp     exc_common
-%endmacro
-
         section .text
 exc_common:
         mov     rdi, [rsp]              ; vector
@@ -81,9 +67,10 @@ exc_common:
         mov     rdx, [rsp + 16]         ; rip
         and     rsp, -16
         call    exception_report        ; does not return
-.halt:  cli
+halt_forever:                           ; every dead end of this file
+        cli
         hlt
-        jmp     .halt
+        jmp     halt_forever
 
 ; #VC (vector 29) exists only under SEV-ES/SNP, where the console (port I/O) would raise #VC
 ; again: no output; wipe the secret page and request termination (reason 0x1D).
@@ -103,44 +90,26 @@ sev_terminate:
         mov     ecx, 0xC0010130
         wrmsr
         db      0xF3, 0x0F, 0x01, 0xD9  ; VMGEXIT (rep vmmcall)
-.dead:  cli
-        hlt
-        jmp     .dead
+        jmp     halt_forever
 
 isr_2:                                  ; NMI: note it and return to the hlt loop
         mov     byte [nmi_seen], 1
         iretq
 
-EXC_NOERR 0
-EXC_NOERR 1
-EXC_NOERR 3
-EXC_NOERR 4
-EXC_NOERR 5
-EXC_NOERR 6
-EXC_NOERR 7
-EXC_ERR   8
-EXC_NOERR 9
-EXC_ERR   10
-EXC_ERR   11
-EXC_ERR   12
-EXC_ERR   13
-EXC_ERR   14
-EXC_NOERR 15
-EXC_NOERR 16
-EXC_ERR   17
-EXC_NOERR 18
-EXC_NOERR 19
-EXC_NOERR 20
-EXC_ERR   21
-EXC_NOERR 22
-EXC_NOERR 23
-EXC_NOERR 24
-EXC_NOERR 25
-EXC_NOERR 26
-EXC_NOERR 27
-EXC_NOERR 28
-EXC_ERR   30
-EXC_NOERR 31
+; Vectors 8, 10..14, 17, 21 and 30 push an error code (AMD64 APM vol 2, 8.2); for the others
+; a zero is pushed, so exc_common sees the same frame. 2 (NMI) and 29 (#VC) are above.
+%assign v 0
+%rep 32
+%if v != 2 && v != 29
+isr_%[v]:
+%if !(v == 8 || (v >= 10 && v <= 14) || v == 17 || v == 21 || v == 30)
+        push    0
+%endif
+        push    v
+        jmp     exc_common
+%endif
+%assign v v + 1
+%endrep
 
         section .rodata
         align   8

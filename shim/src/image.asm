@@ -171,20 +171,8 @@ entry32:
 ; the secret page, then GHCB MSR protocol termination request (GHCB spec 56421, 2.3.1,
 ; "Termination Request": GHCBInfo 0x100, reason set 0xA = sevshim, code 0x1D = #VC), VMGEXIT.
 stage1_vc:
-        cld
-        mov     edi, SHIM_RAM_SECRET
-        mov     ecx, SHIM_RAM_SECRET_SIZE / 4
-        xor     eax, eax
-        rep     stosd
-        mov     ecx, 0xC0010130          ; GHCB MSR
-        mov     eax, GHCB_TERM_VC
-        xor     edx, edx
-        wrmsr
-        db      0xF3, 0x0F, 0x01, 0xD9   ; VMGEXIT (rep vmmcall)
-.dead:  cli
-        hlt
-        jmp     .dead
-
+        xor     esi, esi                 ; no message: terminate
+        jmp     stage1_refuse
 ; Refusals stage 1 makes itself (port I/O works under plain SEV): wipe the secret page, print
 ; the line to COM1 (\r\n) and debugcon (\n) as src/console.c does, halt.
 stage1_cbit_bad:
@@ -198,6 +186,8 @@ stage1_refuse:
         mov     ecx, SHIM_RAM_SECRET_SIZE / 4
         xor     eax, eax
         rep     stosd
+        test    esi, esi
+        jz      .terminate
 .next:  lodsb
         test    al, al
         jz      .halt
@@ -210,6 +200,12 @@ stage1_refuse:
         mov     dx, 0x402
         out     dx, al
         jmp     .next
+.terminate:
+        mov     ecx, 0xC0010130          ; GHCB MSR
+        mov     eax, GHCB_TERM_VC
+        xor     edx, edx
+        wrmsr
+        db      0xF3, 0x0F, 0x01, 0xD9   ; VMGEXIT (rep vmmcall)
 .halt:  cli
         hlt
         jmp     .halt

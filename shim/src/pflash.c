@@ -19,23 +19,22 @@
 #define ST_LOCKED        0x02
 #define POLL_MAX         1000000u
 
-/* Poll the status register (already in a status-returning mode) until ready. 0 on timeout. */
-static int poll_ready(uintptr_t a, uint8_t *status)
+/* Poll the status register (already in a status-returning mode) until ready. 1 if it got
+ * ready with none of the err bits set; else 0 after clearing the status and leaving the
+ * device in read-array mode. */
+static int ready_ok(uintptr_t a, uint8_t err)
 {
     for (uint32_t i = 0; i < POLL_MAX; i++) {
         uint8_t s = mmio_read8(a);
         if (s & ST_READY) {
-            *status = s;
-            return 1;
+            if (!(s & err))
+                return 1;
+            break;
         }
     }
-    return 0;
-}
-
-static void fail_reset(uintptr_t a)
-{
     mmio_write8(a, CMD_CLEAR_STATUS);
     mmio_write8(a, CMD_READ_ARRAY);
+    return 0;
 }
 
 enum sevshim_error pflash_probe(uintptr_t base, uint32_t size)
@@ -65,7 +64,6 @@ static int chunk_erased(const uint8_t *p)
 
 enum sevshim_error pflash_program(uintptr_t base, const uint8_t *src, uint32_t size, uint32_t *blocks)
 {
-    uint8_t st;
     *blocks = 0;
     if (size % PFLASH_BLOCK_SIZE)
         return SEVSHIM_E91;
@@ -87,10 +85,8 @@ enum sevshim_error pflash_program(uintptr_t base, const uint8_t *src, uint32_t s
             mmio_write8(b, CMD_BLOCK_ERASE);
             mmio_write8(b, CMD_CONFIRM);
             mmio_write8(b, CMD_READ_STATUS);
-            if (!poll_ready(b, &st) || (st & (ST_ERASE_ERR | ST_VPP_ERR | ST_LOCKED))) {
-                fail_reset(b);
+            if (!ready_ok(b, ST_ERASE_ERR | ST_VPP_ERR | ST_LOCKED))
                 return SEVSHIM_E52;
-            }
         }
         for (uint32_t c = 0; c < PFLASH_BLOCK_SIZE; c += PFLASH_BUFFER_SIZE) {
             const uint8_t *d = src + off + c;
@@ -98,19 +94,15 @@ enum sevshim_error pflash_program(uintptr_t base, const uint8_t *src, uint32_t s
             if (chunk_erased(d))
                 continue;
             mmio_write8(a, CMD_BUFFERED);
-            if (!poll_ready(a, &st)) {          /* bit 7: buffer available */
-                fail_reset(a);
+            if (!ready_ok(a, 0))                /* bit 7: buffer available */
                 return SEVSHIM_E53;
-            }
             mmio_write8(a, PFLASH_BUFFER_SIZE - 1);
             for (unsigned i = 0; i < PFLASH_BUFFER_SIZE; i++)
                 mmio_write8(a + i, d[i]);
             mmio_write8(a, CMD_CONFIRM);
             mmio_write8(a, CMD_READ_STATUS);
-            if (!poll_ready(a, &st) || (st & (ST_PROGRAM_ERR | ST_VPP_ERR | ST_LOCKED))) {
-                fail_reset(a);
+            if (!ready_ok(a, ST_PROGRAM_ERR | ST_VPP_ERR | ST_LOCKED))
                 return SEVSHIM_E53;
-            }
         }
         mmio_write8(b, CMD_READ_ARRAY);
         (*blocks)++;

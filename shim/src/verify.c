@@ -42,6 +42,26 @@ static int all_zero(const uint8_t *p, size_t n)
     return acc == 0;
 }
 
+/* 1 if two of the n entries at p (stride bytes apart) agree in their first len bytes */
+static int any_dup(const uint8_t *p, unsigned n, size_t stride, size_t len)
+{
+    for (unsigned i = 0; i < n; i++)
+        for (unsigned j = 0; j < i; j++)
+            if (memcmp(p + (size_t)i * stride, p + (size_t)j * stride, len) == 0)
+                return 1;
+    return 0;
+}
+
+/* Index of the first of the n entries at p (stride bytes apart) that starts with the 48 bytes
+ * of d, or -1. */
+static int find48(const uint8_t *p, unsigned n, size_t stride, const uint8_t *d)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (memcmp(p + (size_t)i * stride, d, SEVSHIM_SHA384_SIZE) == 0)
+            return (int)i;
+    return -1;
+}
+
 static void sha384(const uint8_t *p, size_t n, uint8_t out[SEVSHIM_SHA384_SIZE])
 {
     br_sha384_context c;
@@ -138,30 +158,18 @@ enum sevshim_error sevshim_policy_parse(const uint8_t *r, size_t len, struct sev
         sha384(s + SEVSHIM_SIGNER_OFF_PUBKEY, SEVSHIM_P384_PUBKEY_SIZE, id);
         if (memcmp(id, s + SEVSHIM_SIGNER_OFF_KEY_ID, SEVSHIM_SHA384_SIZE) != 0)
             return SEVSHIM_E10;
-        for (unsigned j = 0; j < i; j++)
-            if (memcmp(signers + (size_t)j * SEVSHIM_SIGNER_SIZE + SEVSHIM_SIGNER_OFF_KEY_ID,
-                       s + SEVSHIM_SIGNER_OFF_KEY_ID, SEVSHIM_SHA384_SIZE) == 0)
-                return SEVSHIM_E10;
     }
 
-    /* deny lists without duplicates (as the Go encoder and the golden files require) */
+    /* no signer twice, deny lists without duplicates (as the Go encoder and the golden files
+     * require) */
     const uint8_t *dg = signers + (size_t)ns * SEVSHIM_SIGNER_SIZE;
     const uint8_t *vs = dg + (size_t)nd * SEVSHIM_DENIED_DIGEST_SIZE;
-    for (unsigned i = 0; i < nd; i++)
-        for (unsigned j = 0; j < i; j++)
-            if (memcmp(dg + (size_t)i * SEVSHIM_DENIED_DIGEST_SIZE,
-                       dg + (size_t)j * SEVSHIM_DENIED_DIGEST_SIZE, SEVSHIM_DENIED_DIGEST_SIZE) == 0)
-                return SEVSHIM_E10;
-    for (unsigned i = 0; i < nv; i++)
-        for (unsigned j = 0; j < i; j++)
-            if (le64(vs + (size_t)i * 8) == le64(vs + (size_t)j * 8))
-                return SEVSHIM_E10;
     const uint8_t *av = vs + (size_t)nv * SEVSHIM_DENIED_VERSION_SIZE;
-    for (unsigned i = 0; i < na; i++)
-        for (unsigned j = 0; j < i; j++)
-            if (memcmp(av + (size_t)i * SEVSHIM_ALLOWED_VARS_SIZE,
-                       av + (size_t)j * SEVSHIM_ALLOWED_VARS_SIZE, SEVSHIM_ALLOWED_VARS_SIZE) == 0)
-                return SEVSHIM_E10;
+    if (any_dup(signers + SEVSHIM_SIGNER_OFF_KEY_ID, ns, SEVSHIM_SIGNER_SIZE, SEVSHIM_SHA384_SIZE) ||
+        any_dup(dg, nd, SEVSHIM_DENIED_DIGEST_SIZE, SEVSHIM_DENIED_DIGEST_SIZE) ||
+        any_dup(vs, nv, SEVSHIM_DENIED_VERSION_SIZE, SEVSHIM_DENIED_VERSION_SIZE) ||
+        any_dup(av, na, SEVSHIM_ALLOWED_VARS_SIZE, SEVSHIM_ALLOWED_VARS_SIZE))
+        return SEVSHIM_E10;
 
     out->block = r;
     out->total_size = total;
@@ -175,8 +183,8 @@ enum sevshim_error sevshim_policy_parse(const uint8_t *r, size_t len, struct sev
     out->vars_mode = vars_mode;
     out->nallowed_vars = na;
     out->signers = signers;
-    out->digests = signers + (size_t)ns * SEVSHIM_SIGNER_SIZE;
-    out->versions = out->digests + (size_t)nd * SEVSHIM_DENIED_DIGEST_SIZE;
+    out->digests = dg;
+    out->versions = vs;
     out->allowed_vars = av;
     return SEVSHIM_OK;
 }
@@ -234,18 +242,12 @@ enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim
         return e;
 
     /* 4. signer in the policy, signature */
-    const uint8_t *signer = NULL;
-    for (unsigned i = 0; i < pol.nsigners; i++) {
-        const uint8_t *s = pol.signers + (size_t)i * SEVSHIM_SIGNER_SIZE;
-        if (memcmp(s + SEVSHIM_SIGNER_OFF_KEY_ID, m + SEVSHIM_MANIFEST_OFF_KEY_ID,
-                   SEVSHIM_SHA384_SIZE) == 0) {
-            signer = s;
-            out->signer_index = i;
-            break;
-        }
-    }
-    if (signer == NULL)
+    int si = find48(pol.signers + SEVSHIM_SIGNER_OFF_KEY_ID, pol.nsigners, SEVSHIM_SIGNER_SIZE,
+                    m + SEVSHIM_MANIFEST_OFF_KEY_ID);
+    if (si < 0)
         return SEVSHIM_E23;
+    const uint8_t *signer = pol.signers + (size_t)si * SEVSHIM_SIGNER_SIZE;
+    out->signer_index = (unsigned)si;
     {
         uint8_t hash[SEVSHIM_SHA384_SIZE];
         uint8_t q[SEVSHIM_P384_PUBKEY_SIZE];
@@ -290,10 +292,8 @@ enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim
     uint64_t version = le64(m + SEVSHIM_MANIFEST_OFF_BIOS_VER);
     if (version < le64(signer + SEVSHIM_SIGNER_OFF_MIN_VERSION))
         return SEVSHIM_E34;
-    for (unsigned i = 0; i < pol.ndigests; i++)
-        if (memcmp(pol.digests + (size_t)i * SEVSHIM_DENIED_DIGEST_SIZE, out->image_digest,
-                   SEVSHIM_SHA384_SIZE) == 0)
-            return SEVSHIM_E35;
+    if (find48(pol.digests, pol.ndigests, SEVSHIM_DENIED_DIGEST_SIZE, out->image_digest) >= 0)
+        return SEVSHIM_E35;
     for (unsigned i = 0; i < pol.nversions; i++)
         if (le64(pol.versions + (size_t)i * SEVSHIM_DENIED_VERSION_SIZE) == version)
             return SEVSHIM_E36;
@@ -308,14 +308,10 @@ enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim
         if (in->vars == NULL)
             return SEVSHIM_E91;  /* caller bug: the size fits but nothing was read */
         sha384(in->vars, (size_t)pol.layout->vars_size, out->vars_digest);
-        if (pol.vars_mode == SEVSHIM_VARS_ALLOW) {
-            int listed = 0;
-            for (unsigned i = 0; i < pol.nallowed_vars; i++)
-                listed |= memcmp(pol.allowed_vars + (size_t)i * SEVSHIM_ALLOWED_VARS_SIZE,
-                                 out->vars_digest, SEVSHIM_SHA384_SIZE) == 0;
-            if (!listed)
-                return SEVSHIM_E42;
-        }
+        if (pol.vars_mode == SEVSHIM_VARS_ALLOW &&
+            find48(pol.allowed_vars, pol.nallowed_vars, SEVSHIM_ALLOWED_VARS_SIZE,
+                   out->vars_digest) < 0)
+            return SEVSHIM_E42;
         out->vars_present = 1;
     }
 

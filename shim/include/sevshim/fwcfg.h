@@ -13,7 +13,6 @@ struct fwcfg_file {
 
 /* Checks the "QEMU" signature and the DMA feature bit. Returns 1 if fw_cfg answered. */
 int fwcfg_probe(void);
-int fwcfg_has_dma(void);
 /* Guest RAM size in bytes (fw_cfg key 0x0003, u64 LE): host input, used only as a bound. */
 uint64_t fwcfg_ram_size(void);
 /* Scans the directory once and fills every file (first match wins). */

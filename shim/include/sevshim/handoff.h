@@ -2,7 +2,6 @@
 #ifndef SEVSHIM_HANDOFF_H
 #define SEVSHIM_HANDOFF_H
 #include "sevshim/errors.h"
-const char *shim_error_name(enum sevshim_error e);
 /* Wipe the secret area, MAC the refusal receipt and wipe the receipt key, then
  * "SEVSHIM ERROR E0NN name", "SEVSHIM RECEIPT <hex>|none", "SEVSHIM HALT", cli;hlt forever. */
 void shim_refuse(enum sevshim_error e) __attribute__((noreturn));

@@ -11,7 +11,6 @@
 #define SHIM_POLICY_GPA     0xFFFD0000u  /* image offset 0x34C000, 16 KiB, zero in the template */
 #define SHIM_POLICY_SIZE    0x4000u
 #define SHIM_PAYLOAD_GPA    0xFFFE0000u  /* image offset 0x35C000: the C payload (flat binary) */
-#define SHIM_PAYLOAD_MAX    0x1F000u     /* up to the stage-1 page */
 #define SHIM_STAGE1_GPA     0xFFFFF000u  /* reset vector, mode switch, footer table */
 
 /* ---- RAM (identity mapped, 2 MiB pages, 0..4 GiB) ---- */
