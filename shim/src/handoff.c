@@ -11,9 +11,7 @@
 
 void secret_wipe(void)
 {
-    volatile uint8_t *p = (volatile uint8_t *)(uintptr_t)SHIM_RAM_SECRET;
-    for (uint32_t i = 0; i < SHIM_RAM_SECRET_SIZE; i++)
-        p[i] = 0;
+    sevshim_wipe((volatile void *)(uintptr_t)SHIM_RAM_SECRET, SHIM_RAM_SECRET_SIZE);
     barrier();
 }
 
@@ -34,9 +32,7 @@ __attribute__((noinline)) static void stack_scrub(void)
 void stack_scrub_all(void)
 {
     /* exception path: runs on the IST1 stack, the whole main stack is dead */
-    volatile uint8_t *p = __stack_bottom;
-    while (p < stack_top)
-        *p++ = 0;
+    sevshim_wipe(__stack_bottom, (size_t)(stack_top - __stack_bottom));
 }
 
 static uint8_t receipt_blob[SEVSHIM_RECEIPT_SIZE + SEVSHIM_RECEIPT_MAC_SIZE];

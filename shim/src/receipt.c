@@ -9,14 +9,6 @@
 
 static const uint8_t receipt_key_guid[16] = SEVSHIM_GUID_RECEIPT_KEY;
 
-/* memset that the compiler may not drop (the bytes are dead afterwards) */
-static void wipe(void *p, size_t n)
-{
-    volatile uint8_t *v = p;
-    while (n--)
-        *v++ = 0;
-}
-
 void sevshim_receipt_encode(const struct sevshim_receipt *r, uint8_t out[SEVSHIM_RECEIPT_SIZE])
 {
     uint16_t f = r->flags & SEVSHIM_RECEIPT_F_ALL;
@@ -52,8 +44,8 @@ void sevshim_receipt_mac(const uint8_t *key, size_t key_len, const uint8_t *msg,
     br_hmac_init(&hc, &kc, 0);
     br_hmac_update(&hc, msg, len);
     br_hmac_out(&hc, out);
-    wipe(&hc, sizeof(hc));
-    wipe(&kc, sizeof(kc));
+    sevshim_wipe(&hc, sizeof(hc));
+    sevshim_wipe(&kc, sizeof(kc));
 }
 
 enum sevshim_error sevshim_receipt_key_take(volatile uint8_t *area, size_t area_len,
@@ -61,7 +53,7 @@ enum sevshim_error sevshim_receipt_key_take(volatile uint8_t *area, size_t area_
 {
     uint32_t total;
     *found = 0;
-    wipe(key, SEVSHIM_RECEIPT_KEY_SIZE);
+    sevshim_wipe(key, SEVSHIM_RECEIPT_KEY_SIZE);
     if (sevshim_secret_table_check(area, area_len, &total) != SEVSHIM_OK || total == 0)
         return SEVSHIM_OK;      /* malformed: the secret hand-off refuses it (E064) in order */
 
@@ -88,14 +80,11 @@ enum sevshim_error sevshim_receipt_key_take(volatile uint8_t *area, size_t area_
         key[i] = area[at + SEVSHIM_EFI_SECRET_ENTRY_HDR_SIZE + i];
     uint32_t nt = total - at_len;
     if (nt == SEVSHIM_EFI_SECRET_HEADER_SIZE) {
-        /* the key was the only entry: nothing is left to hand on */
-        for (uint32_t i = 0; i < total; i++)
-            area[i] = 0;
+        sevshim_wipe(area, total);   /* the key was the only entry: nothing is left to hand on */
     } else {
         for (uint32_t i = at; i < nt; i++)
             area[i] = area[i + at_len];
-        for (uint32_t i = nt; i < total; i++)
-            area[i] = 0;
+        sevshim_wipe(area + nt, total - nt);
         put_le(area + 16, nt, 4);
     }
     *found = 1;
@@ -173,7 +162,7 @@ int receipt_finish(uint16_t verdict, uint8_t out[SEVSHIM_RECEIPT_SIZE + SEVSHIM_
 
 void receipt_wipe(void)
 {
-    wipe(st.key, sizeof(st.key));
-    wipe(&st.r, sizeof(st.r));
+    sevshim_wipe(st.key, sizeof(st.key));
+    sevshim_wipe(&st.r, sizeof(st.r));
     st.have_key = 0;
 }

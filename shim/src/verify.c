@@ -109,45 +109,49 @@ enum sevshim_error sevshim_policy_parse(const uint8_t *r, size_t len, struct sev
     if (le16(r + SEVSHIM_POLICY_OFF_HDR_SIZE) != SEVSHIM_POLICY_HEADER_SIZE)
         return SEVSHIM_E10;
 
-    uint32_t total = le32(r + SEVSHIM_POLICY_OFF_TOTAL_SIZE);
-    uint32_t layout_id = le32(r + SEVSHIM_POLICY_OFF_LAYOUT);
-    uint8_t secret_mode = r[SEVSHIM_POLICY_OFF_SECRET_MODE];
-    uint8_t tpm_mode = r[SEVSHIM_POLICY_OFF_TPM_MODE];
-    uint8_t tpm_pcr = r[SEVSHIM_POLICY_OFF_TPM_PCR];
-    uint16_t ns = le16(r + SEVSHIM_POLICY_OFF_NSIGNERS);
-    uint16_t nd = le16(r + SEVSHIM_POLICY_OFF_NDIGESTS);
-    uint16_t nv = le16(r + SEVSHIM_POLICY_OFF_NVERSIONS);
-    uint8_t vars_mode = r[SEVSHIM_POLICY_OFF_VARS_MODE];
-    uint16_t na = le16(r + SEVSHIM_POLICY_OFF_NALLOWED_VARS);
+    /* parsed into p, copied to out only on success */
+    struct sevshim_policy p = {
+        .block = r,
+        .total_size = le32(r + SEVSHIM_POLICY_OFF_TOTAL_SIZE),
+        .layout = sevshim_layout_find(le32(r + SEVSHIM_POLICY_OFF_LAYOUT)),
+        .secret_mode = r[SEVSHIM_POLICY_OFF_SECRET_MODE],
+        .tpm_mode = r[SEVSHIM_POLICY_OFF_TPM_MODE],
+        .tpm_pcr = r[SEVSHIM_POLICY_OFF_TPM_PCR],
+        .vars_mode = r[SEVSHIM_POLICY_OFF_VARS_MODE],
+        .nsigners = le16(r + SEVSHIM_POLICY_OFF_NSIGNERS),
+        .ndigests = le16(r + SEVSHIM_POLICY_OFF_NDIGESTS),
+        .nversions = le16(r + SEVSHIM_POLICY_OFF_NVERSIONS),
+        .nallowed_vars = le16(r + SEVSHIM_POLICY_OFF_NALLOWED_VARS),
+    };
+    unsigned ns = p.nsigners, nd = p.ndigests, nv = p.nversions, na = p.nallowed_vars;
 
     if (ns < 1 || ns > SEVSHIM_MAX_SIGNERS || nd > SEVSHIM_MAX_DENIED_DIGESTS ||
         nv > SEVSHIM_MAX_DENIED_VERSIONS || na > SEVSHIM_MAX_ALLOWED_VARS)
         return SEVSHIM_E10;
     /* counts are bounded above, so this cannot overflow */
-    uint32_t want = SEVSHIM_POLICY_HEADER_SIZE + SEVSHIM_SIGNER_SIZE * (uint32_t)ns +
-                    SEVSHIM_DENIED_DIGEST_SIZE * (uint32_t)nd + SEVSHIM_DENIED_VERSION_SIZE * (uint32_t)nv +
-                    SEVSHIM_ALLOWED_VARS_SIZE * (uint32_t)na;
-    if (total != want || total > len)
+    uint32_t want = SEVSHIM_POLICY_HEADER_SIZE + SEVSHIM_SIGNER_SIZE * ns +
+                    SEVSHIM_DENIED_DIGEST_SIZE * nd + SEVSHIM_DENIED_VERSION_SIZE * nv +
+                    SEVSHIM_ALLOWED_VARS_SIZE * na;
+    if (p.total_size != want || p.total_size > len)
         return SEVSHIM_E10;
-    if (!all_zero(r + total, len - total))
+    if (!all_zero(r + p.total_size, len - p.total_size))
         return SEVSHIM_E10;
     if (r[SEVSHIM_POLICY_OFF_RESERVED0] != 0 || r[SEVSHIM_POLICY_OFF_RESERVED2] != 0 ||
         !all_zero(r + SEVSHIM_POLICY_OFF_RESERVED1, SEVSHIM_POLICY_RESERVED1_LEN))
         return SEVSHIM_E10;
     /* a list only with allow, and allow only with a list (an empty allow-list is "none") */
-    if (vars_mode > SEVSHIM_VARS_ANY || (vars_mode == SEVSHIM_VARS_ALLOW) != (na != 0))
+    if (p.vars_mode > SEVSHIM_VARS_ANY || (p.vars_mode == SEVSHIM_VARS_ALLOW) != (na != 0))
         return SEVSHIM_E10;
-    const struct sevshim_layout *layout = sevshim_layout_find(layout_id);
-    if (layout == NULL)
+    if (p.layout == NULL)
         return SEVSHIM_E10;
-    if (secret_mode > SEVSHIM_SECRET_REQUIRE || tpm_mode > SEVSHIM_TPM_REQUIRED)
+    if (p.secret_mode > SEVSHIM_SECRET_REQUIRE || p.tpm_mode > SEVSHIM_TPM_REQUIRED)
         return SEVSHIM_E10;
-    if (tpm_pcr > SEVSHIM_TPM_MAX_PCR || (tpm_mode == SEVSHIM_TPM_OFF && tpm_pcr != 0))
+    if (p.tpm_pcr > SEVSHIM_TPM_MAX_PCR || (p.tpm_mode == SEVSHIM_TPM_OFF && p.tpm_pcr != 0))
         return SEVSHIM_E10;
 
-    const uint8_t *signers = r + SEVSHIM_POLICY_HEADER_SIZE;
+    p.signers = r + SEVSHIM_POLICY_HEADER_SIZE;
     for (unsigned i = 0; i < ns; i++) {
-        const uint8_t *s = signers + (size_t)i * SEVSHIM_SIGNER_SIZE;
+        const uint8_t *s = p.signers + (size_t)i * SEVSHIM_SIGNER_SIZE;
         uint8_t id[SEVSHIM_SHA384_SIZE];
         if (s[SEVSHIM_SIGNER_OFF_PUBKEY] != 0x04)
             return SEVSHIM_E10;
@@ -162,30 +166,15 @@ enum sevshim_error sevshim_policy_parse(const uint8_t *r, size_t len, struct sev
 
     /* no signer twice, deny lists without duplicates (as the Go encoder and the golden files
      * require) */
-    const uint8_t *dg = signers + (size_t)ns * SEVSHIM_SIGNER_SIZE;
-    const uint8_t *vs = dg + (size_t)nd * SEVSHIM_DENIED_DIGEST_SIZE;
-    const uint8_t *av = vs + (size_t)nv * SEVSHIM_DENIED_VERSION_SIZE;
-    if (any_dup(signers + SEVSHIM_SIGNER_OFF_KEY_ID, ns, SEVSHIM_SIGNER_SIZE, SEVSHIM_SHA384_SIZE) ||
-        any_dup(dg, nd, SEVSHIM_DENIED_DIGEST_SIZE, SEVSHIM_DENIED_DIGEST_SIZE) ||
-        any_dup(vs, nv, SEVSHIM_DENIED_VERSION_SIZE, SEVSHIM_DENIED_VERSION_SIZE) ||
-        any_dup(av, na, SEVSHIM_ALLOWED_VARS_SIZE, SEVSHIM_ALLOWED_VARS_SIZE))
+    p.digests = p.signers + (size_t)ns * SEVSHIM_SIGNER_SIZE;
+    p.versions = p.digests + (size_t)nd * SEVSHIM_DENIED_DIGEST_SIZE;
+    p.allowed_vars = p.versions + (size_t)nv * SEVSHIM_DENIED_VERSION_SIZE;
+    if (any_dup(p.signers + SEVSHIM_SIGNER_OFF_KEY_ID, ns, SEVSHIM_SIGNER_SIZE, SEVSHIM_SHA384_SIZE) ||
+        any_dup(p.digests, nd, SEVSHIM_DENIED_DIGEST_SIZE, SEVSHIM_DENIED_DIGEST_SIZE) ||
+        any_dup(p.versions, nv, SEVSHIM_DENIED_VERSION_SIZE, SEVSHIM_DENIED_VERSION_SIZE) ||
+        any_dup(p.allowed_vars, na, SEVSHIM_ALLOWED_VARS_SIZE, SEVSHIM_ALLOWED_VARS_SIZE))
         return SEVSHIM_E10;
-
-    out->block = r;
-    out->total_size = total;
-    out->layout = layout;
-    out->secret_mode = secret_mode;
-    out->tpm_mode = tpm_mode;
-    out->tpm_pcr = tpm_pcr;
-    out->nsigners = ns;
-    out->ndigests = nd;
-    out->nversions = nv;
-    out->vars_mode = vars_mode;
-    out->nallowed_vars = na;
-    out->signers = signers;
-    out->digests = dg;
-    out->versions = vs;
-    out->allowed_vars = av;
+    *out = p;
     return SEVSHIM_OK;
 }
 

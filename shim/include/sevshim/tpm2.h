@@ -1,6 +1,5 @@
-/* TPM 2.0 command encoding and strict response parsing for the two commands the shim sends:
- * TPM2_Startup(SU_CLEAR) and TPM2_PCR_Event (docs/formats.md section 7). Pure: compiled into
- * the firmware, the host tests and the fuzzer. Big-endian on the wire, as TPM 2.0 requires. */
+/* TPM 2.0 encoding and strict response parsing for TPM2_Startup(SU_CLEAR) and TPM2_PCR_Event
+ * (docs/formats.md section 7), big-endian on the wire. Pure: firmware, host tests, fuzzer. */
 #ifndef SEVSHIM_TPM2_H
 #define SEVSHIM_TPM2_H
 #include <stddef.h>
@@ -37,10 +36,9 @@ uint32_t tpm2_rsp_size(const uint8_t *rsp, size_t len);
 enum sevshim_error tpm2_startup_rsp(const uint8_t *rsp, size_t len);
 
 /* PCR_Event response (len = the header's size): tag SESSIONS, rc 0, parameterSize, a
- * TPML_DIGEST_VALUES of 1..16 known algorithms with their digest sizes, no duplicates, then
- * the password session's response (empty nonce, attributes, empty hmac), nothing after it.
- * If the SHA-384 bank is in the list, its digest must equal sha384_event. *banks = count.
- * SEVSHIM_OK or SEVSHIM_E73. */
+ * TPML_DIGEST_VALUES of 1..16 distinct known algorithms with their digest sizes (a SHA-384
+ * one equal to sha384_event), then the password session's response (empty nonce, attributes,
+ * empty hmac) and nothing else. *banks = count. SEVSHIM_OK or SEVSHIM_E73. */
 enum sevshim_error tpm2_pcr_event_rsp(const uint8_t *rsp, size_t len,
                                       const uint8_t sha384_event[SEVSHIM_SHA384_SIZE],
                                       unsigned *banks);
