@@ -1,5 +1,5 @@
-/* CPU tables in RAM: 64-bit TSS with IST stacks, IDT for vectors 0..31, FS base canary block;
- * SEV detection and the final identity page tables. */
+/* CPU tables in RAM (64-bit TSS with IST stacks, IDT 0..31, FS-base canary block), SEV
+ * detection and the final identity page tables. */
 #include <stdint.h>
 #include "sevshim/bytes.h"
 #include "sevshim/cpu.h"
@@ -45,8 +45,7 @@ void cpu_init(void)
         sizeof(idt) - 1, (uint64_t)(uintptr_t)idt };
     __asm__ volatile("lidt %0" :: "m"(idtr) : "memory");
 
-    /* canary: not secret in any useful sense here (no attacker-controlled stack writes), but
-     * vary it per boot anyway */
+    /* canary: not secret in any useful sense (no attacker-controlled stack writes); per boot */
     canary_block[5] = (rdtsc() * 0x9E3779B97F4A7C15ull) | 0xFF;
     wrmsr(0xC0000100, (uint64_t)(uintptr_t)canary_block);
 }
@@ -93,16 +92,16 @@ void sev_mem_init(void)
 
     struct sevshim_sev_info info;
     enum sevshim_error e = sevshim_sev_decode(&r, &info);
-    /* Under SEV-ES/SNP the CPUIDs above already raised #VC (head.asm isr_29); if a CPU did
-     * not, terminate the same way: the console would raise #VC. */
+    /* Under SEV-ES/SNP the CPUIDs above raised #VC (head.asm isr_29); if not, terminate the
+     * same way: the console would raise #VC. */
     if (e == SEVSHIM_E81)
         sev_terminate(SEVSHIM_GHCB_TERM_ES);
     if (e == SEVSHIM_E82)
         sev_terminate(SEVSHIM_GHCB_TERM_SNP);
     if (e == SEVSHIM_E83)
         shim_refuse(SEVSHIM_E83);
-    /* Stage 1 read CPUID on its own and put its C-bit into every entry (image.asm). Under
-     * plain SEV the host answers CPUID; two different answers are refused. */
+    /* Stage 1 put its own CPUID's C-bit into every entry (image.asm); under plain SEV the host
+     * answers CPUID: two different answers are refused. */
     uint64_t stage1 = *(volatile const uint64_t *)(uintptr_t)SHIM_RAM_PAGETABLES;
     if ((stage1 & SEVSHIM_PT_ADDR & ~0xFFFFFFFFull) != info.cmask)
         shim_refuse(SEVSHIM_E83);
@@ -110,8 +109,8 @@ void sev_mem_init(void)
                          sevshim_shared_ranges, sevshim_shared_count) != 0)
         shim_refuse(SEVSHIM_E91);
     write_cr3((uint64_t)(uintptr_t)pagetables);
-    /* plain SEV: the hand-off programs the flash, which encrypted memory cannot do (the
-     * private-copy hand-off is not built): refuse before fw_cfg and the flash */
+    /* plain SEV: the hand-off programs the flash, which encrypted memory cannot do (no
+     * private-copy hand-off is built): refuse before fw_cfg and the flash */
     if (e != SEVSHIM_OK)
         shim_refuse(e);
 }

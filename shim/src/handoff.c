@@ -17,8 +17,8 @@ void secret_wipe(void)
 
 extern uint8_t __stack_bottom[], stack_top[];   /* link.ld: the 64 KiB main stack */
 
-/* Zeroes the main stack below the caller's frame: BearSSL's HMAC leaves the key XOR its pads
- * and message schedules in frames that are dead now (rep stosb needs no stack of its own). */
+/* Zeroes the main stack below the caller's frame, where BearSSL's HMAC left the key XOR its
+ * pads and message schedules (rep stosb needs no stack of its own). */
 __attribute__((noinline)) static void stack_scrub(void)
 {
     uint8_t *p = __stack_bottom;
@@ -37,8 +37,8 @@ void stack_scrub_all(void)
 
 static uint8_t receipt_blob[SEVSHIM_RECEIPT_SIZE + SEVSHIM_RECEIPT_MAC_SIZE];
 
-/* The receipt of this decision (docs/formats.md section 9): built and MACed, then the key and
- * the dead stack are wiped; printed by receipt_print. Returns 1 if there is one. */
+/* The receipt of this decision (docs/formats.md section 9), MACed; key and dead stack wiped.
+ * 1 if there is one (receipt_print prints it). */
 static int receipt_make(uint16_t verdict)
 {
     int have = receipt_finish(verdict, receipt_blob);
@@ -59,9 +59,8 @@ static void receipt_print(int have)
 
 void secret_handoff(const struct sevshim_secret_plan *plan)
 {
-    /* The plan was made (and any refusal done) before the flash was touched; the copy itself
-     * happens only now, after the flash is programmed and verified, so no refusal can follow
-     * it. rep movsb copies area to block directly: no byte passes through a stack buffer. */
+    /* Planned (and any refusal done) before the flash was touched; copied only now, so no
+     * refusal can follow it. rep movsb copies area to block: no byte passes the stack. */
     if (plan->action == SEVSHIM_SECRET_COPY) {
         uint8_t *blk = (uint8_t *)(uintptr_t)plan->block_base;
         memcpy(blk, (const void *)(uintptr_t)SHIM_RAM_SECRET, plan->table_len);
@@ -110,8 +109,7 @@ void shim_refuse(enum sevshim_error e)
 
 void shim_handoff(const struct sevshim_secret_plan *plan)
 {
-    /* every check passed and the flash holds the BIOS: the receipt says OK; the key is gone
-     * before the secret is copied into the BIOS's block */
+    /* all checks passed, the flash holds the BIOS: receipt OK, key gone before the copy */
     int have = receipt_make(0);
     secret_handoff(plan);
     receipt_print(have);

@@ -21,10 +21,9 @@ static uint8_t nonce_buf[SEVSHIM_NONCE_SIZE] __attribute__((aligned(16)));
 static struct sevshim_result result;
 static struct sevshim_secret_plan secret_plan;
 
-/* RAM the BIOS's secret block must not overlap (sevshim/shimram.h) */
+/* RAM the BIOS's secret block must not overlap (sevshim/shimram.h); it must also lie below
+ * the guest's RAM size and LOW_RAM_MAX (q35 keeps at most 2 GiB of RAM below 4 GiB) */
 static const struct sevshim_range shim_ram[] = SHIM_RAM_RANGES;
-/* The secret block must lie below this and below the guest's RAM size (q35 keeps at most
- * 2 GiB of RAM below 4 GiB). */
 #define LOW_RAM_MAX 0x80000000ull
 
 #define BIOS_BUF ((uint8_t *)(uintptr_t)SHIM_RAM_BIOS_BUF)
@@ -46,9 +45,8 @@ static uint8_t *load(const struct fwcfg_file *f, uint8_t *buf, uint32_t size)
     return buf;
 }
 
-/* What the check sequence learned, for the receipt: the policy digest once the policy parsed,
- * the SHA-384 of the BIOS and of the var store once each was hashed (verify zeroes the result
- * first; a SHA-384 of all zero bytes does not occur). */
+/* For the receipt: the policy digest once the policy parsed, the BIOS and var-store SHA-384
+ * once hashed (verify zeroes the result first; an all-zero SHA-384 does not occur). */
 static void receipt_note_result(void)
 {
     static const uint8_t zero[SEVSHIM_SHA384_SIZE];
@@ -121,8 +119,7 @@ void shim_main(void)
     con_str(result.version_string);
     con_line("\"");
 
-    /* 10. secret hand-off plan from the accepted BIOS's footer table (refusals E060..E064
-     * happen here, before the flash is touched; the copy happens at hand-off) */
+    /* 10. secret hand-off plan from the BIOS's footer table: E060..E064 before the flash */
     uint64_t ram_top = fwcfg_ram_size();
     if (ram_top > LOW_RAM_MAX)
         ram_top = LOW_RAM_MAX;
@@ -157,9 +154,9 @@ void shim_main(void)
     must(pflash_verify(l->code_base, BIOS_BUF, l->code_size));
     if (do_vars)
         must(pflash_verify(l->vars_base, VARS_BUF, l->vars_size));
-    /* What the flash holds now must be what was verified: the signed image digest (from the
-     * private manifest copy) and the var-store digest taken at verification. This does not
-     * trust BIOS_BUF/VARS_BUF to be unchanged since then (docs/shim.md, "Verify once"). */
+    /* The flash must hold what was verified (the signed digest of the private manifest copy,
+     * the var-store digest of step 9), whatever BIOS_BUF/VARS_BUF hold now (docs/shim.md,
+     * "Verify once") */
     must(pflash_check_digest(l->code_base, l->code_size, manifest_buf + SEVSHIM_MANIFEST_OFF_DIGEST));
     if (do_vars)
         must(pflash_check_digest(l->vars_base, l->vars_size, result.vars_digest));

@@ -1,9 +1,8 @@
 /* CFI programming of QEMU's pflash_cfi01 (Intel command set, x8, 4 KiB blocks, 256-byte write
- * buffer; see notes/qemu-chain-prototype.md section 3). Runs from RAM: once a command is
- * written, reads of the device return status until 0xFF puts it back in read-array mode. */
+ * buffer). Runs from RAM: after a command, reads return status until 0xFF (read array). */
 #include "sevshim/pflash.h"
 #include "sevshim/io.h"
-#include "bearssl_hash.h"
+#include "sevshim/verify.h"
 
 #define CMD_READ_ARRAY   0xFF
 #define CMD_READ_STATUS  0x70
@@ -19,9 +18,8 @@
 #define ST_LOCKED        0x02
 #define POLL_MAX         1000000u
 
-/* Poll the status register (already in a status-returning mode) until ready. 1 if it got
- * ready with none of the err bits set; else 0 after clearing the status and leaving the
- * device in read-array mode. */
+/* Polls the status (already in a status mode) until ready: 1 if none of the err bits is set,
+ * else 0 after clearing the status and returning to read-array mode. */
 static int ready_ok(uintptr_t a, uint8_t err)
 {
     for (uint32_t i = 0; i < POLL_MAX; i++) {
@@ -69,10 +67,9 @@ enum sevshim_error pflash_program(uintptr_t base, const uint8_t *src, uint32_t s
         return SEVSHIM_E91;
     for (uint32_t off = 0; off < size; off += PFLASH_BLOCK_SIZE) {
         uintptr_t b = base + off;
-        /* What the block holds now (read-array mode, so plain memory reads): a block that already
-         * holds the target bytes is left alone, and one that is already erased (all 0xFF, as
-         * most of the shim's own image is) needs no erase cycle. Skipping is only an
-         * optimisation: pflash_verify compares every byte afterwards. */
+        /* A block that already holds the target bytes is left alone; an erased one (all 0xFF,
+         * as most of the shim's image) needs no erase. Only an optimisation: pflash_verify
+         * compares every byte afterwards. */
         int same = 1, erased = 1;
         for (uint32_t i = 0; i < PFLASH_BLOCK_SIZE; i++) {
             uint8_t v = mmio_read8(b + i);
@@ -121,14 +118,11 @@ enum sevshim_error pflash_verify(uintptr_t base, const uint8_t *src, uint32_t si
 
 enum sevshim_error pflash_check_digest(uintptr_t base, uint32_t size, const uint8_t want[48])
 {
-    br_sha384_context c;
     uint8_t got[48], diff = 0;
     mmio_write8(base, CMD_READ_ARRAY);
     barrier();
     /* array mode: the device reads like ROM, so the hash reads it as plain memory */
-    br_sha384_init(&c);
-    br_sha384_update(&c, (const void *)base, size);
-    br_sha384_out(&c, got);
+    sevshim_sha384((const void *)base, size, got);
     for (unsigned i = 0; i < sizeof(got); i++)
         diff |= (uint8_t)(got[i] ^ want[i]);
     return diff ? SEVSHIM_E55 : SEVSHIM_OK;

@@ -1,12 +1,11 @@
-/* CRB TPM interface (TCG PC Client PTP, CRB, locality 0 only) as QEMU's tpm-crb implements it:
- * registers at TPM_CRB_BASE, one command/response buffer at +0x80. The buffer is host memory
- * and the TPM is host-controlled: every response is copied out under a size bound and parsed
- * strictly (tpm2.c). Every poll loop is bounded. */
+/* CRB TPM interface (TCG PC Client PTP, CRB, locality 0) as QEMU's tpm-crb implements it:
+ * registers at TPM_CRB_BASE, one command/response buffer at +0x80. TPM and buffer are the
+ * host's: every response is copied out under a size bound and parsed strictly (tpm2.c);
+ * every poll loop is bounded. */
 #include <string.h>
 #include "sevshim/io.h"
 #include "sevshim/tpm.h"
 #include "sevshim/tpm2.h"
-#include "bearssl_hash.h"
 
 #define R(off)            (TPM_CRB_BASE + (off))
 #define LOC_STATE         R(0x00)
@@ -128,11 +127,8 @@ enum sevshim_error tpm_measure(const struct sevshim_result *r, uint8_t pcr, unsi
             e = tpm2_startup_rsp(rsp_buf, n);
     }
     if (e == SEVSHIM_OK) {
-        br_sha384_context c;
         sevshim_tpm_event(r, event);
-        br_sha384_init(&c);
-        br_sha384_update(&c, event, sizeof(event));
-        br_sha384_out(&c, ev384);
+        sevshim_sha384(event, sizeof(event), ev384);
         tpm2_pcr_event_cmd(cmd, pcr, event);
         e = crb_transact(cmd, TPM2_PCR_EVENT_CMD_SIZE, &n);
         if (e == SEVSHIM_OK)

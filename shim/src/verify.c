@@ -1,9 +1,6 @@
 /* sevshim policy/manifest parsing and the verification sequence (docs/formats.md 2, 3, 6).
- *
- * Builds both freestanding (firmware) and hosted (tests, fuzzer, sevshim-verify): it uses only
- * memcmp/memcpy/memset and BearSSL (SHA-384, ECDSA P-384 i31 raw verify). Every field is read
- * with an explicit little-endian load at its documented offset after the length was checked.
- */
+ * Uses only memcmp/memcpy/memset and BearSSL (SHA-384, ECDSA P-384 i31 raw verify); every
+ * field is an explicit little-endian load at its documented offset after the length check. */
 #include <string.h>
 #include "bearssl_hash.h"
 #include "bearssl_ec.h"
@@ -62,7 +59,7 @@ static int find48(const uint8_t *p, unsigned n, size_t stride, const uint8_t *d)
     return -1;
 }
 
-static void sha384(const uint8_t *p, size_t n, uint8_t out[SEVSHIM_SHA384_SIZE])
+void sevshim_sha384(const void *p, size_t n, uint8_t out[SEVSHIM_SHA384_SIZE])
 {
     br_sha384_context c;
     br_sha384_init(&c);
@@ -159,7 +156,7 @@ enum sevshim_error sevshim_policy_parse(const uint8_t *r, size_t len, struct sev
             return SEVSHIM_E10;
         if (!point_on_curve(s + SEVSHIM_SIGNER_OFF_PUBKEY))
             return SEVSHIM_E10;
-        sha384(s + SEVSHIM_SIGNER_OFF_PUBKEY, SEVSHIM_P384_PUBKEY_SIZE, id);
+        sevshim_sha384(s + SEVSHIM_SIGNER_OFF_PUBKEY, SEVSHIM_P384_PUBKEY_SIZE, id);
         if (memcmp(id, s + SEVSHIM_SIGNER_OFF_KEY_ID, SEVSHIM_SHA384_SIZE) != 0)
             return SEVSHIM_E10;
     }
@@ -169,7 +166,7 @@ enum sevshim_error sevshim_policy_parse(const uint8_t *r, size_t len, struct sev
     p.digests = p.signers + (size_t)ns * SEVSHIM_SIGNER_SIZE;
     p.versions = p.digests + (size_t)nd * SEVSHIM_DENIED_DIGEST_SIZE;
     p.allowed_vars = p.versions + (size_t)nv * SEVSHIM_DENIED_VERSION_SIZE;
-    if (any_dup(p.signers + SEVSHIM_SIGNER_OFF_KEY_ID, ns, SEVSHIM_SIGNER_SIZE, SEVSHIM_SHA384_SIZE) ||
+    if (any_dup(p.signers + SEVSHIM_SIGNER_OFF_KEY_ID, ns, SEVSHIM_SIGNER_SIZE, 48) ||
         any_dup(p.digests, nd, SEVSHIM_DENIED_DIGEST_SIZE, SEVSHIM_DENIED_DIGEST_SIZE) ||
         any_dup(p.versions, nv, SEVSHIM_DENIED_VERSION_SIZE, SEVSHIM_DENIED_VERSION_SIZE) ||
         any_dup(p.allowed_vars, na, SEVSHIM_ALLOWED_VARS_SIZE, SEVSHIM_ALLOWED_VARS_SIZE))
@@ -218,7 +215,7 @@ enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim
     out->secret_mode = pol.secret_mode;
     out->tpm_mode = pol.tpm_mode;
     out->tpm_pcr = pol.tpm_pcr;
-    sha384(pol.block, pol.total_size, out->policy_digest);
+    sevshim_sha384(pol.block, pol.total_size, out->policy_digest);
 
     /* 3. manifest present, 352 bytes, well formed */
     if (!in->manifest_present)
@@ -237,22 +234,15 @@ enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim
         return SEVSHIM_E23;
     const uint8_t *signer = pol.signers + (size_t)si * SEVSHIM_SIGNER_SIZE;
     out->signer_index = (unsigned)si;
-    {
-        uint8_t hash[SEVSHIM_SHA384_SIZE];
-        uint8_t q[SEVSHIM_P384_PUBKEY_SIZE];
-        uint8_t sig[SEVSHIM_P384_SIG_SIZE];
-        br_ec_public_key pk;
-        memcpy(q, signer + SEVSHIM_SIGNER_OFF_PUBKEY, sizeof(q));
-        memcpy(sig, m + SEVSHIM_MANIFEST_OFF_SIGNATURE, sizeof(sig));
-        if (s_is_high(sig + SEVSHIM_P384_SIG_SIZE / 2))
-            return SEVSHIM_E27;
-        pk.curve = BR_EC_secp384r1;
-        pk.q = q;
-        pk.qlen = sizeof(q);
-        sha384(m, SEVSHIM_MANIFEST_SIGNED_SIZE, hash);
-        if (br_ecdsa_i31_vrfy_raw(&br_ec_prime_i31, hash, sizeof(hash), &pk, sig, sizeof(sig)) != 1)
-            return SEVSHIM_E24;
-    }
+    uint8_t hash[SEVSHIM_SHA384_SIZE], q[SEVSHIM_P384_PUBKEY_SIZE], sig[SEVSHIM_P384_SIG_SIZE];
+    br_ec_public_key pk = { BR_EC_secp384r1, q, sizeof(q) };
+    memcpy(q, signer + SEVSHIM_SIGNER_OFF_PUBKEY, sizeof(q));
+    memcpy(sig, m + SEVSHIM_MANIFEST_OFF_SIGNATURE, sizeof(sig));
+    if (s_is_high(sig + SEVSHIM_P384_SIG_SIZE / 2))
+        return SEVSHIM_E27;
+    sevshim_sha384(m, SEVSHIM_MANIFEST_SIGNED_SIZE, hash);
+    if (br_ecdsa_i31_vrfy_raw(&br_ec_prime_i31, hash, sizeof(hash), &pk, sig, sizeof(sig)) != 1)
+        return SEVSHIM_E24;
 
     /* 5. layout and image size */
     uint32_t mlayout = le32(m + SEVSHIM_MANIFEST_OFF_LAYOUT);
@@ -273,7 +263,7 @@ enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim
         return SEVSHIM_E91;  /* caller bug: the size fits but nothing was read */
 
     /* 7. image digest */
-    sha384(in->bios, (size_t)image_size, out->image_digest);
+    sevshim_sha384(in->bios, (size_t)image_size, out->image_digest);
     if (memcmp(out->image_digest, m + SEVSHIM_MANIFEST_OFF_DIGEST, SEVSHIM_SHA384_SIZE) != 0)
         return SEVSHIM_E33;
 
@@ -296,7 +286,7 @@ enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim
             return SEVSHIM_E40;
         if (in->vars == NULL)
             return SEVSHIM_E91;  /* caller bug: the size fits but nothing was read */
-        sha384(in->vars, (size_t)pol.layout->vars_size, out->vars_digest);
+        sevshim_sha384(in->vars, (size_t)pol.layout->vars_size, out->vars_digest);
         if (pol.vars_mode == SEVSHIM_VARS_ALLOW &&
             find48(pol.allowed_vars, pol.nallowed_vars, SEVSHIM_ALLOWED_VARS_SIZE,
                    out->vars_digest) < 0)

@@ -73,6 +73,9 @@ struct sevshim_result {
 /* Steps 2..9 of docs/formats.md section 6, in order; the first failure wins. */
 enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim_result *out);
 
+/* SHA-384 (FIPS 180-4, BearSSL) of n bytes at p. */
+void sevshim_sha384(const void *p, size_t n, uint8_t out[SEVSHIM_SHA384_SIZE]);
+
 /* "no-fwcfg", ...; NULL for codes that do not exist. */
 const char *sevshim_error_name(enum sevshim_error e);
 
