@@ -74,18 +74,12 @@ static uint64_t pagetables[SEVSHIM_PT_ENTRIES] __attribute__((aligned(4096)));
 void sev_mem_init(void)
 {
     struct sevshim_sev_regs r = { 0 };
-    uint32_t a, b, c, d;
-    cpuid(SEVSHIM_CPUID_EXT_MAX, &a, &b, &c, &d);
-    r.max_ext_leaf = a;
-    if (r.max_ext_leaf >= SEVSHIM_CPUID_ADDR_SIZE) {
-        cpuid(SEVSHIM_CPUID_ADDR_SIZE, &a, &b, &c, &d);
-        r.addr_eax = a;
-    }
-    if (r.max_ext_leaf >= SEVSHIM_CPUID_SEV) {
-        cpuid(SEVSHIM_CPUID_SEV, &a, &b, &c, &d);
-        r.sev_eax = a;
-        r.sev_ebx = b;
-    }
+    uint32_t b, c, d;
+    cpuid(SEVSHIM_CPUID_EXT_MAX, &r.max_ext_leaf, &b, &c, &d);
+    if (r.max_ext_leaf >= SEVSHIM_CPUID_ADDR_SIZE)
+        cpuid(SEVSHIM_CPUID_ADDR_SIZE, &r.addr_eax, &b, &c, &d);
+    if (r.max_ext_leaf >= SEVSHIM_CPUID_SEV)
+        cpuid(SEVSHIM_CPUID_SEV, &r.sev_eax, &r.sev_ebx, &c, &d);
     /* SEV_STATUS only where the leaf says SEV exists: elsewhere (e.g. QEMU TCG) it is #GP */
     if (sevshim_sev_msr_needed(r.max_ext_leaf, r.sev_eax))
         r.sev_status = rdmsr(SEVSHIM_MSR_SEV_STATUS);

@@ -35,16 +35,9 @@ void stack_scrub_all(void)
     sevshim_wipe(__stack_bottom, (size_t)(stack_top - __stack_bottom));
 }
 
+/* The receipt of this decision (docs/formats.md section 9): receipt_finish MACs it and wipes
+ * the key, stack_scrub the MAC's dead frames; receipt_print prints it later. */
 static uint8_t receipt_blob[SEVSHIM_RECEIPT_SIZE + SEVSHIM_RECEIPT_MAC_SIZE];
-
-/* The receipt of this decision (docs/formats.md section 9), MACed; key and dead stack wiped.
- * 1 if there is one (receipt_print prints it). */
-static int receipt_make(uint16_t verdict)
-{
-    int have = receipt_finish(verdict, receipt_blob);
-    stack_scrub();
-    return have;
-}
 
 static void receipt_print(int have)
 {
@@ -96,7 +89,8 @@ void shim_refuse(enum sevshim_error e)
     char num[4] = { (char)('0' + code / 100 % 10), (char)('0' + code / 10 % 10),
                     (char)('0' + code % 10), 0 };
     secret_wipe();            /* first: nothing below may run with the secret still there */
-    int have = receipt_make((uint16_t)code);
+    int have = receipt_finish((uint16_t)code, receipt_blob);
+    stack_scrub();
     con_str("SEVSHIM ERROR E");
     con_str(num);
     con_str(" ");
@@ -110,7 +104,8 @@ void shim_refuse(enum sevshim_error e)
 void shim_handoff(const struct sevshim_secret_plan *plan)
 {
     /* all checks passed, the flash holds the BIOS: receipt OK, key gone before the copy */
-    int have = receipt_make(0);
+    int have = receipt_finish(0, receipt_blob);
+    stack_scrub();
     secret_handoff(plan);
     receipt_print(have);
     con_line("SEVSHIM HANDOFF");

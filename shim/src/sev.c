@@ -19,9 +19,7 @@ int sevshim_sev_msr_needed(uint32_t max_ext_leaf, uint32_t sev_eax)
 
 enum sevshim_error sevshim_sev_decode(const struct sevshim_sev_regs *r, struct sevshim_sev_info *out)
 {
-    out->mode = SEVSHIM_SEV_NONE;
-    out->cbit = 0;
-    out->cmask = 0;
+    *out = (struct sevshim_sev_info){ .mode = SEVSHIM_SEV_NONE };
     /* SEV_STATUS is only defined where the leaf says SEV exists; otherwise it is not read and
      * a value in r->sev_status is ignored */
     if (!sevshim_sev_msr_needed(r->max_ext_leaf, r->sev_eax))
@@ -58,11 +56,9 @@ enum sevshim_error sevshim_sev_decode(const struct sevshim_sev_regs *r, struct s
 
 int sevshim_cmask_ok(uint64_t cmask)
 {
-    if (cmask == 0)
-        return 1;
-    if (cmask & (cmask - 1))
-        return 0;
-    return cmask >= (1ull << 32) && cmask <= (1ull << 51);
+    /* 0, or a single bit (no other bit set) in 32..51 */
+    return cmask == 0 ||
+           ((cmask & (cmask - 1)) == 0 && cmask >= (1ull << 32) && cmask <= (1ull << 51));
 }
 
 int sevshim_pt_build(uint64_t *pt, uint64_t pt_pa, uint64_t cmask,

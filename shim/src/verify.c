@@ -166,7 +166,8 @@ enum sevshim_error sevshim_policy_parse(const uint8_t *r, size_t len, struct sev
     p.digests = p.signers + (size_t)ns * SEVSHIM_SIGNER_SIZE;
     p.versions = p.digests + (size_t)nd * SEVSHIM_DENIED_DIGEST_SIZE;
     p.allowed_vars = p.versions + (size_t)nv * SEVSHIM_DENIED_VERSION_SIZE;
-    if (any_dup(p.signers + SEVSHIM_SIGNER_OFF_KEY_ID, ns, SEVSHIM_SIGNER_SIZE, 48) ||
+    if (any_dup(p.signers + SEVSHIM_SIGNER_OFF_KEY_ID, ns, SEVSHIM_SIGNER_SIZE,
+                SEVSHIM_SHA384_SIZE) ||
         any_dup(p.digests, nd, SEVSHIM_DENIED_DIGEST_SIZE, SEVSHIM_DENIED_DIGEST_SIZE) ||
         any_dup(p.versions, nv, SEVSHIM_DENIED_VERSION_SIZE, SEVSHIM_DENIED_VERSION_SIZE) ||
         any_dup(p.allowed_vars, na, SEVSHIM_ALLOWED_VARS_SIZE, SEVSHIM_ALLOWED_VARS_SIZE))
