@@ -1,6 +1,5 @@
-/* QEMU fw_cfg (x86 I/O ports): signature, feature bits, file directory, DMA and PIO reads.
- * Re-probed on every wake-up (the QEMU that resumed the shim may not be the one that booted
- * it); the directory is untrusted host input. */
+/* QEMU fw_cfg (x86 I/O ports): signature, features, file directory, DMA and PIO reads. Probed
+ * on every wake-up (another QEMU may have resumed the shim); the directory is untrusted. */
 #include <string.h>
 #include "sevshim/bytes.h"
 #include "sevshim/fwcfg.h"

@@ -3,7 +3,7 @@
 #include "sevshim/handoff.h"
 #include "sevshim/console.h"
 #include "sevshim/io.h"
-#include "sevshim/lapic.h"
+#include "sevshim/cpu.h"
 #include "sevshim/layout.h"
 #include "sevshim/receipt.h"
 #include "sevshim/secret.h"

@@ -1,8 +1,6 @@
 ; sevshim payload entry (64-bit, runs from RAM at its 1 MiB link address) and CPU vectors.
-;
-; Stage 1 (image.asm) jumps to _start with a flash-resident GDT. Before anything else this code
-; loads a GDT that lives in RAM: once the flash is in CFI command mode, reads of the old GDT
-; would return status bytes. Then: stack, zeroed bss, SSE, FS base, and shim_main().
+; Stage 1 (image.asm) jumps here with a GDT in flash; first load one in RAM (in CFI command
+; mode the flash reads back status bytes), then stack, zeroed bss, SSE, FS base, shim_main().
 
         bits    64
         default rel
@@ -72,13 +70,13 @@ halt_forever:                           ; every dead end of this file
         hlt
         jmp     halt_forever
 
-; #VC (vector 29) exists only under SEV-ES/SNP, where the console (port I/O) would raise #VC
-; again: no output; wipe the secret page and request termination (reason 0x1D).
+; #VC (vector 29) exists only under SEV-ES/SNP, where port I/O would raise #VC again: no
+; output; wipe the secret page and request termination (reason 0x1D).
 isr_29:
         mov     edi, 0x1D
 ; void sev_terminate(uint32_t code): GHCB MSR protocol termination request (GHCB spec 56421,
-; 2.3.1 "Termination Request": GHCBInfo 0x100, reason set 0xA = sevshim in bits 15:12, code
-; in bits 23:16; see sev.h), VMGEXIT, halt. Used only under SEV-ES/SNP; never runs under TCG.
+; 2.3.1 "Termination Request": GHCBInfo 0x100, set 0xA in bits 15:12, code in bits 23:16;
+; sev.h), VMGEXIT, halt. SEV-ES/SNP only; never runs under TCG.
 sev_terminate:
         mov     ebx, edi
         and     rsp, -16

@@ -1,6 +1,5 @@
 /* Local APIC (xAPIC MMIO at 0xFEE00000): the NMI wake-up and the INIT IPI hand-off. */
 #include <stdint.h>
-#include "sevshim/lapic.h"
 #include "sevshim/cpu.h"
 #include "sevshim/io.h"
 
@@ -32,9 +31,8 @@ void lapic_init_self(void)
     /* INIT, level assert, destination shorthand "all including self" */
     mmio_write32(LAPIC_ICR_LO, 0x00084500);
     /* Spin, do not hlt: QEMU 7.2 TCG does not count a pending INIT as work for a halted CPU
-     * (x86_cpu_has_work ignores CPU_INTERRUPT_INIT), so `cli; hlt` here sleeps forever; a
-     * spin loop takes the INIT at the next translation-block boundary. If no INIT ever comes:
-     * halt, never fall through. */
+     * (x86_cpu_has_work ignores CPU_INTERRUPT_INIT), so `cli; hlt` would sleep forever; a spin
+     * takes the INIT at the next translation-block boundary. No INIT ever: halt. */
     for (uint64_t i = 0; i < (1ull << 32); i++)
         __asm__ volatile("pause" ::: "memory");
     cpu_halt_forever();

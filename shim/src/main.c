@@ -6,12 +6,10 @@
 #include "sevshim/fwcfg.h"
 #include "sevshim/handoff.h"
 #include "sevshim/layout.h"
-#include "sevshim/lapic.h"
 #include "sevshim/pflash.h"
 #include "sevshim/receipt.h"
 #include "sevshim/secret.h"
-#include "sevshim/shimram.h"
-#include "sevshim/tpm.h"
+#include "sevshim/tpm2.h"
 #include "sevshim/verify.h"
 
 /* RAM copy of the policy region, made before READY (the flash is reprogrammed later) */

@@ -6,6 +6,7 @@
 #include "sevshim/bytes.h"
 #include "sevshim/receipt.h"
 #include "sevshim/secret.h"
+#include "sevshim/verify.h"
 
 static const uint8_t receipt_key_guid[16] = SEVSHIM_GUID_RECEIPT_KEY;
 
@@ -119,10 +120,7 @@ void receipt_set_nonce(const uint8_t nonce[SEVSHIM_NONCE_SIZE])
 
 void receipt_set_manifest(const uint8_t *m)
 {
-    br_sha384_context c;
-    br_sha384_init(&c);
-    br_sha384_update(&c, m, SEVSHIM_MANIFEST_SIZE);
-    br_sha384_out(&c, st.r.manifest_digest);
+    sevshim_sha384(m, SEVSHIM_MANIFEST_SIZE, st.r.manifest_digest);
     st.r.bios_version = le64(m + SEVSHIM_MANIFEST_OFF_BIOS_VER);
     memcpy(st.r.signer_key_id, m + SEVSHIM_MANIFEST_OFF_KEY_ID, SEVSHIM_SHA384_SIZE);
     st.r.flags |= SEVSHIM_RECEIPT_F_MANIFEST;

@@ -1,6 +1,5 @@
 /* Secret hand-off decision: the BIOS's SEV secret block (footer entry 4c2eb361-...) and the EFI
- * secret table in the shim's own secret area. Both are parsed with strict bounds; the table
- * is read in place through a volatile pointer, so it is never copied to the stack. */
+ * secret table in the shim's area, read in place through a volatile pointer (never copied). */
 #include <string.h>
 #include "sevshim/bytes.h"
 #include "sevshim/footer.h"

@@ -1,10 +1,8 @@
-/* CRB TPM interface (TCG PC Client PTP, CRB, locality 0) as QEMU's tpm-crb implements it:
- * registers at TPM_CRB_BASE, one command/response buffer at +0x80. TPM and buffer are the
- * host's: every response is copied out under a size bound and parsed strictly (tpm2.c);
- * every poll loop is bounded. */
+/* CRB TPM interface (TCG PC Client PTP, CRB, locality 0) of QEMU's tpm-crb: registers at
+ * TPM_CRB_BASE, one command/response buffer at +0x80, both the host's: every response is
+ * copied out under a size bound and parsed strictly (tpm2.c); every poll is bounded. */
 #include <string.h>
 #include "sevshim/io.h"
-#include "sevshim/tpm.h"
 #include "sevshim/tpm2.h"
 
 #define R(off)            (TPM_CRB_BASE + (off))

@@ -1,6 +1,5 @@
-/* TPM2_Startup and TPM2_PCR_Event: encoders and strict response parsers. Every response field
- * is read after its bounds were checked; anything unexpected is E073 (the shim never guesses
- * what a TPM meant). */
+/* TPM2_Startup and TPM2_PCR_Event encoders and strict response parsers: every field is read
+ * after its bounds check; anything unexpected is E073 (never a guess at what a TPM meant). */
 #include <string.h>
 #include "sevshim/bytes.h"
 #include "sevshim/tpm2.h"

@@ -49,8 +49,7 @@ static int any_dup(const uint8_t *p, unsigned n, size_t stride, size_t len)
     return 0;
 }
 
-/* Index of the first of the n entries at p (stride bytes apart) that starts with the 48 bytes
- * of d, or -1. */
+/* Index of the first of the n entries at p (stride bytes apart) starting with d[0..48), or -1 */
 static int find48(const uint8_t *p, unsigned n, size_t stride, const uint8_t *d)
 {
     for (unsigned i = 0; i < n; i++)

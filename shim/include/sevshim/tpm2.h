@@ -42,4 +42,14 @@ enum sevshim_error tpm2_startup_rsp(const uint8_t *rsp, size_t len);
 enum sevshim_error tpm2_pcr_event_rsp(const uint8_t *rsp, size_t len,
                                       const uint8_t sha384_event[SEVSHIM_SHA384_SIZE],
                                       unsigned *banks);
+
+/* ---- the TPM behind QEMU's tpm-crb (CRB interface, locality 0; firmware only, tpm.c) ---- */
+#define TPM_CRB_BASE 0xFED40000u
+
+/* 1 if a CRB TPM (InterfaceType CRB, version 1, registers valid) answers at TPM_CRB_BASE. */
+int tpm_present(void);
+
+/* Locality 0, TPM2_Startup(CLEAR) (already started is fine), TPM2_PCR_Event(pcr, event of r),
+ * idle, locality released; *banks = banks extended. E071 interface, E072 timeout, E073 reply. */
+enum sevshim_error tpm_measure(const struct sevshim_result *r, uint8_t pcr, unsigned *banks);
 #endif
