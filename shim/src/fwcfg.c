@@ -81,10 +81,9 @@ void fwcfg_lookup(struct fwcfg_file *files, unsigned n)
 }
 
 /* FWCfgDmaAccess (QEMU docs/specs/fw_cfg.rst, "DMA interface"): big-endian control, length,
- * address. Under SEV the device only reaches shared memory, so descriptor and data live in
- * the bounce page SHIM_RAM_BOUNCE (docs/shim.md, RAM map), which the host can rewrite at any
- * time: the control word is read once per poll, each chunk copied once into private memory
- * and never read again. */
+ * address. Under SEV the device only reaches shared memory: descriptor and data live in the
+ * bounce page SHIM_RAM_BOUNCE (docs/shim.md, RAM map), which the host may rewrite any time, so
+ * the control word is read once per poll and each chunk copied once, never read again. */
 #define DMA_DESC     ((volatile uint32_t *)(uintptr_t)SHIM_RAM_BOUNCE)
 #define DMA_DATA     ((const volatile uint8_t *)(uintptr_t)(SHIM_RAM_BOUNCE + 0x1000u))
 #define DMA_CHUNK    (SHIM_RAM_BOUNCE_SIZE - 0x1000u)

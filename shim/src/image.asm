@@ -1,5 +1,4 @@
 ; sevshim pflash0 image (layout ovmf-4m), assembled as one flat file of exactly 0x37C000 bytes.
-;
 ;   offset 0x000000  0xFF filler (erased-flash value)
 ;   offset 0x34C000  policy region, 16 KiB, all zero in the template (builder writes the policy)
 ;   offset 0x35C000  C payload (flat binary linked at 1 MiB), then 0xFF filler
@@ -28,7 +27,6 @@ payload_end:
 
 ; ---------------------------------------------------------------------------------------------
 ; Stage 1, last 4 KiB of the image (GPA 0xFFFFF000). At reset: real mode, CS base 0xFFFF0000.
-;
 ; Host input read here: CPUID 0x80000000 / 0x8000001F, MSR SEV_STATUS (only if the leaf
 ; says SEV exists; elsewhere it raises #GP) and EFER. The C-bit position is range-checked
 ; before it is used as a shift count.

@@ -19,7 +19,7 @@ static uint8_t nonce_buf[SEVSHIM_NONCE_SIZE] __attribute__((aligned(16)));
 static struct sevshim_result result;
 static struct sevshim_secret_plan secret_plan;
 
-/* RAM the BIOS's secret block must not overlap (sevshim/shimram.h); it must also lie below
+/* RAM the BIOS's secret block must not overlap (sevshim/layout.h); it must also lie below
  * the guest's RAM size and LOW_RAM_MAX (q35 keeps at most 2 GiB of RAM below 4 GiB) */
 static const struct sevshim_range shim_ram[] = SHIM_RAM_RANGES;
 #define LOW_RAM_MAX 0x80000000ull

@@ -52,14 +52,6 @@ enum sevshim_error pflash_probe(uintptr_t base, uint32_t size)
     return SEVSHIM_OK;
 }
 
-static int chunk_erased(const uint8_t *p)
-{
-    uint8_t acc = 0xFF;
-    for (unsigned i = 0; i < PFLASH_BUFFER_SIZE; i++)
-        acc &= p[i];
-    return acc == 0xFF;
-}
-
 enum sevshim_error pflash_program(uintptr_t base, const uint8_t *src, uint32_t size, uint32_t *blocks)
 {
     *blocks = 0;
@@ -88,8 +80,11 @@ enum sevshim_error pflash_program(uintptr_t base, const uint8_t *src, uint32_t s
         for (uint32_t c = 0; c < PFLASH_BLOCK_SIZE; c += PFLASH_BUFFER_SIZE) {
             const uint8_t *d = src + off + c;
             uintptr_t a = b + c;
-            if (chunk_erased(d))
-                continue;
+            uint8_t ones = 0xFF;
+            for (unsigned i = 0; i < PFLASH_BUFFER_SIZE; i++)
+                ones &= d[i];
+            if (ones == 0xFF)
+                continue;                       /* all 0xFF: the erased block holds it */
             mmio_write8(a, CMD_BUFFERED);
             if (!ready_ok(a, 0))                /* bit 7: buffer available */
                 return SEVSHIM_E53;

@@ -36,11 +36,6 @@ enum sevshim_error sevshim_secret_table_check(const volatile uint8_t *area, size
     return SEVSHIM_OK;
 }
 
-static int overlaps(uint64_t a, uint64_t an, uint64_t b, uint64_t bn)
-{
-    return a < b + bn && b < a + an;
-}
-
 enum sevshim_error sevshim_secret_plan(const uint8_t *bios, size_t bios_len, uint8_t secret_mode,
                                        const volatile uint8_t *area, size_t area_len,
                                        uint64_t ram_top, const struct sevshim_range *avoid,
@@ -74,7 +69,7 @@ enum sevshim_error sevshim_secret_plan(const uint8_t *bios, size_t bios_len, uin
         if (b + n > ram_top)
             return SEVSHIM_E62;
         for (unsigned i = 0; i < navoid; i++)
-            if (overlaps(b, n, avoid[i].base, avoid[i].size))
+            if (b < avoid[i].base + avoid[i].size && avoid[i].base < b + n)   /* overlap */
                 return SEVSHIM_E62;
     }
     out->block_base = base;

@@ -70,12 +70,6 @@ static enum sevshim_error crb_open(void)
     return SEVSHIM_OK;
 }
 
-static void crb_close(void)
-{
-    mmio_write32(CTRL_REQ, CTRL_REQ_GO_IDLE);
-    mmio_write32(LOC_CTRL, LOC_CTRL_RELINQUISH);
-}
-
 /* One command; the response (bounded by RSP_SIZE) lands in rsp_buf, *rlen = its size. */
 static enum sevshim_error crb_transact(const uint8_t *cmd, uint32_t len, uint32_t *rlen)
 {
@@ -96,10 +90,9 @@ static enum sevshim_error crb_transact(const uint8_t *cmd, uint32_t len, uint32_
         return SEVSHIM_E72;
     if (mmio_read32(CTRL_STS) & CTRL_STS_FATAL)
         return SEVSHIM_E71;
-    uint8_t hdr[TPM2_HEADER_SIZE];
-    for (uint32_t i = 0; i < TPM2_HEADER_SIZE; i++)
-        hdr[i] = buf[i];
-    uint32_t n = tpm2_rsp_size(hdr, sizeof(hdr));
+    for (uint32_t i = 0; i < TPM2_HEADER_SIZE; i++)      /* the header, then all n bytes */
+        rsp_buf[i] = buf[i];
+    uint32_t n = tpm2_rsp_size(rsp_buf, TPM2_HEADER_SIZE);
     uint32_t cap = mmio_read32(RSP_SIZE);
     if (n < TPM2_HEADER_SIZE || n > cap || n > sizeof(rsp_buf))
         return SEVSHIM_E73;
@@ -132,6 +125,7 @@ enum sevshim_error tpm_measure(const struct sevshim_result *r, uint8_t pcr, unsi
         if (e == SEVSHIM_OK)
             e = tpm2_pcr_event_rsp(rsp_buf, n, ev384, banks);
     }
-    crb_close();
+    mmio_write32(CTRL_REQ, CTRL_REQ_GO_IDLE);       /* on every path: idle, locality released */
+    mmio_write32(LOC_CTRL, LOC_CTRL_RELINQUISH);
     return e;
 }

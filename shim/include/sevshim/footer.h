@@ -6,10 +6,9 @@
 #include <stdint.h>
 #include "sevshim/errors.h"
 
-/* Finds the entry with `guid` in the footer table at the end of img. No footer GUID at
- * end-0x30: OK, *data = NULL, *data_len = 0. A well-formed table: OK, the entry's data or
- * NULL/0. A malformed table (length < 18 or past the image, an entry length < 18 or past the
- * table start, bytes left over) or the GUID twice: SEVSHIM_E61. */
+/* Finds `guid` in the footer table at the end of img: OK and its data (NULL/0 if absent or no
+ * footer GUID at end-0x30); E061 if a table or entry length is < 18 or out of bounds, bytes
+ * are left over, or the GUID is there twice. */
 enum sevshim_error sevshim_footer_find(const uint8_t *img, size_t len, const uint8_t guid[16],
                                        const uint8_t **data, size_t *data_len);
 #endif

@@ -9,9 +9,8 @@ void shim_refuse(enum sevshim_error e) __attribute__((noreturn));
 void secret_wipe(void);
 /* Zero the whole main stack (exception path only: it runs on the IST1 stack). */
 void stack_scrub_all(void);
-/* Carries out a secret plan (secret.h): COPY copies the table into the BIOS's block, zeroing
- * the rest; then the shim's page is zeroed and "SEVSHIM SECRET handed-off bytes=N base=0x...",
- * "SEVSHIM SECRET none" or "SEVSHIM SECRET wiped" printed (never the secret). */
+/* Carries out a secret plan (secret.h): COPY puts the table in the BIOS's block (rest zeroed);
+ * then the shim's page is zeroed and "SEVSHIM SECRET handed-off|none|wiped" printed. */
 struct sevshim_secret_plan;
 void secret_handoff(const struct sevshim_secret_plan *plan);
 /* The OK receipt (key wiped), secret hand-off, "SEVSHIM RECEIPT <hex>|none",

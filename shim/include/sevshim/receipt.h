@@ -31,11 +31,10 @@ void sevshim_receipt_mac(const uint8_t *key, size_t key_len, const uint8_t *msg,
                          uint8_t out[SEVSHIM_RECEIPT_MAC_SIZE]);
 
 /* Takes the receipt-key entry out of the EFI secret table in area, in place (docs/formats.md
- * section 9): later entries move down, the total shrinks, the freed tail is zeroed; a table
- * that held only the key is zeroed whole. No table, a malformed one (the hand-off refuses it,
- * E064) or no key entry: OK, *found = 0, area untouched. One entry of exactly
- * 20 + SEVSHIM_RECEIPT_KEY_SIZE bytes: OK, *found = 1. A key entry of another length, or two:
- * E065 (area untouched, key zero). The key goes from the volatile area straight into key. */
+ * section 9): later entries move down, the total shrinks, the tail is zeroed (a table of just
+ * the key: all of it). No table, a malformed one (the hand-off refuses it, E064) or no key:
+ * OK, *found = 0, area untouched. One entry of exactly 20 + SEVSHIM_RECEIPT_KEY_SIZE bytes:
+ * OK, *found = 1, read straight into key. Another length, or two: E065, area untouched. */
 enum sevshim_error sevshim_receipt_key_take(volatile uint8_t *area, size_t area_len,
                                             uint8_t key[SEVSHIM_RECEIPT_KEY_SIZE], int *found);
 

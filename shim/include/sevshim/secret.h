@@ -32,9 +32,9 @@ struct sevshim_range {
     uint64_t base, size;
 };
 
-/* Checks the EFI secret table in area, in place (no byte is copied): OK and *total when well
- * formed (header GUID, 20 <= total <= area_len, entries of length >= 20 tiling [20, total));
- * OK and *total = 0 without the header GUID; else SEVSHIM_E64. */
+/* Checks the EFI secret table in area, in place: OK and *total if well formed (header GUID,
+ * 20 <= total <= area_len, entries of length >= 20 tiling [20, total)); OK and *total = 0
+ * without the header GUID; else SEVSHIM_E64. */
 enum sevshim_error sevshim_secret_table_check(const volatile uint8_t *area, size_t area_len,
                                               uint32_t *total);
 

@@ -63,11 +63,10 @@ extern const unsigned sevshim_shared_count;
 /* 1 if cmask is 0 or exactly one bit in 32..51. */
 int sevshim_cmask_ok(uint64_t cmask);
 
-/* Fills pt (SEVSHIM_PT_ENTRIES entries at physical address pt_pa) with identity tables for
- * 0..4 GiB: PML4[0] -> PDPT[0..3] -> 4 PDs of 2 MiB pages, present + writable; cmask on every
- * table pointer and every page outside the shared ranges. -1 (pt untouched) if cmask is
- * invalid, pt_pa unaligned or the tables not below 4 GiB, or a shared range empty, not 2 MiB
- * aligned or above 4 GiB; else 0. */
+/* Fills pt (SEVSHIM_PT_ENTRIES at physical pt_pa) with identity tables for 0..4 GiB: PML4[0] ->
+ * PDPT[0..3] -> 4 PDs of 2 MiB pages, present + writable, cmask on every table pointer and on
+ * every page outside the shared ranges. 0, or -1 (pt untouched) if cmask is invalid, pt_pa
+ * unaligned or the tables not below 4 GiB, or a shared range empty, unaligned or past 4 GiB. */
 int sevshim_pt_build(uint64_t *pt, uint64_t pt_pa, uint64_t cmask,
                      const struct sevshim_pt_range *shared, unsigned n_shared);
 #endif

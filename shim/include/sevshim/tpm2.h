@@ -35,10 +35,9 @@ uint32_t tpm2_rsp_size(const uint8_t *rsp, size_t len);
  * SEVSHIM_OK or SEVSHIM_E73. */
 enum sevshim_error tpm2_startup_rsp(const uint8_t *rsp, size_t len);
 
-/* PCR_Event response (len = the header's size): tag SESSIONS, rc 0, parameterSize, a
- * TPML_DIGEST_VALUES of 1..16 distinct known algorithms with their digest sizes (a SHA-384
- * one equal to sha384_event), then the password session's response (empty nonce, attributes,
- * empty hmac) and nothing else. *banks = count. SEVSHIM_OK or SEVSHIM_E73. */
+/* PCR_Event response (len = the header's size): tag SESSIONS, rc 0, parameterSize, 1..16
+ * distinct known algorithms' digests (SHA-384's = sha384_event), the password session's reply
+ * (empty nonce, attributes, empty hmac), nothing else. *banks = count. OK or E073. */
 enum sevshim_error tpm2_pcr_event_rsp(const uint8_t *rsp, size_t len,
                                       const uint8_t sha384_event[SEVSHIM_SHA384_SIZE],
                                       unsigned *banks);

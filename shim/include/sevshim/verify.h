@@ -32,13 +32,13 @@ struct sevshim_policy {
     const uint8_t *allowed_vars;   /* nallowed_vars * 48 */
 };
 
-/* Parses a policy region (docs/formats.md section 2) of exactly 0x4000 bytes, zero after
- * total_size. SEVSHIM_OK or SEVSHIM_E10. */
+/* Parses a policy region (docs/formats.md section 2): 0x4000 bytes, zero after total_size;
+ * SEVSHIM_OK or SEVSHIM_E10. */
 enum sevshim_error sevshim_policy_parse(const uint8_t *region, size_t region_len,
                                         struct sevshim_policy *out);
 
-/* Structural checks of the SEVSHIM_MANIFEST_SIZE bytes at m (magic, version, signed_size,
- * reserved, version string). SEVSHIM_OK or SEVSHIM_E22. */
+/* Structural checks of the 352-byte manifest at m (magic, version, signed_size, reserved,
+ * version string): SEVSHIM_OK or SEVSHIM_E22. */
 enum sevshim_error sevshim_manifest_wellformed(const uint8_t *m);
 
 /* What the shim got from the host. A data pointer is NULL when the file's size is not the one
