@@ -77,3 +77,12 @@ void con_line(const char *s)
     con_str(s);
     con_end();
 }
+
+void con_line2(const char *a, uint64_t x, const char *b, uint64_t y)
+{
+    con_str(a);
+    con_dec(x);
+    con_str(b);
+    con_dec(y);
+    con_end();
+}

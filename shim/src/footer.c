@@ -1,6 +1,7 @@
 /* OVMF-style footer table walk (docs/formats.md section 4). The whole table is walked even
  * after a match, so a malformed tail or a duplicate GUID is refused, never half-trusted. */
 #include <string.h>
+#include "sevshim/bytes.h"
 #include "sevshim/footer.h"
 #include "sevshim/formats.h"
 
@@ -19,7 +20,7 @@ enum sevshim_error sevshim_footer_find(const uint8_t *img, size_t len, const uin
     if (memcmp(img + len - SEVSHIM_FOOTER_GUID_OFF_FROM_END, footer_guid, 16) != 0)
         return SEVSHIM_OK;
     const uint8_t *lp = img + len - SEVSHIM_FOOTER_LEN_OFF_FROM_END;
-    size_t total = (size_t)(lp[0] | (lp[1] << 8));
+    size_t total = le16(lp);
     if (total < ENTRY_HDR || total > len - RESET_AREA)
         return SEVSHIM_E61;
     size_t start = len - RESET_AREA - total;          /* first byte of the table */
@@ -30,7 +31,7 @@ enum sevshim_error sevshim_footer_find(const uint8_t *img, size_t len, const uin
         if (p - start < ENTRY_HDR)
             return SEVSHIM_E61;                        /* stray bytes before an entry */
         const uint8_t *eg = img + p - 16;
-        size_t el = (size_t)(img[p - ENTRY_HDR] | (img[p - ENTRY_HDR + 1] << 8));
+        size_t el = le16(img + p - ENTRY_HDR);
         if (el < ENTRY_HDR || el > p - start)
             return SEVSHIM_E61;
         if (memcmp(eg, guid, 16) == 0) {

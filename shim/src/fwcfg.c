@@ -1,7 +1,7 @@
-/* QEMU fw_cfg (x86 I/O ports): signature, feature bits, file directory, DMA and PIO reads.
- * Re-probed on every wake-up: the QEMU that resumed the shim may differ from the one that
- * booted it. Directory contents and sizes are host input and untrusted. */
+/* QEMU fw_cfg (x86 I/O ports): signature, features, file directory, DMA and PIO reads. Probed
+ * on every wake-up (another QEMU may have resumed the shim); the directory is untrusted. */
 #include <string.h>
+#include "sevshim/bytes.h"
 #include "sevshim/fwcfg.h"
 #include "sevshim/io.h"
 #include "sevshim/layout.h"
@@ -21,8 +21,6 @@
 #define FW_CFG_NAME_LEN   56u
 
 static int have_dma;
-
-static uint32_t bswap32(uint32_t v) { return __builtin_bswap32(v); }
 
 static void pio_select(uint16_t sel) { outw(FW_CFG_PORT_SEL, sel); }
 
@@ -47,30 +45,22 @@ int fwcfg_probe(void)
     return 1;
 }
 
-int fwcfg_has_dma(void) { return have_dma; }
-
 uint64_t fwcfg_ram_size(void)
 {
     uint8_t b[8];
-    uint64_t v = 0;
     pio_select(FW_CFG_RAM_SIZE);
     pio_read(b, sizeof(b));
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | b[i];
-    return v;
+    return le64(b);
 }
 
 void fwcfg_lookup(struct fwcfg_file *files, unsigned n)
 {
     uint8_t cnt[4], ent[64];
-    for (unsigned k = 0; k < n; k++) {
-        files[k].present = 0;
-        files[k].size = 0;
-        files[k].select = 0;
-    }
+    for (unsigned k = 0; k < n; k++)
+        files[k] = (struct fwcfg_file){ .name = files[k].name };   /* outputs cleared */
     pio_select(FW_CFG_FILE_DIR);
     pio_read(cnt, 4);
-    uint32_t count = ((uint32_t)cnt[0] << 24) | ((uint32_t)cnt[1] << 16) | ((uint32_t)cnt[2] << 8) | cnt[3];
+    uint32_t count = be32(cnt);
     if (count > FW_CFG_DIR_MAX)
         count = FW_CFG_DIR_MAX;
     for (uint32_t i = 0; i < count; i++) {
@@ -83,27 +73,24 @@ void fwcfg_lookup(struct fwcfg_file *files, unsigned n)
             /* exact match including the terminating NUL, inside the 56-byte field */
             if (memcmp(name, files[k].name, l) == 0 && name[l] == 0) {
                 files[k].present = 1;
-                files[k].size = ((uint32_t)ent[0] << 24) | ((uint32_t)ent[1] << 16) |
-                                ((uint32_t)ent[2] << 8) | ent[3];
-                files[k].select = (uint16_t)((ent[4] << 8) | ent[5]);
+                files[k].size = be32(ent);
+                files[k].select = be16(ent + 4);
             }
         }
     }
 }
 
 /* FWCfgDmaAccess (QEMU docs/specs/fw_cfg.rst, "DMA interface"): big-endian control, length,
- * address. Under SEV the device can only reach shared (unencrypted) memory, so the descriptor
- * and every data transfer live in the bounce page SHIM_RAM_BOUNCE (docs/shim.md, RAM map): the
- * host can rewrite that page at any time, so the shim reads the control word once per poll
- * and copies each transferred chunk exactly once into private memory; nothing is ever read
- * from the bounce page again. */
+ * address. Under SEV the device only reaches shared memory: descriptor and data live in the
+ * bounce page SHIM_RAM_BOUNCE (docs/shim.md, RAM map), which the host may rewrite any time, so
+ * the control word is read once per poll and each chunk copied once, never read again. */
 #define DMA_DESC     ((volatile uint32_t *)(uintptr_t)SHIM_RAM_BOUNCE)
 #define DMA_DATA     ((const volatile uint8_t *)(uintptr_t)(SHIM_RAM_BOUNCE + 0x1000u))
 #define DMA_CHUNK    (SHIM_RAM_BOUNCE_SIZE - 0x1000u)
 #define DMA_POLL_MAX 100000000u
 
-/* One transfer of len bytes into the bounce data area. first: select the item (offset 0);
- * later transfers continue at the item's current offset. */
+/* One transfer of len bytes into the bounce data area; first selects the item (offset 0), later
+ * ones continue at its current offset. */
 static enum sevshim_error dma_chunk(uint16_t sel, int first, uint32_t len)
 {
     uint64_t addr = (uint64_t)(uintptr_t)DMA_DATA;
@@ -112,16 +99,16 @@ static enum sevshim_error dma_chunk(uint16_t sel, int first, uint32_t len)
     if (first)
         ctl |= ((uint32_t)sel << 16) | FW_CFG_DMA_SELECT;
 
-    DMA_DESC[0] = bswap32(ctl);
-    DMA_DESC[1] = bswap32(len);
-    DMA_DESC[2] = bswap32((uint32_t)(addr >> 32));   /* u64 big-endian: high word first */
-    DMA_DESC[3] = bswap32((uint32_t)addr);
+    DMA_DESC[0] = __builtin_bswap32(ctl);
+    DMA_DESC[1] = __builtin_bswap32(len);
+    DMA_DESC[2] = __builtin_bswap32((uint32_t)(addr >> 32));   /* u64 big-endian: high word first */
+    DMA_DESC[3] = __builtin_bswap32((uint32_t)addr);
     barrier();
-    outl(FW_CFG_PORT_DMA_HI, bswap32((uint32_t)(daddr >> 32)));
-    outl(FW_CFG_PORT_DMA_LO, bswap32((uint32_t)daddr));   /* starts the transfer */
+    outl(FW_CFG_PORT_DMA_HI, __builtin_bswap32((uint32_t)(daddr >> 32)));
+    outl(FW_CFG_PORT_DMA_LO, __builtin_bswap32((uint32_t)daddr));   /* starts the transfer */
     /* QEMU completes synchronously; the bound only guards against a broken host */
     for (uint32_t i = 0; i < DMA_POLL_MAX; i++) {
-        uint32_t c = bswap32(DMA_DESC[0]);   /* one read: the host may change it meanwhile */
+        uint32_t c = __builtin_bswap32(DMA_DESC[0]);   /* one read: the host may change it */
         if (c & FW_CFG_DMA_ERROR)
             return SEVSHIM_E2;
         if (c == 0) {

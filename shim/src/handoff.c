@@ -3,7 +3,7 @@
 #include "sevshim/handoff.h"
 #include "sevshim/console.h"
 #include "sevshim/io.h"
-#include "sevshim/lapic.h"
+#include "sevshim/cpu.h"
 #include "sevshim/layout.h"
 #include "sevshim/receipt.h"
 #include "sevshim/secret.h"
@@ -11,16 +11,14 @@
 
 void secret_wipe(void)
 {
-    volatile uint8_t *p = (volatile uint8_t *)(uintptr_t)SHIM_RAM_SECRET;
-    for (uint32_t i = 0; i < SHIM_RAM_SECRET_SIZE; i++)
-        p[i] = 0;
+    sevshim_wipe((volatile void *)(uintptr_t)SHIM_RAM_SECRET, SHIM_RAM_SECRET_SIZE);
     barrier();
 }
 
 extern uint8_t __stack_bottom[], stack_top[];   /* link.ld: the 64 KiB main stack */
 
-/* Zeroes the main stack below the caller's frame: BearSSL's HMAC leaves the key XOR its pads
- * and message schedules in frames that are dead now (rep stosb needs no stack of its own). */
+/* Zeroes the main stack below the caller's frame, where BearSSL's HMAC left the key XOR its
+ * pads and message schedules (rep stosb needs no stack of its own). */
 __attribute__((noinline)) static void stack_scrub(void)
 {
     uint8_t *p = __stack_bottom;
@@ -34,21 +32,12 @@ __attribute__((noinline)) static void stack_scrub(void)
 void stack_scrub_all(void)
 {
     /* exception path: runs on the IST1 stack, the whole main stack is dead */
-    volatile uint8_t *p = __stack_bottom;
-    while (p < stack_top)
-        *p++ = 0;
+    sevshim_wipe(__stack_bottom, (size_t)(stack_top - __stack_bottom));
 }
 
+/* The receipt of this decision (docs/formats.md section 9): receipt_finish MACs it and wipes
+ * the key, stack_scrub the MAC's dead frames; receipt_print prints it later. */
 static uint8_t receipt_blob[SEVSHIM_RECEIPT_SIZE + SEVSHIM_RECEIPT_MAC_SIZE];
-
-/* The receipt of this decision (docs/formats.md section 9): built and MACed, then the key and
- * the dead stack are wiped; printed by receipt_print. Returns 1 if there is one. */
-static int receipt_make(uint16_t verdict)
-{
-    int have = receipt_finish(verdict, receipt_blob);
-    stack_scrub();
-    return have;
-}
 
 static void receipt_print(int have)
 {
@@ -63,9 +52,8 @@ static void receipt_print(int have)
 
 void secret_handoff(const struct sevshim_secret_plan *plan)
 {
-    /* The plan was made (and any refusal done) before the flash was touched; the copy itself
-     * happens only now, after the flash is programmed and verified, so no refusal can follow
-     * it. rep movsb copies area to block directly: no byte passes through a stack buffer. */
+    /* Planned (and any refusal done) before the flash was touched; copied only now, so no
+     * refusal can follow it. rep movsb copies area to block: no byte passes the stack. */
     if (plan->action == SEVSHIM_SECRET_COPY) {
         uint8_t *blk = (uint8_t *)(uintptr_t)plan->block_base;
         memcpy(blk, (const void *)(uintptr_t)SHIM_RAM_SECRET, plan->table_len);
@@ -93,16 +81,16 @@ void secret_handoff(const struct sevshim_secret_plan *plan)
 void shim_refuse(enum sevshim_error e)
 {
     const char *name = sevshim_error_name(e);
+    if (name == NULL) {       /* never print a code that errors.h does not define */
+        e = SEVSHIM_E91;
+        name = sevshim_error_name(e);
+    }
     unsigned code = (unsigned)e;
     char num[4] = { (char)('0' + code / 100 % 10), (char)('0' + code / 10 % 10),
                     (char)('0' + code % 10), 0 };
-    if (name == NULL) {       /* never print a code that errors.h does not define */
-        name = "internal";
-        num[0] = '0'; num[1] = '9'; num[2] = '1';
-        code = 91;
-    }
     secret_wipe();            /* first: nothing below may run with the secret still there */
-    int have = receipt_make((uint16_t)code);
+    int have = receipt_finish((uint16_t)code, receipt_blob);
+    stack_scrub();
     con_str("SEVSHIM ERROR E");
     con_str(num);
     con_str(" ");
@@ -115,9 +103,9 @@ void shim_refuse(enum sevshim_error e)
 
 void shim_handoff(const struct sevshim_secret_plan *plan)
 {
-    /* every check passed and the flash holds the BIOS: the receipt says OK; the key is gone
-     * before the secret is copied into the BIOS's block */
-    int have = receipt_make(0);
+    /* all checks passed, the flash holds the BIOS: receipt OK, key gone before the copy */
+    int have = receipt_finish(0, receipt_blob);
+    stack_scrub();
     secret_handoff(plan);
     receipt_print(have);
     con_line("SEVSHIM HANDOFF");

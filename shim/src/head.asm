@@ -1,8 +1,6 @@
 ; sevshim payload entry (64-bit, runs from RAM at its 1 MiB link address) and CPU vectors.
-;
-; Stage 1 (image.asm) jumps to _start with a flash-resident GDT. Before anything else this code
-; loads a GDT that lives in RAM: once the flash is in CFI command mode, reads of the old GDT
-; would return status bytes. Then: stack, zeroed bss, SSE, FS base, and shim_main().
+; Stage 1 (image.asm) jumps here with a GDT in flash; first load one in RAM (in CFI command
+; mode the flash reads back status bytes), then stack, zeroed bss, SSE, FS base, shim_main().
 
         bits    64
         default rel
@@ -56,24 +54,10 @@ _start:
         mov     cr4, rax
 
         call    shim_main               ; rsp is 16-byte aligned here
-.dead:  cli
-        hlt
-        jmp     .dead
+        jmp     halt_forever
 
 ; ---- vectors 0..31: every exception reports E090 and halts; vector 2 (NMI) is the wake-up ----
 ; Entries run on IST stacks (see cpu.c), so BearSSL's red zone on the main stack survives.
-%macro EXC_NOERR 1
-isr_%1:
-        push    0                       ; no error code from the CPU: push a zero
-        push    %1
-        jmp     exc_common
-%endmacro
-%macro EXC_ERR 1
-isr_%1:
-        push    %1
-        jmp     exc_common
-%endmacro
-
         section .text
 exc_common:
         mov     rdi, [rsp]              ; vector
@@ -81,17 +65,18 @@ exc_common:
         mov     rdx, [rsp + 16]         ; rip
         and     rsp, -16
         call    exception_report        ; does not return
-.halt:  cli
+halt_forever:                           ; every dead end of this file
+        cli
         hlt
-        jmp     .halt
+        jmp     halt_forever
 
-; #VC (vector 29) exists only under SEV-ES/SNP, where the console (port I/O) would raise #VC
-; again: no output; wipe the secret page and request termination (reason 0x1D).
+; #VC (vector 29) exists only under SEV-ES/SNP, where port I/O would raise #VC again: no
+; output; wipe the secret page and request termination (reason 0x1D).
 isr_29:
         mov     edi, 0x1D
 ; void sev_terminate(uint32_t code): GHCB MSR protocol termination request (GHCB spec 56421,
-; 2.3.1 "Termination Request": GHCBInfo 0x100, reason set 0xA = sevshim in bits 15:12, code
-; in bits 23:16; see sev.h), VMGEXIT, halt. Used only under SEV-ES/SNP; never runs under TCG.
+; 2.3.1 "Termination Request": GHCBInfo 0x100, set 0xA in bits 15:12, code in bits 23:16;
+; sev.h), VMGEXIT, halt. SEV-ES/SNP only; never runs under TCG.
 sev_terminate:
         mov     ebx, edi
         and     rsp, -16
@@ -103,44 +88,26 @@ sev_terminate:
         mov     ecx, 0xC0010130
         wrmsr
         db      0xF3, 0x0F, 0x01, 0xD9  ; VMGEXIT (rep vmmcall)
-.dead:  cli
-        hlt
-        jmp     .dead
+        jmp     halt_forever
 
 isr_2:                                  ; NMI: note it and return to the hlt loop
         mov     byte [nmi_seen], 1
         iretq
 
-EXC_NOERR 0
-EXC_NOERR 1
-EXC_NOERR 3
-EXC_NOERR 4
-EXC_NOERR 5
-EXC_NOERR 6
-EXC_NOERR 7
-EXC_ERR   8
-EXC_NOERR 9
-EXC_ERR   10
-EXC_ERR   11
-EXC_ERR   12
-EXC_ERR   13
-EXC_ERR   14
-EXC_NOERR 15
-EXC_NOERR 16
-EXC_ERR   17
-EXC_NOERR 18
-EXC_NOERR 19
-EXC_NOERR 20
-EXC_ERR   21
-EXC_NOERR 22
-EXC_NOERR 23
-EXC_NOERR 24
-EXC_NOERR 25
-EXC_NOERR 26
-EXC_NOERR 27
-EXC_NOERR 28
-EXC_ERR   30
-EXC_NOERR 31
+; Vectors 8, 10..14, 17, 21 and 30 push an error code (AMD64 APM vol 2, 8.2); for the others
+; a zero is pushed, so exc_common sees the same frame. 2 (NMI) and 29 (#VC) are above.
+%assign v 0
+%rep 32
+%if v != 2 && v != 29
+isr_%[v]:
+%if !(v == 8 || (v >= 10 && v <= 14) || v == 17 || v == 21 || v == 30)
+        push    0
+%endif
+        push    v
+        jmp     exc_common
+%endif
+%assign v v + 1
+%endrep
 
         section .rodata
         align   8

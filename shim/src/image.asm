@@ -1,15 +1,12 @@
 ; sevshim pflash0 image (layout ovmf-4m), assembled as one flat file of exactly 0x37C000 bytes.
-;
 ;   offset 0x000000  0xFF filler (erased-flash value)
 ;   offset 0x34C000  policy region, 16 KiB, all zero in the template (builder writes the policy)
 ;   offset 0x35C000  C payload (flat binary linked at 1 MiB), then 0xFF filler
 ;   offset 0x37B000  stage 1: 16-bit entry, 32-bit IDT (#VC), SEV detection, page tables,
 ;                    long-mode switch, the GUIDed footer table (docs/formats.md section 4),
 ;                    reset vector at end-0x10
-;
-; Stage 1 is the only code that ever runs from flash. It copies the payload to RAM and jumps
-; there in 64-bit mode; everything else (including all flash programming) runs from RAM.
-; PAYLOAD_BIN is passed with -DPAYLOAD_BIN='"path"' by the Makefile.
+; Stage 1 is the only code that ever runs from flash: it copies the payload to RAM and jumps
+; there in 64-bit mode; all else (including all flash programming) runs from RAM.
 
 %include "layout.inc"
 
@@ -30,18 +27,15 @@ payload_end:
 
 ; ---------------------------------------------------------------------------------------------
 ; Stage 1, last 4 KiB of the image (GPA 0xFFFFF000). At reset: real mode, CS base 0xFFFF0000.
-;
-; Host input read here: CPUID 0x80000000 / 0x8000001F and MSR SEV_STATUS (only if the leaf
-; says SEV exists; the MSR raises #GP elsewhere), and the EFER value. The C-bit position is
-; range-checked before it is used as a shift count. Everything else is fixed.
-;
+; Host input read here: CPUID 0x80000000 / 0x8000001F, MSR SEV_STATUS (only if the leaf
+; says SEV exists; elsewhere it raises #GP) and EFER. The C-bit position is range-checked
+; before it is used as a shift count.
 ; Under SEV, with paging off every data access is private (AMD64 APM vol 2, 15.34.5), so the
-; payload copy and the table writes below land encrypted; after paging is on, data accesses
-; use the C-bit of the PTE, instruction fetches and table walks are always private. Stage 1
-; therefore maps all of 0..4 GiB with the C-bit (the C code touches no MMIO and no shared
-; page before it loads its own tables, src/cpu.c sev_mem_init). Under SEV-ES and SNP the
-; first CPUID raises #VC (vector 29): stage1_vc asks the hypervisor to terminate the guest
-; through the GHCB MSR protocol. None of the SEV branches can run under QEMU TCG (no SEV);
+; payload copy and the tables land encrypted; with paging on, data accesses use the PTE's
+; C-bit, fetches and table walks are always private. So stage 1 maps 0..4 GiB with the C-bit
+; (the C code touches no MMIO or shared page before it loads its own tables, src/cpu.c
+; sev_mem_init). Under SEV-ES/SNP the first CPUID raises #VC (vector 29): stage1_vc asks the
+; hypervisor to terminate the guest (GHCB MSR protocol). No SEV branch runs under QEMU TCG;
 ; docs/shim.md "SEV memory map" says what was tested where.
 
 %define ABS(l) ((l) - $$ + SHIM_IMAGE_BASE)
@@ -76,10 +70,9 @@ entry16:
         mov     cr0, eax
         jmp     dword 0x08:entry32
 
-; SEV-ES AP reset target (footer entry): the shim is single-CPU, so an AP parks here. The
-; host can still send it NMIs/INIT-SIPI: with an IDT limit of 0 any delivered vector ends in
-; a triple fault (shutdown) instead of running whatever the zeroed IVT at 0 points to. HLT is
-; an automatic exit under SEV-ES (no #VC).
+; SEV-ES AP reset target (footer entry): the shim is single-CPU, so an AP parks here. With an
+; IDT limit of 0 any NMI/INIT-SIPI the host sends ends in a shutdown instead of running what
+; the zeroed IVT at 0 points to. HLT is an automatic exit under SEV-ES (no #VC).
 ap_park:
         cli
         o32 lidt [cs:0xF000 + (ap_idt_desc - stage1)]
@@ -121,8 +114,8 @@ entry32:
         mov     ebp, 1
         shl     ebp, cl
 .tables:
-        ; identity page tables for 0..4 GiB with 2 MiB pages: PML4, PDPT, 4 PDs; C-bit (ebp)
-        ; on every entry. src/cpu.c replaces them with the final map (src/sev.c).
+        ; identity tables for 0..4 GiB, 2 MiB pages: PML4, PDPT, 4 PDs; C-bit (ebp) on every
+        ; entry. src/cpu.c replaces them with the final map (src/sev.c).
         mov     edi, SHIM_RAM_PAGETABLES
         mov     ecx, 6 * 4096 / 4
         xor     eax, eax
@@ -171,20 +164,8 @@ entry32:
 ; the secret page, then GHCB MSR protocol termination request (GHCB spec 56421, 2.3.1,
 ; "Termination Request": GHCBInfo 0x100, reason set 0xA = sevshim, code 0x1D = #VC), VMGEXIT.
 stage1_vc:
-        cld
-        mov     edi, SHIM_RAM_SECRET
-        mov     ecx, SHIM_RAM_SECRET_SIZE / 4
-        xor     eax, eax
-        rep     stosd
-        mov     ecx, 0xC0010130          ; GHCB MSR
-        mov     eax, GHCB_TERM_VC
-        xor     edx, edx
-        wrmsr
-        db      0xF3, 0x0F, 0x01, 0xD9   ; VMGEXIT (rep vmmcall)
-.dead:  cli
-        hlt
-        jmp     .dead
-
+        xor     esi, esi                 ; no message: terminate
+        jmp     stage1_refuse
 ; Refusals stage 1 makes itself (port I/O works under plain SEV): wipe the secret page, print
 ; the line to COM1 (\r\n) and debugcon (\n) as src/console.c does, halt.
 stage1_cbit_bad:
@@ -198,6 +179,8 @@ stage1_refuse:
         mov     ecx, SHIM_RAM_SECRET_SIZE / 4
         xor     eax, eax
         rep     stosd
+        test    esi, esi
+        jz      .terminate
 .next:  lodsb
         test    al, al
         jz      .halt
@@ -210,6 +193,12 @@ stage1_refuse:
         mov     dx, 0x402
         out     dx, al
         jmp     .next
+.terminate:
+        mov     ecx, 0xC0010130          ; GHCB MSR
+        mov     eax, GHCB_TERM_VC
+        xor     edx, edx
+        wrmsr
+        db      0xF3, 0x0F, 0x01, 0xD9   ; VMGEXIT (rep vmmcall)
 .halt:  cli
         hlt
         jmp     .halt

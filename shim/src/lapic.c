@@ -1,6 +1,5 @@
 /* Local APIC (xAPIC MMIO at 0xFEE00000): the NMI wake-up and the INIT IPI hand-off. */
 #include <stdint.h>
-#include "sevshim/lapic.h"
 #include "sevshim/cpu.h"
 #include "sevshim/io.h"
 
@@ -19,10 +18,9 @@ void lapic_arm_nmi(void)
 
 void lapic_wait_nmi(void)
 {
-    /* NMI wakes hlt even with IF=0; the handler (head.asm, IST2) sets the flag and iretq's.
-     * An NMI landing between the test and hlt is only seen at the next NMI, so the host
-     * resends its wake-up (bounded) until it reads SEVSHIM WAKE (docs/hostctl.md, receive).
-     * Extra NMIs after the wake only set the flag again: nothing reads it any more. */
+    /* NMI wakes hlt even with IF=0; the handler (head.asm, IST2) sets the flag. One landing
+     * between the test and hlt is seen at the next NMI: the host resends (bounded) until it
+     * reads SEVSHIM WAKE (docs/hostctl.md, receive). Later NMIs only set the flag again. */
     while (!nmi_seen)
         __asm__ volatile("cli; hlt" ::: "memory");
 }
@@ -33,10 +31,8 @@ void lapic_init_self(void)
     /* INIT, level assert, destination shorthand "all including self" */
     mmio_write32(LAPIC_ICR_LO, 0x00084500);
     /* Spin, do not hlt: QEMU 7.2 TCG does not count a pending INIT as work for a halted CPU
-     * (x86_cpu_has_work ignores CPU_INTERRUPT_INIT), so `cli; hlt` right after the ICR write
-     * swallows the INIT and the guest sleeps forever. A spin loop ends its translation block
-     * and the INIT is taken at the next block boundary. The bound only matters if no INIT
-     * ever comes: then halt, never fall through. */
+     * (x86_cpu_has_work ignores CPU_INTERRUPT_INIT), so `cli; hlt` would sleep forever; a spin
+     * takes the INIT at the next translation-block boundary. No INIT ever: halt. */
     for (uint64_t i = 0; i < (1ull << 32); i++)
         __asm__ volatile("pause" ::: "memory");
     cpu_halt_forever();

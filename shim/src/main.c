@@ -6,12 +6,10 @@
 #include "sevshim/fwcfg.h"
 #include "sevshim/handoff.h"
 #include "sevshim/layout.h"
-#include "sevshim/lapic.h"
 #include "sevshim/pflash.h"
 #include "sevshim/receipt.h"
 #include "sevshim/secret.h"
-#include "sevshim/shimram.h"
-#include "sevshim/tpm.h"
+#include "sevshim/tpm2.h"
 #include "sevshim/verify.h"
 
 /* RAM copy of the policy region, made before READY (the flash is reprogrammed later) */
@@ -21,10 +19,9 @@ static uint8_t nonce_buf[SEVSHIM_NONCE_SIZE] __attribute__((aligned(16)));
 static struct sevshim_result result;
 static struct sevshim_secret_plan secret_plan;
 
-/* RAM the BIOS's secret block must not overlap (sevshim/shimram.h) */
+/* RAM the BIOS's secret block must not overlap (sevshim/layout.h); it must also lie below
+ * the guest's RAM size and LOW_RAM_MAX (q35 keeps at most 2 GiB of RAM below 4 GiB) */
 static const struct sevshim_range shim_ram[] = SHIM_RAM_RANGES;
-/* The secret block must lie below this and below the guest's RAM size (q35 keeps at most
- * 2 GiB of RAM below 4 GiB). */
 #define LOW_RAM_MAX 0x80000000ull
 
 #define BIOS_BUF ((uint8_t *)(uintptr_t)SHIM_RAM_BIOS_BUF)
@@ -36,9 +33,18 @@ static void must(enum sevshim_error e)
         shim_refuse(e);
 }
 
-/* What the check sequence learned, for the receipt: the policy digest once the policy parsed,
- * the SHA-384 of the BIOS and of the var store once each was hashed (verify zeroes the result
- * first; a SHA-384 of all zero bytes does not occur). */
+/* Reads f into buf only if its directory size is exactly size (other sizes are refused by the
+ * checks that follow without a byte being read); buf, or NULL if not read. */
+static uint8_t *load(const struct fwcfg_file *f, uint8_t *buf, uint32_t size)
+{
+    if (!f->present || f->size != size)
+        return NULL;
+    must(fwcfg_read(f, buf, size));
+    return buf;
+}
+
+/* For the receipt: the policy digest once the policy parsed, the BIOS and var-store SHA-384
+ * once hashed (verify zeroes the result first; an all-zero SHA-384 does not occur). */
 static void receipt_note_result(void)
 {
     static const uint8_t zero[SEVSHIM_SHA384_SIZE];
@@ -77,14 +83,11 @@ void shim_main(void)
     fwcfg_lookup(f, 4);
     /* the owner's nonce: exactly 32 bytes or absent (E066), read before anything else */
     if (f[3].present) {
-        if (f[3].size != SEVSHIM_NONCE_SIZE)
+        if (!load(&f[3], nonce_buf, SEVSHIM_NONCE_SIZE))
             shim_refuse(SEVSHIM_E66);
-        must(fwcfg_read(&f[3], nonce_buf, SEVSHIM_NONCE_SIZE));
         receipt_set_nonce(nonce_buf);
     }
 
-    /* read only files whose directory size is exactly what the buffers hold; other sizes are
-     * refused by the checks below without a byte being read */
     struct sevshim_input in = {
         .policy_region = policy_copy,
         .policy_region_len = sizeof(policy_copy),
@@ -92,27 +95,12 @@ void shim_main(void)
         .bios_present = f[1].present, .bios_size = f[1].size,
         .vars_present = f[2].present, .vars_size = f[2].size,
     };
-    uint32_t loaded_bios = 0, loaded_vars = 0;
-    if (f[0].present && f[0].size == SEVSHIM_MANIFEST_SIZE) {
-        must(fwcfg_read(&f[0], manifest_buf, SEVSHIM_MANIFEST_SIZE));
-        in.manifest = manifest_buf;
+    in.manifest = load(&f[0], manifest_buf, SEVSHIM_MANIFEST_SIZE);
+    if (in.manifest != NULL)
         receipt_set_manifest(manifest_buf);
-    }
-    if (f[1].present && f[1].size == SEVSHIM_OVMF_4M_CODE_SIZE) {
-        must(fwcfg_read(&f[1], BIOS_BUF, SEVSHIM_OVMF_4M_CODE_SIZE));
-        in.bios = BIOS_BUF;
-        loaded_bios = f[1].size;
-    }
-    if (f[2].present && f[2].size == SEVSHIM_OVMF_4M_VARS_SIZE) {
-        must(fwcfg_read(&f[2], VARS_BUF, SEVSHIM_OVMF_4M_VARS_SIZE));
-        in.vars = VARS_BUF;
-        loaded_vars = f[2].size;
-    }
-    con_str("SEVSHIM LOADED bios=");
-    con_dec(loaded_bios);
-    con_str(" vars=");
-    con_dec(loaded_vars);
-    con_end();
+    in.bios = load(&f[1], BIOS_BUF, SEVSHIM_OVMF_4M_CODE_SIZE);
+    in.vars = load(&f[2], VARS_BUF, SEVSHIM_OVMF_4M_VARS_SIZE);
+    con_line2("SEVSHIM LOADED bios=", in.bios ? f[1].size : 0, " vars=", in.vars ? f[2].size : 0);
 
     /* 2..9. policy, manifest, signature, sizes, digest, floor, deny lists, vars */
     enum sevshim_error ve = sevshim_verify(&in, &result);
@@ -129,8 +117,7 @@ void shim_main(void)
     con_str(result.version_string);
     con_line("\"");
 
-    /* 10. secret hand-off plan from the accepted BIOS's footer table (refusals E060..E064
-     * happen here, before the flash is touched; the copy happens at hand-off) */
+    /* 10. secret hand-off plan from the BIOS's footer table: E060..E064 before the flash */
     uint64_t ram_top = fwcfg_ram_size();
     if (ram_top > LOW_RAM_MAX)
         ram_top = LOW_RAM_MAX;
@@ -144,11 +131,7 @@ void shim_main(void)
         if (tpm_present()) {
             unsigned banks;
             must(tpm_measure(&result, result.tpm_pcr, &banks));
-            con_str("SEVSHIM TPM extended pcr=");
-            con_dec(result.tpm_pcr);
-            con_str(" banks=");
-            con_dec(banks);
-            con_end();
+            con_line2("SEVSHIM TPM extended pcr=", result.tpm_pcr, " banks=", banks);
         } else if (result.tpm_mode == SEVSHIM_TPM_REQUIRED) {
             shim_refuse(SEVSHIM_E70);
         } else {
@@ -169,17 +152,13 @@ void shim_main(void)
     must(pflash_verify(l->code_base, BIOS_BUF, l->code_size));
     if (do_vars)
         must(pflash_verify(l->vars_base, VARS_BUF, l->vars_size));
-    /* What the flash holds now must be what was verified: the signed image digest (from the
-     * private manifest copy) and the var-store digest taken at verification. This does not
-     * trust BIOS_BUF/VARS_BUF to be unchanged since then (docs/shim.md, "Verify once"). */
+    /* The flash must hold what was verified (the signed digest of the private manifest copy,
+     * the var-store digest of step 9), whatever BIOS_BUF/VARS_BUF hold now (docs/shim.md,
+     * "Verify once") */
     must(pflash_check_digest(l->code_base, l->code_size, manifest_buf + SEVSHIM_MANIFEST_OFF_DIGEST));
     if (do_vars)
         must(pflash_check_digest(l->vars_base, l->vars_size, result.vars_digest));
-    con_str("SEVSHIM FLASHED code=");
-    con_dec(code_blocks);
-    con_str(" vars=");
-    con_dec(vars_blocks);
-    con_end();
+    con_line2("SEVSHIM FLASHED code=", code_blocks, " vars=", vars_blocks);
 
     /* 13. secret, then the CPU-only INIT into the new flash */
     shim_handoff(&secret_plan);

@@ -1,9 +1,8 @@
 /* CFI programming of QEMU's pflash_cfi01 (Intel command set, x8, 4 KiB blocks, 256-byte write
- * buffer; see notes/qemu-chain-prototype.md section 3). Runs from RAM: once a command is
- * written, reads of the device return status until 0xFF puts it back in read-array mode. */
+ * buffer). Runs from RAM: after a command, reads return status until 0xFF (read array). */
 #include "sevshim/pflash.h"
 #include "sevshim/io.h"
-#include "bearssl_hash.h"
+#include "sevshim/verify.h"
 
 #define CMD_READ_ARRAY   0xFF
 #define CMD_READ_STATUS  0x70
@@ -19,23 +18,21 @@
 #define ST_LOCKED        0x02
 #define POLL_MAX         1000000u
 
-/* Poll the status register (already in a status-returning mode) until ready. 0 on timeout. */
-static int poll_ready(uintptr_t a, uint8_t *status)
+/* Polls the status (already in a status mode) until ready: 1 if none of the err bits is set,
+ * else 0 after clearing the status and returning to read-array mode. */
+static int ready_ok(uintptr_t a, uint8_t err)
 {
     for (uint32_t i = 0; i < POLL_MAX; i++) {
         uint8_t s = mmio_read8(a);
         if (s & ST_READY) {
-            *status = s;
-            return 1;
+            if (!(s & err))
+                return 1;
+            break;
         }
     }
-    return 0;
-}
-
-static void fail_reset(uintptr_t a)
-{
     mmio_write8(a, CMD_CLEAR_STATUS);
     mmio_write8(a, CMD_READ_ARRAY);
+    return 0;
 }
 
 enum sevshim_error pflash_probe(uintptr_t base, uint32_t size)
@@ -55,26 +52,16 @@ enum sevshim_error pflash_probe(uintptr_t base, uint32_t size)
     return SEVSHIM_OK;
 }
 
-static int chunk_erased(const uint8_t *p)
-{
-    uint8_t acc = 0xFF;
-    for (unsigned i = 0; i < PFLASH_BUFFER_SIZE; i++)
-        acc &= p[i];
-    return acc == 0xFF;
-}
-
 enum sevshim_error pflash_program(uintptr_t base, const uint8_t *src, uint32_t size, uint32_t *blocks)
 {
-    uint8_t st;
     *blocks = 0;
     if (size % PFLASH_BLOCK_SIZE)
         return SEVSHIM_E91;
     for (uint32_t off = 0; off < size; off += PFLASH_BLOCK_SIZE) {
         uintptr_t b = base + off;
-        /* What the block holds now (read-array mode, so plain memory reads): a block that already
-         * holds the target bytes is left alone, and one that is already erased (all 0xFF, as
-         * most of the shim's own image is) needs no erase cycle. Skipping is only an
-         * optimisation: pflash_verify compares every byte afterwards. */
+        /* A block that already holds the target bytes is left alone; an erased one (all 0xFF,
+         * as most of the shim's image) needs no erase. Only an optimisation: pflash_verify
+         * compares every byte afterwards. */
         int same = 1, erased = 1;
         for (uint32_t i = 0; i < PFLASH_BLOCK_SIZE; i++) {
             uint8_t v = mmio_read8(b + i);
@@ -87,30 +74,27 @@ enum sevshim_error pflash_program(uintptr_t base, const uint8_t *src, uint32_t s
             mmio_write8(b, CMD_BLOCK_ERASE);
             mmio_write8(b, CMD_CONFIRM);
             mmio_write8(b, CMD_READ_STATUS);
-            if (!poll_ready(b, &st) || (st & (ST_ERASE_ERR | ST_VPP_ERR | ST_LOCKED))) {
-                fail_reset(b);
+            if (!ready_ok(b, ST_ERASE_ERR | ST_VPP_ERR | ST_LOCKED))
                 return SEVSHIM_E52;
-            }
         }
         for (uint32_t c = 0; c < PFLASH_BLOCK_SIZE; c += PFLASH_BUFFER_SIZE) {
             const uint8_t *d = src + off + c;
             uintptr_t a = b + c;
-            if (chunk_erased(d))
-                continue;
+            uint8_t ones = 0xFF;
+            for (unsigned i = 0; i < PFLASH_BUFFER_SIZE; i++)
+                ones &= d[i];
+            if (ones == 0xFF)
+                continue;                       /* all 0xFF: the erased block holds it */
             mmio_write8(a, CMD_BUFFERED);
-            if (!poll_ready(a, &st)) {          /* bit 7: buffer available */
-                fail_reset(a);
+            if (!ready_ok(a, 0))                /* bit 7: buffer available */
                 return SEVSHIM_E53;
-            }
             mmio_write8(a, PFLASH_BUFFER_SIZE - 1);
             for (unsigned i = 0; i < PFLASH_BUFFER_SIZE; i++)
                 mmio_write8(a + i, d[i]);
             mmio_write8(a, CMD_CONFIRM);
             mmio_write8(a, CMD_READ_STATUS);
-            if (!poll_ready(a, &st) || (st & (ST_PROGRAM_ERR | ST_VPP_ERR | ST_LOCKED))) {
-                fail_reset(a);
+            if (!ready_ok(a, ST_PROGRAM_ERR | ST_VPP_ERR | ST_LOCKED))
                 return SEVSHIM_E53;
-            }
         }
         mmio_write8(b, CMD_READ_ARRAY);
         (*blocks)++;
@@ -129,14 +113,11 @@ enum sevshim_error pflash_verify(uintptr_t base, const uint8_t *src, uint32_t si
 
 enum sevshim_error pflash_check_digest(uintptr_t base, uint32_t size, const uint8_t want[48])
 {
-    br_sha384_context c;
     uint8_t got[48], diff = 0;
     mmio_write8(base, CMD_READ_ARRAY);
     barrier();
     /* array mode: the device reads like ROM, so the hash reads it as plain memory */
-    br_sha384_init(&c);
-    br_sha384_update(&c, (const void *)base, size);
-    br_sha384_out(&c, got);
+    sevshim_sha384((const void *)base, size, got);
     for (unsigned i = 0; i < sizeof(got); i++)
         diff |= (uint8_t)(got[i] ^ want[i]);
     return diff ? SEVSHIM_E55 : SEVSHIM_OK;

@@ -3,51 +3,26 @@
 #include <string.h>
 #include "bearssl_hash.h"
 #include "bearssl_hmac.h"
+#include "sevshim/bytes.h"
 #include "sevshim/receipt.h"
 #include "sevshim/secret.h"
+#include "sevshim/verify.h"
 
 static const uint8_t receipt_key_guid[16] = SEVSHIM_GUID_RECEIPT_KEY;
-
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t vle32(const volatile uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static void vput32(volatile uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-/* memset that the compiler may not drop (the bytes are dead afterwards) */
-static void wipe(void *p, size_t n)
-{
-    volatile uint8_t *v = p;
-    while (n--)
-        *v++ = 0;
-}
 
 void sevshim_receipt_encode(const struct sevshim_receipt *r, uint8_t out[SEVSHIM_RECEIPT_SIZE])
 {
     uint16_t f = r->flags & SEVSHIM_RECEIPT_F_ALL;
     memset(out, 0, SEVSHIM_RECEIPT_SIZE);
     memcpy(out + SEVSHIM_RECEIPT_OFF_MAGIC, SEVSHIM_RECEIPT_MAGIC, 8);
-    put16(out + SEVSHIM_RECEIPT_OFF_VERSION, SEVSHIM_RECEIPT_VERSION);
-    put16(out + SEVSHIM_RECEIPT_OFF_SHIM_FORMAT, SEVSHIM_INFO_FORMAT_VERSION);
-    put16(out + SEVSHIM_RECEIPT_OFF_VERDICT, r->verdict);
-    put16(out + SEVSHIM_RECEIPT_OFF_FLAGS, f);
+    put_le(out + SEVSHIM_RECEIPT_OFF_VERSION, SEVSHIM_RECEIPT_VERSION, 2);
+    put_le(out + SEVSHIM_RECEIPT_OFF_SHIM_FORMAT, SEVSHIM_INFO_FORMAT_VERSION, 2);
+    put_le(out + SEVSHIM_RECEIPT_OFF_VERDICT, r->verdict, 2);
+    put_le(out + SEVSHIM_RECEIPT_OFF_FLAGS, f, 2);
     if (f & SEVSHIM_RECEIPT_F_NONCE)
         memcpy(out + SEVSHIM_RECEIPT_OFF_NONCE, r->nonce, SEVSHIM_NONCE_SIZE);
     if (f & SEVSHIM_RECEIPT_F_MANIFEST) {
-        put64(out + SEVSHIM_RECEIPT_OFF_BIOS_VER, r->bios_version);
+        put_le(out + SEVSHIM_RECEIPT_OFF_BIOS_VER, r->bios_version, 8);
         memcpy(out + SEVSHIM_RECEIPT_OFF_MANIFEST, r->manifest_digest, SEVSHIM_SHA384_SIZE);
         memcpy(out + SEVSHIM_RECEIPT_OFF_KEY_ID, r->signer_key_id, SEVSHIM_SHA384_SIZE);
     }
@@ -70,8 +45,8 @@ void sevshim_receipt_mac(const uint8_t *key, size_t key_len, const uint8_t *msg,
     br_hmac_init(&hc, &kc, 0);
     br_hmac_update(&hc, msg, len);
     br_hmac_out(&hc, out);
-    wipe(&hc, sizeof(hc));
-    wipe(&kc, sizeof(kc));
+    sevshim_wipe(&hc, sizeof(hc));
+    sevshim_wipe(&kc, sizeof(kc));
 }
 
 enum sevshim_error sevshim_receipt_key_take(volatile uint8_t *area, size_t area_len,
@@ -79,7 +54,7 @@ enum sevshim_error sevshim_receipt_key_take(volatile uint8_t *area, size_t area_
 {
     uint32_t total;
     *found = 0;
-    wipe(key, SEVSHIM_RECEIPT_KEY_SIZE);
+    sevshim_wipe(key, SEVSHIM_RECEIPT_KEY_SIZE);
     if (sevshim_secret_table_check(area, area_len, &total) != SEVSHIM_OK || total == 0)
         return SEVSHIM_OK;      /* malformed: the secret hand-off refuses it (E064) in order */
 
@@ -106,15 +81,12 @@ enum sevshim_error sevshim_receipt_key_take(volatile uint8_t *area, size_t area_
         key[i] = area[at + SEVSHIM_EFI_SECRET_ENTRY_HDR_SIZE + i];
     uint32_t nt = total - at_len;
     if (nt == SEVSHIM_EFI_SECRET_HEADER_SIZE) {
-        /* the key was the only entry: nothing is left to hand on */
-        for (uint32_t i = 0; i < total; i++)
-            area[i] = 0;
+        sevshim_wipe(area, total);   /* the key was the only entry: nothing is left to hand on */
     } else {
         for (uint32_t i = at; i < nt; i++)
             area[i] = area[i + at_len];
-        for (uint32_t i = nt; i < total; i++)
-            area[i] = 0;
-        vput32(area + 16, nt);
+        sevshim_wipe(area + nt, total - nt);
+        put_le(area + 16, nt, 4);
     }
     *found = 1;
     return SEVSHIM_OK;
@@ -148,14 +120,8 @@ void receipt_set_nonce(const uint8_t nonce[SEVSHIM_NONCE_SIZE])
 
 void receipt_set_manifest(const uint8_t *m)
 {
-    br_sha384_context c;
-    br_sha384_init(&c);
-    br_sha384_update(&c, m, SEVSHIM_MANIFEST_SIZE);
-    br_sha384_out(&c, st.r.manifest_digest);
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | m[SEVSHIM_MANIFEST_OFF_BIOS_VER + i];
-    st.r.bios_version = v;
+    sevshim_sha384(m, SEVSHIM_MANIFEST_SIZE, st.r.manifest_digest);
+    st.r.bios_version = le64(m + SEVSHIM_MANIFEST_OFF_BIOS_VER);
     memcpy(st.r.signer_key_id, m + SEVSHIM_MANIFEST_OFF_KEY_ID, SEVSHIM_SHA384_SIZE);
     st.r.flags |= SEVSHIM_RECEIPT_F_MANIFEST;
 }
@@ -194,7 +160,7 @@ int receipt_finish(uint16_t verdict, uint8_t out[SEVSHIM_RECEIPT_SIZE + SEVSHIM_
 
 void receipt_wipe(void)
 {
-    wipe(st.key, sizeof(st.key));
-    wipe(&st.r, sizeof(st.r));
+    sevshim_wipe(st.key, sizeof(st.key));
+    sevshim_wipe(&st.r, sizeof(st.r));
     st.have_key = 0;
 }

@@ -1,23 +1,13 @@
 /* Secret hand-off decision: the BIOS's SEV secret block (footer entry 4c2eb361-...) and the EFI
- * secret table in the shim's own secret area. Both are parsed with strict bounds; the table
- * is read in place through a volatile pointer, so it is never copied to the stack. */
+ * secret table in the shim's area, read in place through a volatile pointer (never copied). */
 #include <string.h>
+#include "sevshim/bytes.h"
 #include "sevshim/footer.h"
 #include "sevshim/formats.h"
 #include "sevshim/secret.h"
 
 static const uint8_t secret_block_guid[16] = SEVSHIM_GUID_SEV_SECRET;
 static const uint8_t secret_table_guid[16] = SEVSHIM_GUID_EFI_SECRET_TABLE;
-
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static uint32_t vle32(const volatile uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
 
 enum sevshim_error sevshim_secret_table_check(const volatile uint8_t *area, size_t area_len,
                                               uint32_t *total)
@@ -44,11 +34,6 @@ enum sevshim_error sevshim_secret_table_check(const volatile uint8_t *area, size
     }
     *total = t;
     return SEVSHIM_OK;
-}
-
-static int overlaps(uint64_t a, uint64_t an, uint64_t b, uint64_t bn)
-{
-    return a < b + bn && b < a + an;
 }
 
 enum sevshim_error sevshim_secret_plan(const uint8_t *bios, size_t bios_len, uint8_t secret_mode,
@@ -84,7 +69,7 @@ enum sevshim_error sevshim_secret_plan(const uint8_t *bios, size_t bios_len, uin
         if (b + n > ram_top)
             return SEVSHIM_E62;
         for (unsigned i = 0; i < navoid; i++)
-            if (overlaps(b, n, avoid[i].base, avoid[i].size))
+            if (b < avoid[i].base + avoid[i].size && avoid[i].base < b + n)   /* overlap */
                 return SEVSHIM_E62;
     }
     out->block_base = base;

@@ -19,11 +19,8 @@ int sevshim_sev_msr_needed(uint32_t max_ext_leaf, uint32_t sev_eax)
 
 enum sevshim_error sevshim_sev_decode(const struct sevshim_sev_regs *r, struct sevshim_sev_info *out)
 {
-    out->mode = SEVSHIM_SEV_NONE;
-    out->cbit = 0;
-    out->cmask = 0;
-    /* SEV_STATUS is only defined where the leaf says SEV exists; otherwise it is not read and
-     * a value in r->sev_status is ignored */
+    *out = (struct sevshim_sev_info){ .mode = SEVSHIM_SEV_NONE };
+    /* SEV_STATUS is only defined where the leaf says SEV exists; elsewhere it is ignored */
     if (!sevshim_sev_msr_needed(r->max_ext_leaf, r->sev_eax))
         return SEVSHIM_OK;
     /* SEV_STATUS (APM vol 2, 15.34.10): bit 0 SEV, bit 1 SEV-ES, bit 2 SNP. The strongest
@@ -40,11 +37,10 @@ enum sevshim_error sevshim_sev_decode(const struct sevshim_sev_regs *r, struct s
     if (!(st & 1u))
         return SEVSHIM_OK;
     out->mode = SEVSHIM_SEV_SEV;
-    /* EBX[5:0] C-bit position, EBX[11:6] reduction of the physical address width; CPUID
-     * Fn8000_0008 EAX[7:0] the width itself (Fn8000_001F exists, so 0x80000008 does too).
-     * Usable: the C-bit is an address bit of a PTE above the 4 GiB the shim maps (32..51),
-     * the reduced width still covers 4 GiB, and the C-bit is not one of the remaining
-     * address bits (it would alias RAM). */
+    /* EBX[5:0] C-bit position, EBX[11:6] reduction of the physical address width, CPUID
+     * Fn8000_0008 EAX[7:0] the width (it exists as Fn8000_001F does). Usable: the C-bit is a
+     * PTE address bit above the 4 GiB mapped (32..51), the reduced width covers 4 GiB, and the
+     * C-bit is none of the remaining address bits (it would alias RAM). */
     unsigned cbit = r->sev_ebx & 0x3F;
     unsigned red = (r->sev_ebx >> 6) & 0x3F;
     unsigned phys = r->addr_eax & 0xFF;
@@ -58,11 +54,9 @@ enum sevshim_error sevshim_sev_decode(const struct sevshim_sev_regs *r, struct s
 
 int sevshim_cmask_ok(uint64_t cmask)
 {
-    if (cmask == 0)
-        return 1;
-    if (cmask & (cmask - 1))
-        return 0;
-    return cmask >= (1ull << 32) && cmask <= (1ull << 51);
+    /* 0, or a single bit (no other bit set) in 32..51 */
+    return cmask == 0 ||
+           ((cmask & (cmask - 1)) == 0 && cmask >= (1ull << 32) && cmask <= (1ull << 51));
 }
 
 int sevshim_pt_build(uint64_t *pt, uint64_t pt_pa, uint64_t cmask,

@@ -1,12 +1,9 @@
-/* CRB TPM interface (TCG PC Client PTP, CRB, locality 0 only) as QEMU's tpm-crb implements it:
- * registers at TPM_CRB_BASE, one command/response buffer at +0x80. The buffer is host memory
- * and the TPM is host-controlled: every response is copied out under a size bound and parsed
- * strictly (tpm2.c). Every poll loop is bounded. */
+/* CRB TPM interface (TCG PC Client PTP, CRB, locality 0) of QEMU's tpm-crb: registers at
+ * TPM_CRB_BASE, one command/response buffer at +0x80, both the host's: every response is
+ * copied out under a size bound and parsed strictly (tpm2.c); every poll is bounded. */
 #include <string.h>
 #include "sevshim/io.h"
-#include "sevshim/tpm.h"
 #include "sevshim/tpm2.h"
-#include "bearssl_hash.h"
 
 #define R(off)            (TPM_CRB_BASE + (off))
 #define LOC_STATE         R(0x00)
@@ -73,12 +70,6 @@ static enum sevshim_error crb_open(void)
     return SEVSHIM_OK;
 }
 
-static void crb_close(void)
-{
-    mmio_write32(CTRL_REQ, CTRL_REQ_GO_IDLE);
-    mmio_write32(LOC_CTRL, LOC_CTRL_RELINQUISH);
-}
-
 /* One command; the response (bounded by RSP_SIZE) lands in rsp_buf, *rlen = its size. */
 static enum sevshim_error crb_transact(const uint8_t *cmd, uint32_t len, uint32_t *rlen)
 {
@@ -99,10 +90,9 @@ static enum sevshim_error crb_transact(const uint8_t *cmd, uint32_t len, uint32_
         return SEVSHIM_E72;
     if (mmio_read32(CTRL_STS) & CTRL_STS_FATAL)
         return SEVSHIM_E71;
-    uint8_t hdr[TPM2_HEADER_SIZE];
-    for (uint32_t i = 0; i < TPM2_HEADER_SIZE; i++)
-        hdr[i] = buf[i];
-    uint32_t n = tpm2_rsp_size(hdr, sizeof(hdr));
+    for (uint32_t i = 0; i < TPM2_HEADER_SIZE; i++)      /* the header, then all n bytes */
+        rsp_buf[i] = buf[i];
+    uint32_t n = tpm2_rsp_size(rsp_buf, TPM2_HEADER_SIZE);
     uint32_t cap = mmio_read32(RSP_SIZE);
     if (n < TPM2_HEADER_SIZE || n > cap || n > sizeof(rsp_buf))
         return SEVSHIM_E73;
@@ -128,16 +118,14 @@ enum sevshim_error tpm_measure(const struct sevshim_result *r, uint8_t pcr, unsi
             e = tpm2_startup_rsp(rsp_buf, n);
     }
     if (e == SEVSHIM_OK) {
-        br_sha384_context c;
         sevshim_tpm_event(r, event);
-        br_sha384_init(&c);
-        br_sha384_update(&c, event, sizeof(event));
-        br_sha384_out(&c, ev384);
+        sevshim_sha384(event, sizeof(event), ev384);
         tpm2_pcr_event_cmd(cmd, pcr, event);
         e = crb_transact(cmd, TPM2_PCR_EVENT_CMD_SIZE, &n);
         if (e == SEVSHIM_OK)
             e = tpm2_pcr_event_rsp(rsp_buf, n, ev384, banks);
     }
-    crb_close();
+    mmio_write32(CTRL_REQ, CTRL_REQ_GO_IDLE);       /* on every path: idle, locality released */
+    mmio_write32(LOC_CTRL, LOC_CTRL_RELINQUISH);
     return e;
 }

@@ -1,12 +1,10 @@
 /* sevshim policy/manifest parsing and the verification sequence (docs/formats.md 2, 3, 6).
- *
- * Builds both freestanding (firmware) and hosted (tests, fuzzer, sevshim-verify): it uses only
- * memcmp/memcpy/memset and BearSSL (SHA-384, ECDSA P-384 i31 raw verify). Every field is read
- * with an explicit little-endian load at its documented offset after the length was checked.
- */
+ * Uses only memcmp/memcpy/memset and BearSSL (SHA-384, ECDSA P-384 i31 raw verify); every
+ * field is an explicit little-endian load at its documented offset after the length check. */
 #include <string.h>
 #include "bearssl_hash.h"
 #include "bearssl_ec.h"
+#include "sevshim/bytes.h"
 #include "sevshim/verify.h"
 
 static const struct sevshim_layout layouts[] = {
@@ -33,13 +31,6 @@ const char *sevshim_error_name(enum sevshim_error e)
     }
 }
 
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | ((uint64_t)le32(p + 4) << 32); }
-
 static int all_zero(const uint8_t *p, size_t n)
 {
     uint8_t acc = 0;
@@ -48,7 +39,26 @@ static int all_zero(const uint8_t *p, size_t n)
     return acc == 0;
 }
 
-static void sha384(const uint8_t *p, size_t n, uint8_t out[SEVSHIM_SHA384_SIZE])
+/* 1 if two of the n entries at p (stride bytes apart) agree in their first len bytes */
+static int any_dup(const uint8_t *p, unsigned n, size_t stride, size_t len)
+{
+    for (unsigned i = 0; i < n; i++)
+        for (unsigned j = 0; j < i; j++)
+            if (memcmp(p + (size_t)i * stride, p + (size_t)j * stride, len) == 0)
+                return 1;
+    return 0;
+}
+
+/* Index of the first of the n entries at p (stride bytes apart) starting with d[0..48), or -1 */
+static int find48(const uint8_t *p, unsigned n, size_t stride, const uint8_t *d)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (memcmp(p + (size_t)i * stride, d, SEVSHIM_SHA384_SIZE) == 0)
+            return (int)i;
+    return -1;
+}
+
+void sevshim_sha384(const void *p, size_t n, uint8_t out[SEVSHIM_SHA384_SIZE])
 {
     br_sha384_context c;
     br_sha384_init(&c);
@@ -95,45 +105,49 @@ enum sevshim_error sevshim_policy_parse(const uint8_t *r, size_t len, struct sev
     if (le16(r + SEVSHIM_POLICY_OFF_HDR_SIZE) != SEVSHIM_POLICY_HEADER_SIZE)
         return SEVSHIM_E10;
 
-    uint32_t total = le32(r + SEVSHIM_POLICY_OFF_TOTAL_SIZE);
-    uint32_t layout_id = le32(r + SEVSHIM_POLICY_OFF_LAYOUT);
-    uint8_t secret_mode = r[SEVSHIM_POLICY_OFF_SECRET_MODE];
-    uint8_t tpm_mode = r[SEVSHIM_POLICY_OFF_TPM_MODE];
-    uint8_t tpm_pcr = r[SEVSHIM_POLICY_OFF_TPM_PCR];
-    uint16_t ns = le16(r + SEVSHIM_POLICY_OFF_NSIGNERS);
-    uint16_t nd = le16(r + SEVSHIM_POLICY_OFF_NDIGESTS);
-    uint16_t nv = le16(r + SEVSHIM_POLICY_OFF_NVERSIONS);
-    uint8_t vars_mode = r[SEVSHIM_POLICY_OFF_VARS_MODE];
-    uint16_t na = le16(r + SEVSHIM_POLICY_OFF_NALLOWED_VARS);
+    /* parsed into p, copied to out only on success */
+    struct sevshim_policy p = {
+        .block = r,
+        .total_size = le32(r + SEVSHIM_POLICY_OFF_TOTAL_SIZE),
+        .layout = sevshim_layout_find(le32(r + SEVSHIM_POLICY_OFF_LAYOUT)),
+        .secret_mode = r[SEVSHIM_POLICY_OFF_SECRET_MODE],
+        .tpm_mode = r[SEVSHIM_POLICY_OFF_TPM_MODE],
+        .tpm_pcr = r[SEVSHIM_POLICY_OFF_TPM_PCR],
+        .vars_mode = r[SEVSHIM_POLICY_OFF_VARS_MODE],
+        .nsigners = le16(r + SEVSHIM_POLICY_OFF_NSIGNERS),
+        .ndigests = le16(r + SEVSHIM_POLICY_OFF_NDIGESTS),
+        .nversions = le16(r + SEVSHIM_POLICY_OFF_NVERSIONS),
+        .nallowed_vars = le16(r + SEVSHIM_POLICY_OFF_NALLOWED_VARS),
+    };
+    unsigned ns = p.nsigners, nd = p.ndigests, nv = p.nversions, na = p.nallowed_vars;
 
     if (ns < 1 || ns > SEVSHIM_MAX_SIGNERS || nd > SEVSHIM_MAX_DENIED_DIGESTS ||
         nv > SEVSHIM_MAX_DENIED_VERSIONS || na > SEVSHIM_MAX_ALLOWED_VARS)
         return SEVSHIM_E10;
     /* counts are bounded above, so this cannot overflow */
-    uint32_t want = SEVSHIM_POLICY_HEADER_SIZE + SEVSHIM_SIGNER_SIZE * (uint32_t)ns +
-                    SEVSHIM_DENIED_DIGEST_SIZE * (uint32_t)nd + SEVSHIM_DENIED_VERSION_SIZE * (uint32_t)nv +
-                    SEVSHIM_ALLOWED_VARS_SIZE * (uint32_t)na;
-    if (total != want || total > len)
+    uint32_t want = SEVSHIM_POLICY_HEADER_SIZE + SEVSHIM_SIGNER_SIZE * ns +
+                    SEVSHIM_DENIED_DIGEST_SIZE * nd + SEVSHIM_DENIED_VERSION_SIZE * nv +
+                    SEVSHIM_ALLOWED_VARS_SIZE * na;
+    if (p.total_size != want || p.total_size > len)
         return SEVSHIM_E10;
-    if (!all_zero(r + total, len - total))
+    if (!all_zero(r + p.total_size, len - p.total_size))
         return SEVSHIM_E10;
     if (r[SEVSHIM_POLICY_OFF_RESERVED0] != 0 || r[SEVSHIM_POLICY_OFF_RESERVED2] != 0 ||
         !all_zero(r + SEVSHIM_POLICY_OFF_RESERVED1, SEVSHIM_POLICY_RESERVED1_LEN))
         return SEVSHIM_E10;
     /* a list only with allow, and allow only with a list (an empty allow-list is "none") */
-    if (vars_mode > SEVSHIM_VARS_ANY || (vars_mode == SEVSHIM_VARS_ALLOW) != (na != 0))
+    if (p.vars_mode > SEVSHIM_VARS_ANY || (p.vars_mode == SEVSHIM_VARS_ALLOW) != (na != 0))
         return SEVSHIM_E10;
-    const struct sevshim_layout *layout = sevshim_layout_find(layout_id);
-    if (layout == NULL)
+    if (p.layout == NULL)
         return SEVSHIM_E10;
-    if (secret_mode > SEVSHIM_SECRET_REQUIRE || tpm_mode > SEVSHIM_TPM_REQUIRED)
+    if (p.secret_mode > SEVSHIM_SECRET_REQUIRE || p.tpm_mode > SEVSHIM_TPM_REQUIRED)
         return SEVSHIM_E10;
-    if (tpm_pcr > SEVSHIM_TPM_MAX_PCR || (tpm_mode == SEVSHIM_TPM_OFF && tpm_pcr != 0))
+    if (p.tpm_pcr > SEVSHIM_TPM_MAX_PCR || (p.tpm_mode == SEVSHIM_TPM_OFF && p.tpm_pcr != 0))
         return SEVSHIM_E10;
 
-    const uint8_t *signers = r + SEVSHIM_POLICY_HEADER_SIZE;
+    p.signers = r + SEVSHIM_POLICY_HEADER_SIZE;
     for (unsigned i = 0; i < ns; i++) {
-        const uint8_t *s = signers + (size_t)i * SEVSHIM_SIGNER_SIZE;
+        const uint8_t *s = p.signers + (size_t)i * SEVSHIM_SIGNER_SIZE;
         uint8_t id[SEVSHIM_SHA384_SIZE];
         if (s[SEVSHIM_SIGNER_OFF_PUBKEY] != 0x04)
             return SEVSHIM_E10;
@@ -141,49 +155,23 @@ enum sevshim_error sevshim_policy_parse(const uint8_t *r, size_t len, struct sev
             return SEVSHIM_E10;
         if (!point_on_curve(s + SEVSHIM_SIGNER_OFF_PUBKEY))
             return SEVSHIM_E10;
-        sha384(s + SEVSHIM_SIGNER_OFF_PUBKEY, SEVSHIM_P384_PUBKEY_SIZE, id);
+        sevshim_sha384(s + SEVSHIM_SIGNER_OFF_PUBKEY, SEVSHIM_P384_PUBKEY_SIZE, id);
         if (memcmp(id, s + SEVSHIM_SIGNER_OFF_KEY_ID, SEVSHIM_SHA384_SIZE) != 0)
             return SEVSHIM_E10;
-        for (unsigned j = 0; j < i; j++)
-            if (memcmp(signers + (size_t)j * SEVSHIM_SIGNER_SIZE + SEVSHIM_SIGNER_OFF_KEY_ID,
-                       s + SEVSHIM_SIGNER_OFF_KEY_ID, SEVSHIM_SHA384_SIZE) == 0)
-                return SEVSHIM_E10;
     }
 
-    /* deny lists without duplicates (as the Go encoder and the golden files require) */
-    const uint8_t *dg = signers + (size_t)ns * SEVSHIM_SIGNER_SIZE;
-    const uint8_t *vs = dg + (size_t)nd * SEVSHIM_DENIED_DIGEST_SIZE;
-    for (unsigned i = 0; i < nd; i++)
-        for (unsigned j = 0; j < i; j++)
-            if (memcmp(dg + (size_t)i * SEVSHIM_DENIED_DIGEST_SIZE,
-                       dg + (size_t)j * SEVSHIM_DENIED_DIGEST_SIZE, SEVSHIM_DENIED_DIGEST_SIZE) == 0)
-                return SEVSHIM_E10;
-    for (unsigned i = 0; i < nv; i++)
-        for (unsigned j = 0; j < i; j++)
-            if (le64(vs + (size_t)i * 8) == le64(vs + (size_t)j * 8))
-                return SEVSHIM_E10;
-    const uint8_t *av = vs + (size_t)nv * SEVSHIM_DENIED_VERSION_SIZE;
-    for (unsigned i = 0; i < na; i++)
-        for (unsigned j = 0; j < i; j++)
-            if (memcmp(av + (size_t)i * SEVSHIM_ALLOWED_VARS_SIZE,
-                       av + (size_t)j * SEVSHIM_ALLOWED_VARS_SIZE, SEVSHIM_ALLOWED_VARS_SIZE) == 0)
-                return SEVSHIM_E10;
-
-    out->block = r;
-    out->total_size = total;
-    out->layout = layout;
-    out->secret_mode = secret_mode;
-    out->tpm_mode = tpm_mode;
-    out->tpm_pcr = tpm_pcr;
-    out->nsigners = ns;
-    out->ndigests = nd;
-    out->nversions = nv;
-    out->vars_mode = vars_mode;
-    out->nallowed_vars = na;
-    out->signers = signers;
-    out->digests = signers + (size_t)ns * SEVSHIM_SIGNER_SIZE;
-    out->versions = out->digests + (size_t)nd * SEVSHIM_DENIED_DIGEST_SIZE;
-    out->allowed_vars = av;
+    /* no signer twice, deny lists without duplicates (as the Go encoder and the golden files
+     * require) */
+    p.digests = p.signers + (size_t)ns * SEVSHIM_SIGNER_SIZE;
+    p.versions = p.digests + (size_t)nd * SEVSHIM_DENIED_DIGEST_SIZE;
+    p.allowed_vars = p.versions + (size_t)nv * SEVSHIM_DENIED_VERSION_SIZE;
+    if (any_dup(p.signers + SEVSHIM_SIGNER_OFF_KEY_ID, ns, SEVSHIM_SIGNER_SIZE,
+                SEVSHIM_SHA384_SIZE) ||
+        any_dup(p.digests, nd, SEVSHIM_DENIED_DIGEST_SIZE, SEVSHIM_DENIED_DIGEST_SIZE) ||
+        any_dup(p.versions, nv, SEVSHIM_DENIED_VERSION_SIZE, SEVSHIM_DENIED_VERSION_SIZE) ||
+        any_dup(p.allowed_vars, na, SEVSHIM_ALLOWED_VARS_SIZE, SEVSHIM_ALLOWED_VARS_SIZE))
+        return SEVSHIM_E10;
+    *out = p;
     return SEVSHIM_OK;
 }
 
@@ -227,7 +215,7 @@ enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim
     out->secret_mode = pol.secret_mode;
     out->tpm_mode = pol.tpm_mode;
     out->tpm_pcr = pol.tpm_pcr;
-    sha384(pol.block, pol.total_size, out->policy_digest);
+    sevshim_sha384(pol.block, pol.total_size, out->policy_digest);
 
     /* 3. manifest present, 352 bytes, well formed */
     if (!in->manifest_present)
@@ -240,34 +228,21 @@ enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim
         return e;
 
     /* 4. signer in the policy, signature */
-    const uint8_t *signer = NULL;
-    for (unsigned i = 0; i < pol.nsigners; i++) {
-        const uint8_t *s = pol.signers + (size_t)i * SEVSHIM_SIGNER_SIZE;
-        if (memcmp(s + SEVSHIM_SIGNER_OFF_KEY_ID, m + SEVSHIM_MANIFEST_OFF_KEY_ID,
-                   SEVSHIM_SHA384_SIZE) == 0) {
-            signer = s;
-            out->signer_index = i;
-            break;
-        }
-    }
-    if (signer == NULL)
+    int si = find48(pol.signers + SEVSHIM_SIGNER_OFF_KEY_ID, pol.nsigners, SEVSHIM_SIGNER_SIZE,
+                    m + SEVSHIM_MANIFEST_OFF_KEY_ID);
+    if (si < 0)
         return SEVSHIM_E23;
-    {
-        uint8_t hash[SEVSHIM_SHA384_SIZE];
-        uint8_t q[SEVSHIM_P384_PUBKEY_SIZE];
-        uint8_t sig[SEVSHIM_P384_SIG_SIZE];
-        br_ec_public_key pk;
-        memcpy(q, signer + SEVSHIM_SIGNER_OFF_PUBKEY, sizeof(q));
-        memcpy(sig, m + SEVSHIM_MANIFEST_OFF_SIGNATURE, sizeof(sig));
-        if (s_is_high(sig + SEVSHIM_P384_SIG_SIZE / 2))
-            return SEVSHIM_E27;
-        pk.curve = BR_EC_secp384r1;
-        pk.q = q;
-        pk.qlen = sizeof(q);
-        sha384(m, SEVSHIM_MANIFEST_SIGNED_SIZE, hash);
-        if (br_ecdsa_i31_vrfy_raw(&br_ec_prime_i31, hash, sizeof(hash), &pk, sig, sizeof(sig)) != 1)
-            return SEVSHIM_E24;
-    }
+    const uint8_t *signer = pol.signers + (size_t)si * SEVSHIM_SIGNER_SIZE;
+    out->signer_index = (unsigned)si;
+    uint8_t hash[SEVSHIM_SHA384_SIZE], q[SEVSHIM_P384_PUBKEY_SIZE], sig[SEVSHIM_P384_SIG_SIZE];
+    br_ec_public_key pk = { BR_EC_secp384r1, q, sizeof(q) };
+    memcpy(q, signer + SEVSHIM_SIGNER_OFF_PUBKEY, sizeof(q));
+    memcpy(sig, m + SEVSHIM_MANIFEST_OFF_SIGNATURE, sizeof(sig));
+    if (s_is_high(sig + SEVSHIM_P384_SIG_SIZE / 2))
+        return SEVSHIM_E27;
+    sevshim_sha384(m, SEVSHIM_MANIFEST_SIGNED_SIZE, hash);
+    if (br_ecdsa_i31_vrfy_raw(&br_ec_prime_i31, hash, sizeof(hash), &pk, sig, sizeof(sig)) != 1)
+        return SEVSHIM_E24;
 
     /* 5. layout and image size */
     uint32_t mlayout = le32(m + SEVSHIM_MANIFEST_OFF_LAYOUT);
@@ -288,7 +263,7 @@ enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim
         return SEVSHIM_E91;  /* caller bug: the size fits but nothing was read */
 
     /* 7. image digest */
-    sha384(in->bios, (size_t)image_size, out->image_digest);
+    sevshim_sha384(in->bios, (size_t)image_size, out->image_digest);
     if (memcmp(out->image_digest, m + SEVSHIM_MANIFEST_OFF_DIGEST, SEVSHIM_SHA384_SIZE) != 0)
         return SEVSHIM_E33;
 
@@ -296,10 +271,8 @@ enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim
     uint64_t version = le64(m + SEVSHIM_MANIFEST_OFF_BIOS_VER);
     if (version < le64(signer + SEVSHIM_SIGNER_OFF_MIN_VERSION))
         return SEVSHIM_E34;
-    for (unsigned i = 0; i < pol.ndigests; i++)
-        if (memcmp(pol.digests + (size_t)i * SEVSHIM_DENIED_DIGEST_SIZE, out->image_digest,
-                   SEVSHIM_SHA384_SIZE) == 0)
-            return SEVSHIM_E35;
+    if (find48(pol.digests, pol.ndigests, SEVSHIM_DENIED_DIGEST_SIZE, out->image_digest) >= 0)
+        return SEVSHIM_E35;
     for (unsigned i = 0; i < pol.nversions; i++)
         if (le64(pol.versions + (size_t)i * SEVSHIM_DENIED_VERSION_SIZE) == version)
             return SEVSHIM_E36;
@@ -313,15 +286,11 @@ enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim
             return SEVSHIM_E40;
         if (in->vars == NULL)
             return SEVSHIM_E91;  /* caller bug: the size fits but nothing was read */
-        sha384(in->vars, (size_t)pol.layout->vars_size, out->vars_digest);
-        if (pol.vars_mode == SEVSHIM_VARS_ALLOW) {
-            int listed = 0;
-            for (unsigned i = 0; i < pol.nallowed_vars; i++)
-                listed |= memcmp(pol.allowed_vars + (size_t)i * SEVSHIM_ALLOWED_VARS_SIZE,
-                                 out->vars_digest, SEVSHIM_SHA384_SIZE) == 0;
-            if (!listed)
-                return SEVSHIM_E42;
-        }
+        sevshim_sha384(in->vars, (size_t)pol.layout->vars_size, out->vars_digest);
+        if (pol.vars_mode == SEVSHIM_VARS_ALLOW &&
+            find48(pol.allowed_vars, pol.nallowed_vars, SEVSHIM_ALLOWED_VARS_SIZE,
+                   out->vars_digest) < 0)
+            return SEVSHIM_E42;
         out->vars_present = 1;
     }
 

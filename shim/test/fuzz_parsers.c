@@ -13,11 +13,11 @@
 #include <string.h>
 #include "sevshim/footer.h"
 #include "sevshim/secret.h"
-#include "sevshim/shimram.h"
+#include "sevshim/layout.h"
 #include "sevshim/tpm2.h"
 
 static const uint8_t secret_guid[16] = SEVSHIM_GUID_SEV_SECRET;
-/* the firmware's own table (sevshim/shimram.h), not a copy */
+/* the firmware's own table (sevshim/layout.h), not a copy */
 static const struct sevshim_range avoid[] = SHIM_RAM_RANGES;
 #define NAVOID ((unsigned)(sizeof(avoid) / sizeof(avoid[0])))
 #define RAM_TOP 0x10000000u

@@ -10,4 +10,5 @@ void con_hex(const uint8_t *b, unsigned n); /* n bytes as lowercase hex */
 void con_hex64(uint64_t v);               /* 0x + 16 digits */
 void con_end(void);                        /* end the line */
 void con_line(const char *s);              /* con_str + con_end */
+void con_line2(const char *a, uint64_t x, const char *b, uint64_t y); /* "<a>x<b>y" */
 #endif

@@ -13,13 +13,11 @@ struct fwcfg_file {
 
 /* Checks the "QEMU" signature and the DMA feature bit. Returns 1 if fw_cfg answered. */
 int fwcfg_probe(void);
-int fwcfg_has_dma(void);
 /* Guest RAM size in bytes (fw_cfg key 0x0003, u64 LE): host input, used only as a bound. */
 uint64_t fwcfg_ram_size(void);
 /* Scans the directory once and fills every file (first match wins). */
 void fwcfg_lookup(struct fwcfg_file *files, unsigned n);
-/* Reads exactly len bytes of f into buf (private memory). len must be f->size (callers check
- * limits first). DMA goes through the shared bounce page SHIM_RAM_BOUNCE in chunks, each copied
- * once into buf; the PIO fallback reads into buf directly. */
+/* Reads f (len must be f->size) into private buf: DMA in chunks through the shared bounce page
+ * SHIM_RAM_BOUNCE, each copied once into buf; the PIO fallback reads into buf directly. */
 enum sevshim_error fwcfg_read(const struct fwcfg_file *f, void *buf, uint32_t len);
 #endif

@@ -2,18 +2,15 @@
 #ifndef SEVSHIM_HANDOFF_H
 #define SEVSHIM_HANDOFF_H
 #include "sevshim/errors.h"
-const char *shim_error_name(enum sevshim_error e);
-/* Wipe the secret area, MAC the refusal receipt and wipe the receipt key, then
- * "SEVSHIM ERROR E0NN name", "SEVSHIM RECEIPT <hex>|none", "SEVSHIM HALT", cli;hlt forever. */
+/* Wipe the secret area, MAC the refusal receipt, wipe the key; "SEVSHIM ERROR E0NN name",
+ * "SEVSHIM RECEIPT <hex>|none", "SEVSHIM HALT", cli;hlt forever. */
 void shim_refuse(enum sevshim_error e) __attribute__((noreturn));
 /* Zero the shim's launch-secret page (footer entry "SEV secret block"). */
 void secret_wipe(void);
 /* Zero the whole main stack (exception path only: it runs on the IST1 stack). */
 void stack_scrub_all(void);
-/* Carries out a secret plan (secret.h): COPY copies the table into the BIOS's block and zeroes
- * the rest of the block; every action then zeroes the shim's page and prints
- * "SEVSHIM SECRET handed-off bytes=N base=0x...", "SEVSHIM SECRET none" or
- * "SEVSHIM SECRET wiped". The secret itself is never printed. */
+/* Carries out a secret plan (secret.h): COPY puts the table in the BIOS's block (rest zeroed);
+ * then the shim's page is zeroed and "SEVSHIM SECRET handed-off|none|wiped" printed. */
 struct sevshim_secret_plan;
 void secret_handoff(const struct sevshim_secret_plan *plan);
 /* The OK receipt (key wiped), secret hand-off, "SEVSHIM RECEIPT <hex>|none",

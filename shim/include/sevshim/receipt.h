@@ -1,7 +1,7 @@
 /* The shim's receipt (docs/formats.md section 9): a MAC under the owner's receipt key over what
- * the shim decided. The encoder, the MAC and the key extraction are pure (no hardware access),
- * so the host tests run the same code against the golden vectors the Go package receipt uses.
- * The firmware keeps the one live key in a private static here and wipes it on every path. */
+ * the shim decided. Encoder, MAC and key extraction are pure, so the host tests run them
+ * against the Go package receipt's golden vectors. The one live key is a private static of
+ * receipt.c, wiped on every path. */
 #ifndef SEVSHIM_RECEIPT_H
 #define SEVSHIM_RECEIPT_H
 #include <stddef.h>
@@ -30,14 +30,11 @@ void sevshim_receipt_encode(const struct sevshim_receipt *r, uint8_t out[SEVSHIM
 void sevshim_receipt_mac(const uint8_t *key, size_t key_len, const uint8_t *msg, size_t len,
                          uint8_t out[SEVSHIM_RECEIPT_MAC_SIZE]);
 
-/* Takes the receipt-key entry out of the EFI secret table in area (in place, docs/formats.md
- * section 9): the entries after it move down, the table's total length shrinks by the entry,
- * the freed tail is zeroed; a table that held only the key is zeroed whole (no secret).
- *   no table, or a malformed one (left for the secret hand-off to refuse, E064), or no key
- *   entry: SEVSHIM_OK, *found = 0, area untouched;
- *   one entry of exactly 20 + SEVSHIM_RECEIPT_KEY_SIZE bytes: SEVSHIM_OK, *found = 1, key set;
- *   a key entry of another length, or two key entries: SEVSHIM_E65 (area untouched, key zero).
- * The key bytes are read through the volatile pointer straight into key. */
+/* Takes the receipt-key entry out of the EFI secret table in area, in place (docs/formats.md
+ * section 9): later entries move down, the total shrinks, the tail is zeroed (a table of just
+ * the key: all of it). No table, a malformed one (the hand-off refuses it, E064) or no key:
+ * OK, *found = 0, area untouched. One entry of exactly 20 + SEVSHIM_RECEIPT_KEY_SIZE bytes:
+ * OK, *found = 1, read straight into key. Another length, or two: E065, area untouched. */
 enum sevshim_error sevshim_receipt_key_take(volatile uint8_t *area, size_t area_len,
                                             uint8_t key[SEVSHIM_RECEIPT_KEY_SIZE], int *found);
 
@@ -45,16 +42,15 @@ enum sevshim_error sevshim_receipt_key_take(volatile uint8_t *area, size_t area_
 
 /* Takes the key out of the secret area (sevshim_receipt_key_take) into the private static. */
 enum sevshim_error receipt_begin(volatile uint8_t *area, size_t area_len);
-/* 1 if a key is held. */
 int receipt_have_key(void);
-/* The fields as the shim learns them; the receipt is built from these at receipt_finish. */
+/* The fields as the shim learns them; receipt_finish builds the receipt from these. */
 void receipt_set_nonce(const uint8_t nonce[SEVSHIM_NONCE_SIZE]);
 void receipt_set_manifest(const uint8_t *manifest);   /* the 352 bytes as received */
 void receipt_set_image(const uint8_t digest[SEVSHIM_SHA384_SIZE]);
 void receipt_set_vars(const uint8_t digest[SEVSHIM_SHA384_SIZE]);
 void receipt_set_policy(const uint8_t digest[SEVSHIM_SHA384_SIZE]);
-/* Builds the receipt with this verdict and MACs it, then wipes the key. Returns 1 and fills
- * out (body || MAC) when a key was held, 0 otherwise. Only the first call builds a receipt. */
+/* Builds and MACs the receipt with this verdict, then wipes the key. 1 and out = body || MAC
+ * if a key was held, else 0. Only the first call builds a receipt. */
 int receipt_finish(uint16_t verdict, uint8_t out[SEVSHIM_RECEIPT_SIZE + SEVSHIM_RECEIPT_MAC_SIZE]);
 /* Zeroes the key and every field (exception path; receipt_finish calls it too). */
 void receipt_wipe(void);

@@ -1,6 +1,6 @@
-/* Secret hand-off decision (docs/formats.md section 4a, issue 6). Pure: the firmware passes
- * its RAM copy of the accepted BIOS, its own secret area and the guest's low-RAM top; the
- * host tests and the fuzzer pass crafted bytes. The caller does the copy and the wipe. */
+/* Secret hand-off decision (docs/formats.md section 4a). Pure: the firmware passes its RAM copy
+ * of the accepted BIOS, its secret area and the low-RAM top; the tests and the fuzzer pass
+ * crafted bytes. The caller does the copy and the wipe. */
 #ifndef SEVSHIM_SECRET_H
 #define SEVSHIM_SECRET_H
 #include <stddef.h>
@@ -19,22 +19,28 @@ struct sevshim_secret_plan {
     uint32_t table_len;              /* COPY/WIPE: the table's total length */
 };
 
+/* Zeroes n bytes through a volatile pointer: the compiler may not drop it as a dead store. */
+static inline void sevshim_wipe(volatile void *p, size_t n)
+{
+    volatile uint8_t *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
 /* A RAM range the BIOS's secret block must not touch. */
 struct sevshim_range {
     uint64_t base, size;
 };
 
-/* Checks an EFI secret table in area (area_len bytes): SEVSHIM_OK and *total when well formed
- * (header GUID, 20 <= total <= area_len, entries of length >= 20 that tile [20, total)
- * exactly); *total = 0 and SEVSHIM_OK when the header GUID is absent; SEVSHIM_E64 otherwise.
- * Reads the area in place: no byte of it is copied anywhere. */
+/* Checks the EFI secret table in area, in place: OK and *total if well formed (header GUID,
+ * 20 <= total <= area_len, entries of length >= 20 tiling [20, total)); OK and *total = 0
+ * without the header GUID; else SEVSHIM_E64. */
 enum sevshim_error sevshim_secret_table_check(const volatile uint8_t *area, size_t area_len,
                                               uint32_t *total);
 
-/* Decides the hand-off. secret_mode is the policy's (0 optional, 1 require). ram_top is the
- * end of the RAM the block may use (exclusive); avoid lists `navoid` ranges it must not
- * overlap (the shim's own memory, the legacy hole). Refusals: E061 (footer), E060 (require,
- * no block), E062 (block placement), E063 (table larger than the block), E064 (table). */
+/* Decides the hand-off. secret_mode: the policy's (0 optional, 1 require); the block must end
+ * by ram_top and overlap none of the navoid ranges in avoid. Refusals: E061 (footer), E060
+ * (require, no block), E062 (placement), E063 (table larger than the block), E064 (table). */
 enum sevshim_error sevshim_secret_plan(const uint8_t *bios, size_t bios_len, uint8_t secret_mode,
                                        const volatile uint8_t *area, size_t area_len,
                                        uint64_t ram_top, const struct sevshim_range *avoid,

@@ -1,7 +1,6 @@
-/* SEV mode decoding and the shim's identity page tables. Both are pure functions (no hardware
- * access): compiled into the firmware (cpu.c feeds them CPUID/MSR values) and into the host
- * unit test test/test_sev.c. Facts used: AMD64 APM vol 2, 15.34 (SEV: C-bit, SEV_STATUS) and
- * vol 3, CPUID Fn8000_001F; docs/shim.md "SEV memory map". */
+/* SEV mode decoding and the shim's identity page tables: pure functions, in the firmware (cpu.c
+ * feeds them CPUID/MSR values) and in test/test_sev.c. AMD64 APM vol 2, 15.34 (C-bit,
+ * SEV_STATUS) and vol 3, CPUID Fn8000_001F; docs/shim.md "SEV memory map". */
 #ifndef SEVSHIM_SEV_H
 #define SEVSHIM_SEV_H
 #include <stdint.h>
@@ -14,8 +13,7 @@
 #define SEVSHIM_MSR_GHCB         0xC0010130u  /* GHCB spec 56421, 2.3.1 MSR protocol */
 
 /* GHCB MSR protocol termination request (GHCB spec 56421, "Termination Request"): GHCBInfo
- * 0x100, reason code set in bits 15:12, reason code in bits 23:16. sevshim uses set 0xA; the
- * codes are listed in docs/shim.md and docs/errors.md. */
+ * 0x100, reason set in bits 15:12 (sevshim: 0xA), code in bits 23:16 (docs/errors.md). */
 #define SEVSHIM_GHCB_TERM_SET     0xAu
 #define SEVSHIM_GHCB_TERM_VC      0x1Du   /* #VC (vector 29) taken: SEV-ES/SNP, no GHCB */
 #define SEVSHIM_GHCB_TERM_ES      0x81u   /* decoder: SEV-ES active (E081) */
@@ -39,13 +37,12 @@ struct sevshim_sev_info {
     uint64_t cmask;          /* 1 << cbit for SEV with a valid C-bit, else 0 */
 };
 
-/* 1 if the CPUID leaf says SEV exists, i.e. SEV_STATUS may be read (reading it on a CPU
- * without SEV raises #GP). */
+/* 1 if the CPUID leaf says SEV exists, i.e. SEV_STATUS may be read (elsewhere: #GP). */
 int sevshim_sev_msr_needed(uint32_t max_ext_leaf, uint32_t sev_eax);
 
-/* OK: no SEV (cmask 0). E080: plain SEV with a usable C-bit (cmask set: the page tables can be
- * built, the shim then refuses). E081 SEV-ES, E082 SNP (mode set, cmask 0). E083: SEV active
- * but the C-bit position or the physical-address reduction is unusable (cmask 0). */
+/* OK: no SEV (cmask 0). E080: plain SEV, usable C-bit (cmask set: the tables can be built,
+ * then the shim refuses). E081 SEV-ES, E082 SNP (cmask 0). E083: SEV with an unusable C-bit
+ * position or physical-address reduction (cmask 0). */
 enum sevshim_error sevshim_sev_decode(const struct sevshim_sev_regs *r, struct sevshim_sev_info *out);
 
 /* ---- identity page tables for 0..4 GiB (2 MiB pages) ---- */
@@ -66,12 +63,10 @@ extern const unsigned sevshim_shared_count;
 /* 1 if cmask is 0 or exactly one bit in 32..51. */
 int sevshim_cmask_ok(uint64_t cmask);
 
-/* Fill pt (SEVSHIM_PT_ENTRIES entries, which live at physical address pt_pa) with identity
- * tables for 0..4 GiB: PML4[0] -> PDPT[0..3] -> 4 PDs of 2 MiB pages, present + writable.
- * cmask is ORed into every table pointer and into every page not inside a shared range.
- * Returns 0, or -1 (pt untouched) if cmask is invalid, pt_pa is not 4 KiB aligned or the
- * tables would not lie below 4 GiB, or a shared range is empty, not 2 MiB aligned or
- * reaches above 4 GiB. */
+/* Fills pt (SEVSHIM_PT_ENTRIES at physical pt_pa) with identity tables for 0..4 GiB: PML4[0] ->
+ * PDPT[0..3] -> 4 PDs of 2 MiB pages, present + writable, cmask on every table pointer and on
+ * every page outside the shared ranges. 0, or -1 (pt untouched) if cmask is invalid, pt_pa
+ * unaligned or the tables not below 4 GiB, or a shared range empty, unaligned or past 4 GiB. */
 int sevshim_pt_build(uint64_t *pt, uint64_t pt_pa, uint64_t cmask,
                      const struct sevshim_pt_range *shared, unsigned n_shared);
 #endif

@@ -1,6 +1,5 @@
-/* TPM 2.0 command encoding and strict response parsing for the two commands the shim sends:
- * TPM2_Startup(SU_CLEAR) and TPM2_PCR_Event (docs/formats.md section 7). Pure: compiled into
- * the firmware, the host tests and the fuzzer. Big-endian on the wire, as TPM 2.0 requires. */
+/* TPM 2.0 encoding and strict response parsing for TPM2_Startup(SU_CLEAR) and TPM2_PCR_Event
+ * (docs/formats.md section 7), big-endian on the wire. Pure: firmware, host tests, fuzzer. */
 #ifndef SEVSHIM_TPM2_H
 #define SEVSHIM_TPM2_H
 #include <stddef.h>
@@ -36,12 +35,20 @@ uint32_t tpm2_rsp_size(const uint8_t *rsp, size_t len);
  * SEVSHIM_OK or SEVSHIM_E73. */
 enum sevshim_error tpm2_startup_rsp(const uint8_t *rsp, size_t len);
 
-/* PCR_Event response (len = the header's size): tag SESSIONS, rc 0, parameterSize, a
- * TPML_DIGEST_VALUES of 1..16 known algorithms with their digest sizes, no duplicates, then
- * the password session's response (empty nonce, attributes, empty hmac), nothing after it.
- * If the SHA-384 bank is in the list, its digest must equal sha384_event. *banks = count.
- * SEVSHIM_OK or SEVSHIM_E73. */
+/* PCR_Event response (len = the header's size): tag SESSIONS, rc 0, parameterSize, 1..16
+ * distinct known algorithms' digests (SHA-384's = sha384_event), the password session's reply
+ * (empty nonce, attributes, empty hmac), nothing else. *banks = count. OK or E073. */
 enum sevshim_error tpm2_pcr_event_rsp(const uint8_t *rsp, size_t len,
                                       const uint8_t sha384_event[SEVSHIM_SHA384_SIZE],
                                       unsigned *banks);
+
+/* ---- the TPM behind QEMU's tpm-crb (CRB interface, locality 0; firmware only, tpm.c) ---- */
+#define TPM_CRB_BASE 0xFED40000u
+
+/* 1 if a CRB TPM (InterfaceType CRB, version 1, registers valid) answers at TPM_CRB_BASE. */
+int tpm_present(void);
+
+/* Locality 0, TPM2_Startup(CLEAR) (already started is fine), TPM2_PCR_Event(pcr, event of r),
+ * idle, locality released; *banks = banks extended. E071 interface, E072 timeout, E073 reply. */
+enum sevshim_error tpm_measure(const struct sevshim_result *r, uint8_t pcr, unsigned *banks);
 #endif

@@ -1,8 +1,7 @@
 /* sevshim verification: policy and manifest parsing and the check sequence of docs/formats.md
- * section 6 (steps 2..9). No hardware access: the same source is compiled into the firmware
- * and, with the normal hosted toolchain, into the unit tests, the fuzzer and sevshim-verify.
- * Inputs are untrusted byte strings with explicit lengths; nothing is read past them.
- */
+ * section 6 (steps 2..9). No hardware access: the same source builds into the firmware, the
+ * unit tests, the fuzzer and sevshim-verify. Inputs are untrusted bytes with explicit lengths;
+ * nothing is read past them. */
 #ifndef SEVSHIM_VERIFY_H
 #define SEVSHIM_VERIFY_H
 #include <stddef.h>
@@ -33,18 +32,17 @@ struct sevshim_policy {
     const uint8_t *allowed_vars;   /* nallowed_vars * 48 */
 };
 
-/* Parses a policy region (docs/formats.md section 2). region_len must be the region size
- * (0x4000): bytes after total_size must be zero. Returns SEVSHIM_OK or SEVSHIM_E10. */
+/* Parses a policy region (docs/formats.md section 2): 0x4000 bytes, zero after total_size;
+ * SEVSHIM_OK or SEVSHIM_E10. */
 enum sevshim_error sevshim_policy_parse(const uint8_t *region, size_t region_len,
                                         struct sevshim_policy *out);
 
-/* Structural manifest checks only (magic, version, signed_size, reserved, version string):
- * m must hold SEVSHIM_MANIFEST_SIZE bytes. Returns SEVSHIM_OK or SEVSHIM_E22. */
+/* Structural checks of the 352-byte manifest at m (magic, version, signed_size, reserved,
+ * version string): SEVSHIM_OK or SEVSHIM_E22. */
 enum sevshim_error sevshim_manifest_wellformed(const uint8_t *m);
 
-/* What the shim got from the host. A file's data pointer may be NULL when its size is not the
- * one the shim accepts (the firmware only reads files whose directory size fits its buffer);
- * the checks reject such sizes before they would use the data. */
+/* What the shim got from the host. A data pointer is NULL when the file's size is not the one
+ * the shim accepts (it is then not read); the checks refuse such sizes before using data. */
 struct sevshim_input {
     const uint8_t *policy_region;  /* the shim's RAM copy of its policy region */
     size_t policy_region_len;
@@ -74,6 +72,9 @@ struct sevshim_result {
 
 /* Steps 2..9 of docs/formats.md section 6, in order; the first failure wins. */
 enum sevshim_error sevshim_verify(const struct sevshim_input *in, struct sevshim_result *out);
+
+/* SHA-384 (FIPS 180-4, BearSSL) of n bytes at p. */
+void sevshim_sha384(const void *p, size_t n, uint8_t out[SEVSHIM_SHA384_SIZE]);
 
 /* "no-fwcfg", ...; NULL for codes that do not exist. */
 const char *sevshim_error_name(enum sevshim_error e);
