@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -41,4 +42,37 @@ func FlagError(_ *cobra.Command, err error) error {
 		want = "a " + f.Value.Type()
 	}
 	return fmt.Errorf("--%s %q: want %s", f.Name, v, want)
+}
+
+var placeholderRE = regexp.MustCompile(`^[A-Z][A-Z0-9_.=]*$`)
+
+// BadPlaceholders walks root and its subcommands and describes every value flag whose help
+// shows pflag's type name ("string") or a word picked from backquoted usage text instead of
+// a placeholder such as `FILE`, and every switch that shows one. The tools' tests require it
+// to be empty, so `--help` reads `--measurement FILE`.
+func BadPlaceholders(root *cobra.Command) []string {
+	var bad []string
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			if f.Name == "help" {
+				return
+			}
+			name, _ := pflag.UnquoteUsage(f)
+			if f.Value.Type() == "bool" {
+				if name != "" {
+					bad = append(bad, fmt.Sprintf("%s --%s: a switch with placeholder %q", c.CommandPath(), f.Name, name))
+				}
+				return
+			}
+			if !placeholderRE.MatchString(name) {
+				bad = append(bad, fmt.Sprintf("%s --%s: placeholder %q (put the placeholder in backquotes in the usage, e.g. `FILE`)", c.CommandPath(), f.Name, name))
+			}
+		})
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(root)
+	return bad
 }
