@@ -97,6 +97,11 @@ type ReceiveState struct {
 	TPMMode uint8 `json:"tpm_mode,omitempty"`
 	TPMPCR  uint8 `json:"tpm_pcr,omitempty"`
 	Shell   bool  `json:"shell,omitempty"` // OVMF's shell was seen
+	// The receiving platform and the guest context RECEIVE_START made: released
+	// (DECOMMISSION) when QEMU B ends, by refusal, failure, interruption or hostctl stop.
+	Kind   string `json:"psp_kind,omitempty"`
+	State  string `json:"psp_state,omitempty"`
+	Handle uint32 `json:"handle,omitempty"`
 }
 
 // RefusedError is a package or shim refusal with what was wrong.
@@ -115,6 +120,7 @@ var (
 // received is a package that passed every check and the receiving PSP: the rebuilt stream's
 // skeleton and the plaintext pages (memory only).
 type received struct {
+	h     psp.Handle // the guest context (RECEIVE_FINISH done)
 	hdr   guestpkg.Header
 	sk    migrate.Skeleton
 	pages pageStore
@@ -200,7 +206,7 @@ const maxExtraBlocks = 64 << 20
 
 // acceptPackage reads and checks the whole package and runs RECEIVE_START,
 // RECEIVE_UPDATE_DATA for every page and RECEIVE_FINISH. Nothing is started.
-func acceptPackage(p psp.PSP, path string, tpm bool, bar *bar) (*received, error) {
+func acceptPackage(ctx context.Context, p psp.PSP, path string, tpm bool, bar *bar) (*received, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -243,7 +249,7 @@ func acceptPackage(p psp.PSP, path string, tpm bool, bar *bar) (*received, error
 		return nil, fmt.Errorf("RECEIVE_START: %w", err)
 	}
 	ok := false
-	rc := &received{hdr: *hdr, sk: migrate.Skeleton{Header: st.Header, RAMSectionID: st.RAMSectionID, Blocks: st.Blocks}}
+	rc := &received{h: h, hdr: *hdr, sk: migrate.Skeleton{Header: st.Header, RAMSectionID: st.RAMSectionID, Blocks: st.Blocks}}
 	defer func() {
 		if !ok {
 			p.Decommission(h)
@@ -253,6 +259,10 @@ func acceptPackage(p psp.PSP, path string, tpm bool, bar *bar) (*received, error
 	var pkt guestpkg.Packet
 	b := newBar(bar.w, "receive", st.TotalPages())
 	for {
+		if err := ctx.Err(); err != nil {
+			b.done()
+			return nil, err
+		}
 		e, has, err := r.Next(&pkt)
 		if errors.Is(err, io.EOF) {
 			break
@@ -305,8 +315,21 @@ func (rc *received) replay(w io.Writer) error {
 // Receive checks and receives a guest package, then starts QEMU B from it with the BIOS
 // bundle, wakes the shim and returns its verdict. A shim refusal is returned as a Verdict
 // with Accepted false and a *RefusedError.
-func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
+func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
+	// What happened, for an interruption (SIGINT/SIGTERM) at any point.
+	note := "nothing was started, the package is unchanged"
+	defer interrupted(ctx, &err, func() string {
+		if v != nil && v.Accepted {
+			return "after the shim's verdict (printed above): " + note
+		}
+		return "receive cancelled: " + note
+	})
 	if err := checkGuestKind(o.Kind); err != nil {
+		return nil, err
+	}
+	// Cheap checks first: every input file and the platform, before any PSP or QEMU work
+	// and before the work directory is made.
+	if err := requirePlatform(o.Kind, o.State); err != nil {
 		return nil, err
 	}
 	manifest, image, m, err := bios.ReadBundle(o.Bundle)
@@ -322,9 +345,25 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vars: %w (pass --vars FILE)", err)
 	}
+	shape, err := packageShape(o.Package)
+	if err != nil {
+		return nil, &RefusedError{Stage: "package", Err: fmt.Errorf("package %s refused, no QEMU was started: %w", o.Package, err)}
+	}
+	if len(varsBytes) != int(shape.VarsSize) {
+		return nil, fmt.Errorf("vars file %s is %d bytes; this guest's pflash1 is %d bytes (nothing was done)", varsSrc, len(varsBytes), shape.VarsSize)
+	}
+	_, statErr := os.Lstat(o.Work)
 	work, err := makeWorkDir(o.Work)
 	if err != nil {
 		return nil, err
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		// A refusal leaves no empty work directory behind (Remove fails on a non-empty one).
+		defer func() {
+			if err != nil {
+				os.Remove(work)
+			}
+		}()
 	}
 	var prev ReceiveState
 	if readJSON(filepath.Join(work, ReceiveJSON), &prev) == nil {
@@ -344,20 +383,60 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 		return nil, err
 	}
 	defer p.Close()
-	rc, err := acceptPackage(p, o.Package, o.TPM, newBar(o.Bar, "", 0))
+	rc, err := acceptPackage(ctx, p, o.Package, o.TPM, newBar(o.Bar, "", 0))
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
 		return nil, &RefusedError{Stage: "package", Err: fmt.Errorf("package %s refused, no QEMU was started: %w", o.Package, err)}
 	}
 	defer rc.pages.wipe()
+	var rs *ReceiveState
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			if rs != nil {
+				rs.Handle = 0
+			}
+			if err := p.Decommission(rc.h); err != nil {
+				logf(o.Log, "note: DECOMMISSION of guest context %d: %v", rc.h, err)
+			}
+		}
+	}
+	note = "the guest context was released (DECOMMISSION), no QEMU was started, the package is unchanged"
+	keep := false
+	var pr *proc
+	var tpm *swtpm
+	// Until QEMU B runs the guest for good, any failure or interruption ends it, releases
+	// the guest context and says so in receive.json.
+	defer func() {
+		if keep {
+			return
+		}
+		if pr != nil {
+			pr.kill()
+		}
+		if tpm != nil {
+			tpm.kill()
+		}
+		release()
+		if rs != nil && err != nil && rs.Stage != "refused" {
+			rs.Stage, rs.Pid = "failed", 0
+			if ctx.Err() != nil {
+				rs.Stage = "interrupted"
+			}
+			writeJSON(filepath.Join(work, ReceiveJSON), rs, 0o600)
+		}
+	}()
+
 	logf(o.Log, "package verified: digest, VM shape, %d pages MAC-verified and decrypted by the PSP (RECEIVE_FINISH done)", rc.pages.n)
 	if lay.ID != rc.hdr.Shape.LayoutID {
 		logf(o.Log, "note: the bundle's layout %d differs from the guest's %d; the shim will refuse it", lay.ID, rc.hdr.Shape.LayoutID)
 	}
-	if len(varsBytes) != int(rc.hdr.Shape.VarsSize) {
-		return nil, fmt.Errorf("vars file %s is %d bytes; this guest's pflash1 is %d bytes", varsSrc, len(varsBytes), rc.hdr.Shape.VarsSize)
-	}
 	if o.BeforeQEMU != nil {
 		if err := o.BeforeQEMU(); err != nil {
+			release()
 			return nil, err
 		}
 	}
@@ -376,7 +455,10 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 	if err := fillFile(pf("flash0.fd"), int(rc.hdr.Shape.CodeSize), 0); err != nil {
 		return nil, err
 	}
-	rs := &ReceiveState{Stage: "loading", Package: o.Package, Bundle: o.Bundle, TPM: o.TPM}
+	rs = &ReceiveState{Stage: "loading", Package: o.Package, Bundle: o.Bundle, TPM: o.TPM, Kind: p.Kind(), Handle: uint32(rc.h)}
+	if e, isEmu := p.(*psp.Emulator); isEmu {
+		rs.State = e.Dir()
+	}
 	if o.TPM {
 		if mode, pcr, err := guestTPMPolicy(rc); err == nil {
 			rs.TPMMode, rs.TPMPCR = mode, pcr
@@ -389,7 +471,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 		Code: pf("flash0.fd"), CodeSnapshot: true, Vars: pf("vars.fd"),
 		FwCfg:    qemu.ShimFiles(pf("bios.manifest"), pf("bios.fd"), pf("vars.fd")),
 		Incoming: true, Reboot: true}
-	var tpm *swtpm
+	note = "QEMU B was not started, the guest context was released, the package is unchanged (receive it again)"
 	if o.TPM {
 		if tpm, err = startSwtpm(work); err != nil {
 			return nil, err
@@ -398,28 +480,17 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 	} else {
 		stopSwtpm(work)
 	}
-	pr, err := startDetached(ctx, work, cfg)
+	pr, err = startDetached(ctx, work, cfg)
 	if err != nil {
-		if tpm != nil {
-			tpm.kill()
-		}
 		return nil, err
 	}
-	keep := false
-	defer func() {
-		if !keep {
-			pr.kill()
-			if tpm != nil {
-				tpm.kill()
-			}
-		}
-		pr.close()
-	}()
+	defer pr.close()
+	note = "QEMU B was stopped, the guest context was released, the package is unchanged (receive it again)"
 	rs.Pid = pr.pid
 	writeJSON(pf(ReceiveJSON), rs, 0o600)
 	logf(o.Log, "QEMU B started (pid %d), loading the rebuilt stream", pr.pid)
 	delayed := false
-	testDelay("SEVSHIM_TEST_RECEIVE_DELAY", &delayed)
+	testDelay(ctx, "SEVSHIM_TEST_RECEIVE_DELAY", &delayed)
 	if err := feedIncoming(ctx, pr, rc); err != nil {
 		if !pr.waitExit(500 * time.Millisecond) {
 			return nil, err
@@ -444,7 +515,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 	if nmis > 1 {
 		logf(o.Log, "the shim answered after %d wake-up NMIs", nmis)
 	}
-	v := &Verdict{Work: work, Pid: pr.pid, WakeNMIs: nmis}
+	v = &Verdict{Work: work, Pid: pr.pid, WakeNMIs: nmis}
 	lines, at, i, err := waitLines(ctx, pr, DebugconLog, 120*time.Second, nil, reHandoff, reError)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for the shim's verdict: %w", err)
@@ -457,12 +528,13 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 		if v.Code != 0 {
 			verdict = v.Code.String()
 		}
-		rs.Stage, rs.Verdict = "refused", verdict
-		writeJSON(pf(ReceiveJSON), rs, 0o600)
+		rs.Stage, rs.Verdict, rs.Pid = "refused", verdict, 0
 		pr.quit(ctx)
 		if tpm != nil {
 			tpm.kill()
 		}
+		release()
+		writeJSON(pf(ReceiveJSON), rs, 0o600)
 		v.Pid = 0
 		return v, &RefusedError{Stage: "shim", Err: fmt.Errorf("the shim refused the BIOS %s: %s (QEMU B stopped)", o.Bundle, verdict)}
 	}
@@ -497,8 +569,9 @@ func Receive(ctx context.Context, o ReceiveOptions) (*Verdict, error) {
 		if tpm != nil {
 			tpm.kill()
 		}
+		release()
 		v.Pid = 0
-		rs.Stage = "stopped"
+		rs.Stage, rs.Pid = "stopped", 0
 	}
 	keep = true
 	writeJSON(pf(ReceiveJSON), rs, 0o600)
@@ -551,4 +624,19 @@ func feedIncoming(ctx context.Context, pr *proc, rc *received) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// packageShape reads only the header of a guest package (cheap: no PSP work) for the checks
+// that need the guest's VM shape before anything starts.
+func packageShape(path string) (*guestpkg.Shape, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := guestpkg.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	return &r.Header().Shape, nil
 }

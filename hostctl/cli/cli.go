@@ -25,6 +25,8 @@ const (
 	ExitOK      = 0
 	ExitError   = 1 // bad input, I/O, QEMU or PSP failure
 	ExitRefused = 3 // a package refused before QEMU, or the shim refused the BIOS
+	// ExitInterrupted: SIGINT or SIGTERM ended the command (128 + SIGINT, as shells report).
+	ExitInterrupted = 130
 )
 
 // Main runs hostctl with args and returns the exit code.
@@ -36,6 +38,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
+		var ie *host.InterruptedError
+		if errors.As(err, &ie) || ctx.Err() != nil {
+			if ie == nil {
+				ie = &host.InterruptedError{Msg: err.Error()}
+			}
+			fmt.Fprintln(stderr, "hostctl:", ie)
+			return ExitInterrupted
+		}
 		fmt.Fprintln(stderr, "hostctl:", err)
 		var re *host.RefusedError
 		if errors.As(err, &re) {
@@ -53,6 +63,7 @@ func NewRoot() *cobra.Command {
 		Short: "The host side of sevshim: PSP platform, private launch, export, receive",
 		Long: "hostctl drives the PSP (the software emulator, or /dev/sev) and QEMU:\n" +
 			"  platform init|export|status   the platform's identity and certificate chain\n" +
+			"  platform guests|decommission  the platform's guest contexts\n" +
 			"  launch, launch-finish         the owner's private two-phase launch of a shim (LAUNCH_*)\n" +
 			"  export                        the running guest -> a guest package for a provider (SEND_*)\n" +
 			"  receive                       a guest package -> a fresh QEMU with the provider's BIOS (RECEIVE_*)\n" +
@@ -81,7 +92,7 @@ func (f *pspFlags) check() error {
 }
 
 func platformCmd() *cobra.Command {
-	c := &cobra.Command{Use: "platform", Short: "PSP platform commands (init, export, status)"}
+	c := &cobra.Command{Use: "platform", Short: "PSP platform commands (init, export, status, guests, decommission)"}
 	var pf pspFlags
 	var asJSON bool
 	init := &cobra.Command{
@@ -144,12 +155,13 @@ func platformCmd() *cobra.Command {
 	}
 	export.Flags().StringVar(&out, "out", "", "chain file to write (required)")
 	export.Flags().StringVar(&rootOut, "root-out", "", "also write the emulator's test root (ASK || ARK) here")
-	for _, s := range []*cobra.Command{init, status, export} {
+	guests, decom := platformGuestsCmds(&pf)
+	for _, s := range []*cobra.Command{init, status, export, guests, decom} {
 		pf.add(s)
 	}
 	init.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	c.AddCommand(init, export, status)
+	c.AddCommand(init, export, status, guests, decom)
 	return c
 }
 
@@ -260,7 +272,8 @@ func exportCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&o.Work, "work", "", "work directory of the launched guest (required)")
 	c.Flags().StringVar(&o.Chain, "to", "", "the provider's chain file from hostctl platform export (required)")
-	c.Flags().StringVar(&o.Out, "out", "", "guest package to write (required)")
+	c.Flags().StringVar(&o.Out, "out", "", "guest package to write (required; an existing file is refused unless --force)")
+	c.Flags().BoolVar(&o.Force, "force", false, "replace an existing --out (it may be the only copy of an earlier exported guest)")
 	c.Flags().StringVar(&o.Trust.RootPath, "root", "", "trust ONLY the emulator's TEST root: its directory (holding ask_ark.cert) or that file")
 	c.Flags().StringVar(&o.Trust.Product, "product", "", "require the embedded AMD root of this product")
 	return c
@@ -299,6 +312,10 @@ func receiveCmd() *cobra.Command {
 			}
 			v, err := host.Receive(cmd.Context(), o)
 			out := cmd.OutOrStdout()
+			if v != nil && v.Accepted && err != nil {
+				// The verdict came before the failure (or interruption): say it.
+				fmt.Fprintf(out, "accepted: version %d, signer %s\n", v.Version, v.Signer)
+			}
 			if v != nil && !v.Accepted && v.Line != "" {
 				if v.Code != 0 {
 					fmt.Fprintf(out, "refused: %s\n", v.Code)
