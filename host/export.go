@@ -234,7 +234,20 @@ func Export(ctx context.Context, o ExportOptions) (_ *ExportResult, err error) {
 			return nil, err
 		}
 	}
+	// --force: keep the replaced package under a hidden name until SEND_FINISH succeeded,
+	// so that a failure puts it back.
+	backup := ""
+	if o.Force {
+		backup = filepath.Join(filepath.Dir(out), fmt.Sprintf(".%s.old%d", filepath.Base(out), os.Getpid()))
+		os.Remove(backup)
+		if err := os.Link(out, backup); err != nil {
+			backup = ""
+		}
+	}
 	if err := publish(f, named, out, o.Force); err != nil {
+		if backup != "" {
+			os.Remove(backup)
+		}
 		return nil, fmt.Errorf("naming the package %s: %w; the export was cancelled and the guest keeps running (export again)", out, err)
 	}
 	tmp = ""
@@ -243,9 +256,17 @@ func Export(ctx context.Context, o ExportOptions) (_ *ExportResult, err error) {
 		d.Close()
 	}
 	if err := p.SendFinish(h); err != nil {
-		// No SENT guest next to a package: take the package back; the cleanup cancels.
-		os.Remove(out)
+		// No SENT guest next to a package: take the package back (or put the replaced one
+		// back); the cleanup cancels.
+		if backup != "" {
+			os.Rename(backup, out)
+		} else {
+			os.Remove(out)
+		}
 		return nil, fmt.Errorf("SEND_FINISH: %w (the package was removed, the guest keeps running)", err)
+	}
+	if backup != "" {
+		os.Remove(backup)
 	}
 	ok = true
 	res.Bytes = bld.Writer().Written()

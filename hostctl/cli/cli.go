@@ -68,8 +68,9 @@ func NewRoot() *cobra.Command {
 			"  export                        the running guest -> a guest package for a provider (SEND_*)\n" +
 			"  receive                       a guest package -> a fresh QEMU with the provider's BIOS (RECEIVE_*)\n" +
 			"  tpm-quote                     read the TPM of a received guest (ends its VM) -> evidence for verifier attest\n" +
-			"  stop                          end the QEMU (and swtpm) of a work directory\n" +
-			"QEMU processes run detached and belong to their --work directory. See docs/flow.md and docs/hostctl.md.",
+			"  stop                          end the QEMU (and swtpm) of a work directory, release its guest context\n" +
+			"QEMU processes run detached and belong to their --work directory. Only platform init creates a\n" +
+			"platform. Exit status: 0 ok, 1 error, 3 refused, 130 interrupted. See docs/flow.md and docs/hostctl.md.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -97,7 +98,7 @@ func platformCmd() *cobra.Command {
 	var asJSON bool
 	init := &cobra.Command{
 		Use:   "init",
-		Short: "create the emulated platform (persistent identity in --state) or open the hardware one",
+		Short: "create the emulated platform (persistent identity in --state; the only command that creates one) or open the hardware one",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := pf.check(); err != nil {
@@ -397,7 +398,7 @@ func stopCmd() *cobra.Command {
 	var work string
 	c := &cobra.Command{
 		Use:   "stop",
-		Short: "end the QEMU of a work directory, and its swtpm if it has one",
+		Short: "end the QEMU of a work directory, and its swtpm if it has one; release its guest context",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if work == "" {
