@@ -480,12 +480,13 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 	} else {
 		stopSwtpm(work)
 	}
+	// startDetached ends the QEMU it started if it then fails.
+	note = "QEMU B was stopped, the guest context was released, the package is unchanged (receive it again)"
 	pr, err = startDetached(ctx, work, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer pr.close()
-	note = "QEMU B was stopped, the guest context was released, the package is unchanged (receive it again)"
 	rs.Pid = pr.pid
 	writeJSON(pf(ReceiveJSON), rs, 0o600)
 	logf(o.Log, "QEMU B started (pid %d), loading the rebuilt stream", pr.pid)
