@@ -345,12 +345,16 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("vars: %w (pass --vars FILE)", err)
 	}
-	shape, err := packageShape(o.Package)
-	if err != nil {
-		return nil, &RefusedError{Stage: "package", Err: fmt.Errorf("package %s refused, no QEMU was started: %w", o.Package, err)}
-	}
-	if len(varsBytes) != int(shape.VarsSize) {
-		return nil, fmt.Errorf("vars file %s is %d bytes; this guest's pflash1 is %d bytes (nothing was done)", varsSrc, len(varsBytes), shape.VarsSize)
+	// The header is read twice only from a regular file: a package streamed through a pipe
+	// or FIFO can be read once, and is checked after RECEIVE_FINISH instead (below).
+	if st, err := os.Stat(o.Package); err == nil && st.Mode().IsRegular() {
+		shape, err := packageShape(o.Package)
+		if err != nil {
+			return nil, &RefusedError{Stage: "package", Err: fmt.Errorf("package %s refused, no QEMU was started: %w", o.Package, err)}
+		}
+		if len(varsBytes) != int(shape.VarsSize) {
+			return nil, fmt.Errorf("vars file %s is %d bytes; this guest's pflash1 is %d bytes (nothing was done)", varsSrc, len(varsBytes), shape.VarsSize)
+		}
 	}
 	_, statErr := os.Lstat(o.Work)
 	work, err := makeWorkDir(o.Work)
@@ -433,6 +437,10 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 	logf(o.Log, "package verified: digest, VM shape, %d pages MAC-verified and decrypted by the PSP (RECEIVE_FINISH done)", rc.pages.n)
 	if lay.ID != rc.hdr.Shape.LayoutID {
 		logf(o.Log, "note: the bundle's layout %d differs from the guest's %d; the shim will refuse it", lay.ID, rc.hdr.Shape.LayoutID)
+	}
+	if len(varsBytes) != int(rc.hdr.Shape.VarsSize) {
+		release()
+		return nil, fmt.Errorf("vars file %s is %d bytes; this guest's pflash1 is %d bytes", varsSrc, len(varsBytes), rc.hdr.Shape.VarsSize)
 	}
 	if o.BeforeQEMU != nil {
 		if err := o.BeforeQEMU(); err != nil {
