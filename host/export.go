@@ -25,6 +25,7 @@ type ExportOptions struct {
 	Chain string      // the provider's chain file
 	Trust owner.Trust // how to verify it (the emulator's test root only when given)
 	Out   string
+	Force bool      // replace an existing --out (by default export refuses it)
 	Log   io.Writer // plain progress messages (nil: quiet)
 	Bar   io.Writer // progress bar (a terminal; nil: none)
 	// BeforePublish, if set, runs when the package is complete and synced, right before it
@@ -52,8 +53,10 @@ var ErrNoSend = errors.New("the guest policy forbids migration (NOSEND)")
 // file) before SEND_FINISH: a failure at any step up to and including SEND_FINISH cancels the
 // SEND, resumes QEMU A and leaves no package, so the guest stays exportable; after
 // SEND_FINISH the package is complete under its name.
-func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
+func Export(ctx context.Context, o ExportOptions) (_ *ExportResult, err error) {
 	start := time.Now()
+	guestNote := "the guest keeps running"
+	defer interrupted(ctx, &err, func() string { return "export cancelled, " + guestNote + ", no package written" })
 	work, ls, err := loadLaunch(o.Work)
 	if err != nil {
 		return nil, err
@@ -64,6 +67,8 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		return nil, fmt.Errorf("%s: the launch is not finished; run hostctl launch-finish --work %s first", work, o.Work)
 	case StageExported:
 		return nil, fmt.Errorf("%s: this guest was already exported (to %s); its SEV context is SENT and cannot be sent again", work, ls.Package)
+	case StageStopped:
+		return nil, fmt.Errorf("%s: this guest was ended with hostctl stop; nothing is left to export (launch again)", work)
 	default:
 		return nil, fmt.Errorf("%s: unknown stage %q", work, ls.Stage)
 	}
@@ -74,9 +79,15 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Never replace a file: an existing one may be another guest's package.
-	if _, err := os.Lstat(out); err == nil {
-		return nil, fmt.Errorf("--out %s already exists: remove it or choose another name (export never overwrites a package)", out)
+	// Never replace a file unasked: an existing one may be another guest's package, and
+	// after an export that guest is SENT and its QEMU gone, so it may be the only copy.
+	if st, err := os.Lstat(out); err == nil {
+		if !o.Force {
+			return nil, fmt.Errorf("--out %s already exists (it may be the only copy of an exported guest): choose another name, or pass --force to replace it", out)
+		}
+		if !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("--out %s exists and is not a regular file (mode %v): refused even with --force", out, st.Mode())
+		}
 	}
 
 	// The provider's chain: verified, never silently trusted.
@@ -148,8 +159,14 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		}
 		p.SendCancel(h)
 		if wasRunning {
-			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			pr.exec(cctx, "cont", nil)
+			// An interrupted migration may still be winding down; cont only after it did.
+			cctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+			settleMigration(cctx, pr)
+			if err := pr.exec(cctx, "cont", nil); err == nil {
+				guestNote = "guest resumed"
+			} else {
+				guestNote = fmt.Sprintf("QEMU A could not be resumed (%v; see hostctl stop --work %s)", err, o.Work)
+			}
 			cancel()
 		}
 	}()
@@ -179,11 +196,14 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	bar := newBar(o.Bar, "export", uint64(ls.MemoryMiB<<20+uint64(ls.CodeSize)+uint64(ls.VarsSize))/migrate.PageSize)
 	bld := &guestpkg.Builder{Out: f, Pkg: hdr, Progress: bar.set,
 		Seal: func(page []byte, pkt *guestpkg.Packet) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			_, _, err := p.SendUpdateData(h, page, pkt.Header[:], pkt.Data[:])
 			if err != nil {
 				return fmt.Errorf("SEND_UPDATE_DATA: %w", err)
 			}
-			testDelay("SEVSHIM_TEST_EXPORT_DELAY", &delayed)
+			testDelay(ctx, "SEVSHIM_TEST_EXPORT_DELAY", &delayed)
 			return nil
 		}}
 	counted := &countReader{}
@@ -214,7 +234,20 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 			return nil, err
 		}
 	}
-	if err := publish(f, named, out); err != nil {
+	// --force: keep the replaced package under a hidden name until SEND_FINISH succeeded,
+	// so that a failure puts it back.
+	backup := ""
+	if o.Force {
+		backup = filepath.Join(filepath.Dir(out), fmt.Sprintf(".%s.old%d", filepath.Base(out), os.Getpid()))
+		os.Remove(backup)
+		if err := os.Link(out, backup); err != nil {
+			backup = ""
+		}
+	}
+	if err := publish(f, named, out, o.Force); err != nil {
+		if backup != "" {
+			os.Remove(backup)
+		}
 		return nil, fmt.Errorf("naming the package %s: %w; the export was cancelled and the guest keeps running (export again)", out, err)
 	}
 	tmp = ""
@@ -223,9 +256,17 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		d.Close()
 	}
 	if err := p.SendFinish(h); err != nil {
-		// No SENT guest next to a package: take the package back; the cleanup cancels.
-		os.Remove(out)
+		// No SENT guest next to a package: take the package back (or put the replaced one
+		// back); the cleanup cancels.
+		if backup != "" {
+			os.Rename(backup, out)
+		} else {
+			os.Remove(out)
+		}
 		return nil, fmt.Errorf("SEND_FINISH: %w (the package was removed, the guest keeps running)", err)
+	}
+	if backup != "" {
+		os.Remove(backup)
 	}
 	ok = true
 	res.Bytes = bld.Writer().Written()
@@ -236,6 +277,9 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if err := writeJSON(filepath.Join(work, LaunchJSON), ls, 0o600); err != nil {
 		return res, err
 	}
+	// The SENT context is of no further use (SEV API 55766: only DECOMMISSION is allowed
+	// in SENT); launch.json now records that the guest was sent.
+	releaseGuest(ls.Kind, ls.State, ls.Handle, o.Log)
 	res.Elapsed = time.Since(start)
 	return res, nil
 }
@@ -300,6 +344,10 @@ func migrateOut(ctx context.Context, pr *proc, consume func(io.Reader) error) er
 	var cerr error
 	select {
 	case cerr = <-perr:
+	case <-ctx.Done():
+		r.Close() // QEMU gets EPIPE and fails the migration; the caller cancels the SEND
+		<-perr
+		return ctx.Err()
 	case <-time.After(10 * time.Minute):
 		r.Close()
 		return errors.New("the migration stream did not end within 10 minutes")
@@ -383,28 +431,47 @@ func createUnnamed(out string) (f *os.File, named bool, err error) {
 // publish gives the complete, synced file its name atomically without replacing anything:
 // link(2) fails with EEXIST if out exists (a named temporary file is then removed; an
 // unnamed one simply goes away when it is closed).
-func publish(f *os.File, named bool, out string) error {
+// With replace (export --force) the file gets a hidden name first and is then renamed over
+// out (rename(2) replaces atomically: out is the old or the new package, never neither).
+func publish(f *os.File, named bool, out string, replace bool) error {
 	defer f.Close()
 	if named {
 		f.Close()
+		if replace {
+			return os.Rename(f.Name(), out)
+		}
 		err := os.Link(f.Name(), out)
 		os.Remove(f.Name())
 		return err
 	}
-	if err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.AT_FDCWD, out, unix.AT_SYMLINK_FOLLOW); err != nil {
-		return &os.LinkError{Op: "link", Old: f.Name(), New: out, Err: err}
+	target := out
+	if replace {
+		target = filepath.Join(filepath.Dir(out), fmt.Sprintf(".%s.new%d", filepath.Base(out), os.Getpid()))
+		os.Remove(target)
+	}
+	if err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.AT_FDCWD, target, unix.AT_SYMLINK_FOLLOW); err != nil {
+		return &os.LinkError{Op: "link", Old: f.Name(), New: target, Err: err}
+	}
+	if replace {
+		if err := os.Rename(target, out); err != nil {
+			os.Remove(target)
+			return err
+		}
 	}
 	return nil
 }
 
 // testDelay sleeps once for the duration in the environment variable (tests use it to
 // kill hostctl at a known point; never set in normal use).
-func testDelay(env string, done *bool) {
+func testDelay(ctx context.Context, env string, done *bool) {
 	if *done {
 		return
 	}
 	*done = true
 	if d, err := time.ParseDuration(os.Getenv(env)); err == nil && d > 0 {
-		time.Sleep(d)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -75,16 +76,23 @@ type LaunchResult struct {
 // Launch starts QEMU A paused (-S) with the shim, reads the flash back from QEMU, runs
 // LAUNCH_START, LAUNCH_UPDATE_DATA over exactly those bytes and LAUNCH_MEASURE, and writes
 // W/measurement.json and W/launch.json. QEMU stays paused in prelaunch.
-func Launch(ctx context.Context, o LaunchOptions) (*LaunchResult, error) {
+func Launch(ctx context.Context, o LaunchOptions) (_ *LaunchResult, err error) {
+	defer interrupted(ctx, &err, func() string {
+		return "launch cancelled: QEMU A was stopped, its guest context released, nothing was measured"
+	})
 	if err := checkGuestKind(o.Kind); err != nil {
 		return nil, err
 	}
-	work, err := makeWorkDir(o.Work)
-	if err != nil {
+	// Cheap checks first (every input file, the platform, the work directory's record), so
+	// that a refusal costs no PSP or QEMU work and leaves no empty work directory behind.
+	if err := requirePlatform(o.Kind, o.State); err != nil {
 		return nil, err
 	}
-	if pid := readPid(work); pid != 0 {
-		return nil, fmt.Errorf("%s already has a running QEMU (pid %d): stop it with hostctl stop --work %s, or use another --work", work, pid, work)
+	if o.Work == "" {
+		return nil, fmt.Errorf("a work directory (--work) is required")
+	}
+	if err := checkLaunchTarget(o.Work); err != nil {
+		return nil, err
 	}
 	if o.MemoryMiB == 0 {
 		o.MemoryMiB = 512
@@ -101,6 +109,13 @@ func Launch(ctx context.Context, o LaunchOptions) (*LaunchResult, error) {
 		return nil, fmt.Errorf("%s is not a usable sevshim image: %w (make one with builder build)", o.Image, err)
 	}
 	lay, _ := bios.LayoutByID(info.Layout)
+	if _, _, err := shimimage.ExtractPolicy(img); errors.Is(err, shimimage.ErrEmptyPolicy) {
+		return nil, fmt.Errorf("%s is the shim template (its policy region is empty): this is the template, run builder build to make an image with your policy", o.Image)
+	}
+	varsData, err := loadVars(o.Vars, int(lay.VarsSize))
+	if err != nil {
+		return nil, err
+	}
 
 	// The owner's session: GODH and session blob (the TEK/TIK stay with the owner; launch
 	// never reads them).
@@ -137,6 +152,22 @@ func Launch(ctx context.Context, o LaunchOptions) (*LaunchResult, error) {
 		return nil, fmt.Errorf("%s: %w", files.Session, err)
 	}
 
+	_, statErr := os.Lstat(o.Work)
+	work, err := makeWorkDir(o.Work)
+	if err != nil {
+		return nil, err
+	}
+	created := errors.Is(statErr, fs.ErrNotExist)
+	ok := false
+	defer func() {
+		if !ok && created {
+			os.Remove(work) // only if still empty
+		}
+	}()
+	if pid := readPid(work); pid != 0 {
+		return nil, fmt.Errorf("%s already has a running QEMU (pid %d): stop it with hostctl stop --work %s, or use another --work", work, pid, work)
+	}
+	releaseWorkGuest(work, o.Log) // the context of an earlier launch here whose QEMU is gone
 	p, err := openGuestPSP(o.Kind, o.State)
 	if err != nil {
 		return nil, err
@@ -149,7 +180,7 @@ func Launch(ctx context.Context, o LaunchOptions) (*LaunchResult, error) {
 		return nil, err
 	}
 	vars := filepath.Join(work, "vars.fd")
-	if err := prepareVars(o.Vars, vars, int(lay.VarsSize)); err != nil {
+	if err := writeFileAtomic(vars, varsData, 0o600); err != nil {
 		return nil, err
 	}
 	cfg := vmConfig{MemoryMiB: o.MemoryMiB, Code: code, Vars: vars,
@@ -170,7 +201,6 @@ func Launch(ctx context.Context, o LaunchOptions) (*LaunchResult, error) {
 		}
 		return nil, err
 	}
-	ok := false
 	var h psp.Handle
 	defer func() {
 		if !ok {
@@ -239,7 +269,9 @@ func Launch(ctx context.Context, o LaunchOptions) (*LaunchResult, error) {
 	return &LaunchResult{Work: work, Pid: pr.pid, Handle: h, Measurement: m, MeasureFile: mf}, nil
 }
 
-func prepareVars(src, dst string, size int) error {
+// loadVars returns QEMU A's pflash1 content: --vars (which must be exactly the layout's vars
+// size), else Debian's template if it has that size, else erased flash.
+func loadVars(src string, size int) ([]byte, error) {
 	if src == "" {
 		def := repo.OVMFVars()
 		if st, err := os.Stat(def); err == nil && st.Size() == int64(size) {
@@ -247,10 +279,32 @@ func prepareVars(src, dst string, size int) error {
 		}
 	}
 	if src == "" {
-		return fillFile(dst, size, 0xFF) // erased flash
+		return bytes.Repeat([]byte{0xFF}, size), nil // erased flash
 	}
-	if err := copyFileSized(src, dst, size); err != nil {
-		return fmt.Errorf("vars: %w", err)
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return nil, fmt.Errorf("vars: %w", err)
+	}
+	if len(b) != size {
+		return nil, fmt.Errorf("--vars %s is %d bytes; the image's layout needs a var store of exactly %d bytes", src, len(b), size)
+	}
+	return b, nil
+}
+
+// checkLaunchTarget refuses a work directory whose record says it holds a guest that a new
+// launch would make unreachable: one that runs (launch-finish done) or one that was
+// exported (its launch.json names the package and is the record that the SEV context was
+// sent). A missing directory, or one whose launch was only measured, is fine.
+func checkLaunchTarget(dir string) error {
+	var ls LaunchState
+	if readJSON(filepath.Join(dir, LaunchJSON), &ls) != nil {
+		return nil
+	}
+	switch ls.Stage {
+	case StageExported:
+		return fmt.Errorf("--work %s holds a guest that was exported to %s: refused, launching here would overwrite its record; use another --work", dir, ls.Package)
+	case StageRunning:
+		return fmt.Errorf("--work %s holds a running launched guest: refused; export it, or end it with hostctl stop --work %s, or use another --work", dir, dir)
 	}
 	return nil
 }

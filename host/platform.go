@@ -11,8 +11,33 @@ import (
 	"github.com/sevshim/sevshim/sev"
 )
 
-// openPSP opens the backend: "emu" needs a state directory, "linux" uses /dev/sev.
+// openPSP opens an existing platform: "emu" needs a state directory that `hostctl platform
+// init` made (a mistyped --state must not silently create a new platform with a new
+// identity), "linux" uses /dev/sev.
 func openPSP(kind, state string) (psp.PSP, error) {
+	if err := requirePlatform(kind, state); err != nil {
+		return nil, err
+	}
+	return openOrCreatePSP(kind, state)
+}
+
+// requirePlatform refuses an emulated --state directory without a platform (platform.json).
+func requirePlatform(kind, state string) error {
+	if kind != "" && kind != psp.KindEmulator && kind != "emulator" {
+		return nil
+	}
+	if state == "" {
+		return fmt.Errorf("the emulated PSP needs --state DIR (its persistent identity lives there)")
+	}
+	if _, err := os.Stat(filepath.Join(state, "platform.json")); err != nil {
+		return fmt.Errorf("no platform in %s: run hostctl platform init --state %s", state, state)
+	}
+	return nil
+}
+
+// openOrCreatePSP is openPSP that creates the emulated platform if --state has none (only
+// `hostctl platform init` does that).
+func openOrCreatePSP(kind, state string) (psp.PSP, error) {
 	if kind == "" {
 		kind = psp.KindEmulator
 	}
@@ -68,7 +93,7 @@ type PlatformInfo struct {
 
 // PlatformInit creates (emulator) or opens (hardware) the platform and returns its status.
 func PlatformInit(kind, state string) (*PlatformInfo, error) {
-	p, err := openPSP(kind, state)
+	p, err := openOrCreatePSP(kind, state)
 	if err != nil {
 		return nil, err
 	}
@@ -78,12 +103,12 @@ func PlatformInit(kind, state string) (*PlatformInfo, error) {
 
 // PlatformStatus reports an existing platform; unlike init it refuses to create one.
 func PlatformStatus(kind, state string) (*PlatformInfo, error) {
-	if kind == "" || kind == psp.KindEmulator {
-		if _, err := os.Stat(filepath.Join(state, "platform.json")); err != nil {
-			return nil, fmt.Errorf("%s holds no emulated platform: run hostctl platform init --state %s first", state, state)
-		}
+	p, err := openPSP(kind, state)
+	if err != nil {
+		return nil, err
 	}
-	return PlatformInit(kind, state)
+	defer p.Close()
+	return platformInfo(p, state)
 }
 
 func platformInfo(p psp.PSP, state string) (*PlatformInfo, error) {

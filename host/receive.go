@@ -108,6 +108,11 @@ type ReceiveState struct {
 	Shell   bool  `json:"shell,omitempty"` // OVMF's shell was seen
 	// Receipt is the shim's receipt line, for the owner's `verifier receipt --from`.
 	Receipt string `json:"receipt,omitempty"`
+	// The receiving platform and the guest context RECEIVE_START made: released
+	// (DECOMMISSION) when QEMU B ends, by refusal, failure, interruption or hostctl stop.
+	Kind   string `json:"psp_kind,omitempty"`
+	State  string `json:"psp_state,omitempty"`
+	Handle uint32 `json:"handle,omitempty"`
 }
 
 // RefusedError is a package or shim refusal with what was wrong.
@@ -126,6 +131,7 @@ var (
 // received is a package that passed every check and the receiving PSP: the rebuilt stream's
 // skeleton and the plaintext pages (memory only).
 type received struct {
+	h     psp.Handle // the guest context (RECEIVE_FINISH done)
 	hdr   guestpkg.Header
 	sk    migrate.Skeleton
 	pages pageStore
@@ -211,7 +217,7 @@ const maxExtraBlocks = 64 << 20
 
 // acceptPackage reads and checks the whole package and runs RECEIVE_START,
 // RECEIVE_UPDATE_DATA for every page and RECEIVE_FINISH. Nothing is started.
-func acceptPackage(p psp.PSP, path string, tpm bool, bar *bar) (*received, error) {
+func acceptPackage(ctx context.Context, p psp.PSP, path string, tpm bool, bar *bar) (*received, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -254,7 +260,7 @@ func acceptPackage(p psp.PSP, path string, tpm bool, bar *bar) (*received, error
 		return nil, fmt.Errorf("RECEIVE_START: %w", err)
 	}
 	ok := false
-	rc := &received{hdr: *hdr, sk: migrate.Skeleton{Header: st.Header, RAMSectionID: st.RAMSectionID, Blocks: st.Blocks}}
+	rc := &received{h: h, hdr: *hdr, sk: migrate.Skeleton{Header: st.Header, RAMSectionID: st.RAMSectionID, Blocks: st.Blocks}}
 	defer func() {
 		if !ok {
 			p.Decommission(h)
@@ -264,6 +270,10 @@ func acceptPackage(p psp.PSP, path string, tpm bool, bar *bar) (*received, error
 	var pkt guestpkg.Packet
 	b := newBar(bar.w, "receive", st.TotalPages())
 	for {
+		if err := ctx.Err(); err != nil {
+			b.done()
+			return nil, err
+		}
 		e, has, err := r.Next(&pkt)
 		if errors.Is(err, io.EOF) {
 			break
@@ -322,17 +332,30 @@ func (rc *received) replayProgress(w io.Writer, progress func(int)) error {
 // Receive checks and receives a guest package, then starts QEMU B from it with the BIOS
 // bundle, wakes the shim and returns its verdict. A shim refusal is returned as a Verdict
 // with Accepted false and a *RefusedError.
-func Receive(ctx context.Context, o ReceiveOptions) (vr *Verdict, rerr error) {
+func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
+	// What happened, for an interruption (SIGINT/SIGTERM) at any point.
+	note := "nothing was started, the package is unchanged"
+	defer interrupted(ctx, &err, func() string {
+		if v != nil && v.Accepted {
+			return "after the shim's verdict (printed above): " + note
+		}
+		return "receive cancelled: " + note
+	})
 	var tl *timeline
 	if o.Timeline {
 		tl = newTimeline()
 		defer func() {
-			if vr != nil {
-				vr.Timeline = tl.end()
+			if v != nil {
+				v.Timeline = tl.end()
 			}
 		}()
 	}
 	if err := checkGuestKind(o.Kind); err != nil {
+		return nil, err
+	}
+	// Cheap checks first: every input file and the platform, before any PSP or QEMU work
+	// and before the work directory is made.
+	if err := requirePlatform(o.Kind, o.State); err != nil {
 		return nil, err
 	}
 	manifest, image, m, err := bios.ReadBundle(o.Bundle)
@@ -348,9 +371,29 @@ func Receive(ctx context.Context, o ReceiveOptions) (vr *Verdict, rerr error) {
 	if err != nil {
 		return nil, fmt.Errorf("vars: %w (pass --vars FILE)", err)
 	}
+	// The header is read twice only from a regular file: a package streamed through a pipe
+	// or FIFO can be read once, and is checked after RECEIVE_FINISH instead (below).
+	if st, err := os.Stat(o.Package); err == nil && st.Mode().IsRegular() {
+		shape, err := packageShape(o.Package)
+		if err != nil {
+			return nil, &RefusedError{Stage: "package", Err: fmt.Errorf("package %s refused, no QEMU was started: %w", o.Package, err)}
+		}
+		if len(varsBytes) != int(shape.VarsSize) {
+			return nil, fmt.Errorf("vars file %s is %d bytes; this guest's pflash1 is %d bytes (nothing was done)", varsSrc, len(varsBytes), shape.VarsSize)
+		}
+	}
+	_, statErr := os.Lstat(o.Work)
 	work, err := makeWorkDir(o.Work)
 	if err != nil {
 		return nil, err
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		// A refusal leaves no empty work directory behind (Remove fails on a non-empty one).
+		defer func() {
+			if err != nil {
+				os.Remove(work)
+			}
+		}()
 	}
 	var prev ReceiveState
 	if readJSON(filepath.Join(work, ReceiveJSON), &prev) == nil {
@@ -370,21 +413,65 @@ func Receive(ctx context.Context, o ReceiveOptions) (vr *Verdict, rerr error) {
 		return nil, err
 	}
 	defer p.Close()
-	rc, err := acceptPackage(p, o.Package, o.TPM, newBar(o.Bar, "", 0))
+	rc, err := acceptPackage(ctx, p, o.Package, o.TPM, newBar(o.Bar, "", 0))
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
 		return nil, &RefusedError{Stage: "package", Err: fmt.Errorf("package %s refused, no QEMU was started: %w", o.Package, err)}
 	}
 	defer rc.pages.wipe()
 	tl.mark(StepChecked)
+	var rs *ReceiveState
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			if rs != nil {
+				rs.Handle = 0
+			}
+			if err := p.Decommission(rc.h); err != nil {
+				logf(o.Log, "note: DECOMMISSION of guest context %d: %v", rc.h, err)
+			}
+		}
+	}
+	note = "the guest context was released (DECOMMISSION), no QEMU was started, the package is unchanged"
+	keep := false
+	var pr *proc
+	var tpm *swtpm
+	// Until QEMU B runs the guest for good, any failure or interruption ends it, releases
+	// the guest context and says so in receive.json.
+	defer func() {
+		if keep {
+			return
+		}
+		if pr != nil {
+			pr.kill()
+		}
+		if tpm != nil {
+			tpm.kill()
+		}
+		release()
+		if rs != nil && err != nil && rs.Stage != "refused" {
+			rs.Stage, rs.Pid = "failed", 0
+			if ctx.Err() != nil {
+				rs.Stage = "interrupted"
+			}
+			writeJSON(filepath.Join(work, ReceiveJSON), rs, 0o600)
+		}
+	}()
+
 	logf(o.Log, "package verified: digest, VM shape, %d pages MAC-verified and decrypted by the PSP (RECEIVE_FINISH done)", rc.pages.n)
 	if lay.ID != rc.hdr.Shape.LayoutID {
 		logf(o.Log, "note: the bundle's layout %d differs from the guest's %d; the shim will refuse it", lay.ID, rc.hdr.Shape.LayoutID)
 	}
 	if len(varsBytes) != int(rc.hdr.Shape.VarsSize) {
+		release()
 		return nil, fmt.Errorf("vars file %s is %d bytes; this guest's pflash1 is %d bytes", varsSrc, len(varsBytes), rc.hdr.Shape.VarsSize)
 	}
 	if o.BeforeQEMU != nil {
 		if err := o.BeforeQEMU(); err != nil {
+			release()
 			return nil, err
 		}
 	}
@@ -414,7 +501,10 @@ func Receive(ctx context.Context, o ReceiveOptions) (vr *Verdict, rerr error) {
 		}
 		fwcfg = append(fwcfg, qemu.FwCfg{Name: bios.FwCfgNonce, File: pf("nonce")})
 	}
-	rs := &ReceiveState{Stage: "loading", Package: o.Package, Bundle: o.Bundle, TPM: o.TPM}
+	rs = &ReceiveState{Stage: "loading", Package: o.Package, Bundle: o.Bundle, TPM: o.TPM, Kind: p.Kind(), Handle: uint32(rc.h)}
+	if e, isEmu := p.(*psp.Emulator); isEmu {
+		rs.State = e.Dir()
+	}
 	if o.TPM {
 		if mode, pcr, err := guestTPMPolicy(rc); err == nil {
 			rs.TPMMode, rs.TPMPCR = mode, pcr
@@ -427,7 +517,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (vr *Verdict, rerr error) {
 		Code: pf("flash0.fd"), CodeSnapshot: true, Vars: pf("vars.fd"),
 		FwCfg:    fwcfg,
 		Incoming: true, Reboot: true}
-	var tpm *swtpm
+	note = "QEMU B was not started, the guest context was released, the package is unchanged (receive it again)"
 	if o.TPM {
 		if tpm, err = startSwtpm(work); err != nil {
 			return nil, err
@@ -436,23 +526,13 @@ func Receive(ctx context.Context, o ReceiveOptions) (vr *Verdict, rerr error) {
 	} else {
 		stopSwtpm(work)
 	}
-	pr, err := startDetached(ctx, work, cfg)
+	// startDetached ends the QEMU it started if it then fails.
+	note = "QEMU B was stopped, the guest context was released, the package is unchanged (receive it again)"
+	pr, err = startDetached(ctx, work, cfg)
 	if err != nil {
-		if tpm != nil {
-			tpm.kill()
-		}
 		return nil, err
 	}
-	keep := false
-	defer func() {
-		if !keep {
-			pr.kill()
-			if tpm != nil {
-				tpm.kill()
-			}
-		}
-		pr.close()
-	}()
+	defer pr.close()
 	rs.Pid = pr.pid
 	writeJSON(pf(ReceiveJSON), rs, 0o600)
 	tl.mark(StepStarted)
@@ -460,7 +540,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (vr *Verdict, rerr error) {
 	defer tl.end()
 	logf(o.Log, "QEMU B started (pid %d), loading the rebuilt stream", pr.pid)
 	delayed := false
-	testDelay("SEVSHIM_TEST_RECEIVE_DELAY", &delayed)
+	testDelay(ctx, "SEVSHIM_TEST_RECEIVE_DELAY", &delayed)
 	if err := feedIncoming(ctx, pr, rc, o.Bar); err != nil {
 		if !pr.waitExit(500 * time.Millisecond) {
 			return nil, err
@@ -487,7 +567,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (vr *Verdict, rerr error) {
 	if nmis > 1 {
 		logf(o.Log, "the shim answered after %d wake-up NMIs", nmis)
 	}
-	v := &Verdict{Work: work, Pid: pr.pid, WakeNMIs: nmis}
+	v = &Verdict{Work: work, Pid: pr.pid, WakeNMIs: nmis}
 	lines, at, i, err := waitLines(ctx, pr, DebugconLog, 120*time.Second, nil, reHandoff, reError)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for the shim's verdict: %w", err)
@@ -502,12 +582,13 @@ func Receive(ctx context.Context, o ReceiveOptions) (vr *Verdict, rerr error) {
 		if v.Code != 0 {
 			verdict = v.Code.String()
 		}
-		rs.Stage, rs.Verdict = "refused", verdict
-		writeJSON(pf(ReceiveJSON), rs, 0o600)
+		rs.Stage, rs.Verdict, rs.Pid = "refused", verdict, 0
 		pr.quit(ctx)
 		if tpm != nil {
 			tpm.kill()
 		}
+		release()
+		writeJSON(pf(ReceiveJSON), rs, 0o600)
 		v.Pid = 0
 		return v, &RefusedError{Stage: "shim", Err: fmt.Errorf("the shim refused the BIOS %s: %s (QEMU B stopped)", o.Bundle, verdict)}
 	}
@@ -545,8 +626,9 @@ func Receive(ctx context.Context, o ReceiveOptions) (vr *Verdict, rerr error) {
 		if tpm != nil {
 			tpm.kill()
 		}
+		release()
 		v.Pid = 0
-		rs.Stage = "stopped"
+		rs.Stage, rs.Pid = "stopped", 0
 	}
 	keep = true
 	writeJSON(pf(ReceiveJSON), rs, 0o600)
@@ -602,4 +684,19 @@ func feedIncoming(ctx context.Context, pr *proc, rc *received, barW io.Writer) e
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// packageShape reads only the header of a guest package (cheap: no PSP work) for the checks
+// that need the guest's VM shape before anything starts.
+func packageShape(path string) (*guestpkg.Shape, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := guestpkg.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	return &r.Header().Shape, nil
 }

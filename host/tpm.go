@@ -314,6 +314,7 @@ func TPMQuote(ctx context.Context, o QuoteOptions) (*QuoteResult, error) {
 		res.QEMUPid = qpid
 		rs.Stage, rs.Pid = "killed for tpm-quote", 0
 		writeJSON(filepath.Join(work, ReceiveJSON), &rs, 0o600)
+		releaseWorkGuest(work, o.Log) // the VM is gone: so is its guest context
 		logf(o.Log, "OVMF booted; QEMU B SIGKILLed; reading swtpm (pid %d)", tpid)
 	} else {
 		logf(o.Log, "QEMU B is already gone; reading the swtpm it left (pid %d)", tpid)

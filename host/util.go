@@ -73,17 +73,6 @@ func fillFile(path string, size int, b byte) error {
 	return writeFileAtomic(path, buf, 0o600)
 }
 
-func copyFileSized(src, dst string, size int) error {
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	if len(b) != size {
-		return fmt.Errorf("%s is %d bytes, want %d (the layout's vars size)", src, len(b), size)
-	}
-	return writeFileAtomic(dst, b, 0o600)
-}
-
 func logf(w io.Writer, format string, args ...any) {
 	if w != nil {
 		fmt.Fprintf(w, format+"\n", args...)

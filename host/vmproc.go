@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -372,6 +373,8 @@ func Stop(ctx context.Context, dir string) (int, error) {
 	}
 	// After QEMU (a normal quit lets QEMU shut the TPM down cleanly).
 	defer stopSwtpm(dir)
+	// And the guest context goes with its VM (no context outlives its QEMU).
+	defer releaseWorkGuest(dir, nil)
 	pid := readPid(dir)
 	if pid == 0 {
 		os.Remove(filepath.Join(dir, PidFile))
@@ -386,4 +389,35 @@ func Stop(ctx context.Context, dir string) (int, error) {
 		return pid, fmt.Errorf("QEMU pid %d of %s did not exit", pid, dir)
 	}
 	return pid, nil
+}
+
+// StageStopped is the launch.json stage after hostctl stop ended QEMU A and released its
+// guest context.
+const StageStopped = "stopped"
+
+// releaseWorkGuest decommissions the guest context a work directory's record names once its
+// QEMU is gone, and records that: a launch (measured or running) becomes "stopped", a
+// received guest "stopped". An exported launch's context was released by the export.
+func releaseWorkGuest(dir string, log io.Writer) {
+	if readPid(dir) != 0 {
+		return // QEMU did not end: its guest keeps its context
+	}
+	var ls LaunchState
+	if readJSON(filepath.Join(dir, LaunchJSON), &ls) == nil && ls.Format == 1 {
+		if ls.Stage == StageMeasured || ls.Stage == StageRunning {
+			releaseGuest(ls.Kind, ls.State, ls.Handle, log)
+			ls.Stage = StageStopped
+			writeJSON(filepath.Join(dir, LaunchJSON), &ls, 0o600)
+		}
+		return
+	}
+	var rs ReceiveState
+	if readJSON(filepath.Join(dir, ReceiveJSON), &rs) == nil && rs.Handle != 0 {
+		releaseGuest(rs.Kind, rs.State, rs.Handle, log)
+		rs.Handle, rs.Pid = 0, 0
+		if rs.Stage == "running" || rs.Stage == "loading" {
+			rs.Stage = "stopped"
+		}
+		writeJSON(filepath.Join(dir, ReceiveJSON), &rs, 0o600)
+	}
 }

@@ -664,3 +664,33 @@ func TestEmulatorLaunchFromQEMUFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGuestsList: Guests lists every context with its state, and DECOMMISSION removes one.
+func TestGuestsList(t *testing.T) {
+	e, err := OpenEmulator(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if gs, err := e.Guests(); err != nil || len(gs) != 0 {
+		t.Fatalf("fresh platform: %v %v", gs, err)
+	}
+	h1, err := e.LaunchStart(LaunchStartRequest{Policy: sev.PolicyNoDebug})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := e.LaunchStart(LaunchStartRequest{Policy: sev.PolicyNoDebug})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs, err := e.Guests()
+	if err != nil || len(gs) != 2 || gs[0].Handle != h1 || gs[1].Handle != h2 || gs[0].State != GuestLUpdate || gs[0].Policy != sev.PolicyNoDebug {
+		t.Fatalf("two launches: %+v %v", gs, err)
+	}
+	if err := e.Decommission(h1); err != nil {
+		t.Fatal(err)
+	}
+	if gs, err = e.Guests(); err != nil || len(gs) != 1 || gs[0].Handle != h2 {
+		t.Fatalf("after DECOMMISSION of %d: %+v %v", h1, gs, err)
+	}
+}

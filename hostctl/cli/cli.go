@@ -28,6 +28,8 @@ const (
 	ExitOK      = 0
 	ExitError   = 1 // bad input, I/O, QEMU or PSP failure
 	ExitRefused = 3 // a package refused before QEMU, or the shim refused the BIOS
+	// ExitInterrupted: SIGINT or SIGTERM ended the command (128 + SIGINT, as shells report).
+	ExitInterrupted = 130
 )
 
 // Main runs hostctl with args and returns the exit code.
@@ -39,6 +41,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
+		var ie *host.InterruptedError
+		if errors.As(err, &ie) || ctx.Err() != nil {
+			if ie == nil {
+				ie = &host.InterruptedError{Msg: err.Error()}
+			}
+			fmt.Fprintln(stderr, "hostctl:", ie)
+			return ExitInterrupted
+		}
 		fmt.Fprintln(stderr, "hostctl:", err)
 		var re *host.RefusedError
 		if errors.As(err, &re) {
@@ -56,12 +66,14 @@ func NewRoot() *cobra.Command {
 		Short: "The host side of sevshim: PSP platform, private launch, export, receive",
 		Long: "hostctl drives the PSP (the software emulator, or /dev/sev) and QEMU:\n" +
 			"  platform init|export|status   the platform's identity and certificate chain\n" +
+			"  platform guests|decommission  the platform's guest contexts\n" +
 			"  launch, launch-finish         the owner's private two-phase launch of a shim (LAUNCH_*)\n" +
 			"  export                        the running guest -> a guest package for a provider (SEND_*)\n" +
 			"  receive                       a guest package -> a fresh QEMU with the provider's BIOS (RECEIVE_*)\n" +
 			"  tpm-quote                     read the TPM of a received guest (ends its VM) -> evidence for verifier attest\n" +
-			"  stop                          end the QEMU (and swtpm) of a work directory\n" +
-			"QEMU processes run detached and belong to their --work directory. See docs/flow.md and docs/hostctl.md.",
+			"  stop                          end the QEMU (and swtpm) of a work directory, release its guest context\n" +
+			"QEMU processes run detached and belong to their --work directory. Only platform init creates a\n" +
+			"platform. Exit status: 0 ok, 1 error, 3 refused, 130 interrupted. See docs/flow.md and docs/hostctl.md.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -74,8 +86,8 @@ func NewRoot() *cobra.Command {
 type pspFlags struct{ kind, state string }
 
 func (f *pspFlags) add(c *cobra.Command) {
-	c.Flags().StringVar(&f.state, "state", "", "state directory of the emulated PSP (required with --kind emu)")
-	c.Flags().StringVar(&f.kind, "kind", "emu", "PSP backend: emu (software emulator) or linux (/dev/sev)")
+	c.Flags().StringVar(&f.state, "state", "", "state `DIR` of the emulated PSP (required with --kind emu)")
+	c.Flags().StringVar(&f.kind, "kind", "emu", "PSP backend `KIND`: emu (software emulator) or linux (/dev/sev)")
 }
 
 func (f *pspFlags) check() error {
@@ -86,12 +98,12 @@ func (f *pspFlags) check() error {
 }
 
 func platformCmd() *cobra.Command {
-	c := &cobra.Command{Use: "platform", Short: "PSP platform commands (init, export, status)"}
+	c := &cobra.Command{Use: "platform", Short: "PSP platform commands (init, export, status, guests, decommission)"}
 	var pf pspFlags
 	var asJSON bool
 	init := &cobra.Command{
 		Use:   "init",
-		Short: "create the emulated platform (persistent identity in --state) or open the hardware one",
+		Short: "create the emulated platform (persistent identity in --state; the only command that creates one) or open the hardware one",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := pf.check(); err != nil {
@@ -151,15 +163,16 @@ func platformCmd() *cobra.Command {
 			return nil
 		},
 	}
-	export.Flags().StringVar(&out, "out", "", "chain file to write (required)")
-	export.Flags().StringVar(&rootOut, "root-out", "", "also write the emulator's test root (ASK || ARK) here")
+	export.Flags().StringVar(&out, "out", "", "chain `FILE` to write (required)")
+	export.Flags().StringVar(&rootOut, "root-out", "", "also write the emulator's test root (ASK || ARK) to `FILE`")
 	export.Flags().BoolVar(&exportJSON, "json", false, "print the result as JSON")
-	for _, s := range []*cobra.Command{init, status, export} {
+	guests, decom := platformGuestsCmds(&pf)
+	for _, s := range []*cobra.Command{init, status, export, guests, decom} {
 		pf.add(s)
 	}
 	init.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	c.AddCommand(init, export, status)
+	c.AddCommand(init, export, status, guests, decom)
 	return c
 }
 
@@ -206,12 +219,12 @@ func launchCmd() *cobra.Command {
 		},
 	}
 	pf.add(c)
-	c.Flags().StringVar(&o.Image, "image", "", "shim image (from builder build; required)")
-	c.Flags().StringVar(&o.Session, "session", "", "session directory from verifier session (required)")
-	c.Flags().StringVar(&o.Name, "name", "", "session file prefix (default: the name in session.json)")
-	c.Flags().StringVar(&o.Work, "work", "", "work directory for QEMU A's sockets, logs and state (required)")
-	c.Flags().StringVar(&o.Vars, "vars", "", "pflash1 content (default: Debian's OVMF_VARS_4M.fd)")
-	c.Flags().Uint64Var(&o.MemoryMiB, "memory", 512, "guest RAM in MiB")
+	c.Flags().StringVar(&o.Image, "image", "", "shim image `FILE` (from builder build; required)")
+	c.Flags().StringVar(&o.Session, "session", "", "session `DIR` from verifier session (required)")
+	c.Flags().StringVar(&o.Name, "name", "", "session file prefix `NAME` (default: the name in session.json)")
+	c.Flags().StringVar(&o.Work, "work", "", "work `DIR` for QEMU A's sockets, logs and state (required)")
+	c.Flags().StringVar(&o.Vars, "vars", "", "pflash1 content `FILE` (default: Debian's OVMF_VARS_4M.fd)")
+	c.Flags().Uint64Var(&o.MemoryMiB, "memory", 512, "guest RAM, `MIB` (mebibytes)")
 	c.Flags().BoolVar(&o.TPM, "tpm", false, "give the VM a TPM (tpm-crb backed by an swtpm in WORK); its provider must receive with --tpm")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return c
@@ -238,8 +251,8 @@ func launchFinishCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&work, "work", "", "work directory of hostctl launch (required)")
-	c.Flags().StringVar(&secret, "secret", "", "secret.json from verifier secret")
+	c.Flags().StringVar(&work, "work", "", "work `DIR` of hostctl launch (required)")
+	c.Flags().StringVar(&secret, "secret", "", "`FILE`: secret.json from verifier secret")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return c
 }
@@ -283,11 +296,12 @@ func exportCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&o.Work, "work", "", "work directory of the launched guest (required)")
-	c.Flags().StringVar(&o.Chain, "to", "", "the provider's chain file from hostctl platform export (required)")
-	c.Flags().StringVar(&o.Out, "out", "", "guest package to write (required)")
-	c.Flags().StringVar(&o.Trust.RootPath, "root", "", "trust ONLY the emulator's TEST root: its directory (holding ask_ark.cert) or that file")
-	c.Flags().StringVar(&o.Trust.Product, "product", "", "require the embedded AMD root of this product")
+	c.Flags().StringVar(&o.Work, "work", "", "work `DIR` of the launched guest (required)")
+	c.Flags().StringVar(&o.Chain, "to", "", "the provider's chain `FILE` from hostctl platform export (required)")
+	c.Flags().StringVar(&o.Out, "out", "", "guest package `FILE` to write (required; an existing file is refused unless --force)")
+	c.Flags().BoolVar(&o.Force, "force", false, "replace an existing --out (it may be the only copy of an earlier exported guest)")
+	c.Flags().StringVar(&o.Trust.RootPath, "root", "", "trust ONLY the emulator's TEST root: its `DIR` (holding ask_ark.cert) or that file")
+	c.Flags().StringVar(&o.Trust.Product, "product", "", "require the embedded AMD root of this product `NAME`")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return c
 }
@@ -346,6 +360,10 @@ func receiveCmd() *cobra.Command {
 				}
 				return err
 			}
+			if v != nil && v.Accepted && err != nil {
+				// The verdict came before the failure (or interruption): say it.
+				fmt.Fprintf(out, "accepted: version %d, signer %s\n", v.Version, v.Signer)
+			}
 			if v != nil && !v.Accepted && v.Line != "" {
 				if v.Code != 0 {
 					fmt.Fprintf(out, "refused: %s\n", v.Code)
@@ -375,14 +393,14 @@ func receiveCmd() *cobra.Command {
 		},
 	}
 	pf.add(c)
-	c.Flags().StringVar(&o.Package, "package", "", "guest package from hostctl export (required)")
-	c.Flags().StringVar(&o.Bundle, "bios", "", "BIOS bundle from builder sign-bios (required)")
-	c.Flags().StringVar(&o.Vars, "vars", "", "var store for pflash1 and opt/org.sevshim/vars (default: Debian's OVMF_VARS_4M.fd)")
-	c.Flags().StringVar(&o.Work, "work", "", "work directory for QEMU B (required)")
-	c.Flags().StringVar(&wait, "wait", "handoff", "what to wait for: handoff (the shim's verdict) or shell (also OVMF's shell)")
+	c.Flags().StringVar(&o.Package, "package", "", "guest package `FILE` from hostctl export (required)")
+	c.Flags().StringVar(&o.Bundle, "bios", "", "BIOS bundle `FILE` from builder sign-bios (required)")
+	c.Flags().StringVar(&o.Vars, "vars", "", "var store `FILE` for pflash1 and opt/org.sevshim/vars (default: Debian's OVMF_VARS_4M.fd)")
+	c.Flags().StringVar(&o.Work, "work", "", "work `DIR` for QEMU B (required)")
+	c.Flags().StringVar(&wait, "wait", "handoff", "what to wait for, `WHAT`: handoff (the shim's verdict) or shell (also OVMF's shell)")
 	c.Flags().BoolVar(&o.Stop, "stop", false, "quit QEMU B at the end instead of leaving it running")
 	c.Flags().BoolVar(&o.TPM, "tpm", false, "give QEMU B a TPM (tpm-crb backed by an swtpm in WORK); required exactly when the package's VM has one")
-	c.Flags().StringVar(&nonceHex, "nonce", "", "the owner's receipt nonce, 64 hex digits (fw_cfg opt/org.sevshim/nonce)")
+	c.Flags().StringVar(&nonceHex, "nonce", "", "the owner's receipt nonce, 64 `HEX` digits (fw_cfg opt/org.sevshim/nonce)")
 	c.Flags().BoolVar(&o.Timeline, "timeline", false, "print the boot timeline in ms (package checked, QEMU B started, stream loaded, resumed, WAKE, LOADED, VERIFIED, FLASHED, HANDOFF, OVMF); waits up to 60 s for OVMF's first output")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the verdict as JSON (also on a refusal, exit status 3)")
 	return c
@@ -430,10 +448,10 @@ func tpmQuoteCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&o.Work, "work", "", "work directory of hostctl receive --tpm (required)")
-	c.Flags().StringVar(&nonceHex, "nonce", "", "the verifier's fresh nonce, hex (required)")
-	c.Flags().StringVar(&o.Out, "out", "", "evidence file to write (JSON, sevshim-tpm-evidence-1; required)")
-	c.Flags().IntVar(&o.PCR, "pcr", -1, "PCR to read (default: the shim policy's tpm_pcr)")
+	c.Flags().StringVar(&o.Work, "work", "", "work `DIR` of hostctl receive --tpm (required)")
+	c.Flags().StringVar(&nonceHex, "nonce", "", "the verifier's fresh nonce in `HEX` (required)")
+	c.Flags().StringVar(&o.Out, "out", "", "evidence `FILE` to write (JSON, sevshim-tpm-evidence-1; required)")
+	c.Flags().IntVar(&o.PCR, "pcr", -1, "PCR `N` to read (default: the shim policy's tpm_pcr)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return c
 }
@@ -443,7 +461,7 @@ func stopCmd() *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "stop",
-		Short: "end the QEMU of a work directory, and its swtpm if it has one",
+		Short: "end the QEMU of a work directory, and its swtpm if it has one; release its guest context",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if work == "" {
@@ -464,7 +482,7 @@ func stopCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&work, "work", "", "work directory (required)")
+	c.Flags().StringVar(&work, "work", "", "work `DIR` (required)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return c
 }

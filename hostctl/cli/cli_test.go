@@ -32,7 +32,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"launch-finish", "--work", dir}, "not a launch work directory"},
 		{[]string{"export", "--work", dir}, "--work, --to and --out are required"},
 		{[]string{"receive", "--state", dir, "--package", "p", "--bios", "b", "--work", dir, "--wait", "forever"}, "want handoff or shell"},
-		{[]string{"receive", "--state", dir, "--package", "p", "--bios", filepath.Join(dir, "none.bundle"), "--work", dir}, "BIOS bundle"},
+		{[]string{"receive", "--state", dir, "--package", "p", "--bios", filepath.Join(dir, "none.bundle"), "--work", dir}, "no platform in " + dir},
 		{[]string{"stop"}, "--work is required"},
 		{[]string{"tpm-quote", "--work", dir}, "--work, --nonce and --out are required"},
 		{[]string{"tpm-quote", "--work", dir, "--nonce", "xyz", "--out", "e.json"}, "hex digits"},
