@@ -345,18 +345,13 @@ func loadLaunch(work string) (string, *LaunchState, error) {
 // SecretFile is secret.json (libvirt's keys), as `verifier secret` writes it.
 type SecretFile = owner.SecretFile
 
-// The shim's console lines (docs/shim.md), each matched as a whole line: the VERIFIED line
-// carries the signer-chosen version string, so an unanchored pattern could be satisfied by
-// text inside it. Refusal lines have one definition and one parser, shimerr.LineRE and
-// shimerr.ParseLine.
+// The shim's console lines, matched whole (one definition: shimerr's console protocol).
 var (
-	reReady   = regexp.MustCompile(`^SEVSHIM READY$`)
-	reWake    = regexp.MustCompile(`^SEVSHIM WAKE$`)
-	reError   = shimerr.LineRE
-	reHandoff = regexp.MustCompile(`^SEVSHIM HANDOFF$`)
-	// version_string is printable ASCII (docs/formats.md), '"' included: the name is
-	// everything between the first `name="` and the line's final '"'.
-	reVerified = regexp.MustCompile(`^SEVSHIM VERIFIED version=([0-9]+) signer=([0-9a-f]{16}) name="([ -~]*)"$`)
+	reReady    = shimerr.ReadyRE
+	reWake     = shimerr.WakeRE
+	reError    = shimerr.LineRE
+	reHandoff  = shimerr.HandoffRE
+	reVerified = shimerr.VerifiedRE
 	// OVMF's shell banner on COM1; only looked for after the shim's HANDOFF line there
 	// (the shim's own lines, the version string included, are on COM1 too).
 	reShell = regexp.MustCompile(`UEFI Interactive Shell`)

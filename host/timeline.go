@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sevshim/sevshim/shimerr"
 )
 
 // Mark is one step of a receive: when hostctl saw it, from the start of the receive.
@@ -108,12 +110,8 @@ func shimSteps(b []byte) []string {
 	}
 	var out []string
 	for _, l := range strings.Split(string(b[:i]), "\n") {
-		f := strings.Fields(strings.TrimSuffix(l, "\r"))
-		switch {
-		case len(f) >= 3 && f[0] == "SEVSHIM" && f[1] == "ERROR":
-			out = append(out, "ERROR "+f[2])
-		case len(f) >= 2 && f[0] == "SEVSHIM":
-			out = append(out, f[1])
+		if step, ok := shimerr.Step(l); ok {
+			out = append(out, step)
 		}
 	}
 	return out
@@ -122,7 +120,7 @@ func shimSteps(b []byte) []string {
 // ovmfSpoke reports whether COM1 holds anything after the shim's HANDOFF line (the shim
 // writes its lines to COM1 too; what follows the hand-off is OVMF's).
 func ovmfSpoke(b []byte) bool {
-	const h = "SEVSHIM HANDOFF"
+	const h = shimerr.ConsoleHandoff
 	i := bytes.Index(b, []byte(h))
 	if i < 0 {
 		return false

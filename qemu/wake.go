@@ -73,5 +73,5 @@ func WakeShim(ctx context.Context, w Wake, inject func(context.Context) error, a
 // NMI (docs/shim.md): exactly SEVSHIM WAKE, or a refusal line (shimerr.LineRE) if it failed
 // before that.
 func IsShimAnswer(line string) bool {
-	return line == "SEVSHIM WAKE" || shimerr.LineRE.MatchString(line)
+	return line == shimerr.ConsoleWake || shimerr.LineRE.MatchString(line)
 }

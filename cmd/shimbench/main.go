@@ -31,6 +31,7 @@ import (
 	"github.com/sevshim/sevshim/internal/repo"
 	"github.com/sevshim/sevshim/policy"
 	"github.com/sevshim/sevshim/qemu"
+	"github.com/sevshim/sevshim/shimerr"
 	"github.com/sevshim/sevshim/shimimage"
 )
 
@@ -258,7 +259,7 @@ func runA(st *setup, state string, rep *report) error {
 		return err
 	}
 	defer vm.Close()
-	ready, err := vm.Debugcon().WaitString(ctx, "SEVSHIM READY", 0)
+	ready, err := vm.Debugcon().WaitLine(ctx, shimerr.ReadyRE, 0)
 	if err != nil {
 		return failure(vm, "A: waiting for READY", err)
 	}
@@ -330,18 +331,18 @@ func runB(st *setup, state string, i int, rep *report) error {
 	if err := vm.InjectNMI(ctx); err != nil {
 		return failure(vm, "B: inject-nmi", err)
 	}
-	steps := []struct{ line, name, note string }{
-		{"SEVSHIM WAKE", "resume.cont_to_wake", "cont -> WAKE (NMI taken)"},
-		{"SEVSHIM LOADED", "resume.wake_to_loaded", "WAKE -> LOADED (fw_cfg read of manifest, bios, vars)"},
-		{"SEVSHIM VERIFIED", "resume.loaded_to_verified", "LOADED -> VERIFIED (SHA-384 + ECDSA P-384 + policy)"},
-		{"SEVSHIM FLASHED", "resume.verified_to_flashed", "VERIFIED -> FLASHED (CFI erase/program/read-back)"},
-		{"SEVSHIM HANDOFF", "resume.flashed_to_handoff", "FLASHED -> HANDOFF"},
+	steps := []struct{ step, name, note string }{
+		{"WAKE", "resume.cont_to_wake", "cont -> WAKE (NMI taken)"},
+		{"LOADED", "resume.wake_to_loaded", "WAKE -> LOADED (fw_cfg read of manifest, bios, vars)"},
+		{"VERIFIED", "resume.loaded_to_verified", "LOADED -> VERIFIED (SHA-384 + ECDSA P-384 + policy)"},
+		{"FLASHED", "resume.verified_to_flashed", "VERIFIED -> FLASHED (CFI erase/program/read-back)"},
+		{"HANDOFF", "resume.flashed_to_handoff", "FLASHED -> HANDOFF"},
 	}
 	prev := cont
 	for _, s := range steps {
-		l, err := vm.Debugcon().WaitLine(ctx, regexp.MustCompile("^"+regexp.QuoteMeta(s.line)+`\b`), 0)
+		l, err := vm.Debugcon().WaitLine(ctx, shimerr.StepRE(s.step), 0)
 		if err != nil {
-			return failure(vm, "B: waiting for "+s.line, err)
+			return failure(vm, "B: waiting for SEVSHIM "+s.step, err)
 		}
 		rep.dur(s.name, s.note, l.Time.Sub(prev))
 		prev = l.Time

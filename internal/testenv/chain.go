@@ -9,6 +9,7 @@ import (
 
 	"github.com/sevshim/sevshim/internal/repo"
 	"github.com/sevshim/sevshim/qemu"
+	"github.com/sevshim/sevshim/shimerr"
 )
 
 // Chain is one shim chain run straight from QEMU A into QEMU B over a unix socket (no state
@@ -50,7 +51,7 @@ func StartChain(t testing.TB, c Chain) *qemu.VM {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if _, err := a.Debugcon().WaitString(ctx, "SEVSHIM READY", 60*time.Second); err != nil {
+	if _, err := a.Debugcon().WaitLine(ctx, shimerr.ReadyRE, 60*time.Second); err != nil {
 		t.Fatalf("A: %v\n%s\nstderr: %s", err, a.Debugcon().Text(), a.StderrSummary())
 	}
 	// READY is printed just before the shim arms its wait; give it a moment to reach hlt.
