@@ -1,4 +1,4 @@
-// Package attest is the verifier's TPM side of sevshim's measured boot (issue 6): it reads the
+// Package attest is the verifier's TPM side of sevshim's measured boot (docs/tpm.md): it reads the
 // PCR the shim extended (docs/formats.md section 7) from a TPM — every active bank — plus a
 // quote over it signed by a fresh attestation key, and checks both against tpmevent.Replay of
 // the event the shim must have recorded for an accepted bundle.

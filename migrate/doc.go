@@ -1,7 +1,8 @@
 // Package migrate reads and rebuilds QEMU 7.2 precopy migration streams (q35, TCG,
 // default migration capabilities) so that hostctl can turn every RAM page of a stopped
 // guest into its own encrypted packet on export and rebuild the exact stream on receive.
-// The byte layout it relies on is in /work/shared/notes/qemu-migration-stream.md.
+// The byte layout it relies on (QEMU 7.2's migration/savevm.c and migration/ram.c formats,
+// proven on this project's streams) is described below and in docs/formats.md section 8.
 //
 // # Streaming API
 //

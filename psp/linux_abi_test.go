@@ -10,7 +10,7 @@ import (
 )
 
 // Sizes and offsets from the kernel headers (include/uapi/linux/psp-sev.h and
-// arch/x86/include/uapi/asm/kvm.h), as recorded in notes/sev-protocol.md §7.2, §8.1, §9.
+// arch/x86/include/uapi/asm/kvm.h) and the command buffers of SEV API 55766 (docs/sev.md).
 func TestKernelABI(t *testing.T) {
 	type off struct {
 		name string

@@ -4,8 +4,8 @@
 // LAUNCH_START sessions, LAUNCH_MEASURE, LAUNCH_SECRET packets with the EFI secret table, and
 // the SEND/RECEIVE transport packets.
 //
-// Layouts are little-endian as in the AMD SEV API specification (publication 55766); the
-// facts used here are collected in the project's notes/sev-protocol.md. Every parser is
+// Layouts are little-endian as in the AMD SEV API specification (publication 55766); docs/sev.md
+// summarises them. Every parser is
 // strict: it checks lengths, reserved fields and enumerations and returns an error that names
 // what broke; none of them panics on any input.
 package sev

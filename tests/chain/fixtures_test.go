@@ -1,4 +1,4 @@
-// Package chain holds the integration tests of the firmware chain (issue 2): real QEMU (TCG),
+// Package chain holds the integration tests of the firmware chain (docs/shim.md): real QEMU (TCG),
 // Debian's OVMF and the real shim built by `make shim`. Nothing is simulated.
 //
 // Flow under test (the provider side of DESIGN.md): QEMU A runs the shim from its reset

@@ -1,4 +1,4 @@
-// Package flow holds the integration tests of the whole owner -> provider flow (issue 5),
+// Package flow holds the integration tests of the whole owner -> provider flow (docs/flow.md),
 // driving the real CLIs (hostctl, verifier, builder, built once per run) against real QEMU
 // (TCG), real emulated PSPs in temporary state directories, the real shim and the demo
 // bundles from `make -C images`. Nothing is simulated.

@@ -1,4 +1,4 @@
-// Package secret holds the integration tests of the shim's secret hand-off (issue 6): real
+// Package secret holds the integration tests of the shim's secret hand-off (docs/formats.md 4a): real
 // QEMU (TCG), the real shim (build/shim/shim.fd), Debian's OVMF and the project's test BIOS
 // (build/testbios/testbios.fd, `make -C testbios`). Nothing is simulated.
 //

@@ -1,4 +1,4 @@
-// Package tpm holds the integration tests of the shim's measured boot (issue 6): real QEMU
+// Package tpm holds the integration tests of the shim's measured boot (docs/tpm.md): real QEMU
 // (TCG) with tpm-crb, real swtpm processes started and stopped by the test, the real shim and
 // Debian's OVMF, and the attest package reading PCRs and a quote with go-tpm.
 //
