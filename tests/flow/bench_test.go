@@ -272,5 +272,5 @@ func plainOVMF(b *testing.B, vm *qemu.VM) time.Time {
 
 func mustRunOut(b *testing.B, tool string, args ...string) string {
 	b.Helper()
-	return mustRun(b, tool, args...).stdout
+	return mustRun(b, tool, args...).Stdout
 }

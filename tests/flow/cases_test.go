@@ -75,7 +75,7 @@ func TestSecretReachedGuestRAM(t *testing.T) {
 	img[100] ^= 1
 	os.WriteFile(other, img, 0o600)
 	if r := run(t, nil, "verifier", "secret", "--session", sess, "--measurement", meas, "--image", other,
-		"--secret", "736869e5-84f0-4973-92ec-06879ce3da0b="+filepath.Join(w.dir, "pass.txt"), "--out", filepath.Join(dir, "bad.json")); r.code == 0 {
+		"--secret", "736869e5-84f0-4973-92ec-06879ce3da0b="+filepath.Join(w.dir, "pass.txt"), "--out", filepath.Join(dir, "bad.json")); r.Code == 0 {
 		t.Fatalf("verifier secret accepted a measurement of another image: %s", r)
 	}
 	mustRun(t, "verifier", "secret", "--session", sess, "--measurement", meas, "--image", w.shim,
@@ -109,13 +109,13 @@ func TestReceive(t *testing.T) {
 			wb := track(filepath.Join(t.TempDir(), "B"))
 			t.Cleanup(func() { killWork(wb) })
 			r := run(t, nil, "hostctl", receiveArgs(w, w.pkg, c.bundle, wb, "--wait", "shell", "--stop")...)
-			if r.code != 0 {
+			if r.Code != 0 {
 				t.Fatalf("receive with %s: %s\ndebugcon:\n%s", c.name, r, readFile(filepath.Join(wb, "debugcon.log")))
 			}
-			if !strings.Contains(r.stdout, "accepted: version "+c.version+", signer ") {
+			if !strings.Contains(r.Stdout, "accepted: version "+c.version+", signer ") {
 				t.Fatalf("want accepted version %s: %s", c.version, r)
 			}
-			if !strings.Contains(r.stdout, "UEFI Interactive Shell") || !strings.Contains(readFile(filepath.Join(wb, "serial.log")), "UEFI Interactive Shell") {
+			if !strings.Contains(r.Stdout, "UEFI Interactive Shell") || !strings.Contains(readFile(filepath.Join(wb, "serial.log")), "UEFI Interactive Shell") {
 				t.Fatalf("OVMF shell not reached: %s", r)
 			}
 		})
@@ -124,7 +124,7 @@ func TestReceive(t *testing.T) {
 		wb := track(filepath.Join(t.TempDir(), "B"))
 		t.Cleanup(func() { killWork(wb) })
 		r := run(t, nil, "hostctl", receiveArgs(w, w.pkg, w.v4, wb)...)
-		if r.code != 3 || !strings.Contains(r.stdout, "refused: E034 version-below-floor") {
+		if r.Code != 3 || !strings.Contains(r.Stdout, "refused: E034 version-below-floor") {
 			t.Fatalf("want exit 3 and refused: E034 version-below-floor: %s", r)
 		}
 		if pidAlive(wb) {
@@ -136,14 +136,14 @@ func TestReceive(t *testing.T) {
 		wb := track(filepath.Join(t.TempDir(), "B"))
 		t.Cleanup(func() { killWork(wb) })
 		r := run(t, nil, "hostctl", receiveArgs(w, w.pkg, w.v6, wb)...)
-		if r.code != 0 || !strings.Contains(r.stdout, "hostctl stop --work "+wb) {
+		if r.Code != 0 || !strings.Contains(r.Stdout, "hostctl stop --work "+wb) {
 			t.Fatalf("receive: %s", r)
 		}
 		if !pidAlive(wb) {
 			t.Fatal("QEMU B should run detached")
 		}
 		// a second receive into the same running directory is refused
-		if r := run(t, nil, "hostctl", receiveArgs(w, w.pkg, w.v6, wb)...); r.code == 0 || !strings.Contains(r.stderr, "already runs") {
+		if r := run(t, nil, "hostctl", receiveArgs(w, w.pkg, w.v6, wb)...); r.Code == 0 || !strings.Contains(r.Stderr, "already runs") {
 			t.Fatalf("second receive into a running directory: %s", r)
 		}
 		mustRun(t, "hostctl", "stop", "--work", wb)
@@ -261,7 +261,7 @@ func TestTamperedPackageRefusedBeforeQEMU(t *testing.T) {
 		}
 		wb := track(filepath.Join(dir, fmt.Sprintf("B%d", i)))
 		r := run(t, nil, "hostctl", receiveArgs(w, bad, w.v6, wb)...)
-		if r.code != 3 || strings.Contains(r.stdout, "accepted") || !strings.Contains(r.stderr, "no QEMU was started") {
+		if r.Code != 3 || strings.Contains(r.Stdout, "accepted") || !strings.Contains(r.Stderr, "no QEMU was started") {
 			t.Fatalf("flip at byte %d (%s): want a refusal before QEMU: %s", at, names[i], r)
 		}
 		for _, f := range []string{"qemu.pid", "qemu.log", "bios.fd"} {
@@ -270,7 +270,7 @@ func TestTamperedPackageRefusedBeforeQEMU(t *testing.T) {
 			}
 		}
 		if i%10 == 0 {
-			t.Logf("flip at %d (%s): %s", at, names[i], firstLine(r.stderr))
+			t.Logf("flip at %d (%s): %s", at, names[i], firstLine(r.Stderr))
 		}
 	}
 }
@@ -284,7 +284,7 @@ func TestWrongProviderRefused(t *testing.T) {
 	w := getWorld(t)
 	wb := track(filepath.Join(t.TempDir(), "B"))
 	r := run(t, nil, "hostctl", "receive", "--state", w.y, "--package", w.pkg, "--bios", w.v6, "--work", wb)
-	if r.code != 3 || !strings.Contains(r.stderr, "another platform") || !strings.Contains(r.stderr, "no QEMU was started") {
+	if r.Code != 3 || !strings.Contains(r.Stderr, "another platform") || !strings.Contains(r.Stderr, "no QEMU was started") {
 		t.Fatalf("package for P received on Y: %s", r)
 	}
 	if _, err := os.Stat(filepath.Join(wb, "qemu.pid")); err == nil {
@@ -310,7 +310,7 @@ func TestNoSendPolicyRefusesExport(t *testing.T) {
 	a := launchRunning(t, w, "0x9") // NODBG | NOSEND
 	out := filepath.Join(t.TempDir(), "guest.pkg")
 	r := run(t, nil, "hostctl", "export", "--work", a, "--to", w.pChain, "--root", filepath.Join(w.p, "certs"), "--out", out)
-	if r.code == 0 || !strings.Contains(r.stderr, "NOSEND") {
+	if r.Code == 0 || !strings.Contains(r.Stderr, "NOSEND") {
 		t.Fatalf("export of a NOSEND guest: %s", r)
 	}
 	if _, err := os.Stat(out); err == nil {
@@ -327,12 +327,12 @@ func TestExportNeedsTrustedChain(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "guest.pkg")
 	// Without --root the emulator's test root is not trusted.
 	r := run(t, nil, "hostctl", "export", "--work", a, "--to", w.pChain, "--out", out)
-	if r.code == 0 || !strings.Contains(r.stderr, "does not verify") {
+	if r.Code == 0 || !strings.Contains(r.Stderr, "does not verify") {
 		t.Fatalf("export to an emulated chain without --root: %s", r)
 	}
 	// Another platform's test root does not vouch for P either.
 	r = run(t, nil, "hostctl", "export", "--work", a, "--to", w.pChain, "--root", filepath.Join(w.y, "certs"), "--out", out)
-	if r.code == 0 {
+	if r.Code == 0 {
 		t.Fatalf("export verified P's chain under Y's root: %s", r)
 	}
 	if _, err := os.Stat(out); err == nil {
@@ -379,7 +379,7 @@ func TestKilledMidway(t *testing.T) {
 			t.Fatalf("killed export left %d file(s) in the output directory, e.g. %s", len(ents), ents[0].Name())
 		}
 		r := mustRun(t, "hostctl", args...)
-		if !strings.Contains(r.stderr, "interrupted") {
+		if !strings.Contains(r.Stderr, "interrupted") {
 			t.Logf("rerun did not mention the interrupted export: %s", r)
 		}
 		f, err := os.Open(out)
@@ -398,7 +398,7 @@ func TestKilledMidway(t *testing.T) {
 		startKill(t, []string{"SEVSHIM_TEST_RECEIVE_DELAY=60s"}, func() bool { return pidAlive(wb) }, receiveArgs(w, w.pkg, w.v5, wb)...)
 		b, _ := os.ReadFile(filepath.Join(wb, "qemu.pid"))
 		r := run(t, nil, "hostctl", receiveArgs(w, w.pkg, w.v5, wb, "--stop")...)
-		if r.code != 0 || !strings.Contains(r.stdout, "accepted: version 5") {
+		if r.Code != 0 || !strings.Contains(r.Stdout, "accepted: version 5") {
 			t.Fatalf("rerun of the killed receive: %s", r)
 		}
 		var old int
@@ -427,10 +427,10 @@ func TestQEMUKilledMidway(t *testing.T) {
 		go func() { time.Sleep(1500 * time.Millisecond); killQEMU(a) }()
 		r := run(t, []string{"SEVSHIM_TEST_EXPORT_DELAY=4s"}, "hostctl", "export", "--work", a, "--to", w.pChain,
 			"--root", filepath.Join(w.p, "certs"), "--out", out)
-		if r.code == 0 {
+		if r.Code == 0 {
 			t.Fatalf("export succeeded although QEMU A was killed: %s", r)
 		}
-		t.Logf("export with QEMU A killed: %s", strings.TrimSpace(r.stderr))
+		t.Logf("export with QEMU A killed: %s", strings.TrimSpace(r.Stderr))
 		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 			t.Fatalf("export with a killed QEMU left %s", ents[0].Name())
 		}
@@ -457,13 +457,13 @@ func TestQEMUKilledMidway(t *testing.T) {
 			}
 		}
 		err = cmd.Wait()
-		r := result{stderr: se.String()}
+		r := result{Stderr: se.String()}
 		if err == nil {
 			t.Fatalf("receive succeeded although QEMU B was killed: %s", r)
 		}
-		t.Logf("receive with QEMU B killed: %s", strings.TrimSpace(r.stderr))
+		t.Logf("receive with QEMU B killed: %s", strings.TrimSpace(r.Stderr))
 		r = run(t, nil, "hostctl", receiveArgs(w, w.pkg, w.v5, wb, "--stop")...)
-		if r.code != 0 || !strings.Contains(r.stdout, "accepted: version 5") {
+		if r.Code != 0 || !strings.Contains(r.Stdout, "accepted: version 5") {
 			t.Fatalf("rerun after QEMU B was killed: %s", r)
 		}
 	})

@@ -25,7 +25,7 @@ func guestHandles(t *testing.T, state string) []uint32 {
 	t.Helper()
 	r := mustRun(t, "hostctl", "platform", "guests", "--state", state, "--json")
 	var gs []host.GuestInfo
-	if err := json.Unmarshal([]byte(r.stdout), &gs); err != nil {
+	if err := json.Unmarshal([]byte(r.Stdout), &gs); err != nil {
 		t.Fatalf("platform guests --json: %v: %s", err, r)
 	}
 	var hs []uint32
@@ -72,7 +72,7 @@ func TestExportNeverReplacesUnasked(t *testing.T) {
 	args := []string{"export", "--work", a, "--to", w.pChain, "--root", filepath.Join(w.p, "certs"), "--out", out}
 	r := run(t, nil, "hostctl", args...)
 	want := "hostctl: --out " + out + " already exists (it may be the only copy of an exported guest): choose another name, or pass --force to replace it"
-	if r.code != 1 || lastLine(r.stderr) != want {
+	if r.Code != 1 || lastLine(r.Stderr) != want {
 		t.Fatalf("export onto an existing file: want exit 1 and %q: %s", want, r)
 	}
 	if b, _ := os.ReadFile(out); !bytes.Equal(b, old) {
@@ -106,7 +106,7 @@ func TestExportNeverReplacesUnasked(t *testing.T) {
 	}
 	sess := filepath.Join(filepath.Dir(a), "sess")
 	r = run(t, nil, "hostctl", "launch", "--state", w.o, "--image", w.shim, "--session", sess, "--work", a)
-	if r.code != 1 || !strings.Contains(r.stderr, "holds a guest that was exported to "+out+": refused") {
+	if r.Code != 1 || !strings.Contains(r.Stderr, "holds a guest that was exported to "+out+": refused") {
 		t.Fatalf("launch into an exported work directory: %s", r)
 	}
 	if ls := launchState(t, a); ls.Stage != host.StageExported || ls.Package != out {
@@ -122,7 +122,7 @@ func TestGuestContextsReleased(t *testing.T) {
 	wb := track(filepath.Join(t.TempDir(), "B"))
 	t.Cleanup(func() { killWork(wb) })
 	r := run(t, nil, "hostctl", receiveArgs(w, w.pkg, w.v4, wb)...)
-	if r.code != 3 || !strings.Contains(r.stdout, "refused: E034 version-below-floor") {
+	if r.Code != 3 || !strings.Contains(r.Stdout, "refused: E034 version-below-floor") {
 		t.Fatalf("want exit 3 and refused: E034: %s", r)
 	}
 	assertShimRefusal(t, wb, shimerr.VersionBelowFloor, false)
@@ -155,7 +155,7 @@ func TestGuestContextsReleased(t *testing.T) {
 	if ls := launchState(t, a); ls.Stage != host.StageStopped {
 		t.Fatalf("launch.json after stop: %q", ls.Stage)
 	}
-	if r := run(t, nil, "hostctl", "export", "--work", a, "--to", w.pChain, "--root", filepath.Join(w.p, "certs"), "--out", filepath.Join(t.TempDir(), "g.pkg")); r.code != 1 || !strings.Contains(r.stderr, "ended with hostctl stop") {
+	if r := run(t, nil, "hostctl", "export", "--work", a, "--to", w.pChain, "--root", filepath.Join(w.p, "certs"), "--out", filepath.Join(t.TempDir(), "g.pkg")); r.Code != 1 || !strings.Contains(r.Stderr, "ended with hostctl stop") {
 		t.Fatalf("export of a stopped guest: %s", r)
 	}
 }
@@ -173,10 +173,10 @@ func TestReceiveCheapChecksFirst(t *testing.T) {
 	t.Cleanup(func() { killWork(wb) })
 	r := run(t, nil, "hostctl", receiveArgs(w, w.pkg, w.v5, wb, "--vars", small)...)
 	want := fmt.Sprintf("hostctl: vars file %s is 4096 bytes; this guest's pflash1 is 540672 bytes (nothing was done)", small)
-	if r.code != 1 || lastLine(r.stderr) != want {
+	if r.Code != 1 || lastLine(r.Stderr) != want {
 		t.Fatalf("want exit 1 and %q: %s", want, r)
 	}
-	if strings.Contains(r.stderr, "package verified") {
+	if strings.Contains(r.Stderr, "package verified") {
 		t.Fatalf("the package was received before the var store was checked: %s", r)
 	}
 	if _, err := os.Lstat(wb); err == nil {
@@ -187,7 +187,7 @@ func TestReceiveCheapChecksFirst(t *testing.T) {
 	}
 	// A receive refused by the PSP (a package for another platform) leaves nothing either.
 	r = run(t, nil, "hostctl", "receive", "--state", w.y, "--package", w.pkg, "--bios", w.v5, "--work", wb)
-	if r.code != 3 || !strings.Contains(r.stderr, "exported for another platform's PDH") {
+	if r.Code != 3 || !strings.Contains(r.Stderr, "exported for another platform's PDH") {
 		t.Fatalf("receive on the wrong platform: %s", r)
 	}
 	if _, err := os.Lstat(wb); err == nil {
@@ -235,7 +235,7 @@ func signalRun(t *testing.T, env []string, ready func() bool, args ...string) re
 	case <-time.After(90 * time.Second):
 		t.Fatalf("hostctl %v did not end within 90 s of SIGINT: %s", args, se.String())
 	}
-	return result{stdout: so.String(), stderr: se.String(), code: cmd.ProcessState.ExitCode()}
+	return result{Stdout: so.String(), Stderr: se.String(), Code: cmd.ProcessState.ExitCode()}
 }
 
 // TestInterrupted: SIGINT in the middle of an export and a receive says what happened,
@@ -250,7 +250,7 @@ func TestInterrupted(t *testing.T) {
 		start := time.Now()
 		// The delay holds hostctl after its first SEND_UPDATE_DATA packet, mid-stream.
 		r := signalRun(t, []string{"SEVSHIM_TEST_EXPORT_DELAY=60s"}, func() bool { return time.Since(start) > 5*time.Second }, args...)
-		if want := "hostctl: interrupted: export cancelled, guest resumed, no package written"; r.code != 130 || lastLine(r.stderr) != want {
+		if want := "hostctl: interrupted: export cancelled, guest resumed, no package written"; r.Code != 130 || lastLine(r.Stderr) != want {
 			t.Fatalf("want exit 130 and %q: %s", want, r)
 		}
 		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
@@ -277,7 +277,7 @@ func TestInterrupted(t *testing.T) {
 		// Interrupted while QEMU B waits for its stream.
 		r := signalRun(t, []string{"SEVSHIM_TEST_RECEIVE_DELAY=60s"}, func() bool { return pidAlive(wb) }, receiveArgs(w, w.pkg, w.v5, wb)...)
 		want := "hostctl: interrupted: receive cancelled: QEMU B was stopped, the guest context was released, the package is unchanged (receive it again)"
-		if r.code != 130 || lastLine(r.stderr) != want {
+		if r.Code != 130 || lastLine(r.Stderr) != want {
 			t.Fatalf("want exit 130 and %q: %s", want, r)
 		}
 		if pidAlive(wb) {

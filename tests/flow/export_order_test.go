@@ -66,7 +66,7 @@ func TestExportNamingFailureKeepsGuest(t *testing.T) {
 	wb := track(filepath.Join(dir, "B"))
 	t.Cleanup(func() { killWork(wb) })
 	r := run(t, nil, "hostctl", receiveArgs(w, out, w.v6, wb, "--stop")...)
-	if r.code != 0 || !strings.Contains(r.stdout, "accepted: version 6") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "accepted: version 6") {
 		t.Fatalf("receiving the second export: %s", r)
 	}
 }

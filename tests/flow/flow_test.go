@@ -9,27 +9,22 @@
 package flow
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/sevshim/sevshim/internal/repo"
+	"github.com/sevshim/sevshim/internal/testenv"
 )
 
 var (
 	tmpRoot string // everything of this test binary; removed by TestMain
-	binDir  string
-	images  string // build/images
+	cli     *testenv.CLIs
+	binDir  string // cli.Bin, once prereq ran
+	images  string // build/images, once prereq ran
 )
 
 func TestMain(m *testing.M) {
@@ -39,8 +34,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	tmpRoot = d
+	cli = testenv.NewCLIs(tmpRoot)
 	code := m.Run()
-	stopAll()
+	cli.StopAll()
 	if os.Getenv("SEVSHIM_KEEP") == "" {
 		os.RemoveAll(tmpRoot)
 	} else {
@@ -49,132 +45,32 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// workDirs are the QEMU work directories to stop at the end, whatever happens.
-var (
-	workMu   sync.Mutex
-	workDirs []string
-)
+// The shared CLI harness (internal/testenv), under the names these tests use.
+type result = testenv.Result
 
-func track(dir string) string {
-	workMu.Lock()
-	workDirs = append(workDirs, dir)
-	workMu.Unlock()
-	return dir
-}
-
-// stopAll ends every QEMU a test left: through hostctl stop, then by the pid file.
-func stopAll() {
-	workMu.Lock()
-	defer workMu.Unlock()
-	for _, d := range workDirs {
-		killWork(d)
-	}
-}
-
-func killWork(d string) {
-	if binDir != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		exec.CommandContext(ctx, filepath.Join(binDir, "hostctl"), "stop", "--work", d).Run()
-		cancel()
-	}
-	if b, err := os.ReadFile(filepath.Join(d, "qemu.pid")); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 && isQEMUOf(pid, d) {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-	// A swtpm (launch/receive --tpm) that hostctl stop did not end.
-	if pid := pidOf(d, "swtpm.pid"); pid > 1 && cmdlineHas(pid, filepath.Join(d, "swtpm.sock")) {
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-}
+func track(dir string) string { return cli.Track(dir) }
+func killWork(d string)       { cli.KillWork(d) }
 
 func isQEMUOf(pid int, dir string) bool {
-	cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && bytes.Contains(cl, []byte(filepath.Join(dir, "qmp.sock")))
+	return testenv.CmdlineHas(pid, filepath.Join(dir, "qmp.sock"))
 }
-
-var (
-	prereqOnce sync.Once
-	prereqErr  error
-)
 
 // prereq builds the CLIs and checks QEMU, OVMF and the demo images.
 func prereq(t testing.TB) {
 	t.Helper()
-	prereqOnce.Do(func() {
-		root, err := repo.Root()
-		if err != nil {
-			prereqErr = err
-			return
-		}
-		images = filepath.Join(root, "build", "images")
-		if _, err := repo.QEMU(); err != nil {
-			prereqErr = fmt.Errorf("%v; run scripts/setup.sh", err)
-			return
-		}
-		if err := repo.RequireFiles(repo.OVMFCode(), repo.OVMFVars()); err != nil {
-			prereqErr = fmt.Errorf("Debian OVMF: %v; run scripts/setup.sh", err)
-			return
-		}
-		if err := repo.RequireFiles(filepath.Join(images, "shim-demo.fd"), filepath.Join(images, "v5.bundle"),
-			filepath.Join(images, "v6.bundle"), filepath.Join(images, "demo-provider.key")); err != nil {
-			prereqErr = fmt.Errorf("%v: run make images (make -C images) first", err)
-			return
-		}
-		binDir = filepath.Join(tmpRoot, "bin")
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./hostctl", "./verifier", "./builder")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			prereqErr = fmt.Errorf("building the CLIs: %v\n%s", err, out)
-		}
-	})
-	if prereqErr == nil {
-		return
-	}
-	if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
-		t.Skipf("SEVSHIM_ALLOW_SKIP=1: %v", prereqErr)
-	}
-	t.Fatalf("%v (set SEVSHIM_ALLOW_SKIP=1 to skip deliberately)", prereqErr)
-}
-
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	cli.Require(t)
+	binDir, images = cli.Bin, cli.Images
 }
 
 // run runs one of the CLIs (bounded to 5 minutes) with extra environment variables.
 func run(t testing.TB, env []string, tool string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, tool), args...)
-	cmd.Env = append(os.Environ(), env...)
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	r := result{stdout: so.String(), stderr: se.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("%s %v: %v", tool, args, err)
-	}
-	return r
+	return cli.Run(t, env, tool, args...)
 }
 
 func mustRun(t testing.TB, tool string, args ...string) result {
 	t.Helper()
-	r := run(t, nil, tool, args...)
-	if r.code != 0 {
-		t.Fatalf("%s %s: %s", tool, strings.Join(args, " "), r)
-	}
-	return r
+	return cli.MustRun(t, tool, args...)
 }
 
 // world is the shared fixture: platforms, a launched + exported guest, bundles.
@@ -233,12 +129,12 @@ func makeWorld(t testing.TB) (*world, error) {
 	mustRun(t, "verifier", "session", "--chain", w.oChain, "--root", filepath.Join(w.o, "certs"), "--policy", "0x1", "--out", w.sess)
 	w.launchW = track(j("A"))
 	r := mustRun(t, "hostctl", "launch", "--state", w.o, "--image", w.shim, "--session", w.sess, "--work", w.launchW)
-	if !strings.Contains(r.stdout, "paused in prelaunch") {
+	if !strings.Contains(r.Stdout, "paused in prelaunch") {
 		return nil, fmt.Errorf("launch output: %s", r)
 	}
 	meas := filepath.Join(w.launchW, "measurement.json")
 	r = mustRun(t, "verifier", "measure", "--session", w.sess, "--measurement", meas, "--image", w.shim)
-	if !strings.Contains(r.stdout, "measurement OK") {
+	if !strings.Contains(r.Stdout, "measurement OK") {
 		return nil, fmt.Errorf("verifier measure: %s", r)
 	}
 	w.secret = []byte("correct horse battery staple")
@@ -250,7 +146,7 @@ func makeWorld(t testing.TB) (*world, error) {
 	mustRun(t, "hostctl", "launch-finish", "--work", w.launchW, "--secret", j("secret.json"))
 	w.pkg = j("guest.pkg")
 	r = mustRun(t, "hostctl", "export", "--work", w.launchW, "--to", w.pChain, "--root", filepath.Join(w.p, "certs"), "--out", w.pkg)
-	if !strings.Contains(r.stdout, "exported:") {
+	if !strings.Contains(r.Stdout, "exported:") {
 		return nil, fmt.Errorf("export: %s", r)
 	}
 	return w, nil

@@ -31,7 +31,7 @@ func TestVersionStringLooksLikeRefusal(t *testing.T) {
 	t.Cleanup(func() { killWork(wb) })
 	r := run(t, nil, "hostctl", receiveArgs(w, w.pkg, bundle, wb, "--stop")...)
 	dbg := readFile(filepath.Join(wb, "debugcon.log"))
-	if r.code != 0 || !strings.Contains(r.stdout, "accepted: version 6, signer ") || strings.Contains(r.stdout, "refused") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "accepted: version 6, signer ") || strings.Contains(r.Stdout, "refused") {
 		t.Fatalf("want accepted version 6: %s\ndebugcon:\n%s", r, dbg)
 	}
 	for _, re := range []string{`(?m)^SEVSHIM VERIFIED version=6 signer=[0-9a-f]{16} name="SEVSHIM ERROR E034 version-below-floor"$`, `(?m)^SEVSHIM HANDOFF$`} {
@@ -53,7 +53,7 @@ func TestVersionStringLooksLikeShell(t *testing.T) {
 	wb := track(filepath.Join(t.TempDir(), "B"))
 	t.Cleanup(func() { killWork(wb) })
 	r := run(t, nil, "hostctl", receiveArgs(w, w.pkg, bundle, wb, "--wait", "shell", "--stop")...)
-	if r.code != 0 || !strings.Contains(r.stdout, "OVMF reached its UEFI Interactive Shell") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "OVMF reached its UEFI Interactive Shell") {
 		t.Fatalf("receive --wait shell: %s", r)
 	}
 	// When hostctl said so, the banner was on COM1 after the shim's HANDOFF line.
@@ -123,7 +123,7 @@ func TestForeignWorkDirRefused(t *testing.T) {
 	t.Cleanup(func() { killWork(wa) })
 	mkdirAsNobody(t, wa)
 	r := run(t, nil, "hostctl", "launch", "--state", w.o, "--image", w.shim, "--session", w.sess, "--work", wa)
-	if r.code != 1 || !strings.Contains(r.stderr, "--work "+wa+" is owned by uid 65534 (nobody), not by you") || !strings.Contains(r.stderr, "mode 0777") {
+	if r.Code != 1 || !strings.Contains(r.Stderr, "--work "+wa+" is owned by uid 65534 (nobody), not by you") || !strings.Contains(r.Stderr, "mode 0777") {
 		t.Fatalf("launch into nobody's directory: want exit 1 and a refusal naming it, its owner and mode: %s", r)
 	}
 	assertUntouched(t, wa)
@@ -132,7 +132,7 @@ func TestForeignWorkDirRefused(t *testing.T) {
 	t.Cleanup(func() { killWork(wb) })
 	mkdirAsNobody(t, wb)
 	r = run(t, nil, "hostctl", receiveArgs(w, w.pkg, w.v6, wb)...)
-	if r.code == 0 || !strings.Contains(r.stderr, "--work "+wb+" is owned by uid 65534 (nobody)") {
+	if r.Code == 0 || !strings.Contains(r.Stderr, "--work "+wb+" is owned by uid 65534 (nobody)") {
 		t.Fatalf("receive into nobody's directory: %s", r)
 	}
 	assertUntouched(t, wb)
@@ -141,7 +141,7 @@ func TestForeignWorkDirRefused(t *testing.T) {
 	// other user could rename it away and put theirs in its place.
 	wc := filepath.Join(shared, "C")
 	r = run(t, nil, "hostctl", "launch", "--state", w.o, "--image", w.shim, "--session", w.sess, "--work", track(wc))
-	if r.code != 1 || !strings.Contains(r.stderr, "its parent "+shared+" has mode 0777") {
+	if r.Code != 1 || !strings.Contains(r.Stderr, "its parent "+shared+" has mode 0777") {
 		t.Fatalf("launch under a world-writable parent: %s", r)
 	}
 	if _, err := os.Lstat(wc); err == nil {
@@ -157,7 +157,7 @@ func TestForeignStateDirRefused(t *testing.T) {
 	st := filepath.Join(shared, "P")
 	mkdirAsNobody(t, st)
 	r := run(t, nil, "hostctl", "platform", "init", "--state", st)
-	if r.code != 1 || !strings.Contains(r.stderr, "--state "+st+" is owned by uid 65534 (nobody), not by you") {
+	if r.Code != 1 || !strings.Contains(r.Stderr, "--state "+st+" is owned by uid 65534 (nobody), not by you") {
 		t.Fatalf("platform init in nobody's directory: %s", r)
 	}
 	assertUntouched(t, st)
@@ -169,7 +169,7 @@ func TestForeignStateDirRefused(t *testing.T) {
 	}
 	wa := track(filepath.Join(t.TempDir(), "A"))
 	r = run(t, nil, "hostctl", "launch", "--state", mine, "--image", w.shim, "--session", w.sess, "--work", wa)
-	if r.code != 1 || !strings.Contains(r.stderr, "--state "+mine+" has mode 0755") || pidFileExists(wa) {
+	if r.Code != 1 || !strings.Contains(r.Stderr, "--state "+mine+" has mode 0755") || pidFileExists(wa) {
 		t.Fatalf("launch with a 0755 state directory: %s", r)
 	}
 }

@@ -162,10 +162,10 @@ func TestTamperedPacketMACRefused(t *testing.T) {
 			t.Cleanup(func() { killWork(wb) })
 			r := run(t, nil, "hostctl", receiveArgs(w, pkg, w.v6, wb)...)
 			want := fmt.Sprintf("record %d (block pc.ram, offset 0x%x): RECEIVE_UPDATE_DATA refused the page: psp: RECEIVE_UPDATE_DATA: firmware status BAD_SIGNATURE (0xa)", target, e.Offset())
-			if r.code != 3 || !strings.Contains(r.stderr, "no QEMU was started") || !strings.Contains(r.stderr, want) {
+			if r.Code != 3 || !strings.Contains(r.Stderr, "no QEMU was started") || !strings.Contains(r.Stderr, want) {
 				t.Fatalf("want exit 3, %q and %q: %s", "no QEMU was started", want, r)
 			}
-			if strings.Contains(r.stdout, "accepted") || strings.Contains(r.stderr, "package verified") {
+			if strings.Contains(r.Stdout, "accepted") || strings.Contains(r.Stderr, "package verified") {
 				t.Fatalf("the package got past the PSP: %s", r)
 			}
 			for _, f := range []string{"qemu.pid", "qemu.log", "bios.fd", "flash0.fd", "debugcon.log"} {
@@ -173,7 +173,7 @@ func TestTamperedPacketMACRefused(t *testing.T) {
 					t.Errorf("%s exists: QEMU B was prepared or started", f)
 				}
 			}
-			t.Logf("%s: %s", c.name, firstLine(r.stderr))
+			t.Logf("%s: %s", c.name, firstLine(r.Stderr))
 		})
 	}
 }
@@ -224,7 +224,7 @@ func TestSwappedPagesAccepted(t *testing.T) {
 	wb := track(filepath.Join(t.TempDir(), "B"))
 	t.Cleanup(func() { killWork(wb) })
 	r := run(t, nil, "hostctl", receiveArgs(w, pkg, w.v6, wb)...)
-	if r.code != 0 || !strings.Contains(r.stdout, "accepted: version 6, signer ") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "accepted: version 6, signer ") {
 		t.Fatalf("the swapped package should be received and the shim accept v6 (the SEV packet does not bind the address): %s", r)
 	}
 	if !pidAlive(wb) {

@@ -1,17 +1,15 @@
 package flow
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/sevshim/sevshim/internal/testenv"
 )
 
 // swtpmAlive reports whether the swtpm of dir (dir/swtpm.pid, its command line naming
@@ -65,7 +63,7 @@ func TestTPMFlow(t *testing.T) {
 	} {
 		wb := track(j("B-" + c.name))
 		r := run(t, nil, "hostctl", receiveArgs(w, c.pkg, w.v6, wb, c.extra...)...)
-		if r.code != 3 || !strings.Contains(r.stderr, c.want) || !strings.Contains(r.stderr, "no QEMU was started") {
+		if r.Code != 3 || !strings.Contains(r.Stderr, c.want) || !strings.Contains(r.Stderr, "no QEMU was started") {
 			t.Fatalf("%s: want exit 3 and %q: %s", c.name, c.want, r)
 		}
 		for _, f := range []string{"qemu.log", "qemu.pid", "swtpm.pid", "swtpm.log"} {
@@ -78,7 +76,7 @@ func TestTPMFlow(t *testing.T) {
 	wb := track(j("B"))
 	t.Cleanup(func() { killWork(wb) })
 	r := run(t, nil, "hostctl", receiveArgs(w, pkg, w.v6, wb, "--tpm", "--wait", "shell")...)
-	if r.code != 0 || !strings.Contains(r.stdout, "accepted: version 6, signer ") || !strings.Contains(r.stdout, "UEFI Interactive Shell") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "accepted: version 6, signer ") || !strings.Contains(r.Stdout, "UEFI Interactive Shell") {
 		t.Fatalf("receive --tpm v6: %s\ndebugcon:\n%s", r, readFile(filepath.Join(wb, "debugcon.log")))
 	}
 	if dc := readFile(filepath.Join(wb, "debugcon.log")); !strings.Contains(dc, "SEVSHIM TPM extended pcr=15") {
@@ -88,7 +86,7 @@ func TestTPMFlow(t *testing.T) {
 		t.Fatal("QEMU B and its swtpm should run after receive --tpm")
 	}
 
-	if r := run(t, nil, "hostctl", "tpm-quote", "--work", wb, "--nonce", "zz", "--out", j("x.json")); r.code == 0 || !strings.Contains(r.stderr, "hex") {
+	if r := run(t, nil, "hostctl", "tpm-quote", "--work", wb, "--nonce", "zz", "--out", j("x.json")); r.Code == 0 || !strings.Contains(r.Stderr, "hex") {
 		t.Fatalf("non-hex nonce: %s", r)
 	}
 	nonce := make([]byte, 32)
@@ -96,49 +94,27 @@ func TestTPMFlow(t *testing.T) {
 	nh := hex.EncodeToString(nonce)
 	ev := j("evidence.json")
 	r = mustRun(t, "hostctl", "tpm-quote", "--work", wb, "--nonce", nh, "--out", ev)
-	if !strings.Contains(r.stdout, "PCR 15 in banks") {
+	if !strings.Contains(r.Stdout, "PCR 15 in banks") {
 		t.Fatalf("tpm-quote: %s", r)
 	}
 	if pidAlive(wb) || swtpmAlive(wb) {
 		t.Fatal("QEMU B or swtpm still runs after tpm-quote")
 	}
 	r = mustRun(t, "verifier", "attest", "--evidence", ev, "--image", w.shim, "--bundle", w.v6, "--nonce", nh)
-	if !strings.Contains(r.stdout, "attestation OK") {
+	if !strings.Contains(r.Stdout, "attestation OK") {
 		t.Fatalf("verifier attest v6: %s", r)
 	}
 	r = run(t, nil, "verifier", "attest", "--evidence", ev, "--image", w.shim, "--bundle", w.v5, "--nonce", nh)
-	if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "attestation FAILED") {
+	if r.Code != 1 || !strings.Contains(r.Stdout+r.Stderr, "attestation FAILED") {
 		t.Fatalf("verifier attest v5 must fail: %s", r)
 	}
 	// Everything is gone now: a second quote says so.
 	r = run(t, nil, "hostctl", "tpm-quote", "--work", wb, "--nonce", nh, "--out", j("again.json"))
-	if r.code == 0 || !strings.Contains(r.stderr, "both gone") {
+	if r.Code == 0 || !strings.Contains(r.Stderr, "both gone") {
 		t.Fatalf("second tpm-quote: %s", r)
 	}
 }
 
-func pidOf(dir, file string) int {
-	b, err := os.ReadFile(filepath.Join(dir, file))
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0
-	}
-	return pid
-}
-
-func procAlive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	i := bytes.LastIndexByte(st, ')')
-	return !(i > 0 && i+2 < len(st) && st[i+2] == 'Z')
-}
-
-func cmdlineHas(pid int, s string) bool {
-	cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && bytes.Contains(cl, []byte(s))
-}
+func pidOf(dir, file string) int        { return testenv.PidOf(dir, file) }
+func procAlive(pid int) bool            { return testenv.ProcAlive(pid) }
+func cmdlineHas(pid int, s string) bool { return testenv.CmdlineHas(pid, s) }

@@ -55,10 +55,10 @@ func TestReceiveTimeline(t *testing.T) {
 		wb := track(filepath.Join(t.TempDir(), "B"))
 		t.Cleanup(func() { killWork(wb) })
 		r := run(t, nil, "hostctl", receiveArgs(w, w.pkg, w.v5, wb, "--timeline", "--stop")...)
-		if r.code != 0 {
+		if r.Code != 0 {
 			t.Fatalf("receive --timeline: %s", r)
 		}
-		steps, ms := timelineSteps(t, r.stdout)
+		steps, ms := timelineSteps(t, r.Stdout)
 		want := []string{"package checked", "QEMU B started", "stream loaded", "resumed", "WAKE", "LOADED", "VERIFIED", "TPM", "FLASHED", "SECRET", "RECEIPT", "HANDOFF", "OVMF"}
 		if strings.Join(steps, ",") != strings.Join(want, ",") {
 			t.Fatalf("timeline steps %q, want %q:\n%s", steps, want, r)
@@ -68,21 +68,21 @@ func TestReceiveTimeline(t *testing.T) {
 				t.Errorf("step %s at %d ms is before %s at %d ms", steps[i], ms[i], steps[i-1], ms[i-1])
 			}
 		}
-		if !strings.Contains(r.stdout, "\ntimeline: "+strings.Join(want, " -> ")+"\n") {
-			t.Errorf("no arrow line: %s", r.stdout)
+		if !strings.Contains(r.Stdout, "\ntimeline: "+strings.Join(want, " -> ")+"\n") {
+			t.Errorf("no arrow line: %s", r.Stdout)
 		}
-		if strings.Contains(r.stderr, "\r") || reBar.MatchString(r.stderr) {
-			t.Errorf("a progress bar on a non-terminal stderr: %q", r.stderr)
+		if strings.Contains(r.Stderr, "\r") || reBar.MatchString(r.Stderr) {
+			t.Errorf("a progress bar on a non-terminal stderr: %q", r.Stderr)
 		}
 	})
 	t.Run("refused", func(t *testing.T) {
 		wb := track(filepath.Join(t.TempDir(), "B"))
 		t.Cleanup(func() { killWork(wb) })
 		r := run(t, nil, "hostctl", receiveArgs(w, w.pkg, w.v4, wb, "--timeline")...)
-		if r.code != 3 || !strings.Contains(r.stdout, "refused: E034 version-below-floor") {
+		if r.Code != 3 || !strings.Contains(r.Stdout, "refused: E034 version-below-floor") {
 			t.Fatalf("want exit 3 and E034: %s", r)
 		}
-		steps, _ := timelineSteps(t, r.stdout)
+		steps, _ := timelineSteps(t, r.Stdout)
 		got := strings.Join(steps, ",")
 		if !strings.HasPrefix(got, "package checked,QEMU B started,stream loaded,resumed,WAKE,LOADED,") ||
 			!(strings.HasSuffix(got, ",ERROR E034,RECEIPT,HALT") || strings.HasSuffix(got, ",ERROR E034,RECEIPT") ||

@@ -107,7 +107,7 @@ func TestProviderForgesTPMButNotReceipt(t *testing.T) {
 		EventData: tpm2.TPM2BEvent{Buffer: x.Event}}).Execute(tpm); err != nil {
 		t.Fatal(err)
 	}
-	nonce := randBytes(t, receipt.NonceSize)
+	nonce := testenv.RandBytes(t, receipt.NonceSize)
 	ev, err := attest.Read(tpm, x.PCR, nonce)
 	if err != nil {
 		t.Fatal(err)
@@ -116,16 +116,16 @@ func TestProviderForgesTPMButNotReceipt(t *testing.T) {
 	evPath := filepath.Join(dir, "evidence.json")
 	os.WriteFile(evPath, js, 0o600)
 	r := run(t, "verifier", "attest", "--evidence", evPath, "--image", shim, "--bundle", v6, "--nonce", hex.EncodeToString(nonce))
-	if r.code != 0 || !strings.Contains(r.stdout, "attestation OK") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "attestation OK") {
 		t.Fatalf("the forged TPM evidence should pass the TPM check (that is the point): %s", r)
 	}
-	if !strings.Contains(r.stdout, "no proof against the provider") || !strings.Contains(r.stdout, "verifier receipt") {
+	if !strings.Contains(r.Stdout, "no proof against the provider") || !strings.Contains(r.Stdout, "verifier receipt") {
 		t.Errorf("verifier attest presents a quote of the provider's own TPM as proof: %s", r)
 	}
 
 	// the same provider tries to make a receipt: it has everything but the owner's key
 	ownerKey := filepath.Join(dir, "owner.key")
-	os.WriteFile(ownerKey, randBytes(t, receipt.KeySize), 0o600)
+	os.WriteFile(ownerKey, testenv.RandBytes(t, receipt.KeySize), 0o600)
 	mi, _ := receipt.ManifestInfo(man)
 	block, _, err := shimimage.ExtractPolicy(img)
 	if err != nil {
@@ -135,23 +135,23 @@ func TestProviderForgesTPMButNotReceipt(t *testing.T) {
 	var n [receipt.NonceSize]byte
 	copy(n[:], nonce)
 	imgDigest := mi.Digest // any digest: the MAC fails first
-	forged, err := receipt.Seal(randBytes(t, receipt.KeySize), &receipt.Receipt{ShimFormat: 1, Nonce: &n, Manifest: mi, Image: &imgDigest, Policy: &pd})
+	forged, err := receipt.Seal(testenv.RandBytes(t, receipt.KeySize), &receipt.Receipt{ShimFormat: 1, Nonce: &n, Manifest: mi, Image: &imgDigest, Policy: &pd})
 	if err != nil {
 		t.Fatal(err)
 	}
 	vr := run(t, "verifier", "receipt", "--key", ownerKey, "--nonce", hex.EncodeToString(nonce), "--receipt", receipt.Line(forged), "--bundle", v6, "--image", shim)
-	if vr.code != 1 || !strings.Contains(vr.stdout, "MAC does not verify") {
+	if vr.Code != 1 || !strings.Contains(vr.Stdout, "MAC does not verify") {
 		t.Errorf("a receipt made with the provider's key: %s", vr)
 	}
 	// an authentic refusal, its verdict rewritten to OK
 	key, _ := os.ReadFile(ownerKey)
 	refusal, _ := receipt.Seal(key, &receipt.Receipt{ShimFormat: 1, Verdict: shimerr.VersionBelowFloor, Nonce: &n, Manifest: mi, Image: &imgDigest, Policy: &pd})
-	if vr := run(t, "verifier", "receipt", "--key", ownerKey, "--nonce", hex.EncodeToString(nonce), "--receipt", receipt.Line(refusal)); vr.code != 2 {
+	if vr := run(t, "verifier", "receipt", "--key", ownerKey, "--nonce", hex.EncodeToString(nonce), "--receipt", receipt.Line(refusal)); vr.Code != 2 {
 		t.Errorf("the authentic refusal: %s", vr)
 	}
 	relabelled := bytes.Clone(refusal)
 	binary.LittleEndian.PutUint16(relabelled[0x0C:], 0)
-	if vr := run(t, "verifier", "receipt", "--key", ownerKey, "--nonce", hex.EncodeToString(nonce), "--receipt", receipt.Line(relabelled)); vr.code != 1 || strings.Contains(vr.stdout, "receipt OK") {
+	if vr := run(t, "verifier", "receipt", "--key", ownerKey, "--nonce", hex.EncodeToString(nonce), "--receipt", receipt.Line(relabelled)); vr.Code != 1 || strings.Contains(vr.Stdout, "receipt OK") {
 		t.Errorf("a refusal relabelled as acceptance: %s", vr)
 	}
 }

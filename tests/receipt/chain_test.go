@@ -15,22 +15,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding"
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/sevshim/sevshim/bios"
 	"github.com/sevshim/sevshim/internal/repo"
@@ -86,22 +82,6 @@ func getChainFixture(t testing.TB) *chainFixture {
 	return cfVal
 }
 
-func testBIOSPath() (string, error) {
-	root, err := repo.Root()
-	if err != nil {
-		return "", err
-	}
-	p := filepath.Join(root, "build", "testbios", "testbios.fd")
-	if repo.RequireFiles(p) == nil {
-		return p, nil
-	}
-	out, err := exec.Command("make", "-s", "-C", filepath.Join(root, "testbios")).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("building the test BIOS (make -C testbios): %v\n%s", err, out)
-	}
-	return p, repo.RequireFiles(p)
-}
-
 func makeChainFixture(dir string) (*chainFixture, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -111,7 +91,7 @@ func makeChainFixture(dir string) (*chainFixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.testBIOS, err = testBIOSPath(); err != nil {
+	if f.testBIOS, err = testenv.TestBIOS(); err != nil {
 		return nil, err
 	}
 	sign := func(name, image string, version uint64, k *ecdsa.PrivateKey) error {
@@ -162,30 +142,6 @@ func makeChainFixture(dir string) (*chainFixture, error) {
 	return f, os.WriteFile(f.shim, img, 0o600)
 }
 
-// memfd is an anonymous in-memory file; Path names it for another process of this user.
-func memfd(t testing.TB, name string, content []byte) (*os.File, string) {
-	t.Helper()
-	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
-	if err != nil {
-		t.Fatalf("memfd_create: %v", err)
-	}
-	f := os.NewFile(uintptr(fd), name)
-	t.Cleanup(func() { f.Close() })
-	if _, err := f.Write(content); err != nil && len(content) > 0 {
-		t.Fatal(err)
-	}
-	return f, fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd)
-}
-
-func randBytes(t testing.TB, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // owner is an owner's secret: a passphrase, the receipt key and one more entry.
 type owner struct {
 	key, pass, other []byte
@@ -195,7 +151,7 @@ type owner struct {
 
 func newOwner(t testing.TB, keyLen int) owner {
 	t.Helper()
-	o := owner{key: randBytes(t, keyLen), pass: randBytes(t, 40), other: randBytes(t, 72)}
+	o := owner{key: testenv.RandBytes(t, keyLen), pass: testenv.RandBytes(t, 40), other: testenv.RandBytes(t, 72)}
 	ents := []sev.SecretEntry{{GUID: sev.DiskPassphraseID, Data: o.pass}, {GUID: receipt.KeyGUID, Data: o.key},
 		{GUID: sev.MustGUID("e6f5a162-d67f-4750-a67c-5d065f2a9910"), Data: o.other}}
 	var err error
@@ -218,7 +174,7 @@ func startChain(t testing.TB, f *chainFixture, r chainRun) *qemu.VM {
 	t.Helper()
 	var a, b []string
 	if r.secret != nil {
-		_, p := memfd(t, "sevshim-test-secret", r.secret)
+		p := testenv.NewMemfd(t, "sevshim-test-secret", r.secret).Path
 		a = []string{"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", p, secretGPA)}
 	}
 	if r.nonce != nil {
@@ -230,30 +186,6 @@ func startChain(t testing.TB, f *chainFixture, r chainRun) *qemu.VM {
 	}
 	return testenv.StartChain(t, testenv.Chain{Shim: f.shim, Manifest: f.manifests[r.manifest], Image: f.images[r.manifest],
 		MemoryMiB: memMiB, ExtraA: a, ExtraB: b})
-}
-
-func waitLine(t *testing.T, c *qemu.Console, re *regexp.Regexp, to time.Duration) qemu.Line {
-	t.Helper()
-	l, err := c.WaitLine(context.Background(), re, to)
-	if err != nil {
-		t.Fatalf("%s: %v", c.Name(), err)
-	}
-	return l
-}
-
-func dumpRAM(t *testing.T, vm *qemu.VM) []byte {
-	t.Helper()
-	f, p := memfd(t, "sevshim-test-ramdump", nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := vm.MemSave(ctx, 0, memMiB<<20, p); err != nil {
-		t.Fatalf("pmemsave: %v", err)
-	}
-	b := make([]byte, memMiB<<20)
-	if n, err := f.ReadAt(b, 0); n != len(b) {
-		t.Fatalf("RAM dump: %d bytes, %v", n, err)
-	}
-	return b
 }
 
 // hmacStates are the SHA-384 chaining values after the key XOR ipad / opad block: with either
@@ -357,22 +289,22 @@ func assertNothingAfterRefusal(t *testing.T, b *qemu.VM) {
 func TestReceiptHandOffTestBIOS(t *testing.T) {
 	f := getChainFixture(t)
 	o := newOwner(t, receipt.KeySize)
-	nonce := randBytes(t, receipt.NonceSize)
+	nonce := testenv.RandBytes(t, receipt.NonceSize)
 	b := startChain(t, f, chainRun{manifest: "testbios-v7", secret: o.table, nonce: nonce})
 	dbg := b.Debugcon()
 	total := int(uint32(o.withoutKey[16]) | uint32(o.withoutKey[17])<<8)
-	if sl := waitLine(t, dbg, reSecret, stepTO); sl.Text != fmt.Sprintf("SEVSHIM SECRET handed-off bytes=%d base=0x%016x", total, testBIOSBlock) {
+	if sl := testenv.WaitLine(t, dbg, reSecret, stepTO); sl.Text != fmt.Sprintf("SEVSHIM SECRET handed-off bytes=%d base=0x%016x", total, testBIOSBlock) {
 		t.Fatalf("secret line %q (want the table without the key: %d bytes)", sl.Text, total)
 	}
-	rl := waitLine(t, dbg, reReceipt, stepTO)
-	if out := waitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
+	rl := testenv.WaitLine(t, dbg, reReceipt, stepTO)
+	if out := testenv.WaitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
 		t.Fatalf("outcome %q", out.Text)
 	}
 	ctx := context.Background()
 	if err := b.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	assertKeyGone(t, dumpRAM(t, b), o.key)
+	assertKeyGone(t, testenv.DumpRAM(t, b, memMiB), o.key)
 	if err := b.Cont(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -412,11 +344,11 @@ func TestReceiptHandOffTestBIOS(t *testing.T) {
 		lt("SEVSHIM RECEIPT").Sub(lt("SEVSHIM SECRET")), lt("SEVSHIM HANDOFF").Sub(lt("SEVSHIM RECEIPT")), len(rl.Text)+1)
 	sum := sha256.Sum256(o.withoutKey[:total])
 	want := fmt.Sprintf("TESTBIOS SECRET sha256=%s bytes=%d tail=zero", hex.EncodeToString(sum[:]), total)
-	if tb := waitLine(t, dbg, reTBSecret, ovmfTO); tb.Text != want {
+	if tb := testenv.WaitLine(t, dbg, reTBSecret, ovmfTO); tb.Text != want {
 		t.Fatalf("test BIOS says %q, want %q (the table without the receipt key)", tb.Text, want)
 	}
-	waitLine(t, dbg, regexp.MustCompile(`^TESTBIOS HALT$`), stepTO)
-	ram := dumpRAM(t, b)
+	testenv.WaitLine(t, dbg, regexp.MustCompile(`^TESTBIOS HALT$`), stepTO)
+	ram := testenv.DumpRAM(t, b, memMiB)
 	assertKeyGone(t, ram, o.key)
 	if at := bytes.Index(ram, o.pass); at < testBIOSBlock || at >= testBIOSBlock+0xC00 {
 		t.Errorf("the passphrase is at %#x, want it in the BIOS's block", at)
@@ -428,16 +360,16 @@ func TestReceiptHandOffTestBIOS(t *testing.T) {
 func TestReceiptRefusalE034(t *testing.T) {
 	f := getChainFixture(t)
 	o := newOwner(t, receipt.KeySize)
-	nonce := randBytes(t, receipt.NonceSize)
+	nonce := testenv.RandBytes(t, receipt.NonceSize)
 	b := startChain(t, f, chainRun{manifest: "ovmf-v4", secret: o.table, nonce: nonce})
 	dbg := b.Debugcon()
-	if out := waitLine(t, dbg, reOutcome, stepTO); out.Text != shimerr.VersionBelowFloor.Line() {
+	if out := testenv.WaitLine(t, dbg, reOutcome, stepTO); out.Text != shimerr.VersionBelowFloor.Line() {
 		t.Fatalf("outcome %q", out.Text)
 	}
-	rl := waitLine(t, dbg, reReceipt, stepTO)
-	waitLine(t, dbg, reHalt, stepTO)
+	rl := testenv.WaitLine(t, dbg, reReceipt, stepTO)
+	testenv.WaitLine(t, dbg, reHalt, stepTO)
 	assertNothingAfterRefusal(t, b)
-	assertKeyGone(t, dumpRAM(t, b), o.key)
+	assertKeyGone(t, testenv.DumpRAM(t, b, memMiB), o.key)
 	r := openLine(t, rl.Text, o.key)
 	man, _ := os.ReadFile(f.manifests["ovmf-v4"])
 	mi, _ := receipt.ManifestInfo(man)
@@ -452,22 +384,22 @@ func TestReceiptRefusalE034(t *testing.T) {
 func TestReceiptKeyEntryInvalid(t *testing.T) {
 	f := getChainFixture(t)
 	o := newOwner(t, receipt.KeySize-1)
-	b := startChain(t, f, chainRun{manifest: "ovmf-v5", secret: o.table, nonce: randBytes(t, receipt.NonceSize)})
+	b := startChain(t, f, chainRun{manifest: "ovmf-v5", secret: o.table, nonce: testenv.RandBytes(t, receipt.NonceSize)})
 	dbg := b.Debugcon()
-	if out := waitLine(t, dbg, reOutcome, stepTO); out.Text != shimerr.ReceiptKeyInvalid.Line() {
+	if out := testenv.WaitLine(t, dbg, reOutcome, stepTO); out.Text != shimerr.ReceiptKeyInvalid.Line() {
 		t.Fatalf("outcome %q", out.Text)
 	}
-	if rl := waitLine(t, dbg, reReceipt, stepTO); rl.Text != receipt.NoneLine {
+	if rl := testenv.WaitLine(t, dbg, reReceipt, stepTO); rl.Text != receipt.NoneLine {
 		t.Fatalf("receipt line %q, want %q", rl.Text, receipt.NoneLine)
 	}
-	waitLine(t, dbg, reHalt, stepTO)
+	testenv.WaitLine(t, dbg, reHalt, stepTO)
 	assertNothingAfterRefusal(t, b)
 	for _, l := range dbg.Lines() {
 		if strings.HasPrefix(l.Text, "SEVSHIM LOADED") {
 			t.Errorf("fw_cfg was read before the refusal: %q", l.Text)
 		}
 	}
-	assertKeyGone(t, dumpRAM(t, b), o.key)
+	assertKeyGone(t, testenv.DumpRAM(t, b, memMiB), o.key)
 }
 
 // TestReceiptNonceInvalid: a 31-byte nonce file: E066 before the bundle is read; the refusal
@@ -475,13 +407,13 @@ func TestReceiptKeyEntryInvalid(t *testing.T) {
 func TestReceiptNonceInvalid(t *testing.T) {
 	f := getChainFixture(t)
 	o := newOwner(t, receipt.KeySize)
-	b := startChain(t, f, chainRun{manifest: "ovmf-v5", secret: o.table, nonce: randBytes(t, receipt.NonceSize-1)})
+	b := startChain(t, f, chainRun{manifest: "ovmf-v5", secret: o.table, nonce: testenv.RandBytes(t, receipt.NonceSize-1)})
 	dbg := b.Debugcon()
-	if out := waitLine(t, dbg, reOutcome, stepTO); out.Text != shimerr.NonceInvalid.Line() {
+	if out := testenv.WaitLine(t, dbg, reOutcome, stepTO); out.Text != shimerr.NonceInvalid.Line() {
 		t.Fatalf("outcome %q", out.Text)
 	}
-	rl := waitLine(t, dbg, reReceipt, stepTO)
-	waitLine(t, dbg, reHalt, stepTO)
+	rl := testenv.WaitLine(t, dbg, reReceipt, stepTO)
+	testenv.WaitLine(t, dbg, reHalt, stepTO)
 	assertNothingAfterRefusal(t, b)
 	r := openLine(t, rl.Text, o.key)
 	if r.Verdict != shimerr.NonceInvalid || r.Nonce != nil || r.Manifest != nil {

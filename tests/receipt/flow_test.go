@@ -8,144 +8,48 @@ package receipt
 
 import (
 	"bytes"
-	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/sevshim/sevshim/internal/repo"
+	"github.com/sevshim/sevshim/internal/testenv"
 	"github.com/sevshim/sevshim/receipt"
 )
 
+// The shared CLI harness (internal/testenv), under the names these tests use.
 var (
-	binDir, images string
-	workMu         sync.Mutex
-	workDirs       []string
+	cli            *testenv.CLIs // made by TestMain
+	binDir, images string        // cli.Bin and cli.Images, once prereq ran
 )
 
-func init() { stopAllHook = stopWorkDirs }
+type result = testenv.Result
 
-// track registers a QEMU work directory to stop at the end, whatever happens.
-func track(dir string) string {
-	workMu.Lock()
-	workDirs = append(workDirs, dir)
-	workMu.Unlock()
-	return dir
-}
-
-func stopWorkDirs() {
-	workMu.Lock()
-	defer workMu.Unlock()
-	for _, d := range workDirs {
-		killWork(d)
-	}
-}
-
-// killWork ends the QEMU of a work directory: hostctl stop, then SIGKILL of the pid in its pid
-// file if that process is the QEMU of this directory.
-func killWork(d string) {
-	if binDir != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		exec.CommandContext(ctx, filepath.Join(binDir, "hostctl"), "stop", "--work", d).Run()
-		cancel()
-	}
-	if b, err := os.ReadFile(filepath.Join(d, "qemu.pid")); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-			cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-			if err == nil && bytes.Contains(cl, []byte(filepath.Join(d, "qmp.sock"))) {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
-}
-
-var (
-	prereqOnce sync.Once
-	prereqErr  error
-)
+func track(dir string) string { return cli.Track(dir) }
+func killWork(d string)       { cli.KillWork(d) }
 
 // prereq builds the CLIs and checks QEMU, OVMF and the demo images.
 func prereq(t testing.TB) {
 	t.Helper()
-	prereqOnce.Do(func() {
-		root, err := repo.Root()
-		if err != nil {
-			prereqErr = err
-			return
-		}
-		images = filepath.Join(root, "build", "images")
-		if _, err := repo.QEMU(); err != nil {
-			prereqErr = fmt.Errorf("%v; run scripts/setup.sh", err)
-			return
-		}
-		if err := repo.RequireFiles(repo.OVMFCode(), repo.OVMFVars(), filepath.Join(images, "shim-demo.fd"),
-			filepath.Join(images, "v5.bundle"), filepath.Join(images, "v6.bundle"), filepath.Join(images, "demo-provider.key")); err != nil {
-			prereqErr = fmt.Errorf("%v: run make shim images first", err)
-			return
-		}
-		binDir = filepath.Join(tmpRoot, "bin")
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./hostctl", "./verifier", "./builder")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			prereqErr = fmt.Errorf("building the CLIs: %v\n%s", err, out)
-		}
-	})
-	if prereqErr == nil {
-		return
-	}
-	if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
-		t.Skipf("SEVSHIM_ALLOW_SKIP=1: %v", prereqErr)
-	}
-	t.Fatalf("%v (set SEVSHIM_ALLOW_SKIP=1 to skip deliberately)", prereqErr)
-}
-
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	cli.Require(t)
+	binDir, images = cli.Bin, cli.Images
 }
 
 // run runs one of the CLIs, bounded to 5 minutes.
 func run(t testing.TB, tool string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, tool), args...)
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	r := result{stdout: so.String(), stderr: se.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("%s %v: %v", tool, args, err)
-	}
-	return r
+	return cli.Run(t, nil, tool, args...)
 }
 
 func mustRun(t testing.TB, tool string, args ...string) result {
 	t.Helper()
-	r := run(t, tool, args...)
-	if r.code != 0 {
-		t.Fatalf("%s %s: %s", tool, strings.Join(args, " "), r)
-	}
-	return r
+	return cli.MustRun(t, tool, args...)
 }
 
 // flowWorld: platforms, two exported packages (with and without a receipt key), bundles.
@@ -208,7 +112,7 @@ func makeFlowWorld(t testing.TB) (*flowWorld, error) {
 		sess := j(fmt.Sprintf("sess%d", i))
 		mustRun(t, "verifier", "session", "--chain", oChain, "--root", filepath.Join(o, "certs"), "--policy", "0x1", "--out", sess)
 		a := track(j(fmt.Sprintf("A%d", i)))
-		if r := mustRun(t, "hostctl", "launch", "--state", o, "--image", w.shim, "--session", sess, "--work", a); !strings.Contains(r.stdout, "paused in prelaunch") {
+		if r := mustRun(t, "hostctl", "launch", "--state", o, "--image", w.shim, "--session", sess, "--work", a); !strings.Contains(r.Stdout, "paused in prelaunch") {
 			return nil, fmt.Errorf("launch output: %s", r)
 		}
 		meas := filepath.Join(a, "measurement.json")
@@ -218,12 +122,12 @@ func makeFlowWorld(t testing.TB) (*flowWorld, error) {
 			args = append(args, "--new-receipt-key")
 		}
 		r := mustRun(t, "verifier", args...)
-		if withKey != strings.Contains(r.stdout, "receipt key:") {
+		if withKey != strings.Contains(r.Stdout, "receipt key:") {
 			return nil, fmt.Errorf("verifier secret does not say whether it added the receipt key: %s", r)
 		}
 		mustRun(t, "hostctl", "launch-finish", "--work", a, "--secret", j(fmt.Sprintf("secret%d.json", i)))
 		pkg := j(fmt.Sprintf("guest%d.pkg", i))
-		if r := mustRun(t, "hostctl", "export", "--work", a, "--to", w.pChain, "--root", filepath.Join(w.p, "certs"), "--out", pkg); !strings.Contains(r.stdout, "exported:") {
+		if r := mustRun(t, "hostctl", "export", "--work", a, "--to", w.pChain, "--root", filepath.Join(w.p, "certs"), "--out", pkg); !strings.Contains(r.Stdout, "exported:") {
 			return nil, fmt.Errorf("export: %s", r)
 		}
 		killWork(a)
@@ -236,7 +140,9 @@ func makeFlowWorld(t testing.TB) (*flowWorld, error) {
 	return w, nil
 }
 
-func newNonce(t *testing.T) string { return hex.EncodeToString(randBytes(t, receipt.NonceSize)) }
+func newNonce(t *testing.T) string {
+	return hex.EncodeToString(testenv.RandBytes(t, receipt.NonceSize))
+}
 
 // receive runs hostctl receive (QEMU B stopped at the end) and returns its result, the work
 // directory and the receipt line it recorded.
@@ -254,7 +160,7 @@ func (w *flowWorld) receive(t *testing.T, pkg, bundle, nonce string) (result, st
 	}
 	b, _ := os.ReadFile(filepath.Join(wb, "receive.json"))
 	json.Unmarshal(b, &st)
-	if st.Receipt != "" && !strings.Contains(r.stdout, "receipt: "+st.Receipt+"\n") {
+	if st.Receipt != "" && !strings.Contains(r.Stdout, "receipt: "+st.Receipt+"\n") {
 		t.Errorf("hostctl receive did not print the recorded receipt: %s", r)
 	}
 	return r, wb, st.Receipt
@@ -276,7 +182,7 @@ func TestReceiptFlowAcceptV5V6(t *testing.T) {
 	for _, c := range []struct{ name, bundle, version string }{{"v5", w.v5, "5"}, {"v6", w.v6, "6"}} {
 		nonce := newNonce(t)
 		r, wb, line := w.receive(t, w.pkg, c.bundle, nonce)
-		if r.code != 0 || !strings.Contains(r.stdout, "accepted: version "+c.version) {
+		if r.Code != 0 || !strings.Contains(r.Stdout, "accepted: version "+c.version) {
 			t.Fatalf("receive %s: %s", c.name, r)
 		}
 		vr := w.verify(t, nonce, "--from", filepath.Join(wb, "receive.json"), "--bundle", c.bundle, "--image", w.shim, "--json")
@@ -285,14 +191,14 @@ func TestReceiptFlowAcceptV5V6(t *testing.T) {
 			ManifestSHA384 string `json:"manifest_sha384"`
 			BIOSVersion    uint64 `json:"bios_version"`
 		}
-		if err := json.Unmarshal([]byte(vr.stdout), &rep); err != nil || vr.code != 0 || rep.Status != "OK" {
+		if err := json.Unmarshal([]byte(vr.Stdout), &rep); err != nil || vr.Code != 0 || rep.Status != "OK" {
 			t.Fatalf("verifier receipt for %s: %v %s", c.name, err, vr)
 		}
 		if v, _ := strconv.ParseUint(c.version, 10, 64); rep.BIOSVersion != v {
 			t.Errorf("%s: receipt says version %d", c.name, rep.BIOSVersion)
 		}
 		vt := w.verify(t, nonce, "--from", filepath.Join(wb, "receive.json"))
-		if vt.code != 0 || !strings.HasSuffix(vt.stdout, "\nreceipt OK\n") {
+		if vt.Code != 0 || !strings.HasSuffix(vt.Stdout, "\nreceipt OK\n") {
 			t.Errorf("%s: text report: %s", c.name, vt)
 		}
 		digests[c.name] = rep.ManifestSHA384
@@ -305,15 +211,15 @@ func TestReceiptFlowAcceptV5V6(t *testing.T) {
 	}
 
 	// replayed for a new nonce, offered as another bundle, under another key
-	if r := w.verify(t, newNonce(t), "--from", filepath.Join(v6Work, "receive.json")); r.code != 1 || !strings.Contains(r.stdout, "a replayed receipt") {
+	if r := w.verify(t, newNonce(t), "--from", filepath.Join(v6Work, "receive.json")); r.Code != 1 || !strings.Contains(r.Stdout, "a replayed receipt") {
 		t.Errorf("replayed receipt: %s", r)
 	}
-	if r := w.verify(t, v6Nonce, "--receipt", v6Line, "--bundle", w.v5); r.code != 1 || strings.Contains(r.stdout, "receipt OK") {
+	if r := w.verify(t, v6Nonce, "--receipt", v6Line, "--bundle", w.v5); r.Code != 1 || strings.Contains(r.Stdout, "receipt OK") {
 		t.Errorf("v6 receipt as v5: %s", r)
 	}
 	other := filepath.Join(t.TempDir(), "other.key")
-	os.WriteFile(other, randBytes(t, receipt.KeySize), 0o600)
-	if r := run(t, "verifier", "receipt", "--key", other, "--nonce", v6Nonce, "--receipt", v6Line); r.code != 1 || !strings.Contains(r.stdout, "MAC does not verify") {
+	os.WriteFile(other, testenv.RandBytes(t, receipt.KeySize), 0o600)
+	if r := run(t, "verifier", "receipt", "--key", other, "--nonce", v6Nonce, "--receipt", v6Line); r.Code != 1 || !strings.Contains(r.Stdout, "MAC does not verify") {
 		t.Errorf("another key: %s", r)
 	}
 	// a flipped bit in each field of the real receipt (and in its MAC)
@@ -328,7 +234,7 @@ func TestReceiptFlowAcceptV5V6(t *testing.T) {
 		{"bios version", 0x30}, {"manifest", 0x38}, {"signer", 0x68}, {"image", 0x98}, {"vars", 0xC8}, {"policy", 0xF8}, {"mac", 0x128}} {
 		b := bytes.Clone(blob)
 		b[f.off] ^= 0x01
-		if r := w.verify(t, v6Nonce, "--receipt", receipt.Line(b)); r.code != 1 || !strings.Contains(r.stdout, "MAC does not verify") {
+		if r := w.verify(t, v6Nonce, "--receipt", receipt.Line(b)); r.Code != 1 || !strings.Contains(r.Stdout, "MAC does not verify") {
 			t.Errorf("flipped %s bit: %s", f.name, r)
 		}
 	}
@@ -343,12 +249,12 @@ func TestReceiptFlowRefusals(t *testing.T) {
 	}{{"E034", w.v4, "E034 version-below-floor"}, {"E024", w.v6BadSig, "E024 bad-signature"}} {
 		nonce := newNonce(t)
 		r, wb, _ := w.receive(t, w.pkg, c.bundle, nonce)
-		if r.code != 3 || !strings.Contains(r.stdout, "refused: "+c.want) {
+		if r.Code != 3 || !strings.Contains(r.Stdout, "refused: "+c.want) {
 			t.Fatalf("receive %s: %s", c.name, r)
 		}
 		for _, extra := range [][]string{nil, {"--bundle", c.bundle}} {
 			vr := w.verify(t, nonce, append([]string{"--from", filepath.Join(wb, "receive.json")}, extra...)...)
-			if vr.code != 2 || !strings.Contains(vr.stdout, "\nauthentic refusal "+c.want+"\n") || strings.Contains(vr.stdout, "receipt OK") {
+			if vr.Code != 2 || !strings.Contains(vr.Stdout, "\nauthentic refusal "+c.want+"\n") || strings.Contains(vr.Stdout, "receipt OK") {
 				t.Errorf("%s receipt %v: %s", c.name, extra, vr)
 			}
 		}
@@ -361,10 +267,10 @@ func TestReceiptFlowNoKey(t *testing.T) {
 	w := getFlowWorld(t)
 	nonce := newNonce(t)
 	r, wb, line := w.receive(t, w.pkgNoKey, w.v6, nonce)
-	if r.code != 0 || line != receipt.NoneLine {
+	if r.Code != 0 || line != receipt.NoneLine {
 		t.Fatalf("receive without a receipt key: receipt %q: %s", line, r)
 	}
-	if vr := w.verify(t, nonce, "--from", filepath.Join(wb, "receive.json")); vr.code != 1 || !strings.Contains(vr.stdout, "SEVSHIM RECEIPT none") {
+	if vr := w.verify(t, nonce, "--from", filepath.Join(wb, "receive.json")); vr.Code != 1 || !strings.Contains(vr.Stdout, "SEVSHIM RECEIPT none") {
 		t.Errorf("verifier receipt on none: %s", vr)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/sevshim/sevshim/internal/testenv"
 )
 
 var tmpRoot string // everything of this test binary; removed by TestMain
@@ -15,21 +17,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	tmpRoot = d
+	cli = testenv.NewCLIs(tmpRoot)
 	code := m.Run()
-	stopAll()
+	cli.StopAll() // every QEMU a test left
 	if os.Getenv("SEVSHIM_KEEP") == "" {
 		os.RemoveAll(tmpRoot)
 	} else {
 		fmt.Fprintln(os.Stderr, "kept", tmpRoot)
 	}
 	os.Exit(code)
-}
-
-// stopAllHook ends every QEMU a test left (flow_test.go sets it).
-var stopAllHook func()
-
-func stopAll() {
-	if stopAllHook != nil {
-		stopAllHook()
-	}
 }

@@ -13,18 +13,13 @@
 package secret
 
 import (
-	"context"
 	"crypto/ecdsa"
-	"crypto/rand"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/sevshim/sevshim/bios"
 	"github.com/sevshim/sevshim/internal/repo"
@@ -53,23 +48,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(workDir)
 	os.Exit(code)
-}
-
-// testBIOSPath builds the test BIOS with its make target if it is not there yet.
-func testBIOSPath() (string, error) {
-	root, err := repo.Root()
-	if err != nil {
-		return "", err
-	}
-	p := filepath.Join(root, "build", "testbios", "testbios.fd")
-	if repo.RequireFiles(p) == nil {
-		return p, nil
-	}
-	out, err := exec.Command("make", "-s", "-C", filepath.Join(root, "testbios")).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("building the test BIOS (make -C testbios): %v\n%s", err, out)
-	}
-	return p, repo.RequireFiles(p)
 }
 
 // fixture: one trusted key, two signed bundles and one shim image per secret mode.
@@ -105,7 +83,7 @@ func makeFixture(dir string) (*fixture, error) {
 	if f.key, err = bios.GenerateKey(); err != nil {
 		return nil, err
 	}
-	if f.tbImage, err = testBIOSPath(); err != nil {
+	if f.tbImage, err = testenv.TestBIOS(); err != nil {
 		return nil, err
 	}
 	sign := func(image, name string, version uint64, vname string) (string, error) {
@@ -163,42 +141,6 @@ func makeFixture(dir string) (*fixture, error) {
 	return f, nil
 }
 
-// memfd is an anonymous in-memory file; Path names it for another process of this user.
-type memfd struct {
-	f    *os.File
-	Path string
-}
-
-func newMemfd(t *testing.T, name string, content []byte) *memfd {
-	t.Helper()
-	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
-	if err != nil {
-		t.Fatalf("memfd_create: %v", err)
-	}
-	m := &memfd{f: os.NewFile(uintptr(fd), name), Path: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd)}
-	t.Cleanup(func() { m.f.Close() })
-	if len(content) > 0 {
-		if _, err := m.f.Write(content); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return m
-}
-
-// ReadAll reads the whole memfd (what another process wrote through Path).
-func (m *memfd) ReadAll(t *testing.T) []byte {
-	t.Helper()
-	st, err := m.f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, st.Size())
-	if _, err := m.f.ReadAt(b, 0); err != nil && len(b) > 0 {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // run describes one A->B chain.
 type run struct {
 	shim     string
@@ -213,33 +155,8 @@ func startChain(t *testing.T, f *fixture, r run) *qemu.VM {
 	t.Helper()
 	var extra []string
 	if r.secret != nil {
-		m := newMemfd(t, "sevshim-test-secret", r.secret)
+		m := testenv.NewMemfd(t, "sevshim-test-secret", r.secret)
 		extra = []string{"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", m.Path, secretGPA)}
 	}
 	return testenv.StartChain(t, testenv.Chain{Shim: r.shim, Manifest: r.manifest, Image: r.image, MemoryMiB: memMiB, ExtraA: extra})
-}
-
-// dumpRAM stops nothing: it copies all guest RAM (GPA 0..memMiB) into a memfd via pmemsave.
-func dumpRAM(t *testing.T, vm *qemu.VM) []byte {
-	t.Helper()
-	m := newMemfd(t, "sevshim-test-ramdump", nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := vm.MemSave(ctx, 0, memMiB<<20, m.Path); err != nil {
-		t.Fatalf("pmemsave: %v", err)
-	}
-	b := m.ReadAll(t)
-	if len(b) != memMiB<<20 {
-		t.Fatalf("RAM dump is %d bytes, want %d", len(b), memMiB<<20)
-	}
-	return b
-}
-
-func randBytes(t *testing.T, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -240,15 +240,6 @@ func startChain(t *testing.T, f *fixture, shim string, bd bundle, withTPM bool) 
 	return b, swB
 }
 
-func waitLine(t *testing.T, c *qemu.Console, re *regexp.Regexp, to time.Duration) qemu.Line {
-	t.Helper()
-	l, err := c.WaitLine(context.Background(), re, to)
-	if err != nil {
-		t.Fatalf("%s: %v", c.Name(), err)
-	}
-	return l
-}
-
 // killB ends QEMU B with SIGKILL (no CMD_SHUTDOWN to swtpm) and waits for it.
 func killB(t *testing.T, b *qemu.VM) {
 	t.Helper()
@@ -273,16 +264,16 @@ func TestMeasuredBoot(t *testing.T) {
 		t.Run(fmt.Sprintf("v%d", bd.version), func(t *testing.T) {
 			b, sw := startChain(t, f, f.shim[policy.TPMIfPresent], bd, true)
 			dbg := b.Debugcon()
-			tl := waitLine(t, dbg, reTPM, stepTO)
+			tl := testenv.WaitLine(t, dbg, reTPM, stepTO)
 			if !strings.HasPrefix(tl.Text, fmt.Sprintf("SEVSHIM TPM extended pcr=%d banks=", pcrIndex)) {
 				t.Fatalf("TPM line %q", tl.Text)
 			}
-			if out := waitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
+			if out := testenv.WaitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
 				t.Fatalf("outcome %q", out.Text)
 			}
-			vl := waitLine(t, dbg, regexp.MustCompile(`^SEVSHIM VERIFIED`), time.Second)
+			vl := testenv.WaitLine(t, dbg, regexp.MustCompile(`^SEVSHIM VERIFIED`), time.Second)
 			t.Logf("VERIFIED->TPM extended <= %v (%s)", tl.Time.Sub(vl.Time).Round(time.Millisecond), tl.Text)
-			waitLine(t, b.Serial(), reBds, ovmfTO)
+			testenv.WaitLine(t, b.Serial(), reBds, ovmfTO)
 			time.Sleep(2 * time.Second) // let OVMF's own TPM traffic settle
 			killB(t, b)
 
@@ -345,11 +336,11 @@ func TestTPMRequiredAbsent(t *testing.T) {
 	b, _ := startChain(t, f, f.shim[policy.TPMRequired], f.v5, false)
 	dbg := b.Debugcon()
 	want := shimerr.TPMMissing.Line()
-	out := waitLine(t, dbg, reOutcome, stepTO)
+	out := testenv.WaitLine(t, dbg, reOutcome, stepTO)
 	if out.Text != want {
 		t.Fatalf("outcome %q, want %q", out.Text, want)
 	}
-	waitLine(t, dbg, regexp.MustCompile(`^SEVSHIM HALT$`), stepTO)
+	testenv.WaitLine(t, dbg, regexp.MustCompile(`^SEVSHIM HALT$`), stepTO)
 	time.Sleep(haltGrace) // anything a wrong flash or hand-off would print shows up now
 	lines := dbg.Lines()
 	verified, errs := -1, 0
@@ -392,13 +383,13 @@ func TestTPMIfPresentAbsent(t *testing.T) {
 	f := getFixture(t)
 	b, _ := startChain(t, f, f.shim[policy.TPMIfPresent], f.v5, false)
 	dbg := b.Debugcon()
-	if tl := waitLine(t, dbg, reTPM, stepTO); tl.Text != "SEVSHIM TPM absent" {
+	if tl := testenv.WaitLine(t, dbg, reTPM, stepTO); tl.Text != "SEVSHIM TPM absent" {
 		t.Fatalf("TPM line %q", tl.Text)
 	}
-	if out := waitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
+	if out := testenv.WaitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
 		t.Fatalf("outcome %q", out.Text)
 	}
-	waitLine(t, b.Serial(), reBds, ovmfTO)
+	testenv.WaitLine(t, b.Serial(), reBds, ovmfTO)
 }
 
 // checkVerifierAttest runs the owner's CLI, `verifier attest`, on the real evidence written as
