@@ -10,7 +10,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 # the commit goes into --version even where the Go toolchain records no VCS data
 COMMIT  := $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -modified)
-LDFLAGS := -X github.com/sevshim/sevshim/internal/version.commit=$(COMMIT)
+LDFLAGS := -X github.com/sevshim/sevshim/pkg/cli/version.commit=$(COMMIT)
 export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
 .PHONY: all setup shim images tools firmware man install test test-c test-go demo bench fuzz clean
@@ -32,16 +32,16 @@ images: shim
 tools:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BUILD)/bin/ ./builder ./verifier ./hostctl
 
-# refresh the shim template embedded in the tools (firmware/shim.fd.gz) from a fresh build;
+# refresh the shim template embedded in the tools (pkg/firmware/shim.fd.gz) from a fresh build;
 # a test (go test ./firmware/) fails while the two differ
 firmware: shim
-	gzip -9 -n -c $(BUILD)/shim/shim.fd > firmware/shim.fd.gz.tmp
-	mv firmware/shim.fd.gz.tmp firmware/shim.fd.gz
+	gzip -9 -n -c $(BUILD)/shim/shim.fd > pkg/firmware/shim.fd.gz.tmp
+	mv pkg/firmware/shim.fd.gz.tmp pkg/firmware/shim.fd.gz
 
 # man pages of the three tools, generated from their --help (build/man/*.1)
 man:
 	rm -rf $(BUILD)/man
-	$(GO) run ./cmd/mangen -out $(BUILD)/man
+	$(GO) run ./scripts/mangen -out $(BUILD)/man
 
 # the tools into $(DESTDIR)$(PREFIX)/bin, their man pages into .../share/man/man1
 install: tools man
@@ -65,8 +65,8 @@ demo: setup shim images tools
 # performance figures (printed, never asserted); build/bench/timeline.svg pictures export + receive
 bench: setup shim images
 	$(MAKE) -C shim BUILD=$(BUILD)/shim size
-	$(GO) run ./cmd/shimbench
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./sev/ ./psp/ ./migrate/
+	$(GO) run ./tests/bench
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./pkg/sev/ ./pkg/psp/ ./pkg/migrate/
 	SEVSHIM_BENCH_SVG=$(BUILD)/bench/timeline.svg $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./tests/flow/
 
 # longer fuzzing runs of every parser (C libFuzzer + go test -fuzz)

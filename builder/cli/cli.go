@@ -16,20 +16,20 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sevshim/sevshim/bios"
-	"github.com/sevshim/sevshim/bios/fv"
-	"github.com/sevshim/sevshim/bios/layout"
+	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/ovmf"
+	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/builder/inspect"
-	"github.com/sevshim/sevshim/firmware"
-	"github.com/sevshim/sevshim/internal/clierr"
-	"github.com/sevshim/sevshim/internal/version"
-	"github.com/sevshim/sevshim/policy"
-	"github.com/sevshim/sevshim/sev"
-	"github.com/sevshim/sevshim/shimimage"
+	"github.com/sevshim/sevshim/pkg/firmware"
+	"github.com/sevshim/sevshim/pkg/cli/clierr"
+	"github.com/sevshim/sevshim/pkg/cli/version"
+	"github.com/sevshim/sevshim/pkg/format/policy"
+	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
 )
 
 // TemplateEnv names a shim template file that `builder build` uses instead of the embedded one
-// when --template is not given (the same variable the tests and tools read, internal/repo).
+// when --template is not given (the same variable the tests and tools read, tests/repo).
 const TemplateEnv = "SEVSHIM_SHIM_FD"
 
 // loadTemplate returns the shim template and how to name it: --template if given, else
@@ -233,7 +233,7 @@ func signCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rep, err := fv.CheckBIOS(img, l)
+			rep, err := ovmf.CheckBIOS(img, l)
 			if err != nil {
 				return fmt.Errorf("%s: %w; refusing to sign", args[0], err)
 			}

@@ -11,12 +11,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/bios"
+	"github.com/sevshim/sevshim/pkg/bios"
 	"github.com/sevshim/sevshim/builder/inspect"
-	"github.com/sevshim/sevshim/policy"
-	"github.com/sevshim/sevshim/shimerr"
-	"github.com/sevshim/sevshim/shimimage"
-	"github.com/sevshim/sevshim/shimimage/shimtest"
+	"github.com/sevshim/sevshim/pkg/format/policy"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/format/shimimage/shimtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden outputs in testdata/")
@@ -181,7 +181,7 @@ func TestBuildWarnsAboutPrivateKey(t *testing.T) {
 	}
 }
 
-func ovmf(t *testing.T) string {
+func ovmfCode(t *testing.T) string {
 	p := "/usr/share/OVMF/OVMF_CODE_4M.fd"
 	if _, err := os.Stat(p); err != nil {
 		t.Skipf("Debian OVMF not installed: %v", err)
@@ -192,7 +192,7 @@ func ovmf(t *testing.T) string {
 func TestSignBiosAndInspect(t *testing.T) {
 	d := env(t)
 	t.Chdir(d)
-	fd := ovmf(t)
+	fd := ovmfCode(t)
 	out, e, c := run(t, "sign-bios", "--key", "signer-a.pem", "--version", "5", "--version-string", "debian 2022.11", "--out", "v5.bundle", fd)
 	if c != 0 {
 		t.Fatal(e)
@@ -296,7 +296,7 @@ func TestSignBiosAndInspect(t *testing.T) {
 func TestSignBiosWritesLowS(t *testing.T) {
 	d := env(t)
 	t.Chdir(d)
-	fd := ovmf(t)
+	fd := ovmfCode(t)
 	for i := 0; i < 24; i++ {
 		args := []string{"sign-bios", "--key", "signer-a.pem", "--version", fmt.Sprint(100 + i), "--out", "low.bundle", fd}
 		if i%2 == 1 {
@@ -326,7 +326,7 @@ func TestSignBiosWritesLowS(t *testing.T) {
 func TestSignBiosRefusals(t *testing.T) {
 	d := env(t)
 	t.Chdir(d)
-	fd := ovmf(t)
+	fd := ovmfCode(t)
 	os.WriteFile("short.fd", make([]byte, 0x1000), 0o644)
 	os.WriteFile("zero.fd", make([]byte, 0x37C000), 0o644)
 	for _, tc := range []struct {

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/sevshim/sevshim/builder/diff"
-	"github.com/sevshim/sevshim/shimimage/shimtest"
+	"github.com/sevshim/sevshim/pkg/format/shimimage/shimtest"
 )
 
 // TestDiffShims: two shims from the same template with different policies: the golden text
@@ -93,7 +93,7 @@ denied_versions: [7, 8]
 func TestDiffBundles(t *testing.T) {
 	d := env(t)
 	t.Chdir(d)
-	fd := ovmf(t)
+	fd := ovmfCode(t)
 	run(t, "sign-bios", "--key", "signer-a.pem", "--version", "5", "--version-string", "five", "--out", "v5.bundle", fd)
 	run(t, "sign-bios", "--key", "signer-b.pem", "--version", "6", "--version-string", "six", "--out", "v6.bundle", fd)
 	out, e, c := run(t, "diff", "v5.bundle", "v6.bundle")

@@ -6,7 +6,7 @@ import (
 	"io"
 	"strconv"
 
-	"github.com/sevshim/sevshim/policy"
+	"github.com/sevshim/sevshim/pkg/format/policy"
 )
 
 // ExitRefused is the exit code of `builder inspect` when the shim would refuse the bundle (or

@@ -12,16 +12,16 @@ import (
 	"testing"
 
 	"github.com/sevshim/sevshim/builder/inspect"
-	"github.com/sevshim/sevshim/guestpkg"
-	"github.com/sevshim/sevshim/migrate"
-	"github.com/sevshim/sevshim/sev"
+	"github.com/sevshim/sevshim/pkg/format/guestpkg"
+	"github.com/sevshim/sevshim/pkg/migrate"
+	"github.com/sevshim/sevshim/pkg/sev"
 )
 
 // guestPackage writes a real guest package: a trimmed QEMU 7.2 migration stream with every
 // page sealed as SEND_UPDATE_DATA seals it (docs/formats.md section 8).
 func guestPackage(t *testing.T, path string) {
 	t.Helper()
-	stream, err := os.ReadFile(filepath.Join(testdataDir, "../../../migrate/testdata/streams/tiny.bin"))
+	stream, err := os.ReadFile(filepath.Join(testdataDir, "../../../pkg/migrate/testdata/streams/tiny.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}

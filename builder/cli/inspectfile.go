@@ -8,9 +8,9 @@ import (
 	"os"
 
 	"github.com/sevshim/sevshim/builder/inspect"
-	"github.com/sevshim/sevshim/guestpkg"
-	"github.com/sevshim/sevshim/policy"
-	"github.com/sevshim/sevshim/shimimage"
+	"github.com/sevshim/sevshim/pkg/format/guestpkg"
+	"github.com/sevshim/sevshim/pkg/format/policy"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
 )
 
 // maxWholeFile bounds what inspect reads into memory: every file it takes apart is a few MiB

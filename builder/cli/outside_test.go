@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/sevshim/sevshim/builder/inspect"
-	"github.com/sevshim/sevshim/firmware"
-	"github.com/sevshim/sevshim/internal/version"
-	"github.com/sevshim/sevshim/shimimage"
+	"github.com/sevshim/sevshim/pkg/firmware"
+	"github.com/sevshim/sevshim/pkg/cli/version"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
 )
 
 // Without --template and without $SEVSHIM_SHIM_FD, build uses the template embedded in the
@@ -97,7 +97,7 @@ func TestResultJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &k); err != nil || k.Key != "k.key" || k.Public != "k.pub" || len(k.KeyID) != 96 {
 		t.Errorf("keygen --json: %v %q", err, out)
 	}
-	fd := ovmf(t)
+	fd := ovmfCode(t)
 	out, e, c = run(t, "sign-bios", "--key", "signer-a.pem", "--version", "5", "--version-string", "v5", "--out", "v5.bundle", "--json", fd)
 	if c != 0 {
 		t.Fatal(e)

@@ -15,7 +15,7 @@ import (
 	"strings"
 
 	"github.com/sevshim/sevshim/builder/inspect"
-	"github.com/sevshim/sevshim/shimimage"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
 )
 
 // Change is one compared field. Op is "=" (same), "~" (changed), "+" (only in B), "-"

@@ -15,11 +15,11 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/sevshim/sevshim/bios/layout"
-	"github.com/sevshim/sevshim/guestpkg"
-	"github.com/sevshim/sevshim/policy"
-	"github.com/sevshim/sevshim/sev"
-	"github.com/sevshim/sevshim/shimimage"
+	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/guestpkg"
+	"github.com/sevshim/sevshim/pkg/format/policy"
+	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
 )
 
 // Kinds of the other files the project writes (explained, not taken apart like images).

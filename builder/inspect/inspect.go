@@ -14,12 +14,12 @@ import (
 	"io"
 	"strings"
 
-	"github.com/sevshim/sevshim/bios"
-	"github.com/sevshim/sevshim/bios/fv"
-	"github.com/sevshim/sevshim/bios/layout"
-	"github.com/sevshim/sevshim/policy"
-	"github.com/sevshim/sevshim/shimerr"
-	"github.com/sevshim/sevshim/shimimage"
+	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/ovmf"
+	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/policy"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
 )
 
 // Kinds of files.
@@ -211,7 +211,7 @@ type Report struct {
 	Policy   *Policy    `json:"policy,omitempty"`
 	Manifest *Manifest  `json:"manifest,omitempty"`
 	Image    *Digests   `json:"image_digests,omitempty"` // the BIOS image inside a bundle
-	Volumes  *fv.Report `json:"firmware_volumes,omitempty"`
+	Volumes  *ovmf.Report `json:"firmware_volumes,omitempty"`
 	// About says what the file is for and which command takes it (files other than images).
 	About string `json:"about,omitempty"`
 	Facts []Fact `json:"facts,omitempty"`
@@ -326,7 +326,7 @@ func inspectBytes(name string, b []byte, opt Options) (*Report, error) {
 			r.Layout = l.Name
 		}
 	}
-	rep, err := fv.Scan(b, true)
+	rep, err := ovmf.Scan(b, true)
 	if err != nil {
 		return r, fmt.Errorf("%s: firmware volumes: %v", name, err)
 	}
@@ -499,8 +499,8 @@ func WriteText(w io.Writer, r *Report) {
 	}
 	if r.Volumes != nil {
 		fmt.Fprintf(&b, "firmware volumes (%d top-level, %d files):\n", len(r.Volumes.Volumes), r.Volumes.Files)
-		var pr func(vs []fv.Volume, ind string)
-		pr = func(vs []fv.Volume, ind string) {
+		var pr func(vs []ovmf.Volume, ind string)
+		pr = func(vs []ovmf.Volume, ind string) {
 			for _, v := range vs {
 				fmt.Fprintf(&b, "%soffset 0x%x length 0x%x name %s fs %s files %d\n", ind, v.Offset, v.Length, v.Name, v.FileSystem, v.Files)
 				pr(v.Nested, ind+"  ")

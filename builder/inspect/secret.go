@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 
-	"github.com/sevshim/sevshim/policy"
-	"github.com/sevshim/sevshim/shimerr"
-	"github.com/sevshim/sevshim/shimimage"
+	"github.com/sevshim/sevshim/pkg/format/policy"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
 )
 
 // LowRAMMax is the highest guest RAM address the shim lets a BIOS's SEV secret block reach:

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/sev"
+	"github.com/sevshim/sevshim/pkg/sev"
 )
 
 func runMain(args ...string) (string, string, int) {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/host"
+	"github.com/sevshim/sevshim/pkg/host"
 )
 
 // TestMistypedStateCreatesNothing: only platform init creates a platform; every other

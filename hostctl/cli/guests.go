@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sevshim/sevshim/host"
+	"github.com/sevshim/sevshim/pkg/host"
 )
 
 // platformGuestsCmds are `platform guests` and `platform decommission`; the caller adds the

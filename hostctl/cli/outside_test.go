@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/internal/version"
+	"github.com/sevshim/sevshim/pkg/cli/version"
 )
 
 func TestVersion(t *testing.T) {

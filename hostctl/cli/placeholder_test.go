@@ -3,7 +3,7 @@ package cli
 import (
 	"testing"
 
-	"github.com/sevshim/sevshim/internal/clierr"
+	"github.com/sevshim/sevshim/pkg/cli/clierr"
 )
 
 // TestFlagPlaceholders: every value flag shows a placeholder (`--work DIR`), never pflag's

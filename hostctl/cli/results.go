@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"io"
 
-	"github.com/sevshim/sevshim/host"
+	"github.com/sevshim/sevshim/pkg/host"
 )
 
 // The --json results of hostctl's commands. The text output stays the default; each JSON

@@ -1,7 +1,7 @@
 /* Host unit tests of src/receipt.c (docs/formats.md section 9), compiled with ASan + UBSan:
  *  - HMAC-SHA-384 against RFC 4231 test cases 2 and 6;
  *  - the differential check: every line of testdata/golden/receipt/vectors.tsv (written by the
- *    Go generator internal/golden with package receipt) is rebuilt here through the firmware's
+ *    Go generator tests/golden with package receipt) is rebuilt here through the firmware's
  *    own path (receipt_begin on a secret table holding the key, receipt_set_*, receipt_finish)
  *    and must come out byte for byte as the Go side sealed it;
  *  - the receipt-key extraction: key first, middle, last, only; absent; malformed tables; a key

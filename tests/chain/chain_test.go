@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/bios"
-	"github.com/sevshim/sevshim/internal/testenv"
-	"github.com/sevshim/sevshim/qemu"
-	"github.com/sevshim/sevshim/shimerr"
+	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
 )
 
 var (
@@ -116,7 +116,7 @@ func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 		vm.Close()
 		if t.Failed() {
 			t.Logf("B: %s\nstderr: %s\ndebugcon:\n%s\nserial (tail):\n%s", vm.Cmdline(), vm.StderrSummary(),
-				vm.Debugcon().Text(), testenv.Tail(vm.Serial().Text(), 2000))
+				vm.Debugcon().Text(), harness.Tail(vm.Serial().Text(), 2000))
 		}
 	})
 	if o.beforeWake != nil {
@@ -214,7 +214,7 @@ func TestChainBootsOVMF(t *testing.T) {
 func TestChainCPUWithSEVLeaf(t *testing.T) {
 	e := env(t)
 	cpu := []string{"-cpu", "qemu64,xlevel=0x8000001f"}
-	b := testenv.StartChain(t, testenv.Chain{Shim: e.shim, Manifest: e.manifestV5, Image: e.ovmf, ExtraA: cpu, ExtraB: cpu})
+	b := harness.StartChain(t, harness.Chain{Shim: e.shim, Manifest: e.manifestV5, Image: e.ovmf, ExtraA: cpu, ExtraB: cpu})
 	ctx := context.Background()
 	out, err := b.Debugcon().WaitLine(ctx, reOutcome, shimStepTimeout)
 	if err != nil {

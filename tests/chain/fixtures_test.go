@@ -23,12 +23,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/bios"
-	"github.com/sevshim/sevshim/internal/repo"
-	"github.com/sevshim/sevshim/internal/testenv"
-	"github.com/sevshim/sevshim/policy"
-	"github.com/sevshim/sevshim/qemu"
-	"github.com/sevshim/sevshim/shimimage"
+	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/pkg/format/policy"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
 )
 
 // Policy of the shim under test.
@@ -289,7 +289,7 @@ var (
 // env builds the shim image and runs QEMU A once per test binary.
 func env(t *testing.T) *chainEnv {
 	t.Helper()
-	testenv.RequireChain(t)
+	harness.RequireChain(t)
 	b := getBundles(t)
 	envOnce.Do(func() { envVal, envErr = makeEnv(b, filepath.Join(workDir, "env"), b.polEnc) })
 	if envErr != nil {
@@ -307,7 +307,7 @@ var (
 // image and READY state, made once per name).
 func envWith(t *testing.T, name string, edit func(p *policy.Policy)) *chainEnv {
 	t.Helper()
-	testenv.RequireChain(t)
+	harness.RequireChain(t)
 	b := getBundles(t)
 	envsMu.Lock()
 	defer envsMu.Unlock()

@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/sevshim/sevshim/policy"
-	"github.com/sevshim/sevshim/shimerr"
+	"github.com/sevshim/sevshim/pkg/format/policy"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
 )
 
 // The var store (opt/org.sevshim/vars, programmed into pflash1) is host data that the accepted

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/bios"
-	"github.com/sevshim/sevshim/internal/repo"
-	"github.com/sevshim/sevshim/qemu"
-	"github.com/sevshim/sevshim/shimerr"
+	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
 )
 
 // RAM addresses of shim/include/sevshim/layout.h (docs/shim.md, RAM map).

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/internal/repo"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 // step is one command line of the page, or a file the page writes.

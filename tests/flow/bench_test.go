@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/bios"
-	"github.com/sevshim/sevshim/host"
-	"github.com/sevshim/sevshim/internal/benchplot"
-	"github.com/sevshim/sevshim/internal/repo"
-	"github.com/sevshim/sevshim/qemu"
+	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/host"
+	"github.com/sevshim/sevshim/tests/benchplot"
+	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 )
 
 // Guest under benchmark: 256 MiB of RAM, the demo shim at READY, and dirtyMiB of random
@@ -37,7 +37,7 @@ var reExported = regexp.MustCompile(`\((\d+) bytes; (\d+) data pages.*migration 
 // both up to the shim's SEVSHIM HANDOFF on the destination. It reports the ratio and the
 // package size against the raw stream. With $SEVSHIM_BENCH_SVG set (make bench), it also
 // draws both paths step by step, up to OVMF's first output, as an SVG picture there
-// (internal/benchplot): the sevshim steps come from `hostctl receive --timeline`, the plain
+// (tests/benchplot): the sevshim steps come from `hostctl receive --timeline`, the plain
 // ones from QEMU's console lines as they arrive.
 func BenchmarkExportReceive(b *testing.B) {
 	prereq(b)

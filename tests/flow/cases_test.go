@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/guestpkg"
-	"github.com/sevshim/sevshim/migrate"
-	"github.com/sevshim/sevshim/qemu"
-	"github.com/sevshim/sevshim/sev"
-	"github.com/sevshim/sevshim/shimerr"
+	"github.com/sevshim/sevshim/pkg/format/guestpkg"
+	"github.com/sevshim/sevshim/pkg/migrate"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
 )
 
 // guestRAM reads size bytes of guest-physical memory at addr from the running QEMU of work

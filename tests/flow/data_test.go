@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/guestpkg"
-	"github.com/sevshim/sevshim/host"
-	"github.com/sevshim/sevshim/shimerr"
+	"github.com/sevshim/sevshim/pkg/format/guestpkg"
+	"github.com/sevshim/sevshim/pkg/host"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
 )
 
 // Data and state: nothing lost, nothing created by accident (docs/hostctl.md).

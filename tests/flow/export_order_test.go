@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/host"
-	"github.com/sevshim/sevshim/owner"
-	"github.com/sevshim/sevshim/psp"
-	"github.com/sevshim/sevshim/qemu"
+	"github.com/sevshim/sevshim/pkg/host"
+	"github.com/sevshim/sevshim/pkg/owner"
+	"github.com/sevshim/sevshim/pkg/psp"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 )
 
 // TestExportNamingFailureKeepsGuest: the package's final name is taken (a real EEXIST from

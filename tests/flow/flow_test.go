@@ -16,13 +16,13 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/sevshim/sevshim/internal/repo"
-	"github.com/sevshim/sevshim/internal/testenv"
+	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness"
 )
 
 var (
 	tmpRoot string // everything of this test binary; removed by TestMain
-	cli     *testenv.CLIs
+	cli     *harness.CLIs
 	binDir  string // cli.Bin, once prereq ran
 	images  string // build/images, once prereq ran
 )
@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	tmpRoot = d
-	cli = testenv.NewCLIs(tmpRoot)
+	cli = harness.NewCLIs(tmpRoot)
 	code := m.Run()
 	cli.StopAll()
 	if os.Getenv("SEVSHIM_KEEP") == "" {
@@ -45,14 +45,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// The shared CLI harness (internal/testenv), under the names these tests use.
-type result = testenv.Result
+// The shared CLI harness (tests/harness), under the names these tests use.
+type result = harness.Result
 
 func track(dir string) string { return cli.Track(dir) }
 func killWork(d string)       { cli.KillWork(d) }
 
 func isQEMUOf(pid int, dir string) bool {
-	return testenv.CmdlineHas(pid, filepath.Join(dir, "qmp.sock"))
+	return harness.CmdlineHas(pid, filepath.Join(dir, "qmp.sock"))
 }
 
 // prereq builds the CLIs and checks QEMU, OVMF and the demo images.

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/guestpkg"
-	"github.com/sevshim/sevshim/migrate"
+	"github.com/sevshim/sevshim/pkg/format/guestpkg"
+	"github.com/sevshim/sevshim/pkg/migrate"
 )
 
 // hostileFeed writes, into a FIFO, a package with the real header and RAM blocks of w.pkg

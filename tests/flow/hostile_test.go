@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/internal/repo"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 // signHostile signs Debian's OVMF with the demo provider key (trusted by the demo policy) as

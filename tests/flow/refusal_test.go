@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/receipt"
-	"github.com/sevshim/sevshim/shimerr"
+	"github.com/sevshim/sevshim/pkg/format/receipt"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
 )
 
 // consoleLines splits a console log into lines without their line ends.

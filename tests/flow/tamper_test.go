@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/guestpkg"
-	"github.com/sevshim/sevshim/migrate"
+	"github.com/sevshim/sevshim/pkg/format/guestpkg"
+	"github.com/sevshim/sevshim/pkg/migrate"
 )
 
 // TestTamperedPackageRefusedBeforeQEMU flips bits without recomputing the trailer, so it

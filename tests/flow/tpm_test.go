@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/internal/testenv"
+	"github.com/sevshim/sevshim/tests/harness"
 )
 
 // swtpmAlive reports whether the swtpm of dir (dir/swtpm.pid, its command line naming
@@ -115,6 +115,6 @@ func TestTPMFlow(t *testing.T) {
 	}
 }
 
-func pidOf(dir, file string) int        { return testenv.PidOf(dir, file) }
-func procAlive(pid int) bool            { return testenv.ProcAlive(pid) }
-func cmdlineHas(pid int, s string) bool { return testenv.CmdlineHas(pid, s) }
+func pidOf(dir, file string) int        { return harness.PidOf(dir, file) }
+func procAlive(pid int) bool            { return harness.ProcAlive(pid) }
+func cmdlineHas(pid int, s string) bool { return harness.CmdlineHas(pid, s) }

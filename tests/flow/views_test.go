@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/shimerr"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
 )
 
 // reTimelineRow is one row of `hostctl receive --timeline`: step, ms since start, +ms.

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/host"
-	"github.com/sevshim/sevshim/qemu"
+	"github.com/sevshim/sevshim/pkg/host"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 )
 
 // TestReceiveWakesAfterLostNMI: hostctl receive's wake-up survives a lost first NMI. When

@@ -16,14 +16,14 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
-	"github.com/sevshim/sevshim/attest"
-	"github.com/sevshim/sevshim/bios"
-	"github.com/sevshim/sevshim/host"
-	"github.com/sevshim/sevshim/internal/repo"
-	"github.com/sevshim/sevshim/internal/testenv"
-	"github.com/sevshim/sevshim/receipt"
-	"github.com/sevshim/sevshim/shimerr"
-	"github.com/sevshim/sevshim/shimimage"
+	"github.com/sevshim/sevshim/pkg/attest"
+	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/host"
+	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/pkg/format/receipt"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
 )
 
 // startBareSwtpm runs a fresh swtpm owned by the test (SIGKILLed with it and by pid in Cleanup)
@@ -77,7 +77,7 @@ func startBareSwtpm(t *testing.T) string {
 // not with its own key, not by relabelling an authentic refusal as an acceptance.
 func TestProviderForgesTPMButNotReceipt(t *testing.T) {
 	prereq(t)
-	testenv.RequireChain(t, "swtpm")
+	harness.RequireChain(t, "swtpm")
 	dir := t.TempDir()
 	shim, v6 := filepath.Join(images, "shim-demo.fd"), filepath.Join(images, "v6.bundle")
 	img, err := os.ReadFile(shim)
@@ -107,7 +107,7 @@ func TestProviderForgesTPMButNotReceipt(t *testing.T) {
 		EventData: tpm2.TPM2BEvent{Buffer: x.Event}}).Execute(tpm); err != nil {
 		t.Fatal(err)
 	}
-	nonce := testenv.RandBytes(t, receipt.NonceSize)
+	nonce := harness.RandBytes(t, receipt.NonceSize)
 	ev, err := attest.Read(tpm, x.PCR, nonce)
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +125,7 @@ func TestProviderForgesTPMButNotReceipt(t *testing.T) {
 
 	// the same provider tries to make a receipt: it has everything but the owner's key
 	ownerKey := filepath.Join(dir, "owner.key")
-	os.WriteFile(ownerKey, testenv.RandBytes(t, receipt.KeySize), 0o600)
+	os.WriteFile(ownerKey, harness.RandBytes(t, receipt.KeySize), 0o600)
 	mi, _ := receipt.ManifestInfo(man)
 	block, _, err := shimimage.ExtractPolicy(img)
 	if err != nil {
@@ -135,7 +135,7 @@ func TestProviderForgesTPMButNotReceipt(t *testing.T) {
 	var n [receipt.NonceSize]byte
 	copy(n[:], nonce)
 	imgDigest := mi.Digest // any digest: the MAC fails first
-	forged, err := receipt.Seal(testenv.RandBytes(t, receipt.KeySize), &receipt.Receipt{ShimFormat: 1, Nonce: &n, Manifest: mi, Image: &imgDigest, Policy: &pd})
+	forged, err := receipt.Seal(harness.RandBytes(t, receipt.KeySize), &receipt.Receipt{ShimFormat: 1, Nonce: &n, Manifest: mi, Image: &imgDigest, Policy: &pd})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,15 +28,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/bios"
-	"github.com/sevshim/sevshim/internal/repo"
-	"github.com/sevshim/sevshim/internal/testenv"
-	"github.com/sevshim/sevshim/policy"
-	"github.com/sevshim/sevshim/qemu"
-	"github.com/sevshim/sevshim/receipt"
-	"github.com/sevshim/sevshim/sev"
-	"github.com/sevshim/sevshim/shimerr"
-	"github.com/sevshim/sevshim/shimimage"
+	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/pkg/format/policy"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/pkg/format/receipt"
+	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
 )
 
 const (
@@ -74,7 +74,7 @@ var (
 
 func getChainFixture(t testing.TB) *chainFixture {
 	t.Helper()
-	testenv.RequireChain(t)
+	harness.RequireChain(t)
 	cfOnce.Do(func() { cfVal, cfErr = makeChainFixture(filepath.Join(tmpRoot, "chain")) })
 	if cfErr != nil {
 		t.Fatalf("building fixtures: %v", cfErr)
@@ -91,7 +91,7 @@ func makeChainFixture(dir string) (*chainFixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.testBIOS, err = testenv.TestBIOS(); err != nil {
+	if f.testBIOS, err = harness.TestBIOS(); err != nil {
 		return nil, err
 	}
 	sign := func(name, image string, version uint64, k *ecdsa.PrivateKey) error {
@@ -151,7 +151,7 @@ type owner struct {
 
 func newOwner(t testing.TB, keyLen int) owner {
 	t.Helper()
-	o := owner{key: testenv.RandBytes(t, keyLen), pass: testenv.RandBytes(t, 40), other: testenv.RandBytes(t, 72)}
+	o := owner{key: harness.RandBytes(t, keyLen), pass: harness.RandBytes(t, 40), other: harness.RandBytes(t, 72)}
 	ents := []sev.SecretEntry{{GUID: sev.DiskPassphraseID, Data: o.pass}, {GUID: receipt.KeyGUID, Data: o.key},
 		{GUID: sev.MustGUID("e6f5a162-d67f-4750-a67c-5d065f2a9910"), Data: o.other}}
 	var err error
@@ -174,7 +174,7 @@ func startChain(t testing.TB, f *chainFixture, r chainRun) *qemu.VM {
 	t.Helper()
 	var a, b []string
 	if r.secret != nil {
-		p := testenv.NewMemfd(t, "sevshim-test-secret", r.secret).Path
+		p := harness.NewMemfd(t, "sevshim-test-secret", r.secret).Path
 		a = []string{"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", p, secretGPA)}
 	}
 	if r.nonce != nil {
@@ -184,7 +184,7 @@ func startChain(t testing.TB, f *chainFixture, r chainRun) *qemu.VM {
 		}
 		b = []string{"-fw_cfg", "name=" + bios.FwCfgNonce + ",file=" + p}
 	}
-	return testenv.StartChain(t, testenv.Chain{Shim: f.shim, Manifest: f.manifests[r.manifest], Image: f.images[r.manifest],
+	return harness.StartChain(t, harness.Chain{Shim: f.shim, Manifest: f.manifests[r.manifest], Image: f.images[r.manifest],
 		MemoryMiB: memMiB, ExtraA: a, ExtraB: b})
 }
 
@@ -289,22 +289,22 @@ func assertNothingAfterRefusal(t *testing.T, b *qemu.VM) {
 func TestReceiptHandOffTestBIOS(t *testing.T) {
 	f := getChainFixture(t)
 	o := newOwner(t, receipt.KeySize)
-	nonce := testenv.RandBytes(t, receipt.NonceSize)
+	nonce := harness.RandBytes(t, receipt.NonceSize)
 	b := startChain(t, f, chainRun{manifest: "testbios-v7", secret: o.table, nonce: nonce})
 	dbg := b.Debugcon()
 	total := int(uint32(o.withoutKey[16]) | uint32(o.withoutKey[17])<<8)
-	if sl := testenv.WaitLine(t, dbg, reSecret, stepTO); sl.Text != fmt.Sprintf("SEVSHIM SECRET handed-off bytes=%d base=0x%016x", total, testBIOSBlock) {
+	if sl := harness.WaitLine(t, dbg, reSecret, stepTO); sl.Text != fmt.Sprintf("SEVSHIM SECRET handed-off bytes=%d base=0x%016x", total, testBIOSBlock) {
 		t.Fatalf("secret line %q (want the table without the key: %d bytes)", sl.Text, total)
 	}
-	rl := testenv.WaitLine(t, dbg, reReceipt, stepTO)
-	if out := testenv.WaitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
+	rl := harness.WaitLine(t, dbg, reReceipt, stepTO)
+	if out := harness.WaitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
 		t.Fatalf("outcome %q", out.Text)
 	}
 	ctx := context.Background()
 	if err := b.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	assertKeyGone(t, testenv.DumpRAM(t, b, memMiB), o.key)
+	assertKeyGone(t, harness.DumpRAM(t, b, memMiB), o.key)
 	if err := b.Cont(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -344,11 +344,11 @@ func TestReceiptHandOffTestBIOS(t *testing.T) {
 		lt("SEVSHIM RECEIPT").Sub(lt("SEVSHIM SECRET")), lt("SEVSHIM HANDOFF").Sub(lt("SEVSHIM RECEIPT")), len(rl.Text)+1)
 	sum := sha256.Sum256(o.withoutKey[:total])
 	want := fmt.Sprintf("TESTBIOS SECRET sha256=%s bytes=%d tail=zero", hex.EncodeToString(sum[:]), total)
-	if tb := testenv.WaitLine(t, dbg, reTBSecret, ovmfTO); tb.Text != want {
+	if tb := harness.WaitLine(t, dbg, reTBSecret, ovmfTO); tb.Text != want {
 		t.Fatalf("test BIOS says %q, want %q (the table without the receipt key)", tb.Text, want)
 	}
-	testenv.WaitLine(t, dbg, regexp.MustCompile(`^TESTBIOS HALT$`), stepTO)
-	ram := testenv.DumpRAM(t, b, memMiB)
+	harness.WaitLine(t, dbg, regexp.MustCompile(`^TESTBIOS HALT$`), stepTO)
+	ram := harness.DumpRAM(t, b, memMiB)
 	assertKeyGone(t, ram, o.key)
 	if at := bytes.Index(ram, o.pass); at < testBIOSBlock || at >= testBIOSBlock+0xC00 {
 		t.Errorf("the passphrase is at %#x, want it in the BIOS's block", at)
@@ -360,16 +360,16 @@ func TestReceiptHandOffTestBIOS(t *testing.T) {
 func TestReceiptRefusalE034(t *testing.T) {
 	f := getChainFixture(t)
 	o := newOwner(t, receipt.KeySize)
-	nonce := testenv.RandBytes(t, receipt.NonceSize)
+	nonce := harness.RandBytes(t, receipt.NonceSize)
 	b := startChain(t, f, chainRun{manifest: "ovmf-v4", secret: o.table, nonce: nonce})
 	dbg := b.Debugcon()
-	if out := testenv.WaitLine(t, dbg, reOutcome, stepTO); out.Text != shimerr.VersionBelowFloor.Line() {
+	if out := harness.WaitLine(t, dbg, reOutcome, stepTO); out.Text != shimerr.VersionBelowFloor.Line() {
 		t.Fatalf("outcome %q", out.Text)
 	}
-	rl := testenv.WaitLine(t, dbg, reReceipt, stepTO)
-	testenv.WaitLine(t, dbg, reHalt, stepTO)
+	rl := harness.WaitLine(t, dbg, reReceipt, stepTO)
+	harness.WaitLine(t, dbg, reHalt, stepTO)
 	assertNothingAfterRefusal(t, b)
-	assertKeyGone(t, testenv.DumpRAM(t, b, memMiB), o.key)
+	assertKeyGone(t, harness.DumpRAM(t, b, memMiB), o.key)
 	r := openLine(t, rl.Text, o.key)
 	man, _ := os.ReadFile(f.manifests["ovmf-v4"])
 	mi, _ := receipt.ManifestInfo(man)
@@ -384,22 +384,22 @@ func TestReceiptRefusalE034(t *testing.T) {
 func TestReceiptKeyEntryInvalid(t *testing.T) {
 	f := getChainFixture(t)
 	o := newOwner(t, receipt.KeySize-1)
-	b := startChain(t, f, chainRun{manifest: "ovmf-v5", secret: o.table, nonce: testenv.RandBytes(t, receipt.NonceSize)})
+	b := startChain(t, f, chainRun{manifest: "ovmf-v5", secret: o.table, nonce: harness.RandBytes(t, receipt.NonceSize)})
 	dbg := b.Debugcon()
-	if out := testenv.WaitLine(t, dbg, reOutcome, stepTO); out.Text != shimerr.ReceiptKeyInvalid.Line() {
+	if out := harness.WaitLine(t, dbg, reOutcome, stepTO); out.Text != shimerr.ReceiptKeyInvalid.Line() {
 		t.Fatalf("outcome %q", out.Text)
 	}
-	if rl := testenv.WaitLine(t, dbg, reReceipt, stepTO); rl.Text != receipt.NoneLine {
+	if rl := harness.WaitLine(t, dbg, reReceipt, stepTO); rl.Text != receipt.NoneLine {
 		t.Fatalf("receipt line %q, want %q", rl.Text, receipt.NoneLine)
 	}
-	testenv.WaitLine(t, dbg, reHalt, stepTO)
+	harness.WaitLine(t, dbg, reHalt, stepTO)
 	assertNothingAfterRefusal(t, b)
 	for _, l := range dbg.Lines() {
 		if strings.HasPrefix(l.Text, "SEVSHIM LOADED") {
 			t.Errorf("fw_cfg was read before the refusal: %q", l.Text)
 		}
 	}
-	assertKeyGone(t, testenv.DumpRAM(t, b, memMiB), o.key)
+	assertKeyGone(t, harness.DumpRAM(t, b, memMiB), o.key)
 }
 
 // TestReceiptNonceInvalid: a 31-byte nonce file: E066 before the bundle is read; the refusal
@@ -407,13 +407,13 @@ func TestReceiptKeyEntryInvalid(t *testing.T) {
 func TestReceiptNonceInvalid(t *testing.T) {
 	f := getChainFixture(t)
 	o := newOwner(t, receipt.KeySize)
-	b := startChain(t, f, chainRun{manifest: "ovmf-v5", secret: o.table, nonce: testenv.RandBytes(t, receipt.NonceSize-1)})
+	b := startChain(t, f, chainRun{manifest: "ovmf-v5", secret: o.table, nonce: harness.RandBytes(t, receipt.NonceSize-1)})
 	dbg := b.Debugcon()
-	if out := testenv.WaitLine(t, dbg, reOutcome, stepTO); out.Text != shimerr.NonceInvalid.Line() {
+	if out := harness.WaitLine(t, dbg, reOutcome, stepTO); out.Text != shimerr.NonceInvalid.Line() {
 		t.Fatalf("outcome %q", out.Text)
 	}
-	rl := testenv.WaitLine(t, dbg, reReceipt, stepTO)
-	testenv.WaitLine(t, dbg, reHalt, stepTO)
+	rl := harness.WaitLine(t, dbg, reReceipt, stepTO)
+	harness.WaitLine(t, dbg, reHalt, stepTO)
 	assertNothingAfterRefusal(t, b)
 	r := openLine(t, rl.Text, o.key)
 	if r.Verdict != shimerr.NonceInvalid || r.Nonce != nil || r.Manifest != nil {

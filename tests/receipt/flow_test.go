@@ -18,18 +18,18 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/sevshim/sevshim/internal/repo"
-	"github.com/sevshim/sevshim/internal/testenv"
-	"github.com/sevshim/sevshim/receipt"
+	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/pkg/format/receipt"
 )
 
-// The shared CLI harness (internal/testenv), under the names these tests use.
+// The shared CLI harness (tests/harness), under the names these tests use.
 var (
-	cli            *testenv.CLIs // made by TestMain
+	cli            *harness.CLIs // made by TestMain
 	binDir, images string        // cli.Bin and cli.Images, once prereq ran
 )
 
-type result = testenv.Result
+type result = harness.Result
 
 func track(dir string) string { return cli.Track(dir) }
 func killWork(d string)       { cli.KillWork(d) }
@@ -141,7 +141,7 @@ func makeFlowWorld(t testing.TB) (*flowWorld, error) {
 }
 
 func newNonce(t *testing.T) string {
-	return hex.EncodeToString(testenv.RandBytes(t, receipt.NonceSize))
+	return hex.EncodeToString(harness.RandBytes(t, receipt.NonceSize))
 }
 
 // receive runs hostctl receive (QEMU B stopped at the end) and returns its result, the work
@@ -218,7 +218,7 @@ func TestReceiptFlowAcceptV5V6(t *testing.T) {
 		t.Errorf("v6 receipt as v5: %s", r)
 	}
 	other := filepath.Join(t.TempDir(), "other.key")
-	os.WriteFile(other, testenv.RandBytes(t, receipt.KeySize), 0o600)
+	os.WriteFile(other, harness.RandBytes(t, receipt.KeySize), 0o600)
 	if r := run(t, "verifier", "receipt", "--key", other, "--nonce", v6Nonce, "--receipt", v6Line); r.Code != 1 || !strings.Contains(r.Stdout, "MAC does not verify") {
 		t.Errorf("another key: %s", r)
 	}

@@ -5,7 +5,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/sevshim/sevshim/internal/testenv"
+	"github.com/sevshim/sevshim/tests/harness"
 )
 
 var tmpRoot string // everything of this test binary; removed by TestMain
@@ -17,7 +17,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	tmpRoot = d
-	cli = testenv.NewCLIs(tmpRoot)
+	cli = harness.NewCLIs(tmpRoot)
 	code := m.Run()
 	cli.StopAll() // every QEMU a test left
 	if os.Getenv("SEVSHIM_KEEP") == "" {

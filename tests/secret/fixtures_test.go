@@ -1,6 +1,6 @@
 // Package secret holds the integration tests of the shim's secret hand-off (docs/formats.md 4a): real
 // QEMU (TCG), the real shim (build/shim/shim.fd), Debian's OVMF and the project's test BIOS
-// (build/testbios/testbios.fd, `make -C testbios`). Nothing is simulated.
+// (build/testbios/testbios.fd, `make -C tests/testbios`). Nothing is simulated.
 //
 // Every case runs the provider flow with a secret: QEMU A boots the shim with an EFI secret
 // table placed at the shim's secret area (GPA 0x80000) by `-device loader` reading a memfd
@@ -21,12 +21,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/bios"
-	"github.com/sevshim/sevshim/internal/repo"
-	"github.com/sevshim/sevshim/internal/testenv"
-	"github.com/sevshim/sevshim/policy"
-	"github.com/sevshim/sevshim/qemu"
-	"github.com/sevshim/sevshim/shimimage"
+	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/pkg/format/policy"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
 )
 
 const (
@@ -66,7 +66,7 @@ var (
 
 func getFixture(t *testing.T) *fixture {
 	t.Helper()
-	testenv.RequireChain(t)
+	harness.RequireChain(t)
 	fixOnce.Do(func() { fixVal, fixErr = makeFixture(filepath.Join(workDir, "fixture")) })
 	if fixErr != nil {
 		t.Fatalf("building fixtures: %v", fixErr)
@@ -83,7 +83,7 @@ func makeFixture(dir string) (*fixture, error) {
 	if f.key, err = bios.GenerateKey(); err != nil {
 		return nil, err
 	}
-	if f.tbImage, err = testenv.TestBIOS(); err != nil {
+	if f.tbImage, err = harness.TestBIOS(); err != nil {
 		return nil, err
 	}
 	sign := func(image, name string, version uint64, vname string) (string, error) {
@@ -155,8 +155,8 @@ func startChain(t *testing.T, f *fixture, r run) *qemu.VM {
 	t.Helper()
 	var extra []string
 	if r.secret != nil {
-		m := testenv.NewMemfd(t, "sevshim-test-secret", r.secret)
+		m := harness.NewMemfd(t, "sevshim-test-secret", r.secret)
 		extra = []string{"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", m.Path, secretGPA)}
 	}
-	return testenv.StartChain(t, testenv.Chain{Shim: r.shim, Manifest: r.manifest, Image: r.image, MemoryMiB: memMiB, ExtraA: extra})
+	return harness.StartChain(t, harness.Chain{Shim: r.shim, Manifest: r.manifest, Image: r.image, MemoryMiB: memMiB, ExtraA: extra})
 }

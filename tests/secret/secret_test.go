@@ -14,16 +14,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/bios"
-	"github.com/sevshim/sevshim/internal/testenv"
-	"github.com/sevshim/sevshim/policy"
-	"github.com/sevshim/sevshim/qemu"
-	"github.com/sevshim/sevshim/sev"
-	"github.com/sevshim/sevshim/shimerr"
-	"github.com/sevshim/sevshim/shimimage"
+	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/pkg/format/policy"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
 )
 
-const testBIOSBlock = 0x80C000 // testbios/Makefile SECRET_BASE
+const testBIOSBlock = 0x80C000 // tests/testbios/Makefile SECRET_BASE
 const testBIOSBlockSize = 0xC00
 
 var (
@@ -44,7 +44,7 @@ type secretTable struct {
 
 func newSecret(t *testing.T) secretTable {
 	t.Helper()
-	s := secretTable{value: testenv.RandBytes(t, 48), other: testenv.RandBytes(t, 100)}
+	s := secretTable{value: harness.RandBytes(t, 48), other: harness.RandBytes(t, 100)}
 	tab := &sev.SecretTable{Entries: []sev.SecretEntry{
 		{GUID: sev.DiskPassphraseID, Data: s.value},
 		{GUID: sev.MustGUID("e6f5a162-d67f-4750-a67c-5d065f2a9910"), Data: s.other},
@@ -94,27 +94,27 @@ func TestSecretHandOffTestBIOS(t *testing.T) {
 	s := newSecret(t)
 	b := startChain(t, f, run{shim: f.shim[policy.SecretRequire], secret: s.table, manifest: f.tbManifest, image: f.tbImage})
 	dbg := b.Debugcon()
-	sl := testenv.WaitLine(t, dbg, reSecret, stepTO)
+	sl := harness.WaitLine(t, dbg, reSecret, stepTO)
 	want := fmt.Sprintf("SEVSHIM SECRET handed-off bytes=%d base=0x%016x", s.total, testBIOSBlock)
 	if sl.Text != want {
 		t.Fatalf("secret line %q, want %q", sl.Text, want)
 	}
-	if out := testenv.WaitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
+	if out := harness.WaitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
 		t.Fatalf("outcome %q", out.Text)
 	}
-	tb := testenv.WaitLine(t, dbg, reTBSecret, ovmfTO)
+	tb := harness.WaitLine(t, dbg, reTBSecret, ovmfTO)
 	sum := sha256.Sum256(s.table[:s.total])
 	wantTB := fmt.Sprintf("TESTBIOS SECRET sha256=%s bytes=%d tail=zero", hex.EncodeToString(sum[:]), s.total)
 	if tb.Text != wantTB {
 		t.Fatalf("test BIOS says %q, want %q", tb.Text, wantTB)
 	}
-	testenv.WaitLine(t, dbg, regexp.MustCompile(`^TESTBIOS HALT$`), stepTO)
-	testenv.WaitLine(t, b.Serial(), regexp.MustCompile(regexp.QuoteMeta(wantTB)), stepTO)
+	harness.WaitLine(t, dbg, regexp.MustCompile(`^TESTBIOS HALT$`), stepTO)
+	harness.WaitLine(t, b.Serial(), regexp.MustCompile(regexp.QuoteMeta(wantTB)), stepTO)
 	// console timestamps have the resolution of the pipe reads: a bound, not a measurement
 	t.Logf("FLASHED->SECRET <= %v", sl.Time.Sub(lineTime(t, dbg, "SEVSHIM FLASHED")).Round(time.Microsecond))
 
 	// Key erasure: the secret is in the BIOS's block and nowhere else.
-	ram := testenv.DumpRAM(t, b, memMiB)
+	ram := harness.DumpRAM(t, b, memMiB)
 	blockEnd := testBIOSBlock + testBIOSBlockSize
 	for _, v := range [][]byte{s.value, s.other} {
 		at := occurrences(ram, v)
@@ -157,10 +157,10 @@ func TestNoSecretTestBIOS(t *testing.T) {
 	f := getFixture(t)
 	b := startChain(t, f, run{shim: f.shim[policy.SecretRequire], manifest: f.tbManifest, image: f.tbImage})
 	dbg := b.Debugcon()
-	if sl := testenv.WaitLine(t, dbg, reSecret, stepTO); sl.Text != "SEVSHIM SECRET none" {
+	if sl := harness.WaitLine(t, dbg, reSecret, stepTO); sl.Text != "SEVSHIM SECRET none" {
 		t.Fatalf("secret line %q, want SEVSHIM SECRET none", sl.Text)
 	}
-	if tb := testenv.WaitLine(t, dbg, reTBSecret, ovmfTO); tb.Text != "TESTBIOS SECRET absent" {
+	if tb := harness.WaitLine(t, dbg, reTBSecret, ovmfTO); tb.Text != "TESTBIOS SECRET absent" {
 		t.Fatalf("test BIOS says %q", tb.Text)
 	}
 }
@@ -173,22 +173,22 @@ func TestSecretWipedDebianOVMF(t *testing.T) {
 	s := newSecret(t)
 	b := startChain(t, f, run{shim: f.shim[policy.SecretOptional], secret: s.table, manifest: f.ovmfManifest, image: f.ovmfCode})
 	dbg := b.Debugcon()
-	if sl := testenv.WaitLine(t, dbg, reSecret, stepTO); sl.Text != "SEVSHIM SECRET wiped" {
+	if sl := harness.WaitLine(t, dbg, reSecret, stepTO); sl.Text != "SEVSHIM SECRET wiped" {
 		t.Fatalf("secret line %q, want SEVSHIM SECRET wiped", sl.Text)
 	}
-	if out := testenv.WaitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
+	if out := harness.WaitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
 		t.Fatalf("outcome %q", out.Text)
 	}
 	ctx := context.Background()
 	if err := b.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	assertNoSecret(t, testenv.DumpRAM(t, b, memMiB), s)
+	assertNoSecret(t, harness.DumpRAM(t, b, memMiB), s)
 	if err := b.Cont(ctx); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitLine(t, b.Serial(), reBds, ovmfTO)
-	assertNoSecret(t, testenv.DumpRAM(t, b, memMiB), s)
+	harness.WaitLine(t, b.Serial(), reBds, ovmfTO)
+	assertNoSecret(t, harness.DumpRAM(t, b, memMiB), s)
 }
 
 // TestSecretRequireRefusesDebianOVMF: require mode and a BIOS without a block: E060 before
@@ -212,11 +212,11 @@ func TestSecretMalformedRefused(t *testing.T) {
 func assertRefusedWiped(t *testing.T, b *qemu.VM, want shimerr.Code, s secretTable) {
 	t.Helper()
 	dbg := b.Debugcon()
-	out := testenv.WaitLine(t, dbg, reOutcome, stepTO)
+	out := harness.WaitLine(t, dbg, reOutcome, stepTO)
 	if out.Text != want.Line() {
 		t.Fatalf("outcome %q, want %q", out.Text, want.Line())
 	}
-	testenv.WaitLine(t, dbg, regexp.MustCompile(`^SEVSHIM HALT$`), stepTO)
+	harness.WaitLine(t, dbg, regexp.MustCompile(`^SEVSHIM HALT$`), stepTO)
 	time.Sleep(2 * time.Second) // anything still running would show now
 	for _, l := range dbg.Lines() {
 		for _, bad := range []string{"SEVSHIM FLASHED", "SEVSHIM HANDOFF", "SEVSHIM SECRET", "TESTBIOS"} {
@@ -230,7 +230,7 @@ func assertRefusedWiped(t *testing.T, b *qemu.VM, want shimerr.Code, s secretTab
 			t.Errorf("COM1 shows non-shim output (a BIOS ran?): %q", txt)
 		}
 	}
-	assertNoSecret(t, testenv.DumpRAM(t, b, memMiB), s)
+	assertNoSecret(t, harness.DumpRAM(t, b, memMiB), s)
 }
 
 // TestSecretBlockInBounceRefused: a signed BIOS whose footer puts its secret block into the

@@ -31,16 +31,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/attest"
-	"github.com/sevshim/sevshim/bios"
-	"github.com/sevshim/sevshim/host"
-	"github.com/sevshim/sevshim/internal/repo"
-	"github.com/sevshim/sevshim/internal/testenv"
-	"github.com/sevshim/sevshim/policy"
-	"github.com/sevshim/sevshim/qemu"
-	"github.com/sevshim/sevshim/shimerr"
-	"github.com/sevshim/sevshim/shimimage"
-	"github.com/sevshim/sevshim/tpmevent"
+	"github.com/sevshim/sevshim/pkg/attest"
+	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/host"
+	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/pkg/format/policy"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/format/tpmevent"
 	verifiercli "github.com/sevshim/sevshim/verifier/cli"
 )
 
@@ -95,7 +95,7 @@ func TestMain(m *testing.M) {
 
 func getFixture(t *testing.T) *fixture {
 	t.Helper()
-	testenv.RequireChain(t, "swtpm")
+	harness.RequireChain(t, "swtpm")
 	fixOnce.Do(func() { fixVal, fixErr = makeFixture(filepath.Join(workDir, "fixture")) })
 	if fixErr != nil {
 		t.Fatalf("building fixtures: %v", fixErr)
@@ -113,7 +113,7 @@ func makeFixture(dir string) (*fixture, error) {
 		return nil, err
 	}
 	f.keyID = bios.KeyID(&f.key.PublicKey)
-	varsTmpl, err := os.ReadFile(repo.OVMFVars()) // testenv.StartChain gives B a copy as pflash1 and vars
+	varsTmpl, err := os.ReadFile(repo.OVMFVars()) // harness.StartChain gives B a copy as pflash1 and vars
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +208,7 @@ func startSwtpm(t *testing.T, name string) *swtpm {
 		}
 		if t.Failed() {
 			if b, err := os.ReadFile(filepath.Join(dir, "log")); err == nil && len(b) > 0 {
-				t.Logf("swtpm %s log:\n%s", name, testenv.Tail(string(b), 2000))
+				t.Logf("swtpm %s log:\n%s", name, harness.Tail(string(b), 2000))
 			}
 		}
 		os.RemoveAll(dir)
@@ -236,7 +236,7 @@ func startChain(t *testing.T, f *fixture, shim string, bd bundle, withTPM bool) 
 		swB = startSwtpm(t, "B")
 		extraB = host.TPMArgs(swB.ctrl)
 	}
-	b := testenv.StartChain(t, testenv.Chain{Shim: shim, Manifest: bd.manifest, Image: bd.image, MemoryMiB: memMiB, ExtraA: extraA, ExtraB: extraB})
+	b := harness.StartChain(t, harness.Chain{Shim: shim, Manifest: bd.manifest, Image: bd.image, MemoryMiB: memMiB, ExtraA: extraA, ExtraB: extraB})
 	return b, swB
 }
 
@@ -264,16 +264,16 @@ func TestMeasuredBoot(t *testing.T) {
 		t.Run(fmt.Sprintf("v%d", bd.version), func(t *testing.T) {
 			b, sw := startChain(t, f, f.shim[policy.TPMIfPresent], bd, true)
 			dbg := b.Debugcon()
-			tl := testenv.WaitLine(t, dbg, reTPM, stepTO)
+			tl := harness.WaitLine(t, dbg, reTPM, stepTO)
 			if !strings.HasPrefix(tl.Text, fmt.Sprintf("SEVSHIM TPM extended pcr=%d banks=", pcrIndex)) {
 				t.Fatalf("TPM line %q", tl.Text)
 			}
-			if out := testenv.WaitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
+			if out := harness.WaitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
 				t.Fatalf("outcome %q", out.Text)
 			}
-			vl := testenv.WaitLine(t, dbg, regexp.MustCompile(`^SEVSHIM VERIFIED`), time.Second)
+			vl := harness.WaitLine(t, dbg, regexp.MustCompile(`^SEVSHIM VERIFIED`), time.Second)
 			t.Logf("VERIFIED->TPM extended <= %v (%s)", tl.Time.Sub(vl.Time).Round(time.Millisecond), tl.Text)
-			testenv.WaitLine(t, b.Serial(), reBds, ovmfTO)
+			harness.WaitLine(t, b.Serial(), reBds, ovmfTO)
 			time.Sleep(2 * time.Second) // let OVMF's own TPM traffic settle
 			killB(t, b)
 
@@ -336,11 +336,11 @@ func TestTPMRequiredAbsent(t *testing.T) {
 	b, _ := startChain(t, f, f.shim[policy.TPMRequired], f.v5, false)
 	dbg := b.Debugcon()
 	want := shimerr.TPMMissing.Line()
-	out := testenv.WaitLine(t, dbg, reOutcome, stepTO)
+	out := harness.WaitLine(t, dbg, reOutcome, stepTO)
 	if out.Text != want {
 		t.Fatalf("outcome %q, want %q", out.Text, want)
 	}
-	testenv.WaitLine(t, dbg, regexp.MustCompile(`^SEVSHIM HALT$`), stepTO)
+	harness.WaitLine(t, dbg, regexp.MustCompile(`^SEVSHIM HALT$`), stepTO)
 	time.Sleep(haltGrace) // anything a wrong flash or hand-off would print shows up now
 	lines := dbg.Lines()
 	verified, errs := -1, 0
@@ -383,13 +383,13 @@ func TestTPMIfPresentAbsent(t *testing.T) {
 	f := getFixture(t)
 	b, _ := startChain(t, f, f.shim[policy.TPMIfPresent], f.v5, false)
 	dbg := b.Debugcon()
-	if tl := testenv.WaitLine(t, dbg, reTPM, stepTO); tl.Text != "SEVSHIM TPM absent" {
+	if tl := harness.WaitLine(t, dbg, reTPM, stepTO); tl.Text != "SEVSHIM TPM absent" {
 		t.Fatalf("TPM line %q", tl.Text)
 	}
-	if out := testenv.WaitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
+	if out := harness.WaitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
 		t.Fatalf("outcome %q", out.Text)
 	}
-	testenv.WaitLine(t, b.Serial(), reBds, ovmfTO)
+	harness.WaitLine(t, b.Serial(), reBds, ovmfTO)
 }
 
 // checkVerifierAttest runs the owner's CLI, `verifier attest`, on the real evidence written as

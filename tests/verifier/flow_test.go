@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/internal/repo"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 type tools struct{ dir, bin string }

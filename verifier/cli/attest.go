@@ -10,10 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sevshim/sevshim/attest"
-	"github.com/sevshim/sevshim/bios"
-	"github.com/sevshim/sevshim/policy"
-	"github.com/sevshim/sevshim/shimimage"
+	"github.com/sevshim/sevshim/pkg/attest"
+	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/policy"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
 )
 
 // attestReport is what `verifier attest` prints (text or --json).

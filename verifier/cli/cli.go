@@ -12,9 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sevshim/sevshim/internal/clierr"
-	"github.com/sevshim/sevshim/internal/version"
-	"github.com/sevshim/sevshim/owner"
+	"github.com/sevshim/sevshim/pkg/cli/clierr"
+	"github.com/sevshim/sevshim/pkg/cli/version"
+	"github.com/sevshim/sevshim/pkg/owner"
 )
 
 // Main runs the verifier with args and returns the process exit code.

@@ -18,11 +18,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/sevshim/sevshim/bios/layout"
-	"github.com/sevshim/sevshim/owner"
-	"github.com/sevshim/sevshim/psp"
-	"github.com/sevshim/sevshim/sev"
-	"github.com/sevshim/sevshim/shimimage/shimtest"
+	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/owner"
+	"github.com/sevshim/sevshim/pkg/psp"
+	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/format/shimimage/shimtest"
 )
 
 var (
@@ -87,7 +87,7 @@ func makeFixtures(t *testing.T) {
 	for _, product := range []string{"naples", "rome"} {
 		var b []byte
 		for _, n := range []string{"pdh", "pek", "oca", "cek"} {
-			x, err := os.ReadFile(filepath.Join("..", "..", "sev", "testdata", product, n+".cert"))
+			x, err := os.ReadFile(filepath.Join("..", "..", "pkg", "sev", "testdata", product, n+".cert"))
 			must(err)
 			b = append(b, x...)
 		}
@@ -221,7 +221,7 @@ func TestRootAcceptsStateDir(t *testing.T) {
 	// another root (AMD's Rome ASK || ARK given as if it were a test root)
 	var other []byte
 	for _, n := range []string{"ask", "ark"} {
-		b, err := os.ReadFile(filepath.Join("..", "..", "sev", "testdata", "rome", n+".cert"))
+		b, err := os.ReadFile(filepath.Join("..", "..", "pkg", "sev", "testdata", "rome", n+".cert"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/sevshim/sevshim/internal/version"
-	"github.com/sevshim/sevshim/owner"
-	"github.com/sevshim/sevshim/sev"
+	"github.com/sevshim/sevshim/pkg/cli/version"
+	"github.com/sevshim/sevshim/pkg/owner"
+	"github.com/sevshim/sevshim/pkg/sev"
 )
 
 // secret --json prints the report; on a refused measurement it prints the measurement report,

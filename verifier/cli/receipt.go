@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sevshim/sevshim/owner"
+	"github.com/sevshim/sevshim/pkg/owner"
 )
 
 // exitError carries a non-default process exit code (verifier receipt: 2 = authentic refusal).

@@ -8,13 +8,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/bios/layout"
-	goldenfiles "github.com/sevshim/sevshim/internal/golden"
-	"github.com/sevshim/sevshim/owner"
-	"github.com/sevshim/sevshim/receipt"
-	"github.com/sevshim/sevshim/sev"
-	"github.com/sevshim/sevshim/shimimage"
-	"github.com/sevshim/sevshim/shimimage/shimtest"
+	"github.com/sevshim/sevshim/pkg/format/layout"
+	goldenfiles "github.com/sevshim/sevshim/tests/golden"
+	"github.com/sevshim/sevshim/pkg/owner"
+	"github.com/sevshim/sevshim/pkg/format/receipt"
+	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/format/shimimage/shimtest"
 )
 
 const goldenData = "../../testdata/golden"

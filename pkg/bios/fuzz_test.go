@@ -1,0 +1,37 @@
+package bios_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
+)
+
+func FuzzParseManifest(f *testing.F) {
+	files, _ := filepath.Glob("../../testdata/golden/manifest/*.bin")
+	for _, p := range files {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		code := bios.StructureCode(b)
+		m, err := bios.ParseManifestStructure(b)
+		if (err == nil) != (code == shimerr.OK) {
+			t.Fatalf("StructureCode %v disagrees with ParseManifestStructure %v", code, err)
+		}
+		if err != nil {
+			if _, err := bios.ParseManifest(b); err == nil {
+				t.Fatal("ParseManifest accepts what the structure check refuses")
+			}
+			return
+		}
+		enc, err := m.Marshal()
+		if err != nil || !bytes.Equal(enc, b) {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
+}

@@ -1,0 +1,28 @@
+package bios_test
+
+import (
+	"os"
+	"regexp"
+	"testing"
+
+	"github.com/sevshim/sevshim/pkg/bios"
+)
+
+// The fw_cfg names are defined once in Go and once in C; they must be equal.
+func TestFwCfgNamesMatchHeader(t *testing.T) {
+	h, err := os.ReadFile("../../shim/include/sevshim/formats.h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for macro, want := range map[string]string{
+		"MANIFEST": bios.FwCfgManifest, "BIOS": bios.FwCfgBIOS, "VARS": bios.FwCfgVars,
+		"NONCE": bios.FwCfgNonce,
+	} {
+		m := regexp.MustCompile(`#define SEVSHIM_FWCFG_` + macro + `\s+"([^"]+)"`).FindSubmatch(h)
+		if m == nil {
+			t.Errorf("formats.h has no SEVSHIM_FWCFG_%s", macro)
+		} else if string(m[1]) != want {
+			t.Errorf("SEVSHIM_FWCFG_%s is %q in formats.h, %q in Go", macro, m[1], want)
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package bios
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha512"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/sevshim/sevshim/pkg/format/policy"
+)
+
+// GenerateKey creates a new P-384 signing key.
+func GenerateKey() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P384(), rand.Reader) }
+
+// ParsePrivateKeyPEM reads a P-384 private key from a "PRIVATE KEY" (PKCS#8) or
+// "EC PRIVATE KEY" (SEC1) PEM block.
+func ParsePrivateKeyPEM(b []byte) (*ecdsa.PrivateKey, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, errors.New("no PEM block found")
+	}
+	var key any
+	var err error
+	switch blk.Type {
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(blk.Bytes)
+	default:
+		return nil, fmt.Errorf("PEM block %q is not a private key", blk.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the PEM %q block is damaged or holds a key sevshim cannot read (want ECDSA P-384)", blk.Type)
+	}
+	k, ok := key.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("the key is %s, want ECDSA P-384", policy.KeyKind(key))
+	}
+	if k.Curve != elliptic.P384() {
+		return nil, fmt.Errorf("key is on %s, want P-384", k.Curve.Params().Name)
+	}
+	return k, nil
+}
+
+// MarshalPrivateKeyPEM writes key as a "PRIVATE KEY" (PKCS#8) PEM block.
+func MarshalPrivateKeyPEM(key *ecdsa.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// DeriveTestKey derives a P-384 key deterministically from a seed string. It exists for test
+// fixtures and golden files only: anyone who knows the seed has the key.
+func DeriveTestKey(seed string) *ecdsa.PrivateKey {
+	n := elliptic.P384().Params().N
+	h := sha512.Sum512([]byte("sevshim test key\x00" + seed))
+	d := new(big.Int).SetBytes(h[:])
+	d.Mod(d, new(big.Int).Sub(n, big.NewInt(1)))
+	d.Add(d, big.NewInt(1))
+	k, err := ecdsa.ParseRawPrivateKey(elliptic.P384(), d.FillBytes(make([]byte, 48)))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}

@@ -1,0 +1,702 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/guestpkg"
+	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/pkg/migrate"
+	"github.com/sevshim/sevshim/pkg/psp"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/pkg/format/receipt"
+	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
+)
+
+// ReceiveOptions are the inputs of `hostctl receive`.
+type ReceiveOptions struct {
+	Kind, State string // the receiving platform's PSP
+	Package     string
+	Bundle      string // BIOS bundle (manifest + image) for the shim
+	Vars        string // var store for pflash1 and opt/org.sevshim/vars; default Debian's template
+	Work        string
+	WaitShell   bool // also wait for OVMF's shell on COM1
+	Stop        bool // quit QEMU B at the end
+	TPM         bool // give QEMU B a TPM (swtpm in Work); must match the package's VM shape
+	Log         io.Writer
+	Bar         io.Writer
+	// Timeline records when each step happened (Verdict.Timeline) and, after the shim's
+	// HANDOFF, waits (bounded) for OVMF's first output on COM1 so that step is in it too.
+	Timeline bool
+	// BeforeQEMU, if set, runs after every check passed and before QEMU B starts (tests).
+	BeforeQEMU func() error
+	// Wake bounds the wake-up NMI resends (zero: qemu.DefaultWake).
+	Wake qemu.Wake
+	// BeforeWake, if set, runs when QEMU B has loaded the guest (paused), right before
+	// `cont` and the wake-up NMIs, with QEMU B's QMP connection (tests).
+	BeforeWake func(ctx context.Context, q *qemu.QMP) error
+
+	// Nonce is the owner's receipt nonce for opt/org.sevshim/nonce (nil: none).
+	Nonce []byte
+}
+
+func (o *ReceiveOptions) wake() qemu.Wake {
+	if o.Wake.Attempts == 0 && o.Wake.Interval == 0 {
+		return qemu.DefaultWake
+	}
+	return o.Wake
+}
+
+// shimAnswered reports whether QEMU B's debug console has the shim's answer to the wake-up
+// NMI as a complete line, and fails once QEMU B is gone.
+func shimAnswered(pr *proc) (bool, error) {
+	b, _ := os.ReadFile(filepath.Join(pr.dir, DebugconLog))
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		for _, l := range strings.Split(string(b[:i]), "\n") {
+			if qemu.IsShimAnswer(strings.TrimSuffix(l, "\r")) {
+				return true, nil
+			}
+		}
+	}
+	if !pr.alive() {
+		return false, fmt.Errorf("QEMU B (pid %d) exited before the shim woke; %s", pr.pid, pr.logSummary())
+	}
+	return false, nil
+}
+
+// Verdict is the shim's answer on QEMU B.
+type Verdict struct {
+	Accepted bool
+	Version  uint64
+	Signer   string
+	Name     string
+	Code     shimerr.Code // refusals
+	Line     string       // the console line it came from
+	Receipt  string       // the shim's `SEVSHIM RECEIPT ...` line ("" if it printed none)
+	Shell    bool         // OVMF's shell was seen (WaitShell)
+	WakeNMIs int          // wake-up NMIs sent until the shim answered
+	Pid      int          // QEMU B, 0 once stopped
+	Work     string
+	Timeline []Mark // ReceiveOptions.Timeline: the steps, in order
+}
+
+// ReceiveState is WB/receive.json.
+type ReceiveState struct {
+	Stage   string `json:"stage"` // "loading", "running", "refused", "stopped"
+	Package string `json:"package"`
+	Bundle  string `json:"bundle"`
+	Pid     int    `json:"pid,omitempty"`
+	Verdict string `json:"verdict,omitempty"`
+	// TPM: QEMU B has a TPM backed by WB/swtpm.sock. TPMMode and TPMPCR come from the policy
+	// of the shim image in the package's flash (hostctl tpm-quote's default PCR).
+	TPM     bool  `json:"tpm,omitempty"`
+	TPMMode uint8 `json:"tpm_mode,omitempty"`
+	TPMPCR  uint8 `json:"tpm_pcr,omitempty"`
+	Shell   bool  `json:"shell,omitempty"` // OVMF's shell was seen
+	// Receipt is the shim's receipt line, for the owner's `verifier receipt --from`.
+	Receipt string `json:"receipt,omitempty"`
+	// The receiving platform and the guest context RECEIVE_START made: released
+	// (DECOMMISSION) when QEMU B ends, by refusal, failure, interruption or hostctl stop.
+	Kind   string `json:"psp_kind,omitempty"`
+	State  string `json:"psp_state,omitempty"`
+	Handle uint32 `json:"handle,omitempty"`
+}
+
+// RefusedError is a package or shim refusal with what was wrong.
+type RefusedError struct {
+	Stage string // "package" (before QEMU) or "shim"
+	Err   error
+}
+
+func (e *RefusedError) Error() string { return e.Err.Error() }
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+var (
+	reMachine = regexp.MustCompile(`^pc-q35-[0-9]+\.[0-9]+$`)
+)
+
+// received is a package that passed every check and the receiving PSP: the rebuilt stream's
+// skeleton and the plaintext pages (memory only).
+type received struct {
+	h     psp.Handle // the guest context (RECEIVE_FINISH done)
+	hdr   guestpkg.Header
+	sk    migrate.Skeleton
+	pages pageStore
+}
+
+// pageStore keeps decrypted pages in 1 MiB slabs.
+type pageStore struct {
+	slabs [][]byte
+	n     int
+}
+
+const slabPages = 256
+
+func (s *pageStore) next() []byte {
+	if s.n%slabPages == 0 {
+		s.slabs = append(s.slabs, make([]byte, slabPages*migrate.PageSize))
+	}
+	i := s.n % slabPages
+	s.n++
+	return s.slabs[len(s.slabs)-1][i*migrate.PageSize : (i+1)*migrate.PageSize]
+}
+
+func (s *pageStore) get(i int) []byte {
+	sl := s.slabs[i/slabPages]
+	j := i % slabPages
+	return sl[j*migrate.PageSize : (j+1)*migrate.PageSize]
+}
+
+func (s *pageStore) wipe() {
+	for _, sl := range s.slabs {
+		clear(sl)
+	}
+	s.slabs = nil
+}
+
+// checkShape refuses VM shapes that QEMU B cannot be started with.
+func checkShape(h *guestpkg.Header, st *guestpkg.Stream) error {
+	s := h.Shape
+	if !reMachine.MatchString(s.Machine) {
+		return fmt.Errorf("machine type %q is not supported (want q35, pc-q35-X.Y)", s.Machine)
+	}
+	if m, ok := guestpkg.MachineFromStreamHeader(st.Header); !ok || m != s.Machine {
+		return fmt.Errorf("the stream's machine type %q differs from the header's %q", m, s.Machine)
+	}
+	lay, ok := bios.LayoutByID(s.LayoutID)
+	if !ok {
+		return fmt.Errorf("BIOS layout id %d is unknown", s.LayoutID)
+	}
+	if s.CodeSize != lay.CodeSize || s.VarsSize != lay.VarsSize {
+		return fmt.Errorf("pflash sizes 0x%x/0x%x differ from layout %s (0x%x/0x%x)", s.CodeSize, s.VarsSize, lay.Name, lay.CodeSize, lay.VarsSize)
+	}
+	if s.RAMSize < 64<<20 || s.RAMSize > 64<<30 || s.RAMSize%(1<<20) != 0 {
+		return fmt.Errorf("RAM size %d bytes is not supported (64 MiB..64 GiB, whole MiB)", s.RAMSize)
+	}
+	if s.CPUs != 1 {
+		return fmt.Errorf("%d CPUs: only 1 is supported", s.CPUs)
+	}
+	for _, want := range []struct {
+		id   string
+		size uint64
+	}{{"pc.ram", s.RAMSize}, {"system.flash0", uint64(s.CodeSize)}, {"system.flash1", uint64(s.VarsSize)}} {
+		b, ok := st.Block(want.id)
+		if !ok || b.Size != want.size {
+			return fmt.Errorf("RAM block %q is missing or not 0x%x bytes as the header says", want.id, want.size)
+		}
+	}
+	// The other blocks are QEMU's small ROM blobs (ACPI tables, table loader, RSDP); with
+	// them bounded, the records receive keeps are bounded by the guest's RAM size.
+	var extra uint64
+	for _, b := range st.Blocks {
+		if b.ID != "pc.ram" && b.ID != "system.flash0" && b.ID != "system.flash1" {
+			extra += b.Size
+		}
+	}
+	if extra > maxExtraBlocks {
+		return fmt.Errorf("RAM blocks other than pc.ram and the flash add up to 0x%x bytes, more than 0x%x", extra, uint64(maxExtraBlocks))
+	}
+	return nil
+}
+
+// maxExtraBlocks bounds the RAM blocks besides pc.ram and the two pflash units.
+const maxExtraBlocks = 64 << 20
+
+// acceptPackage reads and checks the whole package and runs RECEIVE_START,
+// RECEIVE_UPDATE_DATA for every page and RECEIVE_FINISH. Nothing is started.
+func acceptPackage(ctx context.Context, p psp.PSP, path string, tpm bool, bar *bar) (*received, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := guestpkg.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	hdr := r.Header()
+	// QEMU A and B must have the same devices or the migration does not load; say so now.
+	switch {
+	case hdr.Shape.TPM && !tpm:
+		return nil, errors.New("the guest's VM has a TPM (hostctl launch --tpm; its TPM state is in the package): receive it with --tpm")
+	case !hdr.Shape.TPM && tpm:
+		return nil, errors.New("the guest's VM has no TPM (launched without --tpm): receive it without --tpm")
+	}
+	pdh, err := sev.ParseCert(hdr.PDH)
+	if err != nil {
+		return nil, fmt.Errorf("sender PDH: %w", err)
+	}
+	if pdh.Usage != sev.UsagePDH {
+		return nil, fmt.Errorf("sender certificate has usage %v, want PDH", pdh.Usage)
+	}
+	st, err := r.ReadStream()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkShape(hdr, st); err != nil {
+		return nil, fmt.Errorf("VM shape: %w", err)
+	}
+	h, err := p.ReceiveStart(psp.ReceiveStartRequest{Policy: hdr.Policy, PDH: hdr.PDH, Session: hdr.Session})
+	if err != nil {
+		switch {
+		case psp.IsStatus(err, psp.StatusBadSignature):
+			return nil, fmt.Errorf("RECEIVE_START: the package's session does not unwrap on this platform: it was exported for another platform's PDH (or damaged); export again with --to this platform's chain: %w", err)
+		case psp.IsStatus(err, psp.StatusPolicyFailure):
+			return nil, fmt.Errorf("RECEIVE_START: policy 0x%x refused (POLICY_MAC mismatch or this platform does not meet it): %w", uint32(hdr.Policy), err)
+		}
+		return nil, fmt.Errorf("RECEIVE_START: %w", err)
+	}
+	ok := false
+	rc := &received{h: h, hdr: *hdr, sk: migrate.Skeleton{Header: st.Header, RAMSectionID: st.RAMSectionID, Blocks: st.Blocks}}
+	defer func() {
+		if !ok {
+			p.Decommission(h)
+			rc.pages.wipe()
+		}
+	}()
+	var pkt guestpkg.Packet
+	b := newBar(bar.w, "receive", st.TotalPages())
+	for {
+		if err := ctx.Err(); err != nil {
+			b.done()
+			return nil, err
+		}
+		e, has, err := r.Next(&pkt)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			b.done()
+			return nil, err
+		}
+		rc.sk.Entries = append(rc.sk.Entries, e)
+		if has {
+			dst := rc.pages.next()
+			if err := p.ReceiveUpdateData(h, pkt.Header[:], pkt.Data[:], dst); err != nil {
+				b.done()
+				return nil, fmt.Errorf("record %d (block %s, offset 0x%x): RECEIVE_UPDATE_DATA refused the page: %w",
+					len(rc.sk.Entries)-1, st.Blocks[e.Block].ID, e.Offset(), err)
+			}
+		}
+		if e.Kind == migrate.EntryData || e.Kind == migrate.EntryZero {
+			b.set(uint64(len(rc.sk.Entries)))
+		}
+	}
+	b.done()
+	if rc.sk.Devices, err = r.Finish(); err != nil {
+		return nil, err
+	}
+	if has := streamHasTPM(rc.sk.Devices); has != hdr.Shape.TPM {
+		return nil, fmt.Errorf("VM shape: the header says TPM=%v but the stream's device state %s a tpm-emulator section", hdr.Shape.TPM, map[bool]string{true: "has", false: "has no"}[has])
+	}
+	// The rebuilt stream must be one the migrate parser accepts (every page once, device
+	// state well formed) before any QEMU sees a byte of it.
+	if err := rc.replay(io.Discard); err != nil {
+		return nil, fmt.Errorf("rebuilt migration stream: %w", err)
+	}
+	if err := p.ReceiveFinish(h); err != nil {
+		return nil, fmt.Errorf("RECEIVE_FINISH: %w", err)
+	}
+	ok = true
+	return rc, nil
+}
+
+func (rc *received) replay(w io.Writer) error { return rc.replayProgress(w, nil) }
+
+// replayProgress is replay calling progress (if set) with the number of data pages written.
+func (rc *received) replayProgress(w io.Writer, progress func(int)) error {
+	mw := migrate.NewWriter(w)
+	i := 0
+	return rc.sk.Replay(mw, func(int, migrate.Entry) ([]byte, error) {
+		i++
+		if progress != nil {
+			progress(i - 1)
+		}
+		return rc.pages.get(i - 1), nil
+	})
+}
+
+// Receive checks and receives a guest package, then starts QEMU B from it with the BIOS
+// bundle, wakes the shim and returns its verdict. A shim refusal is returned as a Verdict
+// with Accepted false and a *RefusedError.
+func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
+	// What happened, for an interruption (SIGINT/SIGTERM) at any point.
+	note := "nothing was started, the package is unchanged"
+	defer interrupted(ctx, &err, func() string {
+		if v != nil && v.Accepted {
+			return "after the shim's verdict (printed above): " + note
+		}
+		return "receive cancelled: " + note
+	})
+	var tl *timeline
+	if o.Timeline {
+		tl = newTimeline()
+		defer func() {
+			if v != nil {
+				v.Timeline = tl.end()
+			}
+		}()
+	}
+	if err := checkGuestKind(o.Kind); err != nil {
+		return nil, err
+	}
+	// Cheap checks first: every input file and the platform, before any PSP or QEMU work
+	// and before the work directory is made.
+	if err := requirePlatform(o.Kind, o.State); err != nil {
+		return nil, err
+	}
+	manifest, image, m, err := bios.ReadBundle(o.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("BIOS bundle: %w", err)
+	}
+	lay, _ := bios.LayoutByID(m.Layout)
+	varsSrc := o.Vars
+	if varsSrc == "" {
+		varsSrc = repo.OVMFVars()
+	}
+	varsBytes, err := os.ReadFile(varsSrc)
+	if err != nil {
+		return nil, fmt.Errorf("vars: %w (pass --vars FILE)", err)
+	}
+	// The header is read twice only from a regular file: a package streamed through a pipe
+	// or FIFO can be read once, and is checked after RECEIVE_FINISH instead (below).
+	if st, err := os.Stat(o.Package); err == nil && st.Mode().IsRegular() {
+		shape, err := packageShape(o.Package)
+		if err != nil {
+			return nil, &RefusedError{Stage: "package", Err: fmt.Errorf("package %s refused, no QEMU was started: %w", o.Package, err)}
+		}
+		if len(varsBytes) != int(shape.VarsSize) {
+			return nil, fmt.Errorf("vars file %s is %d bytes; this guest's pflash1 is %d bytes (nothing was done)", varsSrc, len(varsBytes), shape.VarsSize)
+		}
+	}
+	_, statErr := os.Lstat(o.Work)
+	work, err := makeWorkDir(o.Work)
+	if err != nil {
+		return nil, err
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		// A refusal leaves no empty work directory behind (Remove fails on a non-empty one).
+		defer func() {
+			if err != nil {
+				os.Remove(work)
+			}
+		}()
+	}
+	var prev ReceiveState
+	if readJSON(filepath.Join(work, ReceiveJSON), &prev) == nil {
+		if pid := readPid(work); pid != 0 {
+			if prev.Stage == "running" {
+				return nil, fmt.Errorf("%s already runs a received guest (QEMU pid %d): hostctl stop --work %s first, or use another --work", work, pid, o.Work)
+			}
+			logf(o.Log, "stopping QEMU pid %d left by an interrupted receive in %s", pid, work)
+			Stop(ctx, work)
+		}
+	} else if pid := readPid(work); pid != 0 {
+		return nil, fmt.Errorf("%s has a running QEMU (pid %d): hostctl stop --work %s first", work, pid, o.Work)
+	}
+
+	p, err := openGuestPSP(o.Kind, o.State)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	rc, err := acceptPackage(ctx, p, o.Package, o.TPM, newBar(o.Bar, "", 0))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, &RefusedError{Stage: "package", Err: fmt.Errorf("package %s refused, no QEMU was started: %w", o.Package, err)}
+	}
+	defer rc.pages.wipe()
+	tl.mark(StepChecked)
+	var rs *ReceiveState
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			if rs != nil {
+				rs.Handle = 0
+			}
+			if err := p.Decommission(rc.h); err != nil {
+				logf(o.Log, "note: DECOMMISSION of guest context %d: %v", rc.h, err)
+			}
+		}
+	}
+	note = "the guest context was released (DECOMMISSION), no QEMU was started, the package is unchanged"
+	keep := false
+	var pr *proc
+	var tpm *swtpm
+	// Until QEMU B runs the guest for good, any failure or interruption ends it, releases
+	// the guest context and says so in receive.json.
+	defer func() {
+		if keep {
+			return
+		}
+		if pr != nil {
+			pr.kill()
+		}
+		if tpm != nil {
+			tpm.kill()
+		}
+		release()
+		if rs != nil && err != nil && rs.Stage != "refused" {
+			rs.Stage, rs.Pid = "failed", 0
+			if ctx.Err() != nil {
+				rs.Stage = "interrupted"
+			}
+			writeJSON(filepath.Join(work, ReceiveJSON), rs, 0o600)
+		}
+	}()
+
+	logf(o.Log, "package verified: digest, VM shape, %d pages MAC-verified and decrypted by the PSP (RECEIVE_FINISH done)", rc.pages.n)
+	if lay.ID != rc.hdr.Shape.LayoutID {
+		logf(o.Log, "note: the bundle's layout %d differs from the guest's %d; the shim will refuse it", lay.ID, rc.hdr.Shape.LayoutID)
+	}
+	if len(varsBytes) != int(rc.hdr.Shape.VarsSize) {
+		release()
+		return nil, fmt.Errorf("vars file %s is %d bytes; this guest's pflash1 is %d bytes", varsSrc, len(varsBytes), rc.hdr.Shape.VarsSize)
+	}
+	if o.BeforeQEMU != nil {
+		if err := o.BeforeQEMU(); err != nil {
+			release()
+			return nil, err
+		}
+	}
+
+	// QEMU B's files: the bundle split for fw_cfg, the var store (pflash1 and fw_cfg), and a
+	// blank pflash0 (the migrated flash content replaces it; snapshot keeps the file blank).
+	pf := func(n string) string { return filepath.Join(work, n) }
+	for _, w := range []struct {
+		name string
+		data []byte
+	}{{"bios.manifest", manifest}, {"bios.fd", image}, {"vars.fd", varsBytes}} {
+		if err := writeFileAtomic(pf(w.name), w.data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	if err := fillFile(pf("flash0.fd"), int(rc.hdr.Shape.CodeSize), 0); err != nil {
+		return nil, err
+	}
+	fwcfg := qemu.ShimFiles(pf("bios.manifest"), pf("bios.fd"), pf("vars.fd"))
+	os.Remove(pf("nonce"))
+	if o.Nonce != nil {
+		if len(o.Nonce) != receipt.NonceSize {
+			return nil, fmt.Errorf("the receipt nonce is %d bytes, want %d", len(o.Nonce), receipt.NonceSize)
+		}
+		if err := writeFileAtomic(pf("nonce"), o.Nonce, 0o600); err != nil {
+			return nil, err
+		}
+		fwcfg = append(fwcfg, qemu.FwCfg{Name: bios.FwCfgNonce, File: pf("nonce")})
+	}
+	rs = &ReceiveState{Stage: "loading", Package: o.Package, Bundle: o.Bundle, TPM: o.TPM, Kind: p.Kind(), Handle: uint32(rc.h)}
+	if e, isEmu := p.(*psp.Emulator); isEmu {
+		rs.State = e.Dir()
+	}
+	if o.TPM {
+		if mode, pcr, err := guestTPMPolicy(rc); err == nil {
+			rs.TPMMode, rs.TPMPCR = mode, pcr
+		} else {
+			logf(o.Log, "note: the policy of the shim in the package's flash is unreadable (%v); hostctl tpm-quote will need --pcr", err)
+		}
+	}
+	writeJSON(pf(ReceiveJSON), rs, 0o600)
+	cfg := vmConfig{Machine: rc.hdr.Shape.Machine, MemoryMiB: rc.hdr.Shape.RAMSize >> 20,
+		Code: pf("flash0.fd"), CodeSnapshot: true, Vars: pf("vars.fd"),
+		FwCfg:    fwcfg,
+		Incoming: true, Reboot: true}
+	note = "QEMU B was not started, the guest context was released, the package is unchanged (receive it again)"
+	if o.TPM {
+		if tpm, err = startSwtpm(work); err != nil {
+			return nil, err
+		}
+		cfg.TPMSock = pf(SwtpmSock)
+	} else {
+		stopSwtpm(work)
+	}
+	// startDetached ends the QEMU it started if it then fails.
+	note = "QEMU B was stopped, the guest context was released, the package is unchanged (receive it again)"
+	pr, err = startDetached(ctx, work, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer pr.close()
+	rs.Pid = pr.pid
+	writeJSON(pf(ReceiveJSON), rs, 0o600)
+	tl.mark(StepStarted)
+	tl.watch(work)
+	defer tl.end()
+	logf(o.Log, "QEMU B started (pid %d), loading the rebuilt stream", pr.pid)
+	delayed := false
+	testDelay(ctx, "SEVSHIM_TEST_RECEIVE_DELAY", &delayed)
+	if err := feedIncoming(ctx, pr, rc, o.Bar); err != nil {
+		if !pr.waitExit(500 * time.Millisecond) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("QEMU B (pid %d) ended while loading the guest (%v); %s; run the same receive again", pr.pid, err, pr.logSummary())
+	}
+	rc.pages.wipe()
+	tl.mark(StepLoaded)
+	if o.BeforeWake != nil {
+		if err := o.BeforeWake(ctx, pr.qmp); err != nil {
+			return nil, err
+		}
+	}
+	if err := pr.exec(ctx, "cont", nil); err != nil {
+		return nil, err
+	}
+	tl.mark(StepResumed)
+	// Wake the shim: NMIs, resent (bounded) until it answers; see qemu.WakeShim.
+	nmis, err := qemu.WakeShim(ctx, o.wake(), func(ctx context.Context) error { return pr.exec(ctx, "inject-nmi", nil) },
+		func() (bool, error) { return shimAnswered(pr) })
+	if err != nil {
+		return nil, fmt.Errorf("waking the shim on QEMU B: %w (see %s)", err, pf(DebugconLog))
+	}
+	if nmis > 1 {
+		logf(o.Log, "the shim answered after %d wake-up NMIs", nmis)
+	}
+	v = &Verdict{Work: work, Pid: pr.pid, WakeNMIs: nmis}
+	lines, at, i, err := waitLines(ctx, pr, DebugconLog, 120*time.Second, nil, reHandoff, reError)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the shim's verdict: %w", err)
+	}
+	line := lines[at]
+	v.Line = line
+	v.Receipt = waitReceipt(ctx, pr)
+	rs.Receipt = v.Receipt
+	if i == 1 {
+		v.Code, _ = shimerr.ParseLine(line)
+		verdict := line
+		if v.Code != 0 {
+			verdict = v.Code.String()
+		}
+		rs.Stage, rs.Verdict, rs.Pid = "refused", verdict, 0
+		pr.quit(ctx)
+		if tpm != nil {
+			tpm.kill()
+		}
+		release()
+		writeJSON(pf(ReceiveJSON), rs, 0o600)
+		v.Pid = 0
+		return v, &RefusedError{Stage: "shim", Err: fmt.Errorf("the shim refused the BIOS %s: %s (QEMU B stopped)", o.Bundle, verdict)}
+	}
+	// The VERIFIED line comes from the same read of the console as HANDOFF, before it.
+	var mm []string
+	for _, l := range lines[:at] {
+		if m := reVerified.FindStringSubmatch(l); m != nil {
+			mm = m
+		}
+	}
+	if mm == nil {
+		return nil, fmt.Errorf("the shim handed off without a VERIFIED line (see %s)", pf(DebugconLog))
+	}
+	v.Accepted = true
+	v.Version, err = strconv.ParseUint(mm[1], 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("VERIFIED line %q: bad version", mm[0])
+	}
+	v.Signer, v.Name = mm[2], mm[3]
+	if _, err := hex.DecodeString(v.Signer); err != nil {
+		return nil, fmt.Errorf("VERIFIED line %q: bad signer", mm[0])
+	}
+	rs.Stage, rs.Verdict = "running", fmt.Sprintf("accepted version %d", v.Version)
+	if o.WaitShell {
+		if _, _, _, err := waitLines(ctx, pr, SerialLog, 240*time.Second, reHandoff, reShell); err != nil {
+			return v, fmt.Errorf("the shim accepted the BIOS, but OVMF's shell did not appear: %w", err)
+		}
+		v.Shell, rs.Shell = true, true
+	}
+	if o.Timeline && !tl.waitOVMF(ctx, pr, 60*time.Second) {
+		logf(o.Log, "timeline: OVMF printed nothing on COM1 within 60 s of the hand-off")
+	}
+	if o.Stop {
+		pr.quit(ctx)
+		if tpm != nil {
+			tpm.kill()
+		}
+		release()
+		v.Pid = 0
+		rs.Stage, rs.Pid = "stopped", 0
+	}
+	keep = true
+	writeJSON(pf(ReceiveJSON), rs, 0o600)
+	return v, nil
+}
+
+// feedIncoming starts QEMU's incoming migration on a unix socket, writes the rebuilt stream
+// into it and waits until QEMU has loaded it.
+func feedIncoming(ctx context.Context, pr *proc, rc *received, barW io.Writer) error {
+	sock := filepath.Join(pr.dir, MigrateSock)
+	os.Remove(sock)
+	if err := pr.exec(ctx, "migrate-incoming", map[string]any{"uri": "unix:" + sock}); err != nil {
+		return err
+	}
+	var c net.Conn
+	var err error
+	for end := time.Now().Add(10 * time.Second); ; {
+		// The stream is the guest's plaintext RAM: only QEMU B may be the listener.
+		if c, err = dialPeer(ctx, sock, pr.pid, 5*time.Second); err == nil {
+			break
+		}
+		var perr *peerError
+		if errors.As(err, &perr) {
+			return err
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("QEMU B does not listen on %s: %v", sock, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Minute))
+	// The bar counts the pages QEMU B has taken from the socket (the socket buffer aside).
+	bar := newBar(barW, "load QEMU B", uint64(rc.pages.n))
+	werr := rc.replayProgress(c, func(n int) { bar.set(uint64(n)) })
+	bar.done()
+	c.Close()
+	if werr != nil {
+		return fmt.Errorf("feeding QEMU B: %w; %s", werr, pr.logSummary())
+	}
+	for end := time.Now().Add(120 * time.Second); ; {
+		st, err := pr.status(ctx)
+		if err != nil {
+			return fmt.Errorf("QEMU B while loading: %v; %s", err, pr.logSummary())
+		}
+		if st != "inmigrate" {
+			if st != "paused" && st != "prelaunch" {
+				return fmt.Errorf("QEMU B is %q after loading, want paused", st)
+			}
+			return nil
+		}
+		if time.Now().After(end) {
+			return errors.New("QEMU B did not finish loading within 120 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// packageShape reads only the header of a guest package (cheap: no PSP work) for the checks
+// that need the guest's VM shape before anything starts.
+func packageShape(path string) (*guestpkg.Shape, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := guestpkg.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	return &r.Header().Shape, nil
+}

@@ -1,0 +1,80 @@
+// Package host is the logic behind `hostctl`: PSP platform commands, the private two-phase
+// launch of a shim under QEMU (LAUNCH_*), export of the guest into a guest package (SEND_*)
+// and receive into a fresh QEMU (RECEIVE_*). The cobra commands in hostctl/cli only parse
+// flags and call this package.
+//
+// Every QEMU is a detached process (its own session) owned by a work directory: pid file,
+// QMP socket and console logs live there, so later commands reattach through the directory
+// and `hostctl stop --work DIR` ends it. Every wait is bounded.
+package host
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/sevshim/sevshim/pkg/sev"
+)
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return sev.WriteFileAtomic(path, data, mode)
+}
+
+func writeJSON(path string, v any, mode os.FileMode) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'), mode)
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// makeWorkDir creates dir (0700: it holds the gdbstub and QMP sockets) if it is missing,
+// refuses one another user could reach (checkPrivateDir) and returns its absolute path.
+func makeWorkDir(dir string) (string, error) {
+	if dir == "" {
+		return "", fmt.Errorf("a work directory (--work) is required")
+	}
+	return privateDir("--work", dir)
+}
+
+// existingWorkDir is makeWorkDir for commands that need a directory a launch or receive made.
+func existingWorkDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	if err := checkPrivateDir("--work", abs); err != nil {
+		return "", err
+	}
+	return abs, nil
+}
+
+// fillFile writes a file of size bytes, every byte b.
+func fillFile(path string, size int, b byte) error {
+	buf := make([]byte, size)
+	if b != 0 {
+		for i := range buf {
+			buf[i] = b
+		}
+	}
+	return writeFileAtomic(path, buf, 0o600)
+}
+
+func logf(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format+"\n", args...)
+	}
+}

@@ -1,0 +1,441 @@
+// Package qemu starts and drives real qemu-system-x86_64 processes for sevshim: the tests of
+// the firmware chain, the benchmark and (later) hostctl use it. It does not simulate anything.
+//
+// A VM is one QEMU process with a private temporary directory (QMP socket, migration
+// socket), COM1 and the 0x402 debug console read live through pipes into timestamped
+// Consoles, QEMU's stderr captured for error messages, and a QMP client (see qmp.go for why
+// it is our own). Close always ends the process: SIGTERM, a bounded wait, then SIGKILL; the
+// child also gets SIGKILL if the Go process dies (Pdeathsig).
+//
+// Every QEMU is started with -nodefaults -display none -monitor none and, unless the
+// Config says otherwise, -machine q35 -accel tcg (KVM does not work on the build machines).
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/tests/repo"
+)
+
+// Pflash is one -drive if=pflash unit.
+type Pflash struct {
+	Unit     int
+	File     string
+	ReadOnly bool
+	// Snapshot keeps guest writes in a temporary overlay: the file never changes. With a
+	// migration target this also stops QEMU from writing the migrated flash into the file.
+	Snapshot bool
+}
+
+// FwCfg is one -fw_cfg entry: either File (its content is read at QEMU start) or String.
+type FwCfg struct {
+	Name   string
+	File   string
+	String string
+}
+
+// ShimFiles is the fw_cfg list that hands a BIOS bundle to the sevshim shim: the manifest,
+// the image and (optionally) the var store, under the names of docs/formats.md section 5.
+// An empty path leaves that file out (the shim then refuses, or skips the vars).
+func ShimFiles(manifest, image, vars string) []FwCfg {
+	var fw []FwCfg
+	for _, f := range []FwCfg{{Name: bios.FwCfgManifest, File: manifest}, {Name: bios.FwCfgBIOS, File: image}, {Name: bios.FwCfgVars, File: vars}} {
+		if f.File != "" {
+			fw = append(fw, f)
+		}
+	}
+	return fw
+}
+
+// Config describes a QEMU process. Zero values pick the sevshim defaults.
+type Config struct {
+	Binary    string // default: repo.QEMU() ($SEVSHIM_QEMU or qemu-system-x86_64)
+	Machine   string // default "q35"
+	Accel     string // default "tcg"
+	MemoryMiB int    // default 512
+	Pflash    []Pflash
+	FwCfg     []FwCfg
+
+	// Debugcon adds an isa-debugcon device at port 0x402. It has no migration state, so a
+	// migration source and target may differ here.
+	Debugcon bool
+	// SerialLog and DebugconLog, when set, also receive the raw console bytes.
+	SerialLog, DebugconLog string
+
+	// Paused starts the CPUs stopped (-S).
+	Paused bool
+	// Incoming is the -incoming argument: "defer", or a URI such as IncomingFile(path).
+	Incoming string
+	// RebootShutdown adds -action reboot=shutdown: a guest reboot ends the process.
+	RebootShutdown bool
+	// ExtraArgs are appended verbatim.
+	ExtraArgs []string
+	// ExtraFiles are inherited by QEMU as file descriptors ExtraFD(0), ExtraFD(1), ... (for
+	// -incoming fd:N, or a memfd given to -device loader,file=/dev/fd/N). Start does not
+	// close them; the caller does after Start returns.
+	ExtraFiles []*os.File
+
+	// StartTimeout bounds the wait for the QMP socket (default 20 s).
+	StartTimeout time.Duration
+	// KeepDir leaves the private directory in place after Close (for debugging).
+	KeepDir bool
+}
+
+// ExtraFD is the descriptor number QEMU sees for Config.ExtraFiles[i] (3 and 4 carry the
+// consoles).
+func ExtraFD(i int) int { return 5 + i }
+
+// IncomingFile returns an -incoming URI that reads a saved state file through the shell
+// (QEMU 7.2 has no file: URI).
+func IncomingFile(path string) string { return "exec:cat " + shellQuote(path) }
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// optEscape escapes a value for QEMU's option syntax (a comma is written twice).
+func optEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+// VM is a running (or finished) QEMU process.
+type VM struct {
+	cfg     Config
+	cmd     *exec.Cmd
+	dir     string
+	args    []string
+	started time.Time
+
+	qmp      *QMP
+	serial   *Console
+	debugcon *Console
+	logs     []*os.File
+	stderr   *limitedBuffer
+
+	exited  chan struct{}
+	waitErr error
+
+	closeOnce sync.Once
+	closeErr  error
+	consoles  sync.WaitGroup
+}
+
+// Start starts QEMU with cfg and connects QMP. On any error the process is gone again.
+func Start(ctx context.Context, cfg Config) (*VM, error) {
+	if cfg.Binary == "" {
+		b, err := repo.QEMU()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Binary = b
+	}
+	if cfg.Machine == "" {
+		cfg.Machine = "q35"
+	}
+	if cfg.Accel == "" {
+		cfg.Accel = "tcg"
+	}
+	if cfg.MemoryMiB == 0 {
+		cfg.MemoryMiB = 512
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 20 * time.Second
+	}
+	for _, p := range cfg.Pflash {
+		if err := repo.RequireFiles(p.File); err != nil {
+			return nil, fmt.Errorf("qemu: pflash unit %d: %w", p.Unit, err)
+		}
+	}
+	for _, f := range cfg.FwCfg {
+		if f.File != "" {
+			if err := repo.RequireFiles(f.File); err != nil {
+				return nil, fmt.Errorf("qemu: fw_cfg %s: %w", f.Name, err)
+			}
+		}
+	}
+
+	dir, err := os.MkdirTemp("", "sevshim-qemu-")
+	if err != nil {
+		return nil, err
+	}
+	vm := &VM{cfg: cfg, dir: dir, exited: make(chan struct{}), stderr: &limitedBuffer{max: 256 << 10}}
+	ok := false
+	defer func() {
+		if !ok {
+			vm.Close()
+		}
+	}()
+
+	// Console pipes: QEMU writes to /dev/fd/3 (COM1) and /dev/fd/4 (debugcon).
+	serR, serW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	dbgR, dbgW, err := os.Pipe()
+	if err != nil {
+		serR.Close()
+		serW.Close()
+		return nil, err
+	}
+	var serRaw, dbgRaw io.Writer
+	if cfg.SerialLog != "" {
+		f, err := os.Create(cfg.SerialLog)
+		if err != nil {
+			return nil, err
+		}
+		vm.logs = append(vm.logs, f)
+		serRaw = f
+	}
+	if cfg.DebugconLog != "" {
+		f, err := os.Create(cfg.DebugconLog)
+		if err != nil {
+			return nil, err
+		}
+		vm.logs = append(vm.logs, f)
+		dbgRaw = f
+	}
+	vm.serial = newConsole("serial", serRaw)
+	vm.debugcon = newConsole("debugcon", dbgRaw)
+
+	qmpSock := filepath.Join(dir, "qmp.sock")
+	args := []string{
+		"-machine", cfg.Machine, "-accel", cfg.Accel, "-m", strconv.Itoa(cfg.MemoryMiB),
+		"-nodefaults", "-display", "none", "-monitor", "none",
+	}
+	for _, p := range cfg.Pflash {
+		d := fmt.Sprintf("if=pflash,format=raw,unit=%d,file=%s,readonly=%s", p.Unit, optEscape(p.File), onOff(p.ReadOnly))
+		if p.Snapshot {
+			d += ",snapshot=on"
+		}
+		args = append(args, "-drive", d)
+	}
+	for _, f := range cfg.FwCfg {
+		if f.File != "" {
+			args = append(args, "-fw_cfg", "name="+optEscape(f.Name)+",file="+optEscape(f.File))
+		} else {
+			args = append(args, "-fw_cfg", "name="+optEscape(f.Name)+",string="+optEscape(f.String))
+		}
+	}
+	args = append(args,
+		"-chardev", "file,id=sevshim-serial,path=/dev/fd/3", "-serial", "chardev:sevshim-serial",
+		"-qmp", "unix:"+optEscape(qmpSock)+",server=on,wait=off")
+	if cfg.Debugcon {
+		args = append(args, "-chardev", "file,id=sevshim-dbg,path=/dev/fd/4",
+			"-device", "isa-debugcon,iobase=0x402,chardev=sevshim-dbg")
+	}
+	if cfg.Paused {
+		args = append(args, "-S")
+	}
+	if cfg.Incoming != "" {
+		args = append(args, "-incoming", cfg.Incoming)
+	}
+	if cfg.RebootShutdown {
+		args = append(args, "-action", "reboot=shutdown")
+	}
+	args = append(args, cfg.ExtraArgs...)
+	vm.args = args
+
+	cmd := exec.Command(cfg.Binary, args...)
+	cmd.Dir = dir
+	cmd.Stdin = nil
+	cmd.Stdout = vm.stderr
+	cmd.Stderr = vm.stderr
+	cmd.ExtraFiles = append([]*os.File{serW, dbgW}, cfg.ExtraFiles...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	vm.cmd = cmd
+	vm.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		serR.Close()
+		serW.Close()
+		dbgR.Close()
+		dbgW.Close()
+		return nil, fmt.Errorf("qemu: starting %s: %w", cfg.Binary, err)
+	}
+	serW.Close()
+	dbgW.Close()
+	vm.consoles.Add(2)
+	go func() { defer vm.consoles.Done(); vm.serial.run(serR) }()
+	go func() { defer vm.consoles.Done(); vm.debugcon.run(dbgR) }()
+	go func() {
+		vm.waitErr = cmd.Wait()
+		close(vm.exited)
+	}()
+
+	dctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-vm.exited:
+			cancel()
+		case <-dctx.Done():
+		}
+	}()
+	q, err := DialQMP(dctx, qmpSock)
+	if err != nil {
+		select {
+		case <-vm.exited:
+			return nil, fmt.Errorf("qemu exited during start-up (%v): %s", vm.waitErr, vm.StderrSummary())
+		default:
+		}
+		return nil, fmt.Errorf("qemu: %w; stderr: %s", err, vm.StderrSummary())
+	}
+	vm.qmp = q
+	ok = true
+	return vm, nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// QMP is the connected QMP client.
+func (vm *VM) QMP() *QMP { return vm.qmp }
+
+// Serial is COM1.
+func (vm *VM) Serial() *Console { return vm.serial }
+
+// Debugcon is the 0x402 debug console (empty unless Config.Debugcon).
+func (vm *VM) Debugcon() *Console { return vm.debugcon }
+
+// Pid is QEMU's process id.
+func (vm *VM) Pid() int { return vm.cmd.Process.Pid }
+
+// Dir is the VM's private temporary directory (removed by Close unless KeepDir).
+func (vm *VM) Dir() string { return vm.dir }
+
+// Started is the host time just before the process was started.
+func (vm *VM) Started() time.Time { return vm.started }
+
+// Args is QEMU's argument list (without the binary).
+func (vm *VM) Args() []string { return append([]string(nil), vm.args...) }
+
+// Cmdline is the command line, shell-quoted, for error messages and reproduction.
+func (vm *VM) Cmdline() string {
+	parts := []string{shellQuote(vm.cfg.Binary)}
+	for _, a := range vm.args {
+		parts = append(parts, shellQuote(a))
+	}
+	return strings.Join(parts, " ")
+}
+
+// Stderr is what QEMU wrote on stderr/stdout so far (at most the first 256 KiB).
+func (vm *VM) Stderr() string { return vm.stderr.String() }
+
+// StderrSummary is Stderr trimmed for an error message.
+func (vm *VM) StderrSummary() string {
+	s := strings.TrimSpace(vm.Stderr())
+	if s == "" {
+		return "(no output on stderr)"
+	}
+	if len(s) > 2000 {
+		s = s[len(s)-2000:]
+	}
+	return s
+}
+
+// Exited is closed when the QEMU process has ended.
+func (vm *VM) Exited() <-chan struct{} { return vm.exited }
+
+// ExitErr is the process result once Exited is closed (nil for exit status 0).
+func (vm *VM) ExitErr() error {
+	select {
+	case <-vm.exited:
+		return vm.waitErr
+	default:
+		return nil
+	}
+}
+
+// Wait waits for QEMU to exit on its own.
+func (vm *VM) Wait(ctx context.Context) error {
+	select {
+	case <-vm.exited:
+		return vm.waitErr
+	case <-ctx.Done():
+		return fmt.Errorf("qemu (pid %d) still running: %w", vm.Pid(), ctx.Err())
+	}
+}
+
+// Close ends QEMU if it still runs (SIGTERM, up to 5 s, then SIGKILL), closes QMP and the
+// logs and removes the private directory. It is safe to call more than once.
+func (vm *VM) Close() error {
+	vm.closeOnce.Do(func() {
+		if vm.cmd != nil && vm.cmd.Process != nil {
+			select {
+			case <-vm.exited:
+			default:
+				vm.cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case <-vm.exited:
+				case <-time.After(5 * time.Second):
+					vm.cmd.Process.Kill()
+					select {
+					case <-vm.exited:
+					case <-time.After(10 * time.Second):
+						vm.closeErr = fmt.Errorf("qemu pid %d did not exit after SIGKILL", vm.Pid())
+					}
+				}
+			}
+		}
+		if vm.qmp != nil {
+			vm.qmp.Close()
+		}
+		// The console pipes reach EOF when every holder of the write ends is gone; a
+		// helper QEMU spawned (exec: migration) may briefly hold them too, so bound it.
+		cdone := make(chan struct{})
+		go func() { vm.consoles.Wait(); close(cdone) }()
+		select {
+		case <-cdone:
+		case <-time.After(3 * time.Second):
+		}
+		for _, f := range vm.logs {
+			f.Close()
+		}
+		if !vm.cfg.KeepDir && vm.dir != "" {
+			os.RemoveAll(vm.dir)
+		}
+	})
+	return vm.closeErr
+}
+
+// limitedBuffer keeps the first max bytes written to it.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.max - b.buf.Len(); room > 0 {
+		if len(p) > room {
+			b.buf.Write(p[:room])
+		} else {
+			b.buf.Write(p)
+		}
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var errNotRunning = errors.New("qemu is not running")

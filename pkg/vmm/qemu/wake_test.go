@@ -1,0 +1,220 @@
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/tests/repo"
+)
+
+var reHLT = regexp.MustCompile(`\bHLT=1\b`)
+
+// TestWakeSurvivesLostNMI reproduces the shim's check-then-hlt window with real QEMU: the
+// shim on A reaches its `cli; hlt` and A is migrated to B (as hostctl exports and receives).
+// Before B runs, its gdbstub moves rip from after the hlt back to the `cli` (bytes fa f4),
+// which is exactly the state of a CPU stopped after the flag test and before the hlt. The
+// first NMI is then taken, sets the flag and returns into `cli; hlt`: it is lost. WakeIncoming
+// must still wake the shim (it resends until SEVSHIM WAKE).
+func TestWakeSurvivesLostNMI(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	shim := needShim(t, "")
+	gdbSock := filepath.Join(dir, "gdb.sock")
+	b := readyIntoB(ctx, t, dir, shim, nil, []string{"-chardev", "socket,id=gdb,path=" + gdbSock + ",server=on,wait=off", "-gdb", "chardev:gdb"})
+
+	g, err := DialGDB(gdbSock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := g.Register(GDBRegRIP)
+	if err != nil || len(rb) != 8 {
+		t.Fatalf("rip: %x, %v", rb, err)
+	}
+	rip := binary.LittleEndian.Uint64(rb)
+	if code, err := g.ReadMemory(rip-2, 2); err != nil || hex.EncodeToString(code) != "faf4" {
+		t.Fatalf("the 2 bytes before rip 0x%x are %x (%v), want fa f4 (cli; hlt): is the CPU in the shim's wait loop?", rip, code, err)
+	}
+	binary.LittleEndian.PutUint64(rb, rip-2)
+	if err := g.SetRegister(GDBRegRIP, rb); err != nil {
+		t.Fatalf("setting rip: %v", err)
+	}
+	if got, err := g.Register(GDBRegRIP); err != nil || !bytes.Equal(got, rb) {
+		t.Fatalf("rip reads back %x (%v)", got, err)
+	}
+	// The connection stays open until the test ends (Close never detaches).
+	t.Cleanup(func() { g.Close() })
+
+	if _, err := b.WakeIncoming(ctx, 60*time.Second); err != nil {
+		t.Fatalf("WakeIncoming: %v\ndebugcon:\n%s", err, b.Debugcon().Text())
+	}
+	if _, err := b.Debugcon().WaitLine(ctx, regexp.MustCompile(`^SEVSHIM WAKE$`), 20*time.Second); err != nil {
+		t.Fatalf("the shim on B never woke (the first NMI was lost in the window and not resent): %v\ndebugcon:\n%s", err, b.Debugcon().Text())
+	}
+}
+
+// needShim returns a shim image: images/shim-demo.fd (demo policy) when demo is set, else
+// the template.
+func needShim(t *testing.T, demo string) string {
+	t.Helper()
+	needQEMU(t)
+	shim, err := repo.ShimTemplate()
+	if demo != "" {
+		var root string
+		root, err = repo.Root()
+		shim = filepath.Join(root, "build", "images", demo)
+	}
+	if err == nil {
+		err = repo.RequireFiles(shim)
+	}
+	if err != nil {
+		if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
+			t.Skipf("SEVSHIM_ALLOW_SKIP=1: %v", err)
+		}
+		t.Fatalf("%v: run make shim images first", err)
+	}
+	return shim
+}
+
+// readyIntoB boots the shim on A until its CPU halts after READY, migrates A into a new B
+// (fw_cfg files fw, extra arguments) and returns B loaded and paused.
+func readyIntoB(ctx context.Context, t *testing.T, dir, shim string, fw []FwCfg, extraB []string) *VM {
+	t.Helper()
+	vars := filepath.Join(dir, "vars.fd")
+	copyFile(t, repo.OVMFVars(), vars)
+	pf := []Pflash{{Unit: 0, File: shim, Snapshot: true}, {Unit: 1, File: vars, Snapshot: true}}
+	a := startT(t, Config{Pflash: pf, Debugcon: true, RebootShutdown: true})
+	if _, err := a.Debugcon().WaitLine(ctx, regexp.MustCompile(`^SEVSHIM READY$`), 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Wait (bounded) until A's CPU is halted in the shim's wait loop.
+	for end := time.Now().Add(30 * time.Second); ; {
+		out, err := a.Execute(ctx, "human-monitor-command", map[string]any{"command-line": "info registers"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reHLT.Match(out) {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("A's CPU never halted after READY: %s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	migSock := filepath.Join(dir, "mig.sock")
+	b := startT(t, Config{Pflash: pf, FwCfg: fw, Debugcon: true, RebootShutdown: true, Incoming: "unix:" + migSock, ExtraArgs: extraB})
+	if err := a.SendTo(ctx, migSock); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := b.WaitIncoming(ctx, 60*time.Second); err != nil || st != "paused" {
+		t.Fatalf("B after loading: %q, %v", st, err)
+	}
+	return b
+}
+
+// TestExtraNMIsAfterWakeHarmless: NMIs that arrive after WAKE (a resend racing the answer)
+// only set the flag again. The shim is hit with NMIs from WAKE until it has flashed the BIOS
+// and still verifies, flashes and hands off, with no exception (E090) or other refusal.
+func TestExtraNMIsAfterWakeHarmless(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	shim := needShim(t, "shim-demo.fd")
+	root, _ := repo.Root()
+	man, img, _, err := bios.ReadBundle(filepath.Join(root, "build", "images", "v5.bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf, bf, vf := filepath.Join(dir, "manifest"), filepath.Join(dir, "bios.fd"), filepath.Join(dir, "fwvars.fd")
+	os.WriteFile(mf, man, 0o600)
+	os.WriteFile(bf, img, 0o600)
+	copyFile(t, repo.OVMFVars(), vf)
+	b := readyIntoB(ctx, t, dir, shim, ShimFiles(mf, bf, vf), nil)
+	if _, err := b.WakeIncoming(ctx, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	reStop := regexp.MustCompile(`^SEVSHIM (FLASHED .*|ERROR .*|HALT)$`)
+	sent := 0
+	for end := time.Now().Add(90 * time.Second); ; sent++ {
+		done := false
+		for _, l := range b.Debugcon().CompleteLines() {
+			if reStop.MatchString(l.Text) {
+				done = true
+			}
+		}
+		if done {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("no FLASHED line:\n%s", b.Debugcon().Text())
+		}
+		if err := b.InjectNMI(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := b.Debugcon().WaitLine(ctx, regexp.MustCompile(`^SEVSHIM HANDOFF$`), 60*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, b.Debugcon().Text())
+	}
+	text := b.Debugcon().Text()
+	if regexp.MustCompile(`(?m)^SEVSHIM (ERROR|EXCEPTION|HALT)`).MatchString(text) {
+		t.Fatalf("the shim failed under extra NMIs:\n%s", text)
+	}
+	if !regexp.MustCompile(`(?m)^SEVSHIM VERIFIED version=5 `).MatchString(text) {
+		t.Fatalf("no VERIFIED line:\n%s", text)
+	}
+	if sent < 10 {
+		t.Fatalf("only %d NMIs reached the shim between WAKE and FLASHED; the test proves nothing", sent)
+	}
+	t.Logf("%d NMIs sent between WAKE and FLASHED", sent)
+}
+
+func TestIsShimAnswer(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		want bool
+	}{
+		{"SEVSHIM WAKE", true},
+		{"SEVSHIM ERROR E090 cpu-exception", true},
+		{"SEVSHIM ERROR E034 version-below-floor", true},
+		{"SEVSHIM READY", false},
+		{" SEVSHIM WAKE", false},
+		{"SEVSHIM WAKE ", false},
+		{`SEVSHIM VERIFIED version=6 signer=0011223344556677 name="SEVSHIM WAKE"`, false},
+		{"x SEVSHIM ERROR E090 cpu-exception", false},
+	} {
+		if got := IsShimAnswer(c.line); got != c.want {
+			t.Errorf("IsShimAnswer(%q) = %v", c.line, got)
+		}
+	}
+}
+
+// TestWakeShimBounded: the resend loop stops at the answer and gives up after Attempts.
+func TestWakeShimBounded(t *testing.T) {
+	ctx := context.Background()
+	sent := 0
+	inject := func(context.Context) error { sent++; return nil }
+	n, err := WakeShim(ctx, Wake{Attempts: 5, Interval: 20 * time.Millisecond}, inject, func() (bool, error) { return sent >= 3, nil })
+	if err != nil || n != 3 || sent != 3 {
+		t.Fatalf("answered at the 3rd NMI: n=%d sent=%d err=%v", n, sent, err)
+	}
+	sent = 0
+	n, err = WakeShim(ctx, Wake{Attempts: 4, Interval: 10 * time.Millisecond}, inject, func() (bool, error) { return false, nil })
+	if !errors.Is(err, ErrNoWake) || n != 4 || sent != 4 {
+		t.Fatalf("never answered: n=%d sent=%d err=%v", n, sent, err)
+	}
+	sent = 0
+	n, err = WakeShim(ctx, Wake{Attempts: 4, Interval: 10 * time.Millisecond}, inject, func() (bool, error) { return true, nil })
+	if err != nil || n != 0 {
+		t.Fatalf("already answered: n=%d err=%v", n, err)
+	}
+}
