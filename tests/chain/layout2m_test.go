@@ -32,21 +32,18 @@ type set2M struct {
 	image    string // Debian's OVMF_CODE.fd
 }
 
-var (
-	once2M sync.Once
-	val2M  *set2M
-	err2M  error
-)
+// load2M makes the ovmf-2m fixtures once per test binary (after getBundles succeeded).
+var load2M = sync.OnceValues(func() (*set2M, error) { return make2M(bundlesVal, filepath.Join(workDir, "ovmf-2m")) })
 
 func env2M(t *testing.T) *set2M {
 	t.Helper()
 	harness.RequireChain(t)
-	b := getBundles(t)
-	once2M.Do(func() { val2M, err2M = make2M(b, filepath.Join(workDir, "ovmf-2m")) })
-	if err2M != nil {
-		t.Fatalf("building the ovmf-2m fixtures: %v", err2M)
+	getBundles(t)
+	s, err := load2M()
+	if err != nil {
+		t.Fatalf("building the ovmf-2m fixtures: %v", err)
 	}
-	return val2M
+	return s
 }
 
 // builder runs the builder CLI in this process (the same code as build/bin/builder).

@@ -597,34 +597,34 @@ func (g *gen) manifests(zero, pattern []byte) error {
 		signed[v.name] = b
 		g.manifestCase(v.name, fmt.Sprintf("valid: %s, %s, version %d, %q", v.key, "bios/image-"+map[bool]string{true: "zero", false: "pattern"}[&v.img[0] == &zero[0]]+".bin", v.ver, v.vs), b)
 	}
-	// signed but with a layout / image size the shim refuses after the signature
-	m, _ := bios.NewManifest(1, zero, 5, "layout 2", &g.key("signer-a").PublicKey)
-	m.Layout = 2
-	b, err := g.sign("signer-a", m)
-	if err != nil {
-		return err
+	// signed, but with a layout / image size the shim refuses after the signature; and the
+	// valid manifest of layout ovmf-2m (the other row of the layout table)
+	for _, c := range []struct {
+		name, what, vs string
+		layout         uint32
+		img            []byte
+		edit           func(m *bios.Manifest)
+	}{
+		{"a-layout-2.bin", "correctly signed by signer-a, layout_id 2 (ovmf-2m) with the ovmf-4m image size", "layout 2", 1, zero,
+			func(m *bios.Manifest) { m.Layout = 2 }},
+		{"a-layout-3.bin", "correctly signed by signer-a, layout_id 3 (unknown)", "layout 3", 1, zero,
+			func(m *bios.Manifest) { m.Layout = 3 }},
+		{"a-v5-zero-2m.bin", "valid: signer-a, bios/image-zero-2m.bin (layout ovmf-2m), version 5", "golden zero v5 ovmf-2m", 2,
+			make([]byte, codeSize2M), func(*bios.Manifest) {}},
+		{"a-image-size-4m.bin", "correctly signed by signer-a, image_size 0x400000", "image size 4 MiB", 1, zero,
+			func(m *bios.Manifest) { m.ImageSize = 0x400000 }},
+	} {
+		m, err := bios.NewManifest(c.layout, c.img, 5, c.vs, &g.key("signer-a").PublicKey)
+		if err != nil {
+			return err
+		}
+		c.edit(m)
+		b, err := g.sign("signer-a", m)
+		if err != nil {
+			return err
+		}
+		g.manifestCase(c.name, c.what, b)
 	}
-	g.manifestCase("a-layout-2.bin", "correctly signed by signer-a, layout_id 2 (ovmf-2m) with the ovmf-4m image size", b)
-	m, _ = bios.NewManifest(1, zero, 5, "layout 3", &g.key("signer-a").PublicKey)
-	m.Layout = 3
-	if b, err = g.sign("signer-a", m); err != nil {
-		return err
-	}
-	g.manifestCase("a-layout-3.bin", "correctly signed by signer-a, layout_id 3 (unknown)", b)
-	// layout ovmf-2m: the same checks against the other row of the layout table
-	if m, err = bios.NewManifest(2, make([]byte, codeSize2M), 5, "golden zero v5 ovmf-2m", &g.key("signer-a").PublicKey); err != nil {
-		return err
-	}
-	if b, err = g.sign("signer-a", m); err != nil {
-		return err
-	}
-	g.manifestCase("a-v5-zero-2m.bin", "valid: signer-a, bios/image-zero-2m.bin (layout ovmf-2m), version 5", b)
-	m, _ = bios.NewManifest(1, zero, 5, "image size 4 MiB", &g.key("signer-a").PublicKey)
-	m.ImageSize = 0x400000
-	if b, err = g.sign("signer-a", m); err != nil {
-		return err
-	}
-	g.manifestCase("a-image-size-4m.bin", "correctly signed by signer-a, image_size 0x400000", b)
 
 	// byte mutations of a-v5-zero
 	base := signed["a-v5-zero.bin"]
