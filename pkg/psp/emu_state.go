@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sevshim/sevshim/pkg/atomicfile"
 	"github.com/sevshim/sevshim/pkg/sev"
 )
 
@@ -72,7 +73,7 @@ func (r *TestRoot) Save(dir string) error {
 	if err := saveKey(filepath.Join(dir, "ask.key"), r.ASKKey); err != nil {
 		return err
 	}
-	return sev.WriteFileAtomic(filepath.Join(dir, "ask_ark.cert"), sev.MarshalAMDChain(r.ASK, r.ARK), 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, "ask_ark.cert"), sev.MarshalAMDChain(r.ASK, r.ARK), 0o644)
 }
 
 // LoadTestRoot reads a root written by Save.
@@ -122,7 +123,7 @@ func saveKey(path string, k crypto.PrivateKey) error {
 	if err != nil {
 		return err
 	}
-	return sev.WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	return atomicfile.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }
 
 func loadKey(path string) (crypto.PrivateKey, error) {
@@ -172,7 +173,7 @@ func writeJSON(path string, v any, mode os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	return sev.WriteFileAtomic(path, append(b, '\n'), mode)
+	return atomicfile.WriteFile(path, append(b, '\n'), mode)
 }
 
 func readJSON(path string, v any) error {

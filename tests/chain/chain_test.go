@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/tests/harness"
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/verifyref"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/harness"
 )
 
 var (
@@ -257,7 +258,7 @@ func TestVarStoreRestored(t *testing.T) {
 	if err := r2.vm.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	l, _ := bios.LayoutByID(bios.LayoutOVMF4M)
+	l, _ := layout.ByID(layout.OVMF4M)
 	dump := filepath.Join(t.TempDir(), "pflash1.dump")
 	if err := r2.vm.MemSave(ctx, uint64(l.VarsBase), uint64(l.VarsSize), dump); err != nil {
 		t.Fatal(err)
@@ -353,7 +354,7 @@ func TestBIOSUpdate(t *testing.T) {
 }
 
 // TestRefusalTableMatchesModel checks, without QEMU, that every refusal case expects the code
-// that the Go reference model of the shim's decision (bios.Check) gives for the same bytes,
+// that the Go reference model of the shim's decision (verifyref.Check) gives for the same bytes,
 // so the QEMU test and the model cannot drift apart.
 func TestRefusalTableMatchesModel(t *testing.T) {
 	b := getBundles(t)
@@ -378,7 +379,7 @@ func TestRefusalTableMatchesModel(t *testing.T) {
 		if c.vars != "" {
 			v, _ = read(c.vars)
 		}
-		got := bios.Check(b.pol, man, hasMan, img, hasImg, v, true)
+		got := verifyref.Check(b.pol, man, hasMan, img, hasImg, v, true)
 		want, ok := shimerr.ParseLine(c.want)
 		if !ok {
 			t.Fatalf("%s: %q is not a valid error line", c.name, c.want)
@@ -392,7 +393,7 @@ func TestRefusalTableMatchesModel(t *testing.T) {
 	}{{b.manifestV5, b.ovmf}, {b.manifestV6, b.secboot}} {
 		man, _ := read(p.man)
 		img, _ := read(p.img)
-		if got := bios.Check(b.pol, man, true, img, true, vars, true); got != shimerr.OK {
+		if got := verifyref.Check(b.pol, man, true, img, true, vars, true); got != shimerr.OK {
 			t.Errorf("valid bundle %s: reference model says %s", filepath.Base(p.man), got)
 		}
 	}
@@ -501,7 +502,7 @@ func assertRefused(t *testing.T, e *chainEnv, r *bRun, want shimerr.Code) {
 // QEMU's pmemsave: what the guest's CPU sees there, not what any file holds.
 func readCodeFlash(t *testing.T, r *bRun) []byte {
 	t.Helper()
-	l, ok := bios.LayoutByID(bios.LayoutOVMF4M)
+	l, ok := layout.ByID(layout.OVMF4M)
 	if !ok {
 		t.Fatal("layout ovmf-4m missing")
 	}

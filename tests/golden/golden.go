@@ -1,5 +1,5 @@
 // Package golden generates the golden files of testdata/golden (see its README.md). The
-// generator is deterministic: keys come from fixed seeds (bios.DeriveTestKey) and manifests
+// generator is deterministic: keys come from fixed seeds (keys.DeriveTestKey) and manifests
 // are signed with RFC 6979 nonces, so Generate always returns the same bytes. The committed
 // files are checked against Generate by the package test, and decoded/verified independently
 // by the bios, policy and shimimage tests.
@@ -19,11 +19,13 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/format/shimimage/shimtest"
+	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/pkg/verifyref"
 )
 
 // File is one generated file, path relative to testdata/golden.
@@ -93,7 +95,7 @@ type ManifestCase struct {
 	Size int    `json:"size"`
 	// Structure is the shim's verdict on the bytes alone: OK, E021 (size) or E022 (malformed).
 	Structure string `json:"structure"`
-	// ParseOK: bios.ParseManifest accepts it (structure + known layout + image_size).
+	// ParseOK: manifest.ParseManifest accepts it (structure + known layout + image_size).
 	ParseOK    bool   `json:"parse_ok"`
 	ErrorField string `json:"error_field,omitempty"`
 	// SignedBy: the key whose signature verifies, "" if none does.
@@ -148,14 +150,14 @@ func (g *gen) key(name string) *ecdsa.PrivateKey {
 	if k, ok := g.keys[name]; ok {
 		return k
 	}
-	k := bios.DeriveTestKey("golden/" + name)
+	k := keys.DeriveTestKey("golden/" + name)
 	g.keys[name] = k
 	return k
 }
 
 func (g *gen) keyName(id [48]byte) string {
 	for n, k := range g.keys {
-		if bios.KeyID(&k.PublicKey) == id {
+		if keys.KeyID(&k.PublicKey) == id {
 			return n
 		}
 	}
@@ -253,18 +255,18 @@ func (g *gen) run() error {
 	// ---- keys
 	for _, n := range []string{"signer-a", "signer-b", "signer-c", "outsider"} {
 		k := g.key(n)
-		priv, err := bios.MarshalPrivateKeyPEM(k)
+		priv, err := keys.MarshalPrivateKeyPEM(k)
 		if err != nil {
 			return err
 		}
-		pub, err := policy.MarshalPublicKeyPEM(&k.PublicKey)
+		pub, err := keys.MarshalPublicKeyPEM(&k.PublicKey)
 		if err != nil {
 			return err
 		}
 		g.add("keys/"+n+".pem", priv)
 		g.add("keys/"+n+".pub.pem", pub)
-		pk, _ := policy.MarshalPublicKey(&k.PublicKey)
-		id := bios.KeyID(&k.PublicKey)
+		pk, _ := keys.MarshalPublicKey(&k.PublicKey)
+		id := keys.KeyID(&k.PublicKey)
 		g.cases.Keys = append(g.cases.Keys, KeyCase{n, "keys/" + n + ".pem", "keys/" + n + ".pub.pem", hx(pk[:]), hx(id[:])})
 	}
 	// ---- BIOS images and vars
@@ -523,27 +525,27 @@ func (g *gen) policies(patternDigest, varsZeroDigest [48]byte) error {
 
 func (g *gen) manifestCase(name, what string, b []byte) {
 	mc := ManifestCase{File: "manifest/" + name, What: what, Size: len(b), Structure: "OK"}
-	code := bios.StructureCode(b)
+	code := manifest.StructureCode(b)
 	if code != shimerr.OK {
 		mc.Structure = code.ID()
 	}
-	m, err := bios.ParseManifest(b)
+	m, err := manifest.ParseManifest(b)
 	if err != nil {
-		if me, ok := err.(*bios.Error); ok {
+		if me, ok := err.(*manifest.Error); ok {
 			mc.ErrorField = me.Field
 		}
 	} else {
 		mc.ParseOK = true
 	}
 	if m == nil && code == shimerr.OK {
-		m, _ = bios.ParseManifestStructure(b)
+		m, _ = manifest.ParseManifestStructure(b)
 	}
 	if m != nil {
 		mc.LayoutID, mc.ImageSize, mc.BIOSVersion = m.Layout, m.ImageSize, m.Version
 		mc.ImageDigest, mc.SignerKeyID, mc.VersionString = hx(m.ImageDigest[:]), hx(m.SignerKeyID[:]), m.VersionString
 		for _, n := range []string{"signer-a", "signer-b", "signer-c", "outsider"} {
 			k := g.key(n)
-			if bios.KeyID(&k.PublicKey) == m.SignerKeyID && m.Verify(&k.PublicKey) == nil {
+			if keys.KeyID(&k.PublicKey) == m.SignerKeyID && m.Verify(&k.PublicKey) == nil {
 				mc.SignedBy = n
 			}
 		}
@@ -552,7 +554,7 @@ func (g *gen) manifestCase(name, what string, b []byte) {
 	g.cases.Manifests = append(g.cases.Manifests, mc)
 }
 
-func (g *gen) sign(key string, m *bios.Manifest) ([]byte, error) {
+func (g *gen) sign(key string, m *manifest.Manifest) ([]byte, error) {
 	return m.SignDeterministic(g.key(key))
 }
 
@@ -580,7 +582,7 @@ func (g *gen) manifests(zero, pattern []byte) error {
 		{"c-v9-zero.bin", "signer-c", zero, 9, "golden zero v9 by c"},
 		{"outsider-v5-zero.bin", "outsider", zero, 5, "signed by a key no policy trusts"},
 	} {
-		m, err := bios.NewManifest(1, v.img, v.ver, v.vs, &g.key(v.key).PublicKey)
+		m, err := manifest.NewManifest(1, v.img, v.ver, v.vs, &g.key(v.key).PublicKey)
 		if err != nil {
 			return err
 		}
@@ -592,14 +594,14 @@ func (g *gen) manifests(zero, pattern []byte) error {
 		g.manifestCase(v.name, fmt.Sprintf("valid: %s, %s, version %d, %q", v.key, "bios/image-"+map[bool]string{true: "zero", false: "pattern"}[&v.img[0] == &zero[0]]+".bin", v.ver, v.vs), b)
 	}
 	// signed but with a layout / image size the shim refuses after the signature
-	m, _ := bios.NewManifest(1, zero, 5, "layout 2", &g.key("signer-a").PublicKey)
+	m, _ := manifest.NewManifest(1, zero, 5, "layout 2", &g.key("signer-a").PublicKey)
 	m.Layout = 2
 	b, err := g.sign("signer-a", m)
 	if err != nil {
 		return err
 	}
 	g.manifestCase("a-layout-2.bin", "correctly signed by signer-a, layout_id 2 (unknown)", b)
-	m, _ = bios.NewManifest(1, zero, 5, "image size 4 MiB", &g.key("signer-a").PublicKey)
+	m, _ = manifest.NewManifest(1, zero, 5, "image size 4 MiB", &g.key("signer-a").PublicKey)
 	m.ImageSize = 0x400000
 	if b, err = g.sign("signer-a", m); err != nil {
 		return err
@@ -650,7 +652,7 @@ func (g *gen) manifests(zero, pattern []byte) error {
 			return x
 		})},
 		{"key-id-b.bin", "signer_key_id replaced by signer-b's (signature by a)", mut(func(x []byte) []byte {
-			id := bios.KeyID(&g.key("signer-b").PublicKey)
+			id := keys.KeyID(&g.key("signer-b").PublicKey)
 			copy(x[0x50:0x80], id[:])
 			return x
 		})},
@@ -770,5 +772,5 @@ func (g *gen) check(pol, man, bio, vars string) shimerr.Code {
 	mb, mp := get(man)
 	bb, bp := get(bio)
 	vb, vp := get(vars)
-	return bios.CheckEncoded(pb, mb, mp, bb, bp, vb, vp)
+	return verifyref.CheckEncoded(pb, mb, mp, bb, bp, vb, vp)
 }

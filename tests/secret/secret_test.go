@@ -14,13 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
-	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/harness"
 )
 
 const testBIOSBlock = 0x80C000 // tests/testbios/Makefile SECRET_BASE
@@ -258,7 +259,7 @@ func TestSecretBlockInBounceRefused(t *testing.T) {
 	if err := os.WriteFile(image, img, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m, err := bios.NewManifest(bios.LayoutOVMF4M, img, 7, "sevshim-testbios-bounce", &f.key.PublicKey)
+	m, err := manifest.NewManifest(layout.OVMF4M, img, 7, "sevshim-testbios-bounce", &f.key.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}

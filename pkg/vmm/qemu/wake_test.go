@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/tests/repo"
 )
 
@@ -130,7 +130,7 @@ func TestExtraNMIsAfterWakeHarmless(t *testing.T) {
 	dir := t.TempDir()
 	shim := needShim(t, "shim-demo.fd")
 	root, _ := repo.Root()
-	man, img, _, err := bios.ReadBundle(filepath.Join(root, "build", "images", "v5.bundle"))
+	man, img, _, err := manifest.ReadBundle(filepath.Join(root, "build", "images", "v5.bundle"))
 	if err != nil {
 		t.Fatal(err)
 	}

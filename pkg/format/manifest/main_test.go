@@ -1,4 +1,4 @@
-package bios_test
+package manifest_test
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 // TestMain writes the large golden files (BIOS-sized images, not committed) before any test
 // reads testdata/golden.
 func TestMain(m *testing.M) {
-	if err := golden.EnsureLarge("../../testdata/golden"); err != nil {
+	if err := golden.EnsureLarge("../../../testdata/golden"); err != nil {
 		fmt.Fprintln(os.Stderr, "generating the large golden files:", err)
 		os.Exit(1)
 	}

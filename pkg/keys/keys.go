@@ -1,4 +1,9 @@
-package bios
+// Package keys holds the P-384 ECDSA keys of sevshim in one place: the 97-byte SEC1 public key
+// and its key id (SHA-384 of those bytes, docs/formats.md sections 2 and 3), public and private
+// keys in PEM, and signing a SHA-384 digest in the low-s form the shim accepts, randomized or
+// with the RFC 6979 deterministic nonce. It knows no sevshim format: the policy and the manifest
+// packages build on it.
+package keys
 
 import (
 	"crypto/ecdsa"
@@ -10,8 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-
-	"github.com/sevshim/sevshim/pkg/format/policy"
 )
 
 // GenerateKey creates a new P-384 signing key.
@@ -39,7 +42,7 @@ func ParsePrivateKeyPEM(b []byte) (*ecdsa.PrivateKey, error) {
 	}
 	k, ok := key.(*ecdsa.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("the key is %s, want ECDSA P-384", policy.KeyKind(key))
+		return nil, fmt.Errorf("the key is %s, want ECDSA P-384", KeyKind(key))
 	}
 	if k.Curve != elliptic.P384() {
 		return nil, fmt.Errorf("key is on %s, want P-384", k.Curve.Params().Name)
