@@ -345,7 +345,7 @@ func measureCmd() *cobra.Command {
 			if _, err := shimimage.Info(img); err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "builder: warning: %s: %v (measuring it anyway)\n", image, err)
 			}
-			ld := inspect.LaunchDigest(img)
+			ld := sev.LaunchDigest(img)
 			w := cmd.OutOrStdout()
 			res := MeasureResult{Image: image, LaunchDigest: hex.EncodeToString(ld[:])}
 			if tikPath == "" {

@@ -18,6 +18,7 @@ import (
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/format/shimimage/shimtest"
 	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/verifyref"
 )
 
@@ -391,7 +392,7 @@ func TestMeasure(t *testing.T) {
 	}
 	checkGolden(t, "measure.txt", out)
 	b, _ := os.ReadFile("shim.fd")
-	ld := inspect.LaunchDigest(b)
+	ld := sev.LaunchDigest(b)
 	if !strings.Contains(out, "launch digest: "+hexs(ld[:])) {
 		t.Error(out)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/keys"
 	"github.com/sevshim/sevshim/pkg/ovmf"
+	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/verifyref"
 )
 
@@ -48,14 +49,11 @@ func DigestsOf(b []byte, launch bool) Digests {
 	s2, s3 := sha256.Sum256(b), sha512.Sum384(b)
 	d := Digests{SHA256: hex.EncodeToString(s2[:]), SHA384: hex.EncodeToString(s3[:])}
 	if launch {
-		ld := LaunchDigest(b)
+		ld := sev.LaunchDigest(b)
 		d.LaunchDigest = hex.EncodeToString(ld[:])
 	}
 	return d
 }
-
-// LaunchDigest is shimimage.LaunchDigest (SHA-256 of the flash image, SEV without ES).
-func LaunchDigest(image []byte) [32]byte { return shimimage.LaunchDigest(image) }
 
 // Signer in JSON.
 type Signer struct {

@@ -584,7 +584,7 @@ func (e *Emulator) Root() (sev.Root, error) {
 	if err != nil {
 		return sev.Root{}, err
 	}
-	return sev.NewRoot(TestProduct, b)
+	return sev.NewRoot(sev.TestRootProduct, b)
 }
 
 // ---- guest commands ----

@@ -19,9 +19,6 @@ import (
 	"github.com/sevshim/sevshim/pkg/sev"
 )
 
-// TestProduct is the product name of the emulator's test root in sev.Root.
-const TestProduct = "sevshim-emulator-test"
-
 // TestRoot is a stand-in for AMD: an ARK and ASK in AMD's certificate format with their
 // private keys. Platforms sharing a root behave like chips of one product generation.
 type TestRoot struct {
@@ -60,7 +57,7 @@ func GenerateTestRoot(bits int) (*TestRoot, error) {
 }
 
 // Root is the public trust anchor of this test root.
-func (r *TestRoot) Root() sev.Root { return sev.Root{Product: TestProduct, ARK: r.ARK, ASK: r.ASK} }
+func (r *TestRoot) Root() sev.Root { return sev.Root{Product: sev.TestRootProduct, ARK: r.ARK, ASK: r.ASK} }
 
 // Save writes ark.key, ask.key (0600) and ask_ark.cert into dir.
 func (r *TestRoot) Save(dir string) error {
