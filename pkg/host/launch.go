@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sevshim/sevshim/pkg/atomicfile"
+	"github.com/sevshim/sevshim/pkg/format/console"
 	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
@@ -348,11 +349,11 @@ type SecretFile = owner.SecretFile
 
 // The shim's console lines, matched whole (one definition: shimerr's console protocol).
 var (
-	reReady    = shimerr.ReadyRE
-	reWake     = shimerr.WakeRE
+	reReady    = console.ReadyRE
+	reWake     = console.WakeRE
 	reError    = shimerr.LineRE
-	reHandoff  = shimerr.HandoffRE
-	reVerified = shimerr.VerifiedRE
+	reHandoff  = console.HandoffRE
+	reVerified = console.VerifiedRE
 	// OVMF's shell banner on COM1; only looked for after the shim's HANDOFF line there
 	// (the shim's own lines, the version string included, are on COM1 too).
 	reShell = regexp.MustCompile(`UEFI Interactive Shell`)

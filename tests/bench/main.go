@@ -27,10 +27,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sevshim/sevshim/pkg/format/console"
 	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
-	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/keys"
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
@@ -261,7 +261,7 @@ func runA(st *setup, state string, rep *report) error {
 		return err
 	}
 	defer vm.Close()
-	ready, err := vm.Debugcon().WaitLine(ctx, shimerr.ReadyRE, 0)
+	ready, err := vm.Debugcon().WaitLine(ctx, console.ReadyRE, 0)
 	if err != nil {
 		return failure(vm, "A: waiting for READY", err)
 	}
@@ -342,7 +342,7 @@ func runB(st *setup, state string, i int, rep *report) error {
 	}
 	prev := cont
 	for _, s := range steps {
-		l, err := vm.Debugcon().WaitLine(ctx, shimerr.StepRE(s.step), 0)
+		l, err := vm.Debugcon().WaitLine(ctx, console.StepRE(s.step), 0)
 		if err != nil {
 			return failure(vm, "B: waiting for SEVSHIM "+s.step, err)
 		}

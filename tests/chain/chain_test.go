@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sevshim/sevshim/pkg/format/console"
 	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/verifyref"
@@ -26,9 +27,9 @@ var (
 	// another line.
 	reError    = regexp.MustCompile(`^SEVSHIM ERROR .*$`)
 	reOutcome  = regexp.MustCompile(`^SEVSHIM (ERROR E[0-9]{3} [a-z0-9-]+|HANDOFF)$`)
-	reLoaded   = regexp.MustCompile(`^SEVSHIM LOADED bios=(\d+) vars=(\d+)$`)
-	reVerified = regexp.MustCompile(`^SEVSHIM VERIFIED version=(\d+) signer=([0-9a-f]+) name="([^"]*)"$`)
-	reFlashed  = regexp.MustCompile(`^SEVSHIM FLASHED code=(\d+) vars=(\d+)$`)
+	reLoaded   = console.LoadedRE
+	reVerified = console.VerifiedRE
+	reFlashed  = console.FlashedRE
 	reBds      = regexp.MustCompile(`BdsDxe`)
 	reShell    = regexp.MustCompile(`UEFI Interactive Shell|Shell>`)
 )

@@ -309,6 +309,7 @@ func (g *gen) run() error {
 	if err := g.receipts(); err != nil {
 		return err
 	}
+	g.consoleLines()
 	return g.checks()
 }
 

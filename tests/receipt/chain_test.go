@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sevshim/sevshim/pkg/format/console"
 	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
@@ -52,8 +53,8 @@ const (
 var (
 	reOutcome  = regexp.MustCompile(`^SEVSHIM (ERROR .*|HANDOFF)$`)
 	reReceipt  = receipt.LineRegexp()
-	reHalt     = regexp.MustCompile(`^SEVSHIM HALT$`)
-	reSecret   = regexp.MustCompile(`^SEVSHIM SECRET `)
+	reHalt     = console.HaltRE
+	reSecret   = console.StepRE("SECRET")
 	reTBSecret = regexp.MustCompile(`^TESTBIOS SECRET `)
 )
 

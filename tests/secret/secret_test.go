@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sevshim/sevshim/pkg/format/console"
 	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
@@ -29,7 +30,7 @@ const testBIOSBlockSize = 0xC00
 
 var (
 	reOutcome  = regexp.MustCompile(`^SEVSHIM (ERROR|HANDOFF)`)
-	reSecret   = regexp.MustCompile(`^SEVSHIM SECRET `)
+	reSecret   = console.StepRE("SECRET")
 	reTBSecret = regexp.MustCompile(`^TESTBIOS SECRET `)
 	reBds      = regexp.MustCompile(`BdsDxe`)
 )
@@ -217,7 +218,7 @@ func assertRefusedWiped(t *testing.T, b *qemu.VM, want shimerr.Code, s secretTab
 	if out.Text != want.Line() {
 		t.Fatalf("outcome %q, want %q", out.Text, want.Line())
 	}
-	harness.WaitLine(t, dbg, regexp.MustCompile(`^SEVSHIM HALT$`), stepTO)
+	harness.WaitLine(t, dbg, console.HaltRE, stepTO)
 	time.Sleep(2 * time.Second) // anything still running would show now
 	for _, l := range dbg.Lines() {
 		for _, bad := range []string{"SEVSHIM FLASHED", "SEVSHIM HANDOFF", "SEVSHIM SECRET", "TESTBIOS"} {

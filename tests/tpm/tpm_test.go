@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/sevshim/sevshim/pkg/attest"
+	"github.com/sevshim/sevshim/pkg/format/console"
 	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
@@ -57,7 +58,7 @@ const (
 
 var (
 	reOutcome = regexp.MustCompile(`^SEVSHIM (ERROR|HANDOFF)`)
-	reTPM     = regexp.MustCompile(`^SEVSHIM TPM `)
+	reTPM     = console.StepRE("TPM")
 	reBds     = regexp.MustCompile(`BdsDxe`)
 )
 
@@ -273,7 +274,7 @@ func TestMeasuredBoot(t *testing.T) {
 			if out := harness.WaitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
 				t.Fatalf("outcome %q", out.Text)
 			}
-			vl := harness.WaitLine(t, dbg, regexp.MustCompile(`^SEVSHIM VERIFIED`), time.Second)
+			vl := harness.WaitLine(t, dbg, console.VerifiedRE, time.Second)
 			t.Logf("VERIFIED->TPM extended <= %v (%s)", tl.Time.Sub(vl.Time).Round(time.Millisecond), tl.Text)
 			harness.WaitLine(t, b.Serial(), reBds, ovmfTO)
 			time.Sleep(2 * time.Second) // let OVMF's own TPM traffic settle
@@ -342,7 +343,7 @@ func TestTPMRequiredAbsent(t *testing.T) {
 	if out.Text != want {
 		t.Fatalf("outcome %q, want %q", out.Text, want)
 	}
-	harness.WaitLine(t, dbg, regexp.MustCompile(`^SEVSHIM HALT$`), stepTO)
+	harness.WaitLine(t, dbg, console.HaltRE, stepTO)
 	time.Sleep(haltGrace) // anything a wrong flash or hand-off would print shows up now
 	lines := dbg.Lines()
 	verified, errs := -1, 0
