@@ -77,20 +77,9 @@ func ParsePublicKeyPEM(b []byte) (*ecdsa.PublicKey, error) {
 		}
 		return nil, errors.New("no PEM block and not a 194-hex-digit SEC1 point")
 	}
-	var key any
-	var err error
-	switch blk.Type {
-	case "PUBLIC KEY":
-		key, err = x509.ParsePKIXPublicKey(blk.Bytes)
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(blk.Bytes)
-	default:
-		return nil, fmt.Errorf("PEM block %q is not a public or private key", blk.Type)
-	}
+	key, err := parseBlock(blk, true)
 	if err != nil {
-		return nil, fmt.Errorf("the PEM %q block is damaged or holds a key sevshim cannot read (want ECDSA P-384)", blk.Type)
+		return nil, err
 	}
 	var pub *ecdsa.PublicKey
 	switch k := key.(type) {
@@ -101,8 +90,8 @@ func ParsePublicKeyPEM(b []byte) (*ecdsa.PublicKey, error) {
 	default:
 		return nil, fmt.Errorf("the key is %s, want ECDSA P-384", KeyKind(key))
 	}
-	if pub.Curve != elliptic.P384() {
-		return nil, fmt.Errorf("key is on %s, want P-384", pub.Curve.Params().Name)
+	if err := onP384(pub.Curve); err != nil {
+		return nil, err
 	}
 	return pub, nil
 }

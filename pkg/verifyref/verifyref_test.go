@@ -3,8 +3,6 @@ package verifyref_test
 import (
 	"bytes"
 	"crypto/sha512"
-	"encoding/json"
-	"os"
 	"testing"
 
 	"github.com/sevshim/sevshim/pkg/format/manifest"
@@ -17,27 +15,9 @@ import (
 
 const gdir = "../../testdata/golden/"
 
-func loadCases(t testing.TB) golden.Cases {
-	t.Helper()
-	b, err := os.ReadFile(gdir + "cases.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c golden.Cases
-	if err := json.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func loadCases(t testing.TB) golden.Cases { return golden.LoadCases(t, gdir) }
 
-func read(t testing.TB, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(gdir + p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func read(t testing.TB, p string) []byte { return golden.ReadFile(t, gdir, p) }
 
 // TestGoldenChecks runs the reference decision over every check of cases.json.
 func TestGoldenChecks(t *testing.T) {

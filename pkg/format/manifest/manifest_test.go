@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -19,27 +18,9 @@ import (
 
 const gdir = "../../../testdata/golden/"
 
-func loadCases(t testing.TB) golden.Cases {
-	t.Helper()
-	b, err := os.ReadFile(gdir + "cases.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c golden.Cases
-	if err := json.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func loadCases(t testing.TB) golden.Cases { return golden.LoadCases(t, gdir) }
 
-func read(t testing.TB, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(gdir + p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func read(t testing.TB, p string) []byte { return golden.ReadFile(t, gdir, p) }
 
 func TestLayouts(t *testing.T) {
 	l, ok := layout.ByName("ovmf-4m")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha512"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"os"
 	"testing"
@@ -14,18 +13,7 @@ import (
 	"github.com/sevshim/sevshim/tests/golden"
 )
 
-func loadCases(t testing.TB) golden.Cases {
-	t.Helper()
-	b, err := os.ReadFile("../../../testdata/golden/cases.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c golden.Cases
-	if err := json.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func loadCases(t testing.TB) golden.Cases { return golden.LoadCases(t, "../../../testdata/golden") }
 
 func TestGoldenPolicies(t *testing.T) {
 	c := loadCases(t)
