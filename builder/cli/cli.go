@@ -101,11 +101,7 @@ func keygenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			priv, err := keys.MarshalPrivateKeyPEM(k)
-			if err != nil {
-				return err
-			}
-			pub, err := keys.MarshalPublicKeyPEM(&k.PublicKey)
+			priv, pub, err := keys.MarshalPEMPair(k)
 			if err != nil {
 				return err
 			}

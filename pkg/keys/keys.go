@@ -78,6 +78,18 @@ func MarshalPrivateKeyPEM(key *ecdsa.PrivateKey) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
+// MarshalPEMPair returns key as a "PRIVATE KEY" PEM block and its public half as a
+// "PUBLIC KEY" PEM block: the two files of a signing key.
+func MarshalPEMPair(key *ecdsa.PrivateKey) (priv, pub []byte, err error) {
+	if priv, err = MarshalPrivateKeyPEM(key); err != nil {
+		return nil, nil, err
+	}
+	if pub, err = MarshalPublicKeyPEM(&key.PublicKey); err != nil {
+		return nil, nil, err
+	}
+	return priv, pub, nil
+}
+
 // DeriveTestKey derives a P-384 key deterministically from a seed string. It exists for test
 // fixtures and golden files only: anyone who knows the seed has the key.
 func DeriveTestKey(seed string) *ecdsa.PrivateKey {

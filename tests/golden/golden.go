@@ -255,11 +255,7 @@ func (g *gen) run() error {
 	// ---- keys
 	for _, n := range []string{"signer-a", "signer-b", "signer-c", "outsider"} {
 		k := g.key(n)
-		priv, err := keys.MarshalPrivateKeyPEM(k)
-		if err != nil {
-			return err
-		}
-		pub, err := keys.MarshalPublicKeyPEM(&k.PublicKey)
+		priv, pub, err := keys.MarshalPEMPair(k)
 		if err != nil {
 			return err
 		}
