@@ -30,7 +30,7 @@ const (
 	SecretWiped     = "SEVSHIM SECRET wiped"
 	SecretNone      = "SEVSHIM SECRET none"
 	ReceiptPrefix   = "SEVSHIM RECEIPT "
-	Receipt         = ReceiptPrefix + "%h"  // docs/formats.md section 9
+	Receipt         = ReceiptPrefix + "%h"   // docs/formats.md section 9
 	ReceiptNone     = "SEVSHIM RECEIPT none" // the shim held no receipt key
 	Handoff         = "SEVSHIM HANDOFF"      // right before the INIT into the new flash
 	Error           = "SEVSHIM ERROR E%s %s" // a refusal: the code's 3 digits and name (docs/errors.md)
