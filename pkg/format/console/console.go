@@ -137,11 +137,11 @@ type Line struct {
 	Code shimerr.Code
 }
 
-// Parse parses one whole console line (a trailing "\r" or "\n", as COM1 ends its lines, is
-// dropped). ok is false for anything that is not exactly one of the shim's lines, including
+// Parse parses one whole console line (only its terminator, a trailing "\n", "\r\n" or "\r"
+// as COM1 ends its lines, is dropped). ok is false for anything that is not exactly one of the shim's lines, including
 // an ERROR line whose code and name are not a pair of docs/errors.md (shimerr.ParseLine).
 func Parse(line string) (l Line, ok bool) {
-	line = strings.TrimRight(line, "\r\n")
+	line = trimEOL(line)
 	if !strings.HasPrefix(line, Prefix) {
 		return Line{}, false
 	}
@@ -159,6 +159,10 @@ func Parse(line string) (l Line, ok bool) {
 		return l, true
 	}
 	return Line{}, false
+}
+
+func trimEOL(line string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 }
 
 // Format formats a line as the shim's con_fmt does: %d takes any integer, %x a uint64, %h a

@@ -130,6 +130,8 @@ func TestConsoleLines(t *testing.T) {
 		{"SEVSHIM LOADED bios=3653632 vars=0\r", "LOADED", true},
 		{"SEVSHIM ERROR E034 version-below-floor", "ERROR E034", true},
 		{"SEVSHIM TPM extended pcr=9 banks=2", "TPM", true},
+		{"SEVSHIM HALT\r\n", "HALT", true},
+		{"SEVSHIM HALT\r\r", "", false},
 		{"x SEVSHIM WAKE", "", false},
 		{"SEVSHIM ", "", false},
 	} {
