@@ -16,16 +16,18 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/pkg/ovmf"
-	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/builder/inspect"
-	"github.com/sevshim/sevshim/pkg/firmware"
+	"github.com/sevshim/sevshim/pkg/atomicfile"
 	"github.com/sevshim/sevshim/pkg/cli/clierr"
 	"github.com/sevshim/sevshim/pkg/cli/version"
+	"github.com/sevshim/sevshim/pkg/firmware"
+	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
-	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/pkg/ovmf"
+	"github.com/sevshim/sevshim/pkg/sev"
 )
 
 // TemplateEnv names a shim template file that `builder build` uses instead of the embedded one
@@ -97,25 +99,21 @@ func keygenCmd() *cobra.Command {
 					}
 				}
 			}
-			k, err := bios.GenerateKey()
+			k, err := keys.GenerateKey()
 			if err != nil {
 				return err
 			}
-			priv, err := bios.MarshalPrivateKeyPEM(k)
+			priv, pub, err := keys.MarshalPEMPair(k)
 			if err != nil {
 				return err
 			}
-			pub, err := policy.MarshalPublicKeyPEM(&k.PublicKey)
-			if err != nil {
+			if err := atomicfile.WriteFile(keyPath, priv, 0o600); err != nil {
 				return err
 			}
-			if err := bios.WriteFileAtomic(keyPath, priv, 0o600); err != nil {
+			if err := atomicfile.WriteFile(pubPath, pub, 0o644); err != nil {
 				return err
 			}
-			if err := bios.WriteFileAtomic(pubPath, pub, 0o644); err != nil {
-				return err
-			}
-			id := bios.KeyID(&k.PublicKey)
+			id := keys.KeyID(&k.PublicKey)
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), KeygenResult{Key: keyPath, Public: pubPath, KeyID: hex.EncodeToString(id[:])})
 			}
@@ -170,7 +168,7 @@ func buildCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", tmplName, err)
 			}
-			if err := bios.WriteFileAtomic(out, img, 0o644); err != nil {
+			if err := atomicfile.WriteFile(out, img, 0o644); err != nil {
 				return err
 			}
 			d := inspect.DigestsOf(img, true)
@@ -202,7 +200,7 @@ func readKey(path string) (*ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := bios.ParsePrivateKeyPEM(b)
+	k, err := keys.ParsePrivateKeyPEM(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -246,7 +244,7 @@ func signCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w; refusing to sign", args[0], err)
 			}
-			m, err := bios.NewManifest(l.ID, img, version, vs, &key.PublicKey)
+			m, err := manifest.NewManifest(l.ID, img, version, vs, &key.PublicKey)
 			if err != nil {
 				return err
 			}
@@ -259,7 +257,7 @@ func signCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := bios.WriteBundle(out, mb, img); err != nil {
+			if err := manifest.WriteBundle(out, mb, img); err != nil {
 				return err
 			}
 			if asJSON {
@@ -352,7 +350,7 @@ func measureCmd() *cobra.Command {
 			if _, err := shimimage.Info(img); err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "builder: warning: %s: %v (measuring it anyway)\n", image, err)
 			}
-			ld := inspect.LaunchDigest(img)
+			ld := sev.LaunchDigest(img)
 			w := cmd.OutOrStdout()
 			res := MeasureResult{Image: image, LaunchDigest: hex.EncodeToString(ld[:])}
 			if tikPath == "" {

@@ -11,12 +11,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/pkg/bios"
 	"github.com/sevshim/sevshim/builder/inspect"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/format/shimimage/shimtest"
+	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/verifyref"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden outputs in testdata/")
@@ -207,7 +210,7 @@ func TestSignBiosAndInspect(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Fatal("sign-bios is not deterministic")
 	}
-	mb, img, m, err := bios.ReadBundle("v5.bundle")
+	mb, img, m, err := manifest.ReadBundle("v5.bundle")
 	if err != nil || m.Version != 5 || len(img) != 0x37C000 || len(mb) != 352 {
 		t.Fatal(err)
 	}
@@ -305,7 +308,7 @@ func TestSignBiosWritesLowS(t *testing.T) {
 		if _, e, c := run(t, args...); c != 0 {
 			t.Fatal(e)
 		}
-		mb, _, m, err := bios.ReadBundle("low.bundle")
+		mb, _, m, err := manifest.ReadBundle("low.bundle")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -317,7 +320,7 @@ func TestSignBiosWritesLowS(t *testing.T) {
 			t.Fatal(err)
 		}
 		img, _ := os.ReadFile(fd)
-		if got := bios.Check(pol, mb, true, img, true, nil, false); got != shimerr.OK && got != shimerr.VersionDenied {
+		if got := verifyref.Check(pol, mb, true, img, true, nil, false); got != shimerr.OK && got != shimerr.VersionDenied {
 			t.Fatalf("version %d: the shim model says %s", 100+i, got)
 		}
 	}
@@ -366,7 +369,7 @@ func TestKeygen(t *testing.T) {
 		t.Errorf("key mode %v", st.Mode())
 	}
 	kb, _ := os.ReadFile(p + ".key")
-	if k, err := bios.ParsePrivateKeyPEM(kb); err != nil || !strings.Contains(string(kb), "BEGIN PRIVATE KEY") {
+	if k, err := keys.ParsePrivateKeyPEM(kb); err != nil || !strings.Contains(string(kb), "BEGIN PRIVATE KEY") {
 		t.Fatal(err, k)
 	}
 	pb, _ := os.ReadFile(p + ".pub")
@@ -390,7 +393,7 @@ func TestMeasure(t *testing.T) {
 	}
 	checkGolden(t, "measure.txt", out)
 	b, _ := os.ReadFile("shim.fd")
-	ld := inspect.LaunchDigest(b)
+	ld := sev.LaunchDigest(b)
 	if !strings.Contains(out, "launch digest: "+hexs(ld[:])) {
 		t.Error(out)
 	}

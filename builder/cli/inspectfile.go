@@ -9,8 +9,8 @@ import (
 
 	"github.com/sevshim/sevshim/builder/inspect"
 	"github.com/sevshim/sevshim/pkg/format/guestpkg"
-	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/keys"
 )
 
 // maxWholeFile bounds what inspect reads into memory: every file it takes apart is a few MiB
@@ -25,7 +25,7 @@ func inspectFile(path, signer, shim string) (*inspect.Report, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--signer: %w", err)
 		}
-		if opt.Signer, err = policy.ParsePublicKeyPEM(pb); err != nil {
+		if opt.Signer, err = keys.ParsePublicKeyPEM(pb); err != nil {
 			return nil, fmt.Errorf("--signer %s: %w", signer, err)
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/sevshim/sevshim/builder/inspect"
-	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
@@ -33,7 +33,7 @@ func TestLayout2M(t *testing.T) {
 		if c != 0 || !strings.Contains(out, "ovmf-2m version 5") {
 			t.Fatalf("%v: exit %d\n%s%s", args, c, out, e)
 		}
-		_, img, m, err := bios.ReadBundle(args[len(args)-2])
+		_, img, m, err := manifest.ReadBundle(args[len(args)-2])
 		if err != nil || m.Layout != layout.OVMF2M || m.ImageSize != 0x1E0000 || len(img) != 0x1E0000 {
 			t.Fatalf("%v: layout %d, image size %#x (%v)", args, m.Layout, m.ImageSize, err)
 		}

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/builder/inspect"
-	"github.com/sevshim/sevshim/pkg/firmware"
 	"github.com/sevshim/sevshim/pkg/cli/version"
+	"github.com/sevshim/sevshim/pkg/firmware"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/sev"
 )
 
 // Without --template and without $SEVSHIM_SHIM_FD, build uses the template embedded in the
@@ -40,7 +40,7 @@ func TestBuildEmbeddedTemplate(t *testing.T) {
 	if err != nil || !bytes.Equal(img, want) {
 		t.Fatalf("image is not the embedded template plus the policy (%v)", err)
 	}
-	ld := inspect.LaunchDigest(img)
+	ld := sev.LaunchDigest(img)
 	if r.LaunchDigest != hexs(ld[:]) || r.Bytes != len(img) {
 		t.Errorf("launch digest %s, want %x", r.LaunchDigest, ld)
 	}

@@ -15,11 +15,12 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/guestpkg"
+	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/policy"
-	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/pkg/sev"
 )
 
 // Kinds of the other files the project writes (explained, not taken apart like images).
@@ -150,11 +151,11 @@ func identify(r *Report, b []byte) (*Report, error) {
 	if blk, _ := pem.Decode(b); blk != nil {
 		switch blk.Type {
 		case "PUBLIC KEY":
-			pub, err := policy.ParsePublicKeyPEM(b)
+			pub, err := keys.ParsePublicKeyPEM(b)
 			if err != nil {
 				return fail(KindPublicKey, "a PEM public key, but not one sevshim can use: %v", err)
 			}
-			id, _ := policy.KeyID(pub)
+			id, _ := keys.CheckKeyID(pub)
 			r.Kind = KindPublicKey
 			r.About = "a P-384 public key: what a policy's signers list (key: FILE) and `builder inspect --signer` take"
 			r.Facts = append(r.Facts, Fact{"key id", hex.EncodeToString(id[:])})
@@ -162,8 +163,8 @@ func identify(r *Report, b []byte) (*Report, error) {
 		case "PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY":
 			r.Kind = KindPrivateKey
 			r.About = "a PRIVATE key: keep it secret (mode 0600); `builder sign-bios --key` takes a P-384 one; give a policy the .pub file instead"
-			if pub, err := policy.ParsePublicKeyPEM(b); err == nil {
-				id, _ := policy.KeyID(pub)
+			if pub, err := keys.ParsePublicKeyPEM(b); err == nil {
+				id, _ := keys.CheckKeyID(pub)
 				r.Facts = append(r.Facts, Fact{"key id", hex.EncodeToString(id[:])})
 			} else {
 				r.Facts = append(r.Facts, Fact{"warning", "not a P-384 key: " + err.Error()})

@@ -14,12 +14,15 @@ import (
 	"io"
 	"strings"
 
-	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/pkg/ovmf"
 	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/pkg/ovmf"
+	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/verifyref"
 )
 
 // Kinds of files.
@@ -46,14 +49,11 @@ func DigestsOf(b []byte, launch bool) Digests {
 	s2, s3 := sha256.Sum256(b), sha512.Sum384(b)
 	d := Digests{SHA256: hex.EncodeToString(s2[:]), SHA384: hex.EncodeToString(s3[:])}
 	if launch {
-		ld := LaunchDigest(b)
+		ld := sev.LaunchDigest(b)
 		d.LaunchDigest = hex.EncodeToString(ld[:])
 	}
 	return d
 }
-
-// LaunchDigest is shimimage.LaunchDigest (SHA-256 of the flash image, SEV without ES).
-func LaunchDigest(image []byte) [32]byte { return shimimage.LaunchDigest(image) }
 
 // Signer in JSON.
 type Signer struct {
@@ -94,7 +94,7 @@ func PolicyOf(p *policy.Policy) (*Policy, error) {
 		out.AllowedVars = append(out.AllowedVars, hex.EncodeToString(av[:]))
 	}
 	for _, s := range p.Signers {
-		pk, _ := policy.MarshalPublicKey(s.PublicKey)
+		pk, _ := keys.MarshalPublicKey(s.PublicKey)
 		id := s.KeyID()
 		out.Signers = append(out.Signers, Signer{KeyID: hex.EncodeToString(id[:]), PublicKey: hex.EncodeToString(pk[:]), MinVersion: s.MinVersion})
 	}
@@ -129,7 +129,7 @@ func (jp *Policy) ToPolicy() (*policy.Policy, error) {
 		if err != nil {
 			return nil, err
 		}
-		pub, err := policy.ParsePublicKey(raw)
+		pub, err := keys.ParsePublicKey(raw)
 		if err != nil {
 			return nil, err
 		}
@@ -189,7 +189,7 @@ type Manifest struct {
 	// SignatureCheck says in words what SignatureVerified says: verified, FAILED, or not
 	// checked (no key given, or the signer is not one of the shim's).
 	SignatureCheck string `json:"signature_check"`
-	// ShimVerdict is the shim's decision when a shim image was given: bios.Check (steps 2-9)
+	// ShimVerdict is the shim's decision when a shim image was given: verifyref.Check (steps 2-9)
 	// and, for a bundle, the secret hand-off plan (SecretCheck: E060..E062).
 	ShimVerdict string `json:"shim_verdict,omitempty"`
 	// ShimAdvice is what to do about a refusal (docs/errors.md).
@@ -200,17 +200,17 @@ type Manifest struct {
 
 // Report is the result of inspecting one file.
 type Report struct {
-	File     string     `json:"file"`
-	Kind     string     `json:"kind"`
-	Size     int        `json:"size"`
-	Digests  Digests    `json:"digests"`
-	Layout   string     `json:"layout,omitempty"`
-	Footer   []Entry    `json:"footer_table,omitempty"`
-	Secret   *Secret    `json:"secret_block,omitempty"`
-	PolicyAt *Region    `json:"policy_region,omitempty"`
-	Policy   *Policy    `json:"policy,omitempty"`
-	Manifest *Manifest  `json:"manifest,omitempty"`
-	Image    *Digests   `json:"image_digests,omitempty"` // the BIOS image inside a bundle
+	File     string       `json:"file"`
+	Kind     string       `json:"kind"`
+	Size     int          `json:"size"`
+	Digests  Digests      `json:"digests"`
+	Layout   string       `json:"layout,omitempty"`
+	Footer   []Entry      `json:"footer_table,omitempty"`
+	Secret   *Secret      `json:"secret_block,omitempty"`
+	PolicyAt *Region      `json:"policy_region,omitempty"`
+	Policy   *Policy      `json:"policy,omitempty"`
+	Manifest *Manifest    `json:"manifest,omitempty"`
+	Image    *Digests     `json:"image_digests,omitempty"` // the BIOS image inside a bundle
 	Volumes  *ovmf.Report `json:"firmware_volumes,omitempty"`
 	// About says what the file is for and which command takes it (files other than images).
 	About string `json:"about,omitempty"`
@@ -266,14 +266,14 @@ func Inspect(name string, b []byte, opt Options) (*Report, error) {
 func inspectBytes(name string, b []byte, opt Options) (*Report, error) {
 	r := &Report{File: name, Size: len(b), Digests: DigestsOf(b, false)}
 	switch {
-	case len(b) >= 8 && string(b[:8]) == bios.ManifestMagic && len(b) > bios.ManifestSize:
+	case len(b) >= 8 && string(b[:8]) == manifest.ManifestMagic && len(b) > manifest.ManifestSize:
 		if err := inspectBundle(r, b, opt); err != nil {
 			return r, err
 		}
 		return r, nil
-	case len(b) == bios.ManifestSize && string(b[:8]) == bios.ManifestMagic:
+	case len(b) == manifest.ManifestSize && string(b[:8]) == manifest.ManifestMagic:
 		r.Kind = KindManifest
-		m, err := bios.ParseManifestStructure(b)
+		m, err := manifest.ParseManifestStructure(b)
 		if err != nil {
 			return r, fmt.Errorf("%s: manifest: %v", name, err)
 		}
@@ -336,7 +336,7 @@ func inspectBytes(name string, b []byte, opt Options) (*Report, error) {
 
 func inspectBundle(r *Report, b []byte, opt Options) error {
 	r.Kind = KindBundle
-	mb, img, m, err := bios.SplitBundle(b)
+	mb, img, m, err := manifest.SplitBundle(b)
 	if err != nil {
 		return fmt.Errorf("%s: %v", r.File, err)
 	}
@@ -347,7 +347,7 @@ func inspectBundle(r *Report, b []byte, opt Options) error {
 	return nil
 }
 
-func manifestOf(m *bios.Manifest, raw, img []byte, imgPresent bool, opt Options) *Manifest {
+func manifestOf(m *manifest.Manifest, raw, img []byte, imgPresent bool, opt Options) *Manifest {
 	out := &Manifest{Layout: layout.Describe(m.Layout), LayoutID: m.Layout, ImageSize: m.ImageSize,
 		BIOSVersion: m.Version, VersionString: m.VersionString, ImageDigest: hex.EncodeToString(m.ImageDigest[:]),
 		SignerKeyID: hex.EncodeToString(m.SignerKeyID[:]), Signature: hex.EncodeToString(m.Signature[:]),
@@ -369,8 +369,8 @@ func manifestOf(m *bios.Manifest, raw, img []byte, imgPresent bool, opt Options)
 			} else if opt.Signer == nil {
 				out.SignatureCheck = SigUnknownSigner
 			}
-			// the shim's steps 2-9 (bios.Check), then its secret hand-off plan (step 10)
-			v := bios.Check(p, raw, true, img, imgPresent, nil, false)
+			// the shim's steps 2-9 (verifyref.Check), then its secret hand-off plan (step 10)
+			v := verifyref.Check(p, raw, true, img, imgPresent, nil, false)
 			if v == shimerr.OK && imgPresent {
 				v = SecretCheck(p.SecretMode, img, 0)
 			}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
-	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/format/tpmevent"
 )
@@ -157,7 +157,7 @@ func EventFor(shimImage, bundleManifest []byte, vars *[48]byte) (*Expectation, e
 	if err != nil {
 		return nil, fmt.Errorf("attest: shim image: %w", err)
 	}
-	m, err := bios.ParseManifestStructure(bundleManifest)
+	m, err := manifest.ParseManifestStructure(bundleManifest)
 	if err != nil {
 		return nil, fmt.Errorf("attest: bundle manifest: %w", err)
 	}

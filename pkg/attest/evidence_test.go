@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/tpmevent"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 func TestEvidenceJSONRoundTrip(t *testing.T) {
@@ -60,7 +60,7 @@ func TestEventForDemoImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	img, err1 := os.ReadFile(build + "/images/shim-demo.fd")
-	man, _, m, err2 := bios.ReadBundle(build + "/images/v6.bundle")
+	man, _, m, err2 := manifest.ReadBundle(build + "/images/v6.bundle")
 	if err1 != nil || err2 != nil {
 		if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
 			t.Skip("demo images missing: run make images")

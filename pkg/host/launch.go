@@ -15,13 +15,15 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/pkg/atomicfile"
+	"github.com/sevshim/sevshim/pkg/format/console"
+	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/owner"
 	"github.com/sevshim/sevshim/pkg/psp"
 	"github.com/sevshim/sevshim/pkg/sev"
-	"github.com/sevshim/sevshim/pkg/format/shimerr"
-	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 // Stages of a launch work directory (launch.json "stage").
@@ -108,7 +110,7 @@ func Launch(ctx context.Context, o LaunchOptions) (_ *LaunchResult, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a usable sevshim image: %w (make one with builder build)", o.Image, err)
 	}
-	lay, _ := bios.LayoutByID(info.Layout)
+	lay, _ := layout.ByID(info.Layout)
 	if _, _, err := shimimage.ExtractPolicy(img); errors.Is(err, shimimage.ErrEmptyPolicy) {
 		return nil, fmt.Errorf("%s is the shim template (its policy region is empty): this is the template, run builder build to make an image with your policy", o.Image)
 	}
@@ -176,11 +178,11 @@ func Launch(ctx context.Context, o LaunchOptions) (_ *LaunchResult, err error) {
 
 	// QEMU A's flash: a private copy of the image, and a vars file of the layout's size.
 	code := filepath.Join(work, "shim.fd")
-	if err := writeFileAtomic(code, img, 0o600); err != nil {
+	if err := atomicfile.WriteFile(code, img, 0o600); err != nil {
 		return nil, err
 	}
 	vars := filepath.Join(work, "vars.fd")
-	if err := writeFileAtomic(vars, varsData, 0o600); err != nil {
+	if err := atomicfile.WriteFile(vars, varsData, 0o600); err != nil {
 		return nil, err
 	}
 	cfg := vmConfig{MemoryMiB: o.MemoryMiB, Code: code, Vars: vars,
@@ -347,11 +349,11 @@ type SecretFile = owner.SecretFile
 
 // The shim's console lines, matched whole (one definition: shimerr's console protocol).
 var (
-	reReady    = shimerr.ReadyRE
-	reWake     = shimerr.WakeRE
+	reReady    = console.ReadyRE
+	reWake     = console.WakeRE
 	reError    = shimerr.LineRE
-	reHandoff  = shimerr.HandoffRE
-	reVerified = shimerr.VerifiedRE
+	reHandoff  = console.HandoffRE
+	reVerified = console.VerifiedRE
 	// OVMF's shell banner on COM1; only looked for after the shim's HANDOFF line there
 	// (the shim's own lines, the version string included, are on COM1 too).
 	reShell = regexp.MustCompile(`UEFI Interactive Shell`)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sevshim/sevshim/pkg/atomicfile"
 	"github.com/sevshim/sevshim/pkg/psp"
 	"github.com/sevshim/sevshim/pkg/sev"
 )
@@ -163,7 +164,7 @@ func PlatformExport(kind, state, out, rootOut string) (*sev.Chain, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(out, c.Marshal(), 0o644); err != nil {
+	if err := atomicfile.WriteFile(out, c.Marshal(), 0o644); err != nil {
 		return nil, err
 	}
 	if rootOut != "" {
@@ -175,7 +176,7 @@ func PlatformExport(kind, state, out, rootOut string) (*sev.Chain, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(rootOut, b, 0o644); err != nil {
+		if err := atomicfile.WriteFile(rootOut, b, 0o644); err != nil {
 			return nil, err
 		}
 	}

@@ -15,15 +15,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/atomicfile"
 	"github.com/sevshim/sevshim/pkg/format/guestpkg"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
+	"github.com/sevshim/sevshim/pkg/format/receipt"
+	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/migrate"
 	"github.com/sevshim/sevshim/pkg/psp"
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
-	"github.com/sevshim/sevshim/pkg/format/receipt"
 	"github.com/sevshim/sevshim/pkg/sev"
-	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 // ReceiveOptions are the inputs of `hostctl receive`.
@@ -176,7 +178,7 @@ func checkShape(h *guestpkg.Header, st *guestpkg.Stream) error {
 	if m, ok := guestpkg.MachineFromStreamHeader(st.Header); !ok || m != s.Machine {
 		return fmt.Errorf("the stream's machine type %q differs from the header's %q", m, s.Machine)
 	}
-	lay, ok := bios.LayoutByID(s.LayoutID)
+	lay, ok := layout.ByID(s.LayoutID)
 	if !ok {
 		return fmt.Errorf("BIOS layout id %d is unknown", s.LayoutID)
 	}
@@ -358,11 +360,11 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 	if err := requirePlatform(o.Kind, o.State); err != nil {
 		return nil, err
 	}
-	manifest, image, m, err := bios.ReadBundle(o.Bundle)
+	manifestBytes, image, m, err := manifest.ReadBundle(o.Bundle)
 	if err != nil {
 		return nil, fmt.Errorf("BIOS bundle: %w", err)
 	}
-	lay, _ := bios.LayoutByID(m.Layout)
+	lay, _ := layout.ByID(m.Layout)
 	varsSrc := o.Vars
 	if varsSrc == "" {
 		varsSrc = repo.OVMFVars()
@@ -482,8 +484,8 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 	for _, w := range []struct {
 		name string
 		data []byte
-	}{{"bios.manifest", manifest}, {"bios.fd", image}, {"vars.fd", varsBytes}} {
-		if err := writeFileAtomic(pf(w.name), w.data, 0o600); err != nil {
+	}{{"bios.manifest", manifestBytes}, {"bios.fd", image}, {"vars.fd", varsBytes}} {
+		if err := atomicfile.WriteFile(pf(w.name), w.data, 0o600); err != nil {
 			return nil, err
 		}
 	}
@@ -496,10 +498,10 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 		if len(o.Nonce) != receipt.NonceSize {
 			return nil, fmt.Errorf("the receipt nonce is %d bytes, want %d", len(o.Nonce), receipt.NonceSize)
 		}
-		if err := writeFileAtomic(pf("nonce"), o.Nonce, 0o600); err != nil {
+		if err := atomicfile.WriteFile(pf("nonce"), o.Nonce, 0o600); err != nil {
 			return nil, err
 		}
-		fwcfg = append(fwcfg, qemu.FwCfg{Name: bios.FwCfgNonce, File: pf("nonce")})
+		fwcfg = append(fwcfg, qemu.FwCfg{Name: manifest.FwCfgNonce, File: pf("nonce")})
 	}
 	rs = &ReceiveState{Stage: "loading", Package: o.Package, Bundle: o.Bundle, TPM: o.TPM, Kind: p.Kind(), Handle: uint32(rc.h)}
 	if e, isEmu := p.(*psp.Emulator); isEmu {

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/format/console"
 )
 
 // Mark is one step of a receive: when hostctl saw it, from the start of the receive.
@@ -110,7 +110,7 @@ func shimSteps(b []byte) []string {
 	}
 	var out []string
 	for _, l := range strings.Split(string(b[:i]), "\n") {
-		if step, ok := shimerr.Step(l); ok {
+		if step, ok := console.Step(l); ok {
 			out = append(out, step)
 		}
 	}
@@ -120,7 +120,7 @@ func shimSteps(b []byte) []string {
 // ovmfSpoke reports whether COM1 holds anything after the shim's HANDOFF line (the shim
 // writes its lines to COM1 too; what follows the hand-off is OVMF's).
 func ovmfSpoke(b []byte) bool {
-	const h = shimerr.ConsoleHandoff
+	const h = console.Handoff
 	i := bytes.Index(b, []byte(h))
 	if i < 0 {
 		return false

@@ -16,9 +16,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sevshim/sevshim/pkg/atomicfile"
 	"github.com/sevshim/sevshim/pkg/attest"
-	"github.com/sevshim/sevshim/pkg/migrate"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/migrate"
 )
 
 // Files of a work directory whose VM has a TPM (--tpm): one swtpm per VM, detached like QEMU.
@@ -76,7 +77,7 @@ func startSwtpm(dir string) (*swtpm, error) {
 	}
 	s := &swtpm{dir: dir, pid: cmd.Process.Pid, exited: make(chan struct{})}
 	go func() { cmd.Wait(); close(s.exited) }()
-	if err := writeFileAtomic(p(SwtpmPidFile), []byte(strconv.Itoa(s.pid)+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(p(SwtpmPidFile), []byte(strconv.Itoa(s.pid)+"\n"), 0o600); err != nil {
 		s.kill()
 		return nil, err
 	}
@@ -333,7 +334,7 @@ func TPMQuote(ctx context.Context, o QuoteOptions) (*QuoteResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(o.Out, append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(o.Out, append(b, '\n'), 0o644); err != nil {
 		return nil, fmt.Errorf("writing the evidence: %w", err)
 	}
 	stopSwtpm(work)

@@ -15,19 +15,15 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/atomicfile"
 )
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	return sev.WriteFileAtomic(path, data, mode)
-}
 
 func writeJSON(path string, v any, mode os.FileMode) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'), mode)
+	return atomicfile.WriteFile(path, append(b, '\n'), mode)
 }
 
 func readJSON(path string, v any) error {
@@ -70,7 +66,7 @@ func fillFile(path string, size int, b byte) error {
 			buf[i] = b
 		}
 	}
-	return writeFileAtomic(path, buf, 0o600)
+	return atomicfile.WriteFile(path, buf, 0o600)
 }
 
 func logf(w io.Writer, format string, args ...any) {

@@ -16,8 +16,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/pkg/atomicfile"
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 // Files of a work directory shared by every command that touches its QEMU.
@@ -123,7 +124,7 @@ func startDetached(ctx context.Context, dir string, cfg vmConfig) (*proc, error)
 	}
 	pr := &proc{dir: dir, pid: cmd.Process.Pid, child: cmd, exited: make(chan struct{})}
 	go func() { cmd.Wait(); close(pr.exited) }()
-	if err := writeFileAtomic(p(PidFile), []byte(strconv.Itoa(pr.pid)+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(p(PidFile), []byte(strconv.Itoa(pr.pid)+"\n"), 0o600); err != nil {
 		pr.kill()
 		return nil, err
 	}

@@ -1,8 +1,8 @@
 // Package owner is the guest owner's side of the sevshim flow: it checks a platform's SEV
 // certificate chain, prepares the launch session (GODH, session, TEK/TIK), checks the launch
 // measurement of a shim image and builds the LAUNCH_SECRET packet. It is the logic behind the
-// `verifier` CLI; the byte formats and the cryptography live in package sev, the expected launch
-// digest of a shim image in builder/inspect (LaunchDigest), the footer table in shimimage.
+// `verifier` CLI; the byte formats, the cryptography and the expected launch digest of a shim
+// image (LaunchDigest) live in package sev, the footer table in shimimage.
 // Nothing here talks to a PSP or to QEMU: the owner only ever handles files.
 package owner
 
@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/sevshim/sevshim/pkg/psp"
 	"github.com/sevshim/sevshim/pkg/sev"
 )
 
@@ -45,7 +44,7 @@ func (t Trust) Roots() (roots []sev.Root, desc string, test bool, err error) {
 		if err != nil {
 			return nil, "", false, fmt.Errorf("test root: %w", err)
 		}
-		r, err := sev.NewRoot(psp.TestProduct, b)
+		r, err := sev.NewRoot(sev.TestRootProduct, b)
 		if err != nil {
 			return nil, "", false, fmt.Errorf("test root %s: %w", p, err)
 		}

@@ -9,9 +9,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/sevshim/sevshim/builder/inspect"
-	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/sev"
 )
 
 // MeasurementFile is W/measurement.json as `hostctl launch` writes it, with libvirt's
@@ -110,13 +109,13 @@ func (r *MeasureReport) OK() bool { return r.Verdict == VerdictOK }
 var ErrMismatch = errors.New("measurement MISMATCH")
 
 // CheckMeasurement recomputes the expected LAUNCH_MEASURE from the image's launch digest
-// (inspect.LaunchDigest, the one place it is computed), the session's TIK, and the API
+// (sev.LaunchDigest, the one place it is computed), the session's TIK, and the API
 // version, build and policy reported in the measurement file (they are covered by the HMAC, so
 // a host that lies about them fails the check), compares it with the measured value, and
 // checks that the measured policy is the session's. The error wraps ErrMismatch on a
 // mismatch; the report is always returned.
 func CheckMeasurement(s *Session, m *Measurement, imagePath string, image []byte) (*MeasureReport, error) {
-	ld := inspect.LaunchDigest(image)
+	ld := sev.LaunchDigest(image)
 	sum := sha256.Sum256(image)
 	r := &MeasureReport{Image: imagePath, ImageSHA256: hex.EncodeToString(sum[:]), LaunchDigest: hex.EncodeToString(ld[:]),
 		API: fmt.Sprintf("%d.%d", m.Version.APIMajor, m.Version.APIMinor), Build: m.Version.Build,

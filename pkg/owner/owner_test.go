@@ -11,9 +11,9 @@ import (
 	"testing"
 
 	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/shimimage/shimtest"
 	"github.com/sevshim/sevshim/pkg/psp"
 	"github.com/sevshim/sevshim/pkg/sev"
-	"github.com/sevshim/sevshim/pkg/format/shimimage/shimtest"
 )
 
 var (
@@ -121,7 +121,7 @@ func TestEmulatorChainNeedsExplicitRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.TestRoot || r.Product != psp.TestProduct || r.PDHAPI != "0.24" {
+	if !r.TestRoot || r.Product != sev.TestRootProduct || r.PDHAPI != "0.24" {
 		t.Fatalf("report %+v", r)
 	}
 	// --root may name the file too

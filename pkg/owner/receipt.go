@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 )
@@ -201,7 +201,7 @@ func CheckReceipt(c ReceiptCheck) (*ReceiptReport, error) {
 
 	if c.BundlePath != "" {
 		rep.Bundle = c.BundlePath
-		man, _, m, err := bios.ReadBundle(c.BundlePath)
+		man, _, m, err := manifest.ReadBundle(c.BundlePath)
 		if err != nil {
 			return fail(fmt.Errorf("bundle: %w", err))
 		}

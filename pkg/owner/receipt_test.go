@@ -11,14 +11,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/pkg/bios"
 	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
-	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/format/shimimage/shimtest"
+	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/pkg/sev"
 )
 
 // TestSecretCarriesReceiptKey: --new-receipt-key writes a 0600 key beside the session, never
@@ -130,7 +130,7 @@ func TestCheckReceipt(t *testing.T) {
 	mi, _ := receipt.ManifestInfo(man)
 	img := sha512.Sum384([]byte("image"))
 	dir := t.TempDir()
-	k := bios.DeriveTestKey("owner receipt test")
+	k := keys.DeriveTestKey("owner receipt test")
 	pb, err := (&policy.Policy{Layout: 1, Signers: []policy.Signer{{PublicKey: &k.PublicKey}}}).Encode()
 	if err != nil {
 		t.Fatal(err)

@@ -10,9 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sevshim/sevshim/pkg/atomicfile"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
-	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/sev"
 )
 
 // SecretFile is secret.json, with libvirt's virDomainSetLaunchSecurityState keys; `hostctl
@@ -170,7 +171,7 @@ func BuildSecretWithReceipt(rnd io.Reader, s *Session, m *Measurement, imagePath
 	f := SecretFile{Header: base64.StdEncoding.EncodeToString(h.Marshal()), Secret: base64.StdEncoding.EncodeToString(trans),
 		Address: uint64(info.SecretBase)}
 	js, _ := json.MarshalIndent(f, "", "  ")
-	if err := sev.WriteFileAtomic(out, append(js, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(out, append(js, '\n'), 0o600); err != nil {
 		if rk.Generate {
 			os.Remove(keyPath) // no secret carries it: do not leave a key that nothing uses
 		}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sevshim/sevshim/pkg/atomicfile"
 	"github.com/sevshim/sevshim/pkg/sev"
 )
 
@@ -128,7 +129,7 @@ func CreateSession(rnd io.Reader, chainPath string, t Trust, pol sev.Policy, nam
 	}
 	info := SessionInfo{Policy: uint32(pol), Name: name, ChainSHA256: pr.ChainSHA256}
 	js, _ := json.MarshalIndent(info, "", "  ")
-	if err := sev.WriteFileAtomic(rep.Info, append(js, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(rep.Info, append(js, '\n'), 0o644); err != nil {
 		return rep, err
 	}
 	return rep, nil

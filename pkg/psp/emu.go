@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/sevshim/sevshim/pkg/atomicfile"
 	"github.com/sevshim/sevshim/pkg/sev"
 )
 
@@ -205,7 +206,7 @@ func (e *Emulator) create(o *EmulatorOptions) error {
 		{"cek.cert", cek.Marshal()}, {"cek.signed.cert", signed.Marshal()},
 		{"ask_ark.cert", sev.MarshalAMDChain(root.ASK, root.ARK)},
 	} {
-		if err := sev.WriteFileAtomic(e.path("certs", w.name), w.data, 0o644); err != nil {
+		if err := atomicfile.WriteFile(e.path("certs", w.name), w.data, 0o644); err != nil {
 			return err
 		}
 	}
@@ -251,10 +252,10 @@ func (e *Emulator) genOwner(p *emuPlatform, cekKey *ecdsa.PrivateKey) error {
 	if err := saveKey(e.path("keys", "pek.key"), pekKey); err != nil {
 		return err
 	}
-	if err := sev.WriteFileAtomic(e.path("certs", "oca.cert"), oca.Marshal(), 0o644); err != nil {
+	if err := atomicfile.WriteFile(e.path("certs", "oca.cert"), oca.Marshal(), 0o644); err != nil {
 		return err
 	}
-	if err := sev.WriteFileAtomic(e.path("certs", "pek.cert"), pek.Marshal(), 0o644); err != nil {
+	if err := atomicfile.WriteFile(e.path("certs", "pek.cert"), pek.Marshal(), 0o644); err != nil {
 		return err
 	}
 	p.OwnerExternal = false
@@ -276,7 +277,7 @@ func (e *Emulator) genPDH(p *emuPlatform, pekKey *ecdsa.PrivateKey) error {
 	if err := saveKey(e.path("keys", "pdh.key"), pdhKey); err != nil {
 		return err
 	}
-	return sev.WriteFileAtomic(e.path("certs", "pdh.cert"), pdh.Marshal(), 0o644)
+	return atomicfile.WriteFile(e.path("certs", "pdh.cert"), pdh.Marshal(), 0o644)
 }
 
 func (e *Emulator) loadPlatform() (*emuPlatform, error) {
@@ -502,10 +503,10 @@ func (e *Emulator) PEKCertImport(pekB, ocaB []byte) error {
 			return err
 		}
 		os.Remove(e.path("keys", "oca.key"))
-		if err := sev.WriteFileAtomic(e.path("certs", "oca.cert"), oca.Marshal(), 0o644); err != nil {
+		if err := atomicfile.WriteFile(e.path("certs", "oca.cert"), oca.Marshal(), 0o644); err != nil {
 			return err
 		}
-		if err := sev.WriteFileAtomic(e.path("certs", "pek.cert"), pek.Marshal(), 0o644); err != nil {
+		if err := atomicfile.WriteFile(e.path("certs", "pek.cert"), pek.Marshal(), 0o644); err != nil {
 			return err
 		}
 		p.OwnerExternal = true
@@ -583,7 +584,7 @@ func (e *Emulator) Root() (sev.Root, error) {
 	if err != nil {
 		return sev.Root{}, err
 	}
-	return sev.NewRoot(TestProduct, b)
+	return sev.NewRoot(sev.TestRootProduct, b)
 }
 
 // ---- guest commands ----

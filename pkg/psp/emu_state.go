@@ -15,11 +15,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sevshim/sevshim/pkg/atomicfile"
 	"github.com/sevshim/sevshim/pkg/sev"
 )
-
-// TestProduct is the product name of the emulator's test root in sev.Root.
-const TestProduct = "sevshim-emulator-test"
 
 // TestRoot is a stand-in for AMD: an ARK and ASK in AMD's certificate format with their
 // private keys. Platforms sharing a root behave like chips of one product generation.
@@ -59,7 +57,7 @@ func GenerateTestRoot(bits int) (*TestRoot, error) {
 }
 
 // Root is the public trust anchor of this test root.
-func (r *TestRoot) Root() sev.Root { return sev.Root{Product: TestProduct, ARK: r.ARK, ASK: r.ASK} }
+func (r *TestRoot) Root() sev.Root { return sev.Root{Product: sev.TestRootProduct, ARK: r.ARK, ASK: r.ASK} }
 
 // Save writes ark.key, ask.key (0600) and ask_ark.cert into dir.
 func (r *TestRoot) Save(dir string) error {
@@ -72,7 +70,7 @@ func (r *TestRoot) Save(dir string) error {
 	if err := saveKey(filepath.Join(dir, "ask.key"), r.ASKKey); err != nil {
 		return err
 	}
-	return sev.WriteFileAtomic(filepath.Join(dir, "ask_ark.cert"), sev.MarshalAMDChain(r.ASK, r.ARK), 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, "ask_ark.cert"), sev.MarshalAMDChain(r.ASK, r.ARK), 0o644)
 }
 
 // LoadTestRoot reads a root written by Save.
@@ -122,7 +120,7 @@ func saveKey(path string, k crypto.PrivateKey) error {
 	if err != nil {
 		return err
 	}
-	return sev.WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	return atomicfile.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }
 
 func loadKey(path string) (crypto.PrivateKey, error) {
@@ -172,7 +170,7 @@ func writeJSON(path string, v any, mode os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	return sev.WriteFileAtomic(path, append(b, '\n'), mode)
+	return atomicfile.WriteFile(path, append(b, '\n'), mode)
 }
 
 func readJSON(path string, v any) error {

@@ -92,7 +92,7 @@ func TestEmulatorIdentityAndChain(t *testing.T) {
 	}
 	root, _ := e.Root()
 	r, err := sev.VerifyChain(full, sev.VerifyOptions{Roots: append(sev.BuiltinRoots(), root)})
-	if err != nil || r.Product != TestProduct {
+	if err != nil || r.Product != sev.TestRootProduct {
 		t.Fatalf("%v %+v", err, r)
 	}
 	if _, err := sev.VerifyChain(full, sev.VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "not a trusted root") {

@@ -3,11 +3,11 @@ package sev
 import (
 	"bytes"
 	"encoding/base64"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/sevshim/sevshim/pkg/atomicfile"
 )
 
 // QEMU's `-object sev-guest,dh-cert-file=F,session-file=G` reads F and G as base64 text
@@ -90,7 +90,7 @@ func (o *OwnerSession) WriteFiles(dir, name string) (LaunchFiles, error) {
 		{f.TEK, o.Keys.TEK[:], 0o600},
 		{f.TIK, o.Keys.TIK[:], 0o600},
 	} {
-		if err := WriteFileAtomic(w.path, w.data, w.mode); err != nil {
+		if err := atomicfile.WriteFile(w.path, w.data, w.mode); err != nil {
 			return f, err
 		}
 	}
@@ -109,65 +109,4 @@ func ReadKeyFile(path string) ([16]byte, error) {
 	}
 	copy(k[:], b)
 	return k, nil
-}
-
-// WriteFileAtomic writes data to a temporary file in the same directory, syncs it, sets mode
-// and renames it over path. Errors name path and the reason, never the temporary file.
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return &wrapped{fmt.Sprintf("cannot write %s: directory %s does not exist", path, dir), err}
-		}
-		return writeError(path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return writeError(path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return writeError(path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return writeError(path, err)
-	}
-	if err := f.Close(); err != nil {
-		return writeError(path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return writeError(path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
-// wrapped is an error with its own message that still matches its cause (errors.Is).
-type wrapped struct {
-	msg string
-	err error
-}
-
-func (e *wrapped) Error() string { return e.msg }
-func (e *wrapped) Unwrap() error { return e.err }
-
-// writeError says why path could not be written without the temporary file's name: the
-// reason of a *PathError or *LinkError (e.g. "permission denied", "no space left on device").
-func writeError(path string, err error) error {
-	var pe *fs.PathError
-	var le *os.LinkError
-	switch {
-	case errors.As(err, &pe):
-		err = pe.Err
-	case errors.As(err, &le):
-		err = le.Err
-	}
-	return fmt.Errorf("cannot write %s: %w", path, err)
 }

@@ -17,6 +17,10 @@ var rootFS embed.FS
 // Products with embedded roots, oldest first.
 var Products = []string{"naples", "rome", "milan", "genoa", "turin"}
 
+// TestRootProduct is the product name of the PSP emulator's test root (package psp), which the
+// owner trusts only when told to (verifier --root): it is not one of AMD's products.
+const TestRootProduct = "sevshim-emulator-test"
+
 // Root is a trust anchor: an ARK and the ASK it signed, for one product generation.
 type Root struct {
 	Product string

@@ -30,13 +30,13 @@ static void putc2(char c)
     outb(DEBUGCON, (uint8_t)c);
 }
 
-void con_str(const char *s)
+static void con_str(const char *s)
 {
     while (*s)
         putc2(*s++);
 }
 
-void con_dec(uint64_t v)
+static void con_dec(uint64_t v)
 {
     char buf[21];
     int i = 20;
@@ -50,7 +50,7 @@ void con_dec(uint64_t v)
 
 static const char hexdig[] = "0123456789abcdef";
 
-void con_hex(const uint8_t *b, unsigned n)
+static void con_hex(const uint8_t *b, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
         putc2(hexdig[b[i] >> 4]);
@@ -58,14 +58,7 @@ void con_hex(const uint8_t *b, unsigned n)
     }
 }
 
-void con_hex64(uint64_t v)
-{
-    con_str("0x");
-    for (int s = 60; s >= 0; s -= 4)
-        putc2(hexdig[(v >> s) & 15]);
-}
-
-void con_end(void)
+static void con_end(void)
 {
     com1_putc('\r');
     com1_putc('\n');
@@ -78,11 +71,24 @@ void con_line(const char *s)
     con_end();
 }
 
-void con_line2(const char *a, uint64_t x, const char *b, uint64_t y)
+void con_fmtv(const char *f, const uint64_t *a)
 {
-    con_str(a);
-    con_dec(x);
-    con_str(b);
-    con_dec(y);
+    for (; *f; f++) {
+        if (*f != '%') {
+            putc2(*f);
+            continue;
+        }
+        switch (*++f) {
+        case 'd': con_dec(*a++); break;
+        case 's': con_str((const char *)(uintptr_t)*a++); break;
+        case 'h': con_hex((const uint8_t *)(uintptr_t)a[0], (unsigned)a[1]); a += 2; break;
+        case 'x':
+            putc2('0'); putc2('x');
+            for (int s = 60; s >= 0; s -= 4)
+                putc2(hexdig[(*a >> s) & 15]);
+            a++;
+            break;
+        }
+    }
     con_end();
 }

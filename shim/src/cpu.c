@@ -55,15 +55,9 @@ void exception_report(uint64_t vector, uint64_t error, uint64_t rip)
     secret_wipe();            /* first, as in shim_refuse */
     receipt_wipe();           /* no receipt from a faulting shim: its state cannot be trusted */
     stack_scrub_all();
-    con_line("SEVSHIM ERROR E090 cpu-exception");
-    con_str("SEVSHIM EXCEPTION vector=");
-    con_dec(vector);
-    con_str(" error=");
-    con_hex64(error);
-    con_str(" rip=");
-    con_hex64(rip);
-    con_end();
-    con_line("SEVSHIM HALT");
+    con_fmt(SEVSHIM_CON_ERROR, (uintptr_t)"090", (uintptr_t)"cpu-exception");
+    con_fmt(SEVSHIM_CON_EXCEPTION, vector, error, rip);
+    con_line(SEVSHIM_CON_HALT);
     cpu_halt_forever();
     __builtin_unreachable();
 }

@@ -41,13 +41,8 @@ static uint8_t receipt_blob[SEVSHIM_RECEIPT_SIZE + SEVSHIM_RECEIPT_MAC_SIZE];
 
 static void receipt_print(int have)
 {
-    if (!have) {
-        con_line("SEVSHIM RECEIPT none");
-        return;
-    }
-    con_str("SEVSHIM RECEIPT ");
-    con_hex(receipt_blob, sizeof(receipt_blob));
-    con_end();
+    con_fmt(have ? SEVSHIM_CON_RECEIPT : SEVSHIM_CON_RECEIPT_NONE, (uintptr_t)receipt_blob,
+            sizeof(receipt_blob));
 }
 
 void secret_handoff(const struct sevshim_secret_plan *plan)
@@ -63,17 +58,13 @@ void secret_handoff(const struct sevshim_secret_plan *plan)
     secret_wipe();
     switch (plan->action) {
     case SEVSHIM_SECRET_COPY:
-        con_str("SEVSHIM SECRET handed-off bytes=");
-        con_dec(plan->table_len);
-        con_str(" base=");
-        con_hex64(plan->block_base);
-        con_end();
+        con_fmt(SEVSHIM_CON_SECRET_HANDED_OFF, plan->table_len, plan->block_base);
         break;
     case SEVSHIM_SECRET_WIPE:
-        con_line("SEVSHIM SECRET wiped");
+        con_line(SEVSHIM_CON_SECRET_WIPED);
         break;
     default:
-        con_line("SEVSHIM SECRET none");
+        con_line(SEVSHIM_CON_SECRET_NONE);
         break;
     }
 }
@@ -91,12 +82,9 @@ void shim_refuse(enum sevshim_error e)
     secret_wipe();            /* first: nothing below may run with the secret still there */
     int have = receipt_finish((uint16_t)code, receipt_blob);
     stack_scrub();
-    con_str("SEVSHIM ERROR E");
-    con_str(num);
-    con_str(" ");
-    con_line(name);
+    con_fmt(SEVSHIM_CON_ERROR, (uintptr_t)num, (uintptr_t)name);
     receipt_print(have);
-    con_line("SEVSHIM HALT");
+    con_line(SEVSHIM_CON_HALT);
     cpu_halt_forever();
     __builtin_unreachable();
 }
@@ -108,6 +96,6 @@ void shim_handoff(const struct sevshim_secret_plan *plan)
     stack_scrub();
     secret_handoff(plan);
     receipt_print(have);
-    con_line("SEVSHIM HANDOFF");
+    con_line(SEVSHIM_CON_HANDOFF);
     lapic_init_self();
 }

@@ -63,10 +63,10 @@ void shim_main(void)
     sev_mem_init();            /* E080..E083: before the policy, fw_cfg and the flash */
     memcpy(policy_copy, (const void *)(uintptr_t)SHIM_POLICY_GPA, sizeof(policy_copy));
     lapic_arm_nmi();
-    con_line("SEVSHIM READY");
+    con_line(SEVSHIM_CON_READY);
 
     lapic_wait_nmi();
-    con_line("SEVSHIM WAKE");
+    con_line(SEVSHIM_CON_WAKE);
     /* 0. the owner's receipt key leaves the secret area before anything else reads it
      * (docs/formats.md section 9): from here on it lives only in receipt.c's private static */
     must(receipt_begin((volatile uint8_t *)(uintptr_t)SHIM_RAM_SECRET, SHIM_RAM_SECRET_SIZE));
@@ -100,7 +100,7 @@ void shim_main(void)
         receipt_set_manifest(manifest_buf);
     in.bios = load(&f[1], BIOS_BUF, SHIM_IMAGE_SIZE);
     in.vars = load(&f[2], VARS_BUF, SHIM_VARS_SIZE);
-    con_line2("SEVSHIM LOADED bios=", in.bios ? f[1].size : 0, " vars=", in.vars ? f[2].size : 0);
+    con_fmt(SEVSHIM_CON_LOADED, in.bios ? f[1].size : 0, in.vars ? f[2].size : 0);
 
     /* 2..9. policy, manifest, signature, sizes, digest, floor, deny lists, vars */
     enum sevshim_error ve = sevshim_verify(&in, &result);
@@ -109,13 +109,8 @@ void shim_main(void)
     /* the image this shim is built for: a policy for another layout cannot be flashed here */
     if (result.layout->id != SHIM_LAYOUT_ID)
         shim_refuse(SEVSHIM_E25);
-    con_str("SEVSHIM VERIFIED version=");
-    con_dec(result.bios_version);
-    con_str(" signer=");
-    con_hex(result.key_id, 8);
-    con_str(" name=\"");
-    con_str(result.version_string);
-    con_line("\"");
+    con_fmt(SEVSHIM_CON_VERIFIED, result.bios_version, (uintptr_t)result.key_id, 8,
+            (uintptr_t)result.version_string);
 
     /* 10. secret hand-off plan from the BIOS's footer table: E060..E064 before the flash */
     uint64_t ram_top = fwcfg_ram_size();
@@ -131,11 +126,11 @@ void shim_main(void)
         if (tpm_present()) {
             unsigned banks;
             must(tpm_measure(&result, result.tpm_pcr, &banks));
-            con_line2("SEVSHIM TPM extended pcr=", result.tpm_pcr, " banks=", banks);
+            con_fmt(SEVSHIM_CON_TPM_EXTENDED, result.tpm_pcr, banks);
         } else if (result.tpm_mode == SEVSHIM_TPM_REQUIRED) {
             shim_refuse(SEVSHIM_E70);
         } else {
-            con_line("SEVSHIM TPM absent");
+            con_line(SEVSHIM_CON_TPM_ABSENT);
         }
     }
 
@@ -158,7 +153,7 @@ void shim_main(void)
     must(pflash_check_digest(l->code_base, l->code_size, manifest_buf + SEVSHIM_MANIFEST_OFF_DIGEST));
     if (do_vars)
         must(pflash_check_digest(l->vars_base, l->vars_size, result.vars_digest));
-    con_line2("SEVSHIM FLASHED code=", code_blocks, " vars=", vars_blocks);
+    con_fmt(SEVSHIM_CON_FLASHED, code_blocks, vars_blocks);
 
     /* 13. secret, then the CPU-only INIT into the new flash */
     shim_handoff(&secret_plan);

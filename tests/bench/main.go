@@ -27,12 +27,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/pkg/format/console"
+	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
-	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 var (
@@ -189,11 +191,11 @@ func (r *report) addRatio(name string, v float64, note string) {
 }
 
 func prepare(dir, tpl string) (*setup, error) {
-	key, err := bios.GenerateKey()
+	key, err := keys.GenerateKey()
 	if err != nil {
 		return nil, err
 	}
-	pol := &policy.Policy{Layout: bios.LayoutOVMF4M, Signers: []policy.Signer{{PublicKey: &key.PublicKey, MinVersion: 1}},
+	pol := &policy.Policy{Layout: layout.OVMF4M, Signers: []policy.Signer{{PublicKey: &key.PublicKey, MinVersion: 1}},
 		VarsMode: policy.VarsAny}
 	enc, err := pol.Encode()
 	if err != nil {
@@ -224,7 +226,7 @@ func sign(key *ecdsa.PrivateKey, imagePath string, version uint64) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	m, err := bios.NewManifest(bios.LayoutOVMF4M, image, version, "debian-ovmf-4m", &key.PublicKey)
+	m, err := manifest.NewManifest(layout.OVMF4M, image, version, "debian-ovmf-4m", &key.PublicKey)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +261,7 @@ func runA(st *setup, state string, rep *report) error {
 		return err
 	}
 	defer vm.Close()
-	ready, err := vm.Debugcon().WaitLine(ctx, shimerr.ReadyRE, 0)
+	ready, err := vm.Debugcon().WaitLine(ctx, console.ReadyRE, 0)
 	if err != nil {
 		return failure(vm, "A: waiting for READY", err)
 	}
@@ -340,7 +342,7 @@ func runB(st *setup, state string, i int, rep *report) error {
 	}
 	prev := cont
 	for _, s := range steps {
-		l, err := vm.Debugcon().WaitLine(ctx, shimerr.StepRE(s.step), 0)
+		l, err := vm.Debugcon().WaitLine(ctx, console.StepRE(s.step), 0)
 		if err != nil {
 			return failure(vm, "B: waiting for SEVSHIM "+s.step, err)
 		}

@@ -14,10 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/tests/harness"
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/pkg/format/console"
+	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/verifyref"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/harness"
 )
 
 var (
@@ -25,9 +27,9 @@ var (
 	// another line.
 	reError    = regexp.MustCompile(`^SEVSHIM ERROR .*$`)
 	reOutcome  = regexp.MustCompile(`^SEVSHIM (ERROR E[0-9]{3} [a-z0-9-]+|HANDOFF)$`)
-	reLoaded   = regexp.MustCompile(`^SEVSHIM LOADED bios=(\d+) vars=(\d+)$`)
-	reVerified = regexp.MustCompile(`^SEVSHIM VERIFIED version=(\d+) signer=([0-9a-f]+) name="([^"]*)"$`)
-	reFlashed  = regexp.MustCompile(`^SEVSHIM FLASHED code=(\d+) vars=(\d+)$`)
+	reLoaded   = console.LoadedRE
+	reVerified = console.VerifiedRE
+	reFlashed  = console.FlashedRE
 	reBds      = regexp.MustCompile(`BdsDxe`)
 	reShell    = regexp.MustCompile(`UEFI Interactive Shell|Shell>`)
 )
@@ -45,7 +47,7 @@ type bRun struct {
 	cont     time.Time // host time just before `cont`
 	pflash1  string    // B's pflash1 file (the VM's var store)
 	wantVars int       // vars bytes the LOADED line must show
-	lay      bios.Layout // the shim's layout (pflash0 size and base)
+	lay      layout.Layout // the shim's layout (pflash0 size and base)
 }
 
 // startB starts QEMU B from the READY state with the given fw_cfg files (empty path = file
@@ -258,7 +260,7 @@ func TestVarStoreRestored(t *testing.T) {
 	if err := r2.vm.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	l, _ := bios.LayoutByID(bios.LayoutOVMF4M)
+	l, _ := layout.ByID(layout.OVMF4M)
 	dump := filepath.Join(t.TempDir(), "pflash1.dump")
 	if err := r2.vm.MemSave(ctx, uint64(l.VarsBase), uint64(l.VarsSize), dump); err != nil {
 		t.Fatal(err)
@@ -354,7 +356,7 @@ func TestBIOSUpdate(t *testing.T) {
 }
 
 // TestRefusalTableMatchesModel checks, without QEMU, that every refusal case expects the code
-// that the Go reference model of the shim's decision (bios.Check) gives for the same bytes,
+// that the Go reference model of the shim's decision (verifyref.Check) gives for the same bytes,
 // so the QEMU test and the model cannot drift apart.
 func TestRefusalTableMatchesModel(t *testing.T) {
 	b := getBundles(t)
@@ -379,7 +381,7 @@ func TestRefusalTableMatchesModel(t *testing.T) {
 		if c.vars != "" {
 			v, _ = read(c.vars)
 		}
-		got := bios.Check(b.pol, man, hasMan, img, hasImg, v, true)
+		got := verifyref.Check(b.pol, man, hasMan, img, hasImg, v, true)
 		want, ok := shimerr.ParseLine(c.want)
 		if !ok {
 			t.Fatalf("%s: %q is not a valid error line", c.name, c.want)
@@ -393,7 +395,7 @@ func TestRefusalTableMatchesModel(t *testing.T) {
 	}{{b.manifestV5, b.ovmf}, {b.manifestV6, b.secboot}} {
 		man, _ := read(p.man)
 		img, _ := read(p.img)
-		if got := bios.Check(b.pol, man, true, img, true, vars, true); got != shimerr.OK {
+		if got := verifyref.Check(b.pol, man, true, img, true, vars, true); got != shimerr.OK {
 			t.Errorf("valid bundle %s: reference model says %s", filepath.Base(p.man), got)
 		}
 	}

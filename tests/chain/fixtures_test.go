@@ -23,12 +23,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/tests/repo"
-	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 // Policy of the shim under test.
@@ -109,13 +111,13 @@ func makeBundles(dir string) (*bundleSet, error) {
 	}
 	s := &bundleSet{ovmf: repo.OVMFCode(), secboot: repo.OVMFCodeSecboot(), vars: repo.OVMFVars()}
 	var err error
-	if s.trusted, err = bios.GenerateKey(); err != nil {
+	if s.trusted, err = keys.GenerateKey(); err != nil {
 		return nil, err
 	}
-	if s.stranger, err = bios.GenerateKey(); err != nil {
+	if s.stranger, err = keys.GenerateKey(); err != nil {
 		return nil, err
 	}
-	id := bios.KeyID(&s.trusted.PublicKey)
+	id := keys.KeyID(&s.trusted.PublicKey)
 	s.keyIDHex = hex.EncodeToString(id[:])
 
 	ovmf, err := os.ReadFile(s.ovmf)
@@ -132,7 +134,7 @@ func makeBundles(dir string) (*bundleSet, error) {
 	s.deniedImageDigest = sha512.Sum384(denied)
 
 	s.pol = &policy.Policy{
-		Layout:         bios.LayoutOVMF4M,
+		Layout:         layout.OVMF4M,
 		SecretMode:     policy.SecretOptional,
 		TPMMode:        policy.TPMOff,
 		Signers:        []policy.Signer{{PublicKey: &s.trusted.PublicKey, MinVersion: floorVersion}},
@@ -150,7 +152,7 @@ func makeBundles(dir string) (*bundleSet, error) {
 		return p, writeFile(p, b)
 	}
 	sign := func(key *ecdsa.PrivateKey, image []byte, version uint64, name string) ([]byte, error) {
-		m, err := bios.NewManifest(bios.LayoutOVMF4M, image, version, name, &key.PublicKey)
+		m, err := manifest.NewManifest(layout.OVMF4M, image, version, name, &key.PublicKey)
 		if err != nil {
 			return nil, err
 		}
@@ -219,7 +221,7 @@ func makeBundles(dir string) (*bundleSet, error) {
 	}
 	// Layout id 2 (ovmf-2m) with the ovmf-4m image size: NewManifest refuses it, so build the
 	// manifest by hand and sign it with the trusted key. Everything else is valid.
-	wrong := &bios.Manifest{
+	wrong := &manifest.Manifest{
 		Layout: 2, ImageSize: uint64(len(ovmf)), Version: 6,
 		ImageDigest: sha512.Sum384(ovmf), SignerKeyID: id, VersionString: "other-layout",
 	}
@@ -230,7 +232,7 @@ func makeBundles(dir string) (*bundleSet, error) {
 	}
 	must(add("truncated.fd", ovmf[:len(ovmf)-4096]))
 	must(add("oversized.fd", append(append([]byte(nil), ovmf...), make([]byte, 4096)...)))
-	garbage := make([]byte, bios.ManifestSize)
+	garbage := make([]byte, manifest.ManifestSize)
 	for i := range garbage {
 		garbage[i] = byte(i*131 + 7)
 	}
@@ -275,7 +277,7 @@ type chainEnv struct {
 	shim      string // the shim image (template + policy) used as pflash0 everywhere
 	shimBytes []byte
 	shimSHA   [32]byte
-	lay       bios.Layout // the policy's layout: the template, pflash sizes, LOADED sizes
+	lay       layout.Layout // the policy's layout: the template, pflash sizes, LOADED sizes
 	state     string // A's READY state
 	stateSize int64
 	aReady    time.Duration // QEMU A start -> READY on debugcon
@@ -341,7 +343,7 @@ func makeEnv(b *bundleSet, dir string, polEnc []byte) (*chainEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	lay, _ := bios.LayoutByID(p.Layout) // the template of the policy's layout: build/shim/shim*.fd
+	lay, _ := layout.ByID(p.Layout) // the template of the policy's layout: build/shim/shim*.fd
 	tplPath = filepath.Join(filepath.Dir(tplPath), lay.ShimFile())
 	tpl, err := os.ReadFile(tplPath)
 	if err != nil {

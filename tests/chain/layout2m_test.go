@@ -17,7 +17,9 @@ import (
 	"testing"
 
 	"github.com/sevshim/sevshim/builder/cli"
-	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
+	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/pkg/verifyref"
 	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
@@ -65,11 +67,11 @@ func make2M(b *bundleSet, dir string) (*set2M, error) {
 		return nil, err
 	}
 	j := func(n string) string { return filepath.Join(dir, n) }
-	priv, err := bios.MarshalPrivateKeyPEM(b.trusted)
+	priv, err := keys.MarshalPrivateKeyPEM(b.trusted)
 	if err != nil {
 		return nil, err
 	}
-	pub, err := policy.MarshalPublicKeyPEM(&b.trusted.PublicKey)
+	pub, err := keys.MarshalPublicKeyPEM(&b.trusted.PublicKey)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +86,7 @@ func make2M(b *bundleSet, dir string) (*set2M, error) {
 		"--out", j("v5-2m.bundle"), code); err != nil {
 		return nil, err
 	}
-	mb, img, m, err := bios.ReadBundle(j("v5-2m.bundle"))
+	mb, img, m, err := manifest.ReadBundle(j("v5-2m.bundle"))
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +164,7 @@ func TestLayout2MRefusals(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			man, img, vars := mustRead(t, c.manifest), mustRead(t, c.bios), mustRead(t, c.shim.vars)
-			if got := bios.Check(c.shim.pol, man, true, img, true, vars, true); got != shimerr.LayoutMismatch {
+			if got := verifyref.Check(c.shim.pol, man, true, img, true, vars, true); got != shimerr.LayoutMismatch {
 				t.Fatalf("reference model says %s, want %s", got, shimerr.LayoutMismatch)
 			}
 			r := startB(t, c.shim, c.manifest, c.bios, "")

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/tests/repo"
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 // RAM addresses of shim/include/sevshim/layout.h (docs/shim.md, RAM map).
@@ -130,7 +130,7 @@ func TestBounceTamperAfterVerify(t *testing.T) {
 		}
 	})
 	assertBoots(t, e, r, e.ovmf, 5, "debian-ovmf-4m")
-	m, err := bios.ParseManifest(mustRead(t, e.manifestV5))
+	m, err := manifest.ParseManifest(mustRead(t, e.manifestV5))
 	if err != nil {
 		t.Fatal(err)
 	}

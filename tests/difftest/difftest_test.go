@@ -1,5 +1,5 @@
 // Package difftest compares the shim's C verification (src/verify.c, run on the host through
-// build/shim/host/sevshim-verify) with the Go reference bios.Check on a few hundred inputs:
+// build/shim/host/sevshim-verify) with the Go reference verifyref.Check on a few hundred inputs:
 // Go signs, C verifies, and any disagreement fails the test. `make test` builds the tool first
 // (make -C shim); without it the test skips and says how to build it.
 package difftest
@@ -17,10 +17,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/pkg/verifyref"
 )
 
 const (
@@ -33,7 +35,7 @@ const (
 type input struct {
 	name     string
 	policy   string // file: block or shim image
-	polBytes []byte // what bios.CheckEncoded gets (region form)
+	polBytes []byte // what verifyref.CheckEncoded gets (region form)
 	manifest []byte
 	mPresent bool
 	image    string // path of an image file written once
@@ -113,7 +115,7 @@ func TestGoSignsCVerifies(t *testing.T) {
 		flips = append(flips, h.write(fmt.Sprintf("flip%x.fd", off), b))
 	}
 
-	kA, kB, kOut := bios.DeriveTestKey("diff-a"), bios.DeriveTestKey("diff-b"), bios.DeriveTestKey("diff-outsider")
+	kA, kB, kOut := keys.DeriveTestKey("diff-a"), keys.DeriveTestKey("diff-b"), keys.DeriveTestKey("diff-outsider")
 	denied := sha512.Sum384(imgs[len(imgs)-1].b) // the zero image is denied in polMain
 	polMain := &policy.Policy{Layout: 1, TPMMode: 1, TPMPCR: 12,
 		Signers:        []policy.Signer{{PublicKey: &kA.PublicKey, MinVersion: 3}, {PublicKey: &kB.PublicKey}},
@@ -145,15 +147,15 @@ func TestGoSignsCVerifies(t *testing.T) {
 		}
 	}
 
-	sign := func(k *ecdsa.PrivateKey, m *bios.Manifest) []byte {
+	sign := func(k *ecdsa.PrivateKey, m *manifest.Manifest) []byte {
 		b, err := m.Sign(k)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
-	mk := func(k *ecdsa.PrivateKey, im []byte, ver uint64) *bios.Manifest {
-		m, err := bios.NewManifest(1, im, ver, fmt.Sprintf("diff v%d", ver), &k.PublicKey)
+	mk := func(k *ecdsa.PrivateKey, im []byte, ver uint64) *manifest.Manifest {
+		m, err := manifest.NewManifest(1, im, ver, fmt.Sprintf("diff v%d", ver), &k.PublicKey)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,16 +190,16 @@ func TestGoSignsCVerifies(t *testing.T) {
 	// structural edits, re-signed so that only the edited rule can fail
 	type edit struct {
 		name string
-		f    func(m *bios.Manifest)
+		f    func(m *manifest.Manifest)
 	}
 	for _, e := range []edit{
-		{"layout-2", func(m *bios.Manifest) { m.Layout = 2 }},
-		{"layout-0", func(m *bios.Manifest) { m.Layout = 0 }},
-		{"size-4m", func(m *bios.Manifest) { m.ImageSize = 0x400000 }},
-		{"size-minus-1", func(m *bios.Manifest) { m.ImageSize-- }},
-		{"size-huge", func(m *bios.Manifest) { m.ImageSize = 1 << 63 }},
-		{"digest-other", func(m *bios.Manifest) { m.ImageDigest[47] ^= 0x80 }},
-		{"long-string", func(m *bios.Manifest) { m.VersionString = strings.Repeat("~", 63) }},
+		{"layout-2", func(m *manifest.Manifest) { m.Layout = 2 }},
+		{"layout-0", func(m *manifest.Manifest) { m.Layout = 0 }},
+		{"size-4m", func(m *manifest.Manifest) { m.ImageSize = 0x400000 }},
+		{"size-minus-1", func(m *manifest.Manifest) { m.ImageSize-- }},
+		{"size-huge", func(m *manifest.Manifest) { m.ImageSize = 1 << 63 }},
+		{"digest-other", func(m *manifest.Manifest) { m.ImageDigest[47] ^= 0x80 }},
+		{"long-string", func(m *manifest.Manifest) { m.VersionString = strings.Repeat("~", 63) }},
 	} {
 		m := mk(kA, base.b, 5)
 		e.f(m)
@@ -299,7 +301,7 @@ func TestGoSignsCVerifies(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: unparseable C output %q", c.name, out)
 		}
-		goCode := bios.CheckEncoded(c.polBytes, c.manifest, c.mPresent, c.imgBytes, c.iPresent, c.vars, c.vPresent)
+		goCode := verifyref.CheckEncoded(c.polBytes, c.manifest, c.mPresent, c.imgBytes, c.iPresent, c.vars, c.vPresent)
 		counts[goCode]++
 		if cCode != goCode {
 			t.Errorf("%s: C says %v, Go says %v", c.name, cCode, goCode)

@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/host"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/tests/benchplot"
 	"github.com/sevshim/sevshim/tests/repo"
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 )
 
 // Guest under benchmark: 256 MiB of RAM, the demo shim at READY, and dirtyMiB of random
@@ -205,7 +205,7 @@ func plainRun(b *testing.B, dir, shim, bundle string, dirty []byte) (time.Durati
 		b.Fatal(err)
 	}
 	steps[1] = time.Since(start)
-	manifest, image, _, err := bios.ReadBundle(bundle)
+	manifest, image, _, err := manifest.ReadBundle(bundle)
 	if err != nil {
 		b.Fatal(err)
 	}

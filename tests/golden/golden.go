@@ -1,5 +1,5 @@
 // Package golden generates the golden files of testdata/golden (see its README.md). The
-// generator is deterministic: keys come from fixed seeds (bios.DeriveTestKey) and manifests
+// generator is deterministic: keys come from fixed seeds (keys.DeriveTestKey) and manifests
 // are signed with RFC 6979 nonces, so Generate always returns the same bytes. The committed
 // files are checked against Generate by the package test, and decoded/verified independently
 // by the bios, policy and shimimage tests.
@@ -19,11 +19,13 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/format/shimimage/shimtest"
+	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/pkg/verifyref"
 )
 
 // File is one generated file, path relative to testdata/golden.
@@ -93,7 +95,7 @@ type ManifestCase struct {
 	Size int    `json:"size"`
 	// Structure is the shim's verdict on the bytes alone: OK, E021 (size) or E022 (malformed).
 	Structure string `json:"structure"`
-	// ParseOK: bios.ParseManifest accepts it (structure + known layout + image_size).
+	// ParseOK: manifest.ParseManifest accepts it (structure + known layout + image_size).
 	ParseOK    bool   `json:"parse_ok"`
 	ErrorField string `json:"error_field,omitempty"`
 	// SignedBy: the key whose signature verifies, "" if none does.
@@ -148,14 +150,14 @@ func (g *gen) key(name string) *ecdsa.PrivateKey {
 	if k, ok := g.keys[name]; ok {
 		return k
 	}
-	k := bios.DeriveTestKey("golden/" + name)
+	k := keys.DeriveTestKey("golden/" + name)
 	g.keys[name] = k
 	return k
 }
 
 func (g *gen) keyName(id [48]byte) string {
 	for n, k := range g.keys {
-		if bios.KeyID(&k.PublicKey) == id {
+		if keys.KeyID(&k.PublicKey) == id {
 			return n
 		}
 	}
@@ -254,18 +256,14 @@ func (g *gen) run() error {
 	// ---- keys
 	for _, n := range []string{"signer-a", "signer-b", "signer-c", "outsider"} {
 		k := g.key(n)
-		priv, err := bios.MarshalPrivateKeyPEM(k)
-		if err != nil {
-			return err
-		}
-		pub, err := policy.MarshalPublicKeyPEM(&k.PublicKey)
+		priv, pub, err := keys.MarshalPEMPair(k)
 		if err != nil {
 			return err
 		}
 		g.add("keys/"+n+".pem", priv)
 		g.add("keys/"+n+".pub.pem", pub)
-		pk, _ := policy.MarshalPublicKey(&k.PublicKey)
-		id := bios.KeyID(&k.PublicKey)
+		pk, _ := keys.MarshalPublicKey(&k.PublicKey)
+		id := keys.KeyID(&k.PublicKey)
 		g.cases.Keys = append(g.cases.Keys, KeyCase{n, "keys/" + n + ".pem", "keys/" + n + ".pub.pem", hx(pk[:]), hx(id[:])})
 	}
 	// ---- BIOS images and vars
@@ -309,6 +307,7 @@ func (g *gen) run() error {
 	if err := g.receipts(); err != nil {
 		return err
 	}
+	g.consoleLines()
 	return g.checks()
 }
 
@@ -529,27 +528,27 @@ func (g *gen) policies(patternDigest, varsZeroDigest [48]byte) error {
 
 func (g *gen) manifestCase(name, what string, b []byte) {
 	mc := ManifestCase{File: "manifest/" + name, What: what, Size: len(b), Structure: "OK"}
-	code := bios.StructureCode(b)
+	code := manifest.StructureCode(b)
 	if code != shimerr.OK {
 		mc.Structure = code.ID()
 	}
-	m, err := bios.ParseManifest(b)
+	m, err := manifest.ParseManifest(b)
 	if err != nil {
-		if me, ok := err.(*bios.Error); ok {
+		if me, ok := err.(*manifest.Error); ok {
 			mc.ErrorField = me.Field
 		}
 	} else {
 		mc.ParseOK = true
 	}
 	if m == nil && code == shimerr.OK {
-		m, _ = bios.ParseManifestStructure(b)
+		m, _ = manifest.ParseManifestStructure(b)
 	}
 	if m != nil {
 		mc.LayoutID, mc.ImageSize, mc.BIOSVersion = m.Layout, m.ImageSize, m.Version
 		mc.ImageDigest, mc.SignerKeyID, mc.VersionString = hx(m.ImageDigest[:]), hx(m.SignerKeyID[:]), m.VersionString
 		for _, n := range []string{"signer-a", "signer-b", "signer-c", "outsider"} {
 			k := g.key(n)
-			if bios.KeyID(&k.PublicKey) == m.SignerKeyID && m.Verify(&k.PublicKey) == nil {
+			if keys.KeyID(&k.PublicKey) == m.SignerKeyID && m.Verify(&k.PublicKey) == nil {
 				mc.SignedBy = n
 			}
 		}
@@ -558,7 +557,7 @@ func (g *gen) manifestCase(name, what string, b []byte) {
 	g.cases.Manifests = append(g.cases.Manifests, mc)
 }
 
-func (g *gen) sign(key string, m *bios.Manifest) ([]byte, error) {
+func (g *gen) sign(key string, m *manifest.Manifest) ([]byte, error) {
 	return m.SignDeterministic(g.key(key))
 }
 
@@ -586,7 +585,7 @@ func (g *gen) manifests(zero, pattern []byte) error {
 		{"c-v9-zero.bin", "signer-c", zero, 9, "golden zero v9 by c"},
 		{"outsider-v5-zero.bin", "outsider", zero, 5, "signed by a key no policy trusts"},
 	} {
-		m, err := bios.NewManifest(1, v.img, v.ver, v.vs, &g.key(v.key).PublicKey)
+		m, err := manifest.NewManifest(1, v.img, v.ver, v.vs, &g.key(v.key).PublicKey)
 		if err != nil {
 			return err
 		}
@@ -603,18 +602,18 @@ func (g *gen) manifests(zero, pattern []byte) error {
 		name, what, vs string
 		layout         uint32
 		img            []byte
-		edit           func(m *bios.Manifest)
+		edit           func(m *manifest.Manifest)
 	}{
 		{"a-layout-2.bin", "correctly signed by signer-a, layout_id 2 (ovmf-2m) with the ovmf-4m image size", "layout 2", 1, zero,
-			func(m *bios.Manifest) { m.Layout = 2 }},
+			func(m *manifest.Manifest) { m.Layout = 2 }},
 		{"a-layout-3.bin", "correctly signed by signer-a, layout_id 3 (unknown)", "layout 3", 1, zero,
-			func(m *bios.Manifest) { m.Layout = 3 }},
+			func(m *manifest.Manifest) { m.Layout = 3 }},
 		{"a-v5-zero-2m.bin", "valid: signer-a, bios/image-zero-2m.bin (layout ovmf-2m), version 5", "golden zero v5 ovmf-2m", 2,
-			make([]byte, codeSize2M), func(*bios.Manifest) {}},
+			make([]byte, codeSize2M), func(*manifest.Manifest) {}},
 		{"a-image-size-4m.bin", "correctly signed by signer-a, image_size 0x400000", "image size 4 MiB", 1, zero,
-			func(m *bios.Manifest) { m.ImageSize = 0x400000 }},
+			func(m *manifest.Manifest) { m.ImageSize = 0x400000 }},
 	} {
-		m, err := bios.NewManifest(c.layout, c.img, 5, c.vs, &g.key("signer-a").PublicKey)
+		m, err := manifest.NewManifest(c.layout, c.img, 5, c.vs, &g.key("signer-a").PublicKey)
 		if err != nil {
 			return err
 		}
@@ -670,7 +669,7 @@ func (g *gen) manifests(zero, pattern []byte) error {
 			return x
 		})},
 		{"key-id-b.bin", "signer_key_id replaced by signer-b's (signature by a)", mut(func(x []byte) []byte {
-			id := bios.KeyID(&g.key("signer-b").PublicKey)
+			id := keys.KeyID(&g.key("signer-b").PublicKey)
 			copy(x[0x50:0x80], id[:])
 			return x
 		})},
@@ -797,5 +796,5 @@ func (g *gen) check(pol, man, bio, vars string) shimerr.Code {
 	mb, mp := get(man)
 	bb, bp := get(bio)
 	vb, vp := get(vars)
-	return bios.CheckEncoded(pb, mb, mp, bb, bp, vb, vp)
+	return verifyref.CheckEncoded(pb, mb, mp, bb, bp, vb, vp)
 }

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/pkg/format/console"
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
-	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 // Chain is one shim chain run straight from QEMU A into QEMU B over a unix socket (no state
@@ -51,7 +51,7 @@ func StartChain(t testing.TB, c Chain) *qemu.VM {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if _, err := a.Debugcon().WaitLine(ctx, shimerr.ReadyRE, 60*time.Second); err != nil {
+	if _, err := a.Debugcon().WaitLine(ctx, console.ReadyRE, 60*time.Second); err != nil {
 		t.Fatalf("A: %v\n%s\nstderr: %s", err, a.Debugcon().Text(), a.StderrSummary())
 	}
 	// READY is printed just before the shim arms its wait; give it a moment to reach hlt.

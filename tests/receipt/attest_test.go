@@ -17,13 +17,13 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"github.com/sevshim/sevshim/pkg/attest"
-	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/pkg/host"
-	"github.com/sevshim/sevshim/tests/repo"
-	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/host"
+	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 // startBareSwtpm runs a fresh swtpm owned by the test (SIGKILLed with it and by pid in Cleanup)
@@ -84,7 +84,7 @@ func TestProviderForgesTPMButNotReceipt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	man, _, _, err := bios.ReadBundle(v6)
+	man, _, _, err := manifest.ReadBundle(v6)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,15 +28,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/tests/repo"
-	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/pkg/format/console"
+	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
-	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 const (
@@ -50,8 +53,8 @@ const (
 var (
 	reOutcome  = regexp.MustCompile(`^SEVSHIM (ERROR .*|HANDOFF)$`)
 	reReceipt  = receipt.LineRegexp()
-	reHalt     = regexp.MustCompile(`^SEVSHIM HALT$`)
-	reSecret   = regexp.MustCompile(`^SEVSHIM SECRET `)
+	reHalt     = console.HaltRE
+	reSecret   = console.StepRE("SECRET")
 	reTBSecret = regexp.MustCompile(`^TESTBIOS SECRET `)
 )
 
@@ -87,7 +90,7 @@ func makeChainFixture(dir string) (*chainFixture, error) {
 		return nil, err
 	}
 	f := &chainFixture{dir: dir, manifests: map[string]string{}, images: map[string]string{}}
-	key, err := bios.GenerateKey()
+	key, err := keys.GenerateKey()
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +102,7 @@ func makeChainFixture(dir string) (*chainFixture, error) {
 		if err != nil {
 			return err
 		}
-		m, err := bios.NewManifest(bios.LayoutOVMF4M, img, version, "receipt test "+name, &k.PublicKey)
+		m, err := manifest.NewManifest(layout.OVMF4M, img, version, "receipt test "+name, &k.PublicKey)
 		if err != nil {
 			return err
 		}
@@ -128,7 +131,7 @@ func makeChainFixture(dir string) (*chainFixture, error) {
 		return nil, err
 	}
 	// the chain hands B a copy of Debian's var store: let the policy take any
-	enc, err := (&policy.Policy{Layout: bios.LayoutOVMF4M, SecretMode: policy.SecretOptional, TPMMode: policy.TPMOff,
+	enc, err := (&policy.Policy{Layout: layout.OVMF4M, SecretMode: policy.SecretOptional, TPMMode: policy.TPMOff,
 		VarsMode: policy.VarsAny, Signers: []policy.Signer{{PublicKey: &key.PublicKey, MinVersion: 5}}}).Encode()
 	if err != nil {
 		return nil, err
@@ -182,7 +185,7 @@ func startChain(t testing.TB, f *chainFixture, r chainRun) *qemu.VM {
 		if err := os.WriteFile(p, r.nonce, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		b = []string{"-fw_cfg", "name=" + bios.FwCfgNonce + ",file=" + p}
+		b = []string{"-fw_cfg", "name=" + manifest.FwCfgNonce + ",file=" + p}
 	}
 	return harness.StartChain(t, harness.Chain{Shim: f.shim, Manifest: f.manifests[r.manifest], Image: f.images[r.manifest],
 		MemoryMiB: memMiB, ExtraA: a, ExtraB: b})

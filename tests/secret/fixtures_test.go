@@ -21,12 +21,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/tests/repo"
-	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 const (
@@ -80,7 +82,7 @@ func makeFixture(dir string) (*fixture, error) {
 	}
 	f := &fixture{ovmfCode: repo.OVMFCode(), shim: map[uint8]string{}}
 	var err error
-	if f.key, err = bios.GenerateKey(); err != nil {
+	if f.key, err = keys.GenerateKey(); err != nil {
 		return nil, err
 	}
 	if f.tbImage, err = harness.TestBIOS(); err != nil {
@@ -91,7 +93,7 @@ func makeFixture(dir string) (*fixture, error) {
 		if err != nil {
 			return "", err
 		}
-		m, err := bios.NewManifest(bios.LayoutOVMF4M, img, version, vname, &f.key.PublicKey)
+		m, err := manifest.NewManifest(layout.OVMF4M, img, version, vname, &f.key.PublicKey)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", image, err)
 		}
@@ -118,7 +120,7 @@ func makeFixture(dir string) (*fixture, error) {
 	}
 	for _, mode := range []uint8{policy.SecretOptional, policy.SecretRequire} {
 		pol := &policy.Policy{
-			Layout:     bios.LayoutOVMF4M,
+			Layout:     layout.OVMF4M,
 			SecretMode: mode,
 			TPMMode:    policy.TPMOff,
 			Signers:    []policy.Signer{{PublicKey: &f.key.PublicKey, MinVersion: 1}},

@@ -14,13 +14,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/pkg/format/console"
+	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
-	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/harness"
 )
 
 const testBIOSBlock = 0x80C000 // tests/testbios/Makefile SECRET_BASE
@@ -28,7 +30,7 @@ const testBIOSBlockSize = 0xC00
 
 var (
 	reOutcome  = regexp.MustCompile(`^SEVSHIM (ERROR|HANDOFF)`)
-	reSecret   = regexp.MustCompile(`^SEVSHIM SECRET `)
+	reSecret   = console.StepRE("SECRET")
 	reTBSecret = regexp.MustCompile(`^TESTBIOS SECRET `)
 	reBds      = regexp.MustCompile(`BdsDxe`)
 )
@@ -216,7 +218,7 @@ func assertRefusedWiped(t *testing.T, b *qemu.VM, want shimerr.Code, s secretTab
 	if out.Text != want.Line() {
 		t.Fatalf("outcome %q, want %q", out.Text, want.Line())
 	}
-	harness.WaitLine(t, dbg, regexp.MustCompile(`^SEVSHIM HALT$`), stepTO)
+	harness.WaitLine(t, dbg, console.HaltRE, stepTO)
 	time.Sleep(2 * time.Second) // anything still running would show now
 	for _, l := range dbg.Lines() {
 		for _, bad := range []string{"SEVSHIM FLASHED", "SEVSHIM HANDOFF", "SEVSHIM SECRET", "TESTBIOS"} {
@@ -258,7 +260,7 @@ func TestSecretBlockInBounceRefused(t *testing.T) {
 	if err := os.WriteFile(image, img, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m, err := bios.NewManifest(bios.LayoutOVMF4M, img, 7, "sevshim-testbios-bounce", &f.key.PublicKey)
+	m, err := manifest.NewManifest(layout.OVMF4M, img, 7, "sevshim-testbios-bounce", &f.key.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}

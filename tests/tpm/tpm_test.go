@@ -32,15 +32,18 @@ import (
 	"time"
 
 	"github.com/sevshim/sevshim/pkg/attest"
-	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/pkg/host"
-	"github.com/sevshim/sevshim/tests/repo"
-	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/pkg/format/console"
+	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/format/tpmevent"
+	"github.com/sevshim/sevshim/pkg/host"
+	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/tests/repo"
 	verifiercli "github.com/sevshim/sevshim/verifier/cli"
 )
 
@@ -55,7 +58,7 @@ const (
 
 var (
 	reOutcome = regexp.MustCompile(`^SEVSHIM (ERROR|HANDOFF)`)
-	reTPM     = regexp.MustCompile(`^SEVSHIM TPM `)
+	reTPM     = console.StepRE("TPM")
 	reBds     = regexp.MustCompile(`BdsDxe`)
 )
 
@@ -109,10 +112,10 @@ func makeFixture(dir string) (*fixture, error) {
 	}
 	f := &fixture{shim: map[uint8]string{}, polDig: map[uint8][48]byte{}}
 	var err error
-	if f.key, err = bios.GenerateKey(); err != nil {
+	if f.key, err = keys.GenerateKey(); err != nil {
 		return nil, err
 	}
-	f.keyID = bios.KeyID(&f.key.PublicKey)
+	f.keyID = keys.KeyID(&f.key.PublicKey)
 	varsTmpl, err := os.ReadFile(repo.OVMFVars()) // harness.StartChain gives B a copy as pflash1 and vars
 	if err != nil {
 		return nil, err
@@ -123,7 +126,7 @@ func makeFixture(dir string) (*fixture, error) {
 		if err != nil {
 			return bundle{}, err
 		}
-		m, err := bios.NewManifest(bios.LayoutOVMF4M, img, version, vname, &f.key.PublicKey)
+		m, err := manifest.NewManifest(layout.OVMF4M, img, version, vname, &f.key.PublicKey)
 		if err != nil {
 			return bundle{}, err
 		}
@@ -150,7 +153,7 @@ func makeFixture(dir string) (*fixture, error) {
 	}
 	for _, mode := range []uint8{policy.TPMIfPresent, policy.TPMRequired} {
 		pol := &policy.Policy{
-			Layout:     bios.LayoutOVMF4M,
+			Layout:     layout.OVMF4M,
 			SecretMode: policy.SecretOptional,
 			TPMMode:    mode,
 			TPMPCR:     pcrIndex,
@@ -271,7 +274,7 @@ func TestMeasuredBoot(t *testing.T) {
 			if out := harness.WaitLine(t, dbg, reOutcome, stepTO); out.Text != "SEVSHIM HANDOFF" {
 				t.Fatalf("outcome %q", out.Text)
 			}
-			vl := harness.WaitLine(t, dbg, regexp.MustCompile(`^SEVSHIM VERIFIED`), time.Second)
+			vl := harness.WaitLine(t, dbg, console.VerifiedRE, time.Second)
 			t.Logf("VERIFIED->TPM extended <= %v (%s)", tl.Time.Sub(vl.Time).Round(time.Millisecond), tl.Text)
 			harness.WaitLine(t, b.Serial(), reBds, ovmfTO)
 			time.Sleep(2 * time.Second) // let OVMF's own TPM traffic settle
@@ -290,7 +293,7 @@ func TestMeasuredBoot(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("attest.Read (banks, AK, quote) %v", time.Since(t0).Round(time.Millisecond))
-			event := (&tpmevent.Event{Layout: bios.LayoutOVMF4M, BIOSVersion: bd.version, SignerKeyID: f.keyID,
+			event := (&tpmevent.Event{Layout: layout.OVMF4M, BIOSVersion: bd.version, SignerKeyID: f.keyID,
 				BIOSDigest: bd.digest, PolicyDigest: f.polDig[policy.TPMIfPresent], VarStore: true, VarsDigest: f.vars}).Marshal()
 			if err := attest.Verify(ev, event); err != nil {
 				t.Fatal(err)
@@ -307,14 +310,14 @@ func TestMeasuredBoot(t *testing.T) {
 			if bd.version == 6 {
 				other = f.v5
 			}
-			wrong := (&tpmevent.Event{Layout: bios.LayoutOVMF4M, BIOSVersion: other.version, SignerKeyID: f.keyID,
+			wrong := (&tpmevent.Event{Layout: layout.OVMF4M, BIOSVersion: other.version, SignerKeyID: f.keyID,
 				BIOSDigest: other.digest, PolicyDigest: f.polDig[policy.TPMIfPresent], VarStore: true, VarsDigest: f.vars}).Marshal()
 			if err := attest.Verify(ev, wrong); err == nil {
 				t.Fatalf("evidence of v%d also verifies as v%d", bd.version, other.version)
 			}
 			// the same bundle without the var store, or with another one, must not match either
 			for _, vs := range []tpmevent.Event{{}, {VarStore: true, VarsDigest: sha512.Sum384([]byte("other"))}} {
-				e := tpmevent.Event{Layout: bios.LayoutOVMF4M, BIOSVersion: bd.version, SignerKeyID: f.keyID,
+				e := tpmevent.Event{Layout: layout.OVMF4M, BIOSVersion: bd.version, SignerKeyID: f.keyID,
 					BIOSDigest: bd.digest, PolicyDigest: f.polDig[policy.TPMIfPresent], VarStore: vs.VarStore, VarsDigest: vs.VarsDigest}
 				if err := attest.Verify(ev, e.Marshal()); err == nil {
 					t.Fatalf("evidence verifies with var store %v %x", vs.VarStore, vs.VarsDigest[:4])
@@ -340,7 +343,7 @@ func TestTPMRequiredAbsent(t *testing.T) {
 	if out.Text != want {
 		t.Fatalf("outcome %q, want %q", out.Text, want)
 	}
-	harness.WaitLine(t, dbg, regexp.MustCompile(`^SEVSHIM HALT$`), stepTO)
+	harness.WaitLine(t, dbg, console.HaltRE, stepTO)
 	time.Sleep(haltGrace) // anything a wrong flash or hand-off would print shows up now
 	lines := dbg.Lines()
 	verified, errs := -1, 0
@@ -412,7 +415,7 @@ func checkVerifierAttest(t *testing.T, f *fixture, ev *attest.Evidence, good, ot
 			t.Fatal(err1, err2)
 		}
 		p := filepath.Join(dir, fmt.Sprintf("v%d.bundle", bd.version))
-		if err := bios.WriteBundle(p, man, img); err != nil {
+		if err := manifest.WriteBundle(p, man, img); err != nil {
 			t.Fatal(err)
 		}
 		return p

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sevshim/sevshim/pkg/attest"
-	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 )
@@ -58,7 +58,7 @@ func attestCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("reading the shim image: %w", err)
 			}
-			man, _, _, err := bios.ReadBundle(bundlePath)
+			man, _, _, err := manifest.ReadBundle(bundlePath)
 			if err != nil {
 				return fmt.Errorf("reading the BIOS bundle %s: %w", bundlePath, err)
 			}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sevshim/sevshim/pkg/format/policy"
+	"github.com/sevshim/sevshim/pkg/keys"
 )
 
 // docs/policy.md: its annotated example parses to what its comments say, and its key table
@@ -26,7 +27,7 @@ func TestPolicyDoc(t *testing.T) {
 	}
 	dir := t.TempDir()
 	k, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	pem, _ := policy.MarshalPublicKeyPEM(&k.PublicKey)
+	pem, _ := keys.MarshalPublicKeyPEM(&k.PublicKey)
 	os.WriteFile(filepath.Join(dir, "provider.pub"), pem, 0o644)
 	p, err := policy.ParseYAML(m[1], "docs/policy.md example", dir)
 	if err != nil {

@@ -6,15 +6,13 @@ package policy
 
 import (
 	"bytes"
-	"crypto/ecdh"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/sha512"
 	"encoding/binary"
 	"fmt"
-	"math/big"
 
 	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/keys"
 )
 
 // Format constants (docs/formats.md section 2).
@@ -25,7 +23,7 @@ const (
 	SignerSize       = 160
 	DigestSize       = 48
 	VersionSize      = 8
-	PublicKeySize    = 97
+	PublicKeySize    = keys.PublicKeySize
 	RegionSize       = 0x4000
 	MaxSigners       = 16
 	MaxDeniedDigests = 64
@@ -65,13 +63,12 @@ type Signer struct {
 
 // KeyID returns SHA-384 of the signer's 97-byte public key (zero if the key is not P-384).
 func (s Signer) KeyID() [48]byte {
-	id, _ := KeyID(s.PublicKey)
-	return id
+	return keys.KeyID(s.PublicKey)
 }
 
 // Policy is the decoded policy block.
 type Policy struct {
-	Layout         uint32 // a layout id (bios/layout)
+	Layout         uint32 // a layout id (package layout)
 	SecretMode     uint8  // SecretOptional or SecretRequire
 	TPMMode        uint8  // TPMOff, TPMIfPresent, TPMRequired
 	TPMPCR         uint8  // 0..23; 0 when TPMMode is TPMOff
@@ -92,45 +89,6 @@ func (e *Error) Error() string { return "policy: " + e.Field + ": " + e.Reason }
 
 func errf(field, format string, a ...any) error {
 	return &Error{Field: field, Reason: fmt.Sprintf(format, a...)}
-}
-
-// MarshalPublicKey returns the 97-byte SEC1 uncompressed encoding 0x04||X||Y of a P-384 key.
-func MarshalPublicKey(pub *ecdsa.PublicKey) ([PublicKeySize]byte, error) {
-	var out [PublicKeySize]byte
-	if pub == nil || pub.Curve != elliptic.P384() || pub.X == nil || pub.Y == nil {
-		return out, errf("public_key", "not a P-384 public key")
-	}
-	k, err := pub.ECDH()
-	if err != nil {
-		return out, errf("public_key", "invalid P-384 point: %v", err)
-	}
-	copy(out[:], k.Bytes())
-	return out, nil
-}
-
-// ParsePublicKey parses a 97-byte SEC1 uncompressed P-384 point, checking it is on the curve
-// (and not the point at infinity).
-func ParsePublicKey(b []byte) (*ecdsa.PublicKey, error) {
-	if len(b) != PublicKeySize || b[0] != 0x04 {
-		return nil, errf("public_key", "not a 97-byte uncompressed P-384 point (0x04||X||Y)")
-	}
-	if _, err := ecdh.P384().NewPublicKey(b); err != nil {
-		return nil, errf("public_key", "point is not on P-384")
-	}
-	return &ecdsa.PublicKey{
-		Curve: elliptic.P384(),
-		X:     new(big.Int).SetBytes(b[1:49]),
-		Y:     new(big.Int).SetBytes(b[49:97]),
-	}, nil
-}
-
-// KeyID returns SHA-384 of the 97-byte SEC1 uncompressed encoding of pub.
-func KeyID(pub *ecdsa.PublicKey) ([48]byte, error) {
-	enc, err := MarshalPublicKey(pub)
-	if err != nil {
-		return [48]byte{}, err
-	}
-	return sha512.Sum384(enc[:]), nil
 }
 
 // TotalSize is the encoded size of p: 64 + 160*signers + 48*digests + 8*versions.
@@ -186,7 +144,7 @@ func (p *Policy) Validate() error {
 	}
 	seen := map[[48]byte]int{}
 	for i, s := range p.Signers {
-		id, err := KeyID(s.PublicKey)
+		id, err := keys.CheckKeyID(s.PublicKey)
 		if err != nil {
 			return errf(fmt.Sprintf("signers[%d].public_key", i), "not a valid P-384 public key")
 		}
@@ -234,7 +192,7 @@ func (p *Policy) Encode() ([]byte, error) {
 	le.PutUint16(b[0x20:], uint16(len(p.AllowedVars)))
 	off := HeaderSize
 	for _, s := range p.Signers {
-		pk, _ := MarshalPublicKey(s.PublicKey) // validated above
+		pk, _ := keys.MarshalPublicKey(s.PublicKey) // validated above
 		id := sha512.Sum384(pk[:])
 		copy(b[off:], id[:])
 		copy(b[off+48:], pk[:])
@@ -365,9 +323,9 @@ func decodeBody(b []byte) (*Policy, error) {
 	for i := 0; i < ns; i++ {
 		e := b[off : off+SignerSize]
 		field := fmt.Sprintf("signers[%d]", i)
-		pub, err := ParsePublicKey(e[48:145])
+		pub, err := keys.ParsePublicKey(e[48:145])
 		if err != nil {
-			return nil, errf(field+".public_key", "%v", err.(*Error).Reason)
+			return nil, errf(field+".public_key", "%v", err)
 		}
 		id := sha512.Sum384(e[48:145])
 		if !bytes.Equal(id[:], e[0:48]) {

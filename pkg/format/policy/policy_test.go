@@ -4,28 +4,16 @@ import (
 	"bytes"
 	"crypto/sha512"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"os"
 	"testing"
 
-	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/tests/golden"
 	"github.com/sevshim/sevshim/pkg/format/policy"
+	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/tests/golden"
 )
 
-func loadCases(t testing.TB) golden.Cases {
-	t.Helper()
-	b, err := os.ReadFile("../../../testdata/golden/cases.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c golden.Cases
-	if err := json.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func loadCases(t testing.TB) golden.Cases { return golden.LoadCases(t, "../../../testdata/golden") }
 
 func TestGoldenPolicies(t *testing.T) {
 	c := loadCases(t)
@@ -85,7 +73,7 @@ func TestSizesAndLimits(t *testing.T) {
 	if policy.MaxSize != 6976 || policy.MaxSize > policy.RegionSize {
 		t.Fatalf("MaxSize %d", policy.MaxSize)
 	}
-	k := bios.DeriveTestKey("p")
+	k := keys.DeriveTestKey("p")
 	p := &policy.Policy{Layout: 1, Signers: []policy.Signer{{PublicKey: &k.PublicKey}}}
 	for _, tc := range []struct {
 		field string
@@ -114,29 +102,9 @@ func TestSizesAndLimits(t *testing.T) {
 	if err != nil || len(b) != 64+160 {
 		t.Fatal(err, len(b))
 	}
-	pk, _ := policy.MarshalPublicKey(&k.PublicKey)
+	pk, _ := keys.MarshalPublicKey(&k.PublicKey)
 	id := sha512.Sum384(pk[:])
 	if !bytes.Equal(b[64:112], id[:]) || !bytes.Equal(b[112:209], pk[:]) {
 		t.Fatal("signer layout")
-	}
-}
-
-func TestPublicKeyPEM(t *testing.T) {
-	k := bios.DeriveTestKey("pem")
-	pemb, err := policy.MarshalPublicKeyPEM(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := policy.ParsePublicKeyPEM(pemb)
-	if err != nil || !pub.Equal(&k.PublicKey) {
-		t.Fatal(err)
-	}
-	priv, _ := bios.MarshalPrivateKeyPEM(k)
-	if pub, err := policy.ParsePublicKeyPEM(priv); err != nil || !pub.Equal(&k.PublicKey) {
-		t.Fatal("public from private PEM", err)
-	}
-	raw, _ := policy.MarshalPublicKey(&k.PublicKey)
-	if pub, err := policy.ParsePublicKeyPEM([]byte(hex.EncodeToString(raw[:]) + "\n")); err != nil || !pub.Equal(&k.PublicKey) {
-		t.Fatal("hex form", err)
 	}
 }

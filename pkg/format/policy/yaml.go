@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/keys"
 )
 
 // The human-readable policy (YAML). Example:
@@ -351,7 +352,7 @@ func (y *yamlParser) signers(v *yaml.Node, p *Policy) error {
 				} else {
 					pemBytes = []byte(val.Value)
 				}
-				pub, err := ParsePublicKeyPEM(pemBytes)
+				pub, err := keys.ParsePublicKeyPEM(pemBytes)
 				if err != nil {
 					return y.errf(val, field+"."+k.Value, "%s: not a P-384 public key: %v", src, err)
 				}
@@ -381,7 +382,7 @@ func (y *yamlParser) signers(v *yaml.Node, p *Policy) error {
 		if keyNode == nil {
 			return y.errf(s, field, "no key: give key: FILE or public_key: PEM")
 		}
-		id, _ := KeyID(sig.PublicKey)
+		id := keys.KeyID(sig.PublicKey)
 		if l, dup := ids[id]; dup {
 			return y.errf(keyNode, field, "duplicate signer: the same key as the signer on line %d", l)
 		}
@@ -408,7 +409,7 @@ func (p *Policy) MarshalYAMLText() ([]byte, error) {
 	b.WriteString("signers:\n")
 	for _, s := range p.Signers {
 		id := s.KeyID()
-		pemb, err := MarshalPublicKeyPEM(s.PublicKey)
+		pemb, err := keys.MarshalPublicKeyPEM(s.PublicKey)
 		if err != nil {
 			return nil, err
 		}

@@ -18,9 +18,10 @@ import (
 	"fmt"
 	"regexp"
 
-	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/format/console"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/sev"
 )
 
 // Sizes and constants of format version 1.
@@ -254,14 +255,15 @@ func Open(key, blob []byte) (*Receipt, error) {
 	return Parse(blob[:Size])
 }
 
-// The console lines (docs/formats.md section 9), matched as whole lines.
+// The console lines (docs/formats.md section 9; package console defines them), matched as
+// whole lines.
 const (
-	LinePrefix = "SEVSHIM RECEIPT "
-	NoneLine   = "SEVSHIM RECEIPT none" // the shim held no receipt key
+	LinePrefix = console.ReceiptPrefix
+	NoneLine   = console.ReceiptNone // the shim held no receipt key
 )
 
 var (
-	reLine = regexp.MustCompile(`^SEVSHIM RECEIPT (none|[0-9a-f]+)$`)
+	reLine = regexp.MustCompile(`^` + regexp.QuoteMeta(LinePrefix) + `(none|[0-9a-f]+)$`)
 	reHex  = regexp.MustCompile(`^[0-9a-f]+$`)
 )
 

@@ -1,6 +1,7 @@
 // Package shimerr is the Go side of the shim's stable error codes (docs/errors.md). The C
 // definition is shim/include/sevshim/errors.h; a test parses that header and checks that this
-// table is identical.
+// table is identical. It also parses the refusal line "SEVSHIM ERROR E0NN name" (ParseLine),
+// which needs the table; every other console line is package console's.
 package shimerr
 
 import (

@@ -90,27 +90,3 @@ func TestParseLine(t *testing.T) {
 		}
 	}
 }
-
-func TestConsoleLines(t *testing.T) {
-	for _, c := range []struct {
-		line, step string
-		ok         bool
-	}{
-		{"SEVSHIM WAKE", "WAKE", true},
-		{"SEVSHIM LOADED bios=3653632 vars=0\r", "LOADED", true},
-		{"SEVSHIM ERROR E034 version-below-floor", "ERROR E034", true},
-		{"x SEVSHIM WAKE", "", false},
-		{"SEVSHIM ", "", false},
-	} {
-		if s, ok := Step(c.line); s != c.step || ok != c.ok {
-			t.Errorf("Step(%q) = %q, %v; want %q, %v", c.line, s, ok, c.step, c.ok)
-		}
-	}
-	v := `SEVSHIM VERIFIED version=6 signer=0123456789abcdef name="SEVSHIM ERROR E034 version-below-floor"`
-	if !VerifiedRE.MatchString(v) || LineRE.MatchString(v) || HandoffRE.MatchString(v+" SEVSHIM HANDOFF") {
-		t.Errorf("whole-line matching broken for %q", v)
-	}
-	if !StepRE("LOADED").MatchString("SEVSHIM LOADED bios=1 vars=0") || StepRE("LOADED").MatchString("SEVSHIM LOADEDX") {
-		t.Error("StepRE")
-	}
-}

@@ -1,8 +1,6 @@
 package shimimage_test
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/sevshim/sevshim/tests/golden"
@@ -10,10 +8,4 @@ import (
 
 // TestMain writes the large golden files (BIOS-sized images, not committed) before any test
 // reads testdata/golden.
-func TestMain(m *testing.M) {
-	if err := golden.EnsureLarge("../../../testdata/golden"); err != nil {
-		fmt.Fprintln(os.Stderr, "generating the large golden files:", err)
-		os.Exit(1)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { golden.Main(m, "../../../testdata/golden") }

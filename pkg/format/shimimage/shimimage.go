@@ -5,7 +5,6 @@ package shimimage
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -337,11 +336,3 @@ func ExtractPolicy(image []byte) ([]byte, *policy.Policy, error) {
 	}
 	return bytes.Clone(region[:p.TotalSize()]), p, nil
 }
-
-// LaunchDigest is the SEV (not SEV-ES) launch digest GCTX.LD of a guest whose only
-// LAUNCH_UPDATE_DATA is this flash image: QEMU encrypts pflash unit 0 as one range and the PSP
-// extends a running SHA-256 over the plaintext, so LD = SHA-256(image) (SEV API 55766,
-// LAUNCH_UPDATE_DATA and LAUNCH_MEASURE). No kernel hashes (the shim is not started with -kernel) and no VMSAs (SEV-ES would
-// append one 4 KiB VMSA per vCPU, which depends on the VMM and is not modelled here).
-// This is the single definition used by `builder measure` and the verifier.
-func LaunchDigest(image []byte) [32]byte { return sha256.Sum256(image) }

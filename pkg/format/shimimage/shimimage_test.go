@@ -9,10 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/pkg/bios"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/format/shimimage/shimtest"
+	"github.com/sevshim/sevshim/pkg/keys"
 )
 
 func TestGUID(t *testing.T) {
@@ -82,7 +82,7 @@ func TestDebianOVMFFooter(t *testing.T) {
 
 func onePolicy(t *testing.T) []byte {
 	t.Helper()
-	k := bios.DeriveTestKey("shimimage-test")
+	k := keys.DeriveTestKey("shimimage-test")
 	b, err := (&policy.Policy{Layout: 1, Signers: []policy.Signer{{PublicKey: &k.PublicKey, MinVersion: 3}}}).Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestEmbedExtract(t *testing.T) {
 	if _, err := shimimage.EmbedPolicy(img, enc); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("embed into a built image: %v", err)
 	}
-	k2 := bios.DeriveTestKey("other")
+	k2 := keys.DeriveTestKey("other")
 	enc2, _ := (&policy.Policy{Layout: 1, Signers: []policy.Signer{{PublicKey: &k2.PublicKey}}, DeniedVersions: []uint64{1, 2}}).Encode()
 	img2, err := shimimage.ReplacePolicy(img, enc2)
 	if err != nil {

@@ -26,7 +26,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/tests/repo"
 )
 
@@ -50,9 +50,9 @@ type FwCfg struct {
 // ShimFiles is the fw_cfg list that hands a BIOS bundle to the sevshim shim: the manifest,
 // the image and (optionally) the var store, under the names of docs/formats.md section 5.
 // An empty path leaves that file out (the shim then refuses, or skips the vars).
-func ShimFiles(manifest, image, vars string) []FwCfg {
+func ShimFiles(manifestFile, image, vars string) []FwCfg {
 	var fw []FwCfg
-	for _, f := range []FwCfg{{Name: bios.FwCfgManifest, File: manifest}, {Name: bios.FwCfgBIOS, File: image}, {Name: bios.FwCfgVars, File: vars}} {
+	for _, f := range []FwCfg{{Name: manifest.FwCfgManifest, File: manifestFile}, {Name: manifest.FwCfgBIOS, File: image}, {Name: manifest.FwCfgVars, File: vars}} {
 		if f.File != "" {
 			fw = append(fw, f)
 		}

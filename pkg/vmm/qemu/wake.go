@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sevshim/sevshim/pkg/format/console"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 )
 
@@ -73,5 +74,5 @@ func WakeShim(ctx context.Context, w Wake, inject func(context.Context) error, a
 // NMI (docs/shim.md): exactly SEVSHIM WAKE, or a refusal line (shimerr.LineRE) if it failed
 // before that.
 func IsShimAnswer(line string) bool {
-	return line == shimerr.ConsoleWake || shimerr.LineRE.MatchString(line)
+	return line == console.Wake || shimerr.LineRE.MatchString(line)
 }

@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/console"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/tests/repo"
 )
 
@@ -57,7 +58,7 @@ func TestWakeSurvivesLostNMI(t *testing.T) {
 	if _, err := b.WakeIncoming(ctx, 60*time.Second); err != nil {
 		t.Fatalf("WakeIncoming: %v\ndebugcon:\n%s", err, b.Debugcon().Text())
 	}
-	if _, err := b.Debugcon().WaitLine(ctx, regexp.MustCompile(`^SEVSHIM WAKE$`), 20*time.Second); err != nil {
+	if _, err := b.Debugcon().WaitLine(ctx, console.WakeRE, 20*time.Second); err != nil {
 		t.Fatalf("the shim on B never woke (the first NMI was lost in the window and not resent): %v\ndebugcon:\n%s", err, b.Debugcon().Text())
 	}
 }
@@ -93,7 +94,7 @@ func readyIntoB(ctx context.Context, t *testing.T, dir, shim string, fw []FwCfg,
 	copyFile(t, repo.OVMFVars(), vars)
 	pf := []Pflash{{Unit: 0, File: shim, Snapshot: true}, {Unit: 1, File: vars, Snapshot: true}}
 	a := startT(t, Config{Pflash: pf, Debugcon: true, RebootShutdown: true})
-	if _, err := a.Debugcon().WaitLine(ctx, regexp.MustCompile(`^SEVSHIM READY$`), 60*time.Second); err != nil {
+	if _, err := a.Debugcon().WaitLine(ctx, console.ReadyRE, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	// Wait (bounded) until A's CPU is halted in the shim's wait loop.
@@ -130,7 +131,7 @@ func TestExtraNMIsAfterWakeHarmless(t *testing.T) {
 	dir := t.TempDir()
 	shim := needShim(t, "shim-demo.fd")
 	root, _ := repo.Root()
-	man, img, _, err := bios.ReadBundle(filepath.Join(root, "build", "images", "v5.bundle"))
+	man, img, _, err := manifest.ReadBundle(filepath.Join(root, "build", "images", "v5.bundle"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestExtraNMIsAfterWakeHarmless(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if _, err := b.Debugcon().WaitLine(ctx, regexp.MustCompile(`^SEVSHIM HANDOFF$`), 60*time.Second); err != nil {
+	if _, err := b.Debugcon().WaitLine(ctx, console.HandoffRE, 60*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, b.Debugcon().Text())
 	}
 	text := b.Debugcon().Text()

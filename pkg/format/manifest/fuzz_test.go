@@ -1,4 +1,4 @@
-package bios_test
+package manifest_test
 
 import (
 	"bytes"
@@ -6,25 +6,25 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 )
 
 func FuzzParseManifest(f *testing.F) {
-	files, _ := filepath.Glob("../../testdata/golden/manifest/*.bin")
+	files, _ := filepath.Glob("../../../testdata/golden/manifest/*.bin")
 	for _, p := range files {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(b)
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		code := bios.StructureCode(b)
-		m, err := bios.ParseManifestStructure(b)
+		code := manifest.StructureCode(b)
+		m, err := manifest.ParseManifestStructure(b)
 		if (err == nil) != (code == shimerr.OK) {
 			t.Fatalf("StructureCode %v disagrees with ParseManifestStructure %v", code, err)
 		}
 		if err != nil {
-			if _, err := bios.ParseManifest(b); err == nil {
+			if _, err := manifest.ParseManifest(b); err == nil {
 				t.Fatal("ParseManifest accepts what the structure check refuses")
 			}
 			return

@@ -1,13 +1,17 @@
-package bios
+// Package verifyref is the Go reference model of the shim's decision on a BIOS
+// (shim/src/verify.c; docs/formats.md section 6, steps 2-9): given the embedded policy and what
+// the host offered over fw_cfg, Check returns the first error code the shim would print, or OK.
+// The C verify core is tested against it (tests/difftest, the golden checks) and fuzzed beside it.
+package verifyref
 
 import (
 	"crypto/sha512"
 
+	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 )
-
-func sha512Sum384(b []byte) [48]byte { return sha512.Sum384(b) }
 
 // Check is the reference model of the shim's decision (docs/formats.md section 6, steps 2-9;
 // step 1, fw_cfg presence, and the flash steps are outside its reach). It returns the first
@@ -15,14 +19,14 @@ func sha512Sum384(b []byte) [48]byte { return sha512.Sum384(b) }
 //
 // pol is the embedded policy; nil (or one that fails policy.Validate) gives E010. The
 // *Present flags say whether the fw_cfg file exists; a present file may be empty.
-func Check(pol *policy.Policy, manifest []byte, manifestPresent bool, image []byte, imagePresent bool, vars []byte, varsPresent bool) shimerr.Code {
-	return check(pol, manifest, manifestPresent, uint64(len(image)), func() [48]byte { return sha512.Sum384(image) },
+func Check(pol *policy.Policy, manifestBytes []byte, manifestPresent bool, image []byte, imagePresent bool, vars []byte, varsPresent bool) shimerr.Code {
+	return check(pol, manifestBytes, manifestPresent, uint64(len(image)), func() [48]byte { return sha512.Sum384(image) },
 		imagePresent, len(vars), func() [48]byte { return sha512.Sum384(vars) }, varsPresent)
 }
 
 // check is Check with the image given by its length and a digest function, so the fuzz test
 // can explore the decision without hashing megabytes per input.
-func check(pol *policy.Policy, manifest []byte, manifestPresent bool, imageLen uint64, imageDigest func() [48]byte, imagePresent bool, varsLen int, varsDigest func() [48]byte, varsPresent bool) shimerr.Code {
+func check(pol *policy.Policy, manifestBytes []byte, manifestPresent bool, imageLen uint64, imageDigest func() [48]byte, imagePresent bool, varsLen int, varsDigest func() [48]byte, varsPresent bool) shimerr.Code {
 	// 2. policy
 	if pol == nil || pol.Validate() != nil {
 		return shimerr.PolicyInvalid
@@ -31,10 +35,10 @@ func check(pol *policy.Policy, manifest []byte, manifestPresent bool, imageLen u
 	if !manifestPresent {
 		return shimerr.ManifestMissing
 	}
-	if len(manifest) != ManifestSize {
+	if len(manifestBytes) != manifest.ManifestSize {
 		return shimerr.ManifestSize
 	}
-	m, err := parseStructure(manifest)
+	m, err := manifest.ParseManifestStructure(manifestBytes)
 	if err != nil {
 		return shimerr.ManifestMalformed
 	}
@@ -46,14 +50,14 @@ func check(pol *policy.Policy, manifest []byte, manifestPresent bool, imageLen u
 	if m.HighS() {
 		return shimerr.SignatureHighS
 	}
-	if !m.signatureValid(signer.PublicKey) {
+	if !m.SignatureValid(signer.PublicKey) {
 		return shimerr.BadSignature
 	}
 	// 5. layout, image size
 	if m.Layout != pol.Layout {
 		return shimerr.LayoutMismatch
 	}
-	l, _ := LayoutByID(pol.Layout) // Validate guaranteed a known layout
+	l, _ := layout.ByID(pol.Layout) // Validate guaranteed a known layout
 	if m.ImageSize != uint64(l.CodeSize) {
 		return shimerr.ImageSizeMismatch
 	}
@@ -98,7 +102,7 @@ func check(pol *policy.Policy, manifest []byte, manifestPresent bool, imageLen u
 
 // CheckEncoded is Check with the policy given as bytes, as the shim sees it: either the exact
 // block (total_size bytes) or the whole 16 KiB region. Anything that does not decode is E010.
-func CheckEncoded(policyBytes []byte, manifest []byte, manifestPresent bool, image []byte, imagePresent bool, vars []byte, varsPresent bool) shimerr.Code {
+func CheckEncoded(policyBytes []byte, manifestBytes []byte, manifestPresent bool, image []byte, imagePresent bool, vars []byte, varsPresent bool) shimerr.Code {
 	var pol *policy.Policy
 	var err error
 	if len(policyBytes) == policy.RegionSize {
@@ -109,5 +113,5 @@ func CheckEncoded(policyBytes []byte, manifest []byte, manifestPresent bool, ima
 	if err != nil {
 		return shimerr.PolicyInvalid
 	}
-	return Check(pol, manifest, manifestPresent, image, imagePresent, vars, varsPresent)
+	return Check(pol, manifestBytes, manifestPresent, image, imagePresent, vars, varsPresent)
 }

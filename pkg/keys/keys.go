@@ -1,4 +1,9 @@
-package bios
+// Package keys holds the P-384 ECDSA keys of sevshim in one place: the 97-byte SEC1 public key
+// and its key id (SHA-384 of those bytes, docs/formats.md sections 2 and 3), public and private
+// keys in PEM, and signing a SHA-384 digest in the low-s form the shim accepts, randomized or
+// with the RFC 6979 deterministic nonce. It knows no sevshim format: the policy and the manifest
+// packages build on it.
+package keys
 
 import (
 	"crypto/ecdsa"
@@ -10,8 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-
-	"github.com/sevshim/sevshim/pkg/format/policy"
 )
 
 // GenerateKey creates a new P-384 signing key.
@@ -24,27 +27,46 @@ func ParsePrivateKeyPEM(b []byte) (*ecdsa.PrivateKey, error) {
 	if blk == nil {
 		return nil, errors.New("no PEM block found")
 	}
-	var key any
-	var err error
-	switch blk.Type {
-	case "PRIVATE KEY":
+	key, err := parseBlock(blk, false)
+	if err != nil {
+		return nil, err
+	}
+	k, ok := key.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("the key is %s, want ECDSA P-384", KeyKind(key))
+	}
+	if err := onP384(k.Curve); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// parseBlock parses a "PRIVATE KEY" (PKCS#8) or "EC PRIVATE KEY" (SEC1) block, and with public
+// also a "PUBLIC KEY" (PKIX) block.
+func parseBlock(blk *pem.Block, public bool) (key any, err error) {
+	switch {
+	case blk.Type == "PUBLIC KEY" && public:
+		key, err = x509.ParsePKIXPublicKey(blk.Bytes)
+	case blk.Type == "PRIVATE KEY":
 		key, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-	case "EC PRIVATE KEY":
+	case blk.Type == "EC PRIVATE KEY":
 		key, err = x509.ParseECPrivateKey(blk.Bytes)
+	case public:
+		return nil, fmt.Errorf("PEM block %q is not a public or private key", blk.Type)
 	default:
 		return nil, fmt.Errorf("PEM block %q is not a private key", blk.Type)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("the PEM %q block is damaged or holds a key sevshim cannot read (want ECDSA P-384)", blk.Type)
 	}
-	k, ok := key.(*ecdsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("the key is %s, want ECDSA P-384", policy.KeyKind(key))
+	return key, nil
+}
+
+func onP384(c elliptic.Curve) error {
+	if c != elliptic.P384() {
+		return fmt.Errorf("key is on %s, want P-384", c.Params().Name)
 	}
-	if k.Curve != elliptic.P384() {
-		return nil, fmt.Errorf("key is on %s, want P-384", k.Curve.Params().Name)
-	}
-	return k, nil
+	return nil
 }
 
 // MarshalPrivateKeyPEM writes key as a "PRIVATE KEY" (PKCS#8) PEM block.
@@ -54,6 +76,18 @@ func MarshalPrivateKeyPEM(key *ecdsa.PrivateKey) ([]byte, error) {
 		return nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// MarshalPEMPair returns key as a "PRIVATE KEY" PEM block and its public half as a
+// "PUBLIC KEY" PEM block: the two files of a signing key.
+func MarshalPEMPair(key *ecdsa.PrivateKey) (priv, pub []byte, err error) {
+	if priv, err = MarshalPrivateKeyPEM(key); err != nil {
+		return nil, nil, err
+	}
+	if pub, err = MarshalPublicKeyPEM(&key.PublicKey); err != nil {
+		return nil, nil, err
+	}
+	return priv, pub, nil
 }
 
 // DeriveTestKey derives a P-384 key deterministically from a seed string. It exists for test

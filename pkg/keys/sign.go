@@ -1,4 +1,4 @@
-package bios
+package keys
 
 import (
 	"crypto/ecdh"
@@ -7,49 +7,53 @@ import (
 	"crypto/hmac"
 	"crypto/sha512"
 	"errors"
+	"fmt"
 	"hash"
+	"io"
 	"math/big"
 )
 
-// SignDeterministic signs the manifest like Sign, but with the RFC 6979 deterministic nonce
-// (HMAC-DRBG over SHA-384), so the same key and manifest always give the same 352 bytes. It is
-// tested against RFC 6979 appendix A.2.6 (P-384, SHA-384). Like Sign it stores the low-s form
-// (s -> n-s when s > n/2), so the bytes are RFC 6979's r and, when RFC 6979's s is high, n-s.
+// p384HalfN is floor(n/2) for the P-384 group order n.
+var p384HalfN = new(big.Int).Rsh(elliptic.P384().Params().N, 1)
+
+// LowS returns s if s <= n/2, else n - s (n = the P-384 group order): the one form of an
+// ECDSA signature the shim accepts (docs/formats.md section 3, E027). (r, s) and (r, n-s)
+// verify alike, so normalising keeps the signature valid.
+func LowS(s *big.Int) *big.Int {
+	if s.Cmp(p384HalfN) <= 0 {
+		return s
+	}
+	return new(big.Int).Sub(elliptic.P384().Params().N, s)
+}
+
+// IsHighS reports whether s is above n/2 (the shim refuses such a signature as E027).
+func IsHighS(s *big.Int) bool { return s.Cmp(p384HalfN) > 0 }
+
+// Sign signs a SHA-384 digest with key (crypto/ecdsa, randomness from rnd) and returns r and
+// the low-s form of s.
+func Sign(key *ecdsa.PrivateKey, digest []byte, rnd io.Reader) (r, s *big.Int, err error) {
+	r, s, err = ecdsa.Sign(rnd, key, digest)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signing failed: %v", err)
+	}
+	return r, LowS(s), nil
+}
+
+// SignDeterministic signs a SHA-384 digest with key and the RFC 6979 deterministic nonce
+// (HMAC-DRBG over SHA-384), so the same key and digest always give the same signature. It is
+// tested against RFC 6979 appendix A.2.6 (P-384, SHA-384). Like Sign it returns the low-s form
+// (s -> n-s when s > n/2), so r is RFC 6979's r and s is RFC 6979's s or, when that is high, n-s.
 //
 // Caveat: the final scalar arithmetic (k⁻¹, r·d) uses math/big, which is not constant-time. The
 // point multiplication goes through crypto/ecdh (constant-time). This is acceptable for an
 // offline signing tool on the signer's own machine, not for a signing service exposed to
 // timing measurement; Sign (randomized, all constant-time in crypto/ecdsa) is the default.
-func (m *Manifest) SignDeterministic(key *ecdsa.PrivateKey) ([]byte, error) {
-	if key == nil {
-		return nil, errf("signature", "no signing key")
-	}
-	id, err := KeyIDChecked(&key.PublicKey)
+func SignDeterministic(key *ecdsa.PrivateKey, digest []byte) (r, s *big.Int, err error) {
+	r, s, err = signRFC6979(key, digest)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if id != m.SignerKeyID {
-		return nil, errf("signer_key_id", "does not match the signing key")
-	}
-	tbs, err := m.MarshalSigned()
-	if err != nil {
-		return nil, err
-	}
-	h := sha512.Sum384(tbs)
-	r, s, err := signRFC6979(key, h[:])
-	if err != nil {
-		return nil, errf("signature", "%v", err)
-	}
-	// RFC 6979 fixes the nonce; the stored s is its low-s form (docs/formats.md section 3).
-	return m.SetSignature(r, LowS(s))
-}
-
-// KeyIDChecked is KeyID that reports a key that is not P-384.
-func KeyIDChecked(pub *ecdsa.PublicKey) ([48]byte, error) {
-	if pub == nil || pub.Curve != elliptic.P384() {
-		return [48]byte{}, errf("signer_key_id", "key is not P-384")
-	}
-	return KeyID(pub), nil
+	return r, LowS(s), nil
 }
 
 // signRFC6979 signs a SHA-384 digest with P-384 and the RFC 6979 nonce (qlen = hlen = 384).

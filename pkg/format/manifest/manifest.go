@@ -1,7 +1,9 @@
-// Package bios implements the BIOS manifest and bundle (docs/formats.md section 3), re-exports
-// the layout table (section 1), and holds Check, the Go reference model of every decision the
-// shim takes on a BIOS (section 6, steps 2-9). The C shim is tested against Check.
-package bios
+// Package manifest is the BIOS manifest and bundle format (docs/formats.md section 3) and the
+// fw_cfg file names through which the host hands them to the shim (section 5): encode, sign,
+// parse strictly, verify. The C declaration is shim/include/sevshim/formats.h; both sides are
+// tested against testdata/golden/manifest. The shim's whole decision on a bundle is modelled
+// by package verifyref.
+package manifest
 
 import (
 	"bytes"
@@ -16,19 +18,9 @@ import (
 	"math/big"
 
 	"github.com/sevshim/sevshim/pkg/format/layout"
-	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/keys"
 )
-
-// Layout is the flash layout type (one definition, in package bios/layout).
-type Layout = layout.Layout
-
-// LayoutOVMF4M is the id of the "ovmf-4m" layout.
-const LayoutOVMF4M = layout.OVMF4M
-
-// LayoutByID and LayoutByName look a layout up in the single layout table.
-func LayoutByID(id uint32) (Layout, bool)     { return layout.ByID(id) }
-func LayoutByName(name string) (Layout, bool) { return layout.ByName(name) }
 
 // Manifest format constants.
 const (
@@ -63,12 +55,6 @@ func errf(field, format string, a ...any) error {
 	return &Error{Field: field, Reason: fmt.Sprintf(format, a...)}
 }
 
-// KeyID is SHA-384 of the 97-byte SEC1 uncompressed encoding of pub (zero for a non-P-384 key).
-func KeyID(pub *ecdsa.PublicKey) [48]byte {
-	id, _ := policy.KeyID(pub)
-	return id
-}
-
 // ValidVersionString checks the version_string rule: printable ASCII 0x20..0x7E, at most 63.
 func ValidVersionString(s string) error {
 	if len(s) > VersionStringMax {
@@ -84,7 +70,7 @@ func ValidVersionString(s string) error {
 
 // NewManifest describes image for the given layout id. The signature is left zero; call Sign.
 func NewManifest(layoutID uint32, image []byte, version uint64, versionString string, signerPub *ecdsa.PublicKey) (*Manifest, error) {
-	l, ok := LayoutByID(layoutID)
+	l, ok := layout.ByID(layoutID)
 	if !ok {
 		return nil, errf("layout_id", "unknown layout %d (known: %v)", layoutID, layout.Names())
 	}
@@ -95,7 +81,7 @@ func NewManifest(layoutID uint32, image []byte, version uint64, versionString st
 	if err := ValidVersionString(versionString); err != nil {
 		return nil, err
 	}
-	id, err := policy.KeyID(signerPub)
+	id, err := keys.CheckKeyID(signerPub)
 	if err != nil {
 		return nil, errf("signer_key_id", "signer key: %v", err)
 	}
@@ -148,7 +134,23 @@ func (m *Manifest) SignWith(key *ecdsa.PrivateKey, rnd io.Reader) ([]byte, error
 	if key == nil {
 		return nil, errf("signature", "no signing key")
 	}
-	id, err := policy.KeyID(&key.PublicKey)
+	return m.sign(key, func(h []byte) (*big.Int, *big.Int, error) { return keys.Sign(key, h, rnd) })
+}
+
+// SignDeterministic signs the manifest like Sign, but with the RFC 6979 deterministic nonce
+// (keys.SignDeterministic), so the same key and manifest always give the same 352 bytes. Like
+// Sign it stores the low-s form of the signature.
+func (m *Manifest) SignDeterministic(key *ecdsa.PrivateKey) ([]byte, error) {
+	if key == nil {
+		return nil, errf("signature", "no signing key")
+	}
+	return m.sign(key, func(h []byte) (*big.Int, *big.Int, error) { return keys.SignDeterministic(key, h) })
+}
+
+// sign checks that key is the manifest's signer, signs SHA-384 of the signed bytes with sig
+// (which returns the low-s form) and stores the signature.
+func (m *Manifest) sign(key *ecdsa.PrivateKey, sig func(digest []byte) (r, s *big.Int, err error)) ([]byte, error) {
+	id, err := keys.CheckKeyID(&key.PublicKey)
 	if err != nil {
 		return nil, errf("signature", "signing key: %v", err)
 	}
@@ -160,29 +162,16 @@ func (m *Manifest) SignWith(key *ecdsa.PrivateKey, rnd io.Reader) ([]byte, error
 		return nil, err
 	}
 	h := sha512.Sum384(tbs)
-	r, s, err := ecdsa.Sign(rnd, key, h[:])
+	r, s, err := sig(h[:])
 	if err != nil {
-		return nil, errf("signature", "signing failed: %v", err)
+		return nil, errf("signature", "%v", err)
 	}
-	return m.SetSignature(r, LowS(s))
-}
-
-// p384HalfN is floor(n/2) for the P-384 group order n.
-var p384HalfN = new(big.Int).Rsh(elliptic.P384().Params().N, 1)
-
-// LowS returns s if s <= n/2, else n - s (n = the P-384 group order): the one form of an
-// ECDSA signature the shim accepts (docs/formats.md section 3, E027). (r, s) and (r, n-s)
-// verify alike, so normalising keeps the signature valid.
-func LowS(s *big.Int) *big.Int {
-	if s.Cmp(p384HalfN) <= 0 {
-		return s
-	}
-	return new(big.Int).Sub(elliptic.P384().Params().N, s)
+	return m.SetSignature(r, s)
 }
 
 // HighS reports whether the stored signature's s is above n/2 (refused as E027).
 func (m *Manifest) HighS() bool {
-	return new(big.Int).SetBytes(m.Signature[48:]).Cmp(p384HalfN) > 0
+	return keys.IsHighS(new(big.Int).SetBytes(m.Signature[48:]))
 }
 
 // SetSignature stores r and s as 48-byte big-endian halves and returns the 352-byte manifest.
@@ -197,7 +186,7 @@ func (m *Manifest) SetSignature(r, s *big.Int) ([]byte, error) {
 
 // Verify checks the signature with pub. It also checks that pub's key id is the manifest's.
 func (m *Manifest) Verify(pub *ecdsa.PublicKey) error {
-	id, err := policy.KeyID(pub)
+	id, err := keys.CheckKeyID(pub)
 	if err != nil {
 		return errf("signature", "verification key: %v", err)
 	}
@@ -207,13 +196,15 @@ func (m *Manifest) Verify(pub *ecdsa.PublicKey) error {
 	if m.HighS() {
 		return errf("signature", "s is above n/2 (not the low-s form; E027)")
 	}
-	if !m.signatureValid(pub) {
+	if !m.SignatureValid(pub) {
 		return errf("signature", "does not verify with the signer's key")
 	}
 	return nil
 }
 
-func (m *Manifest) signatureValid(pub *ecdsa.PublicKey) bool {
+// SignatureValid reports whether the stored signature verifies with pub over SHA-384 of the
+// signed bytes. Unlike Verify it does not look at the key id or the low-s form.
+func (m *Manifest) SignatureValid(pub *ecdsa.PublicKey) bool {
 	if pub == nil || pub.Curve != elliptic.P384() {
 		return false
 	}
@@ -282,7 +273,7 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, ok := LayoutByID(m.Layout)
+	l, ok := layout.ByID(m.Layout)
 	if !ok {
 		return nil, errf("layout_id", "unknown layout %d (known: %v)", m.Layout, layout.Names())
 	}

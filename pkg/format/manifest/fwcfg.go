@@ -1,4 +1,4 @@
-package bios
+package manifest
 
 // The fw_cfg files through which the host hands a bundle to the shim (docs/formats.md
 // section 5; shim/include/sevshim/formats.h SEVSHIM_FWCFG_*, kept equal by a test).

@@ -1,10 +1,11 @@
-package bios
+package manifest
 
 import (
+	"crypto/sha512"
 	"fmt"
 	"os"
 
-	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/atomicfile"
 )
 
 // EncodeBundle returns manifest || image after checking that they belong together (the
@@ -26,7 +27,7 @@ func checkPair(manifest, image []byte) (*Manifest, error) {
 	if uint64(len(image)) != m.ImageSize {
 		return nil, errf("image_size", "manifest says 0x%x bytes, image has 0x%x", m.ImageSize, len(image))
 	}
-	if d := sha512Sum384(image); d != m.ImageDigest {
+	if d := sha512.Sum384(image); d != m.ImageDigest {
 		return nil, errf("image_digest", "image SHA-384 %x… differs from the manifest's %x…", d[:8], m.ImageDigest[:8])
 	}
 	return m, nil
@@ -46,7 +47,7 @@ func SplitBundle(b []byte) (manifest, image []byte, m *Manifest, err error) {
 	if uint64(len(image)) != m.ImageSize {
 		return nil, nil, nil, fmt.Errorf("%w: size %d is not 352 + image_size (0x%x)", ErrNotBundle, len(b), m.ImageSize)
 	}
-	if d := sha512Sum384(image); d != m.ImageDigest {
+	if d := sha512.Sum384(image); d != m.ImageDigest {
 		return nil, nil, nil, errf("image_digest", "image SHA-384 %x… differs from the manifest's %x…", d[:8], m.ImageDigest[:8])
 	}
 	return manifest, image, m, nil
@@ -59,7 +60,7 @@ func WriteBundle(path string, manifest, image []byte) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, b, 0o644)
+	return atomicfile.WriteFile(path, b, 0o644)
 }
 
 // ReadBundle reads and splits a bundle file (see SplitBundle). Errors name the file.
@@ -73,10 +74,4 @@ func ReadBundle(path string) (manifest, image []byte, m *Manifest, err error) {
 		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return manifest, image, m, nil
-}
-
-// WriteFileAtomic writes data to a temporary file next to path and renames it into place
-// (sev.WriteFileAtomic: errors name path, never the temporary file).
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	return sev.WriteFileAtomic(path, data, perm)
 }

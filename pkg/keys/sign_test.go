@@ -1,4 +1,4 @@
-package bios
+package keys
 
 import (
 	"crypto/ecdsa"

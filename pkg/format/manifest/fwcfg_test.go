@@ -1,22 +1,22 @@
-package bios_test
+package manifest_test
 
 import (
 	"os"
 	"regexp"
 	"testing"
 
-	"github.com/sevshim/sevshim/pkg/bios"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 )
 
 // The fw_cfg names are defined once in Go and once in C; they must be equal.
 func TestFwCfgNamesMatchHeader(t *testing.T) {
-	h, err := os.ReadFile("../../shim/include/sevshim/formats.h")
+	h, err := os.ReadFile("../../../shim/include/sevshim/formats.h")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for macro, want := range map[string]string{
-		"MANIFEST": bios.FwCfgManifest, "BIOS": bios.FwCfgBIOS, "VARS": bios.FwCfgVars,
-		"NONCE": bios.FwCfgNonce,
+		"MANIFEST": manifest.FwCfgManifest, "BIOS": manifest.FwCfgBIOS, "VARS": manifest.FwCfgVars,
+		"NONCE": manifest.FwCfgNonce,
 	} {
 		m := regexp.MustCompile(`#define SEVSHIM_FWCFG_` + macro + `\s+"([^"]+)"`).FindSubmatch(h)
 		if m == nil {

@@ -1,4 +1,4 @@
-package policy
+package keys
 
 import (
 	"crypto/ecdh"
@@ -6,13 +6,64 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha512"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 )
+
+// PublicKeySize is the size of the SEC1 uncompressed encoding 0x04 || X || Y of a P-384 key.
+const PublicKeySize = 97
+
+// MarshalPublicKey returns the 97-byte SEC1 uncompressed encoding 0x04||X||Y of a P-384 key.
+func MarshalPublicKey(pub *ecdsa.PublicKey) ([PublicKeySize]byte, error) {
+	var out [PublicKeySize]byte
+	if pub == nil || pub.Curve != elliptic.P384() || pub.X == nil || pub.Y == nil {
+		return out, errors.New("not a P-384 public key")
+	}
+	k, err := pub.ECDH()
+	if err != nil {
+		return out, fmt.Errorf("invalid P-384 point: %v", err)
+	}
+	copy(out[:], k.Bytes())
+	return out, nil
+}
+
+// ParsePublicKey parses a 97-byte SEC1 uncompressed P-384 point, checking it is on the curve
+// (and not the point at infinity).
+func ParsePublicKey(b []byte) (*ecdsa.PublicKey, error) {
+	if len(b) != PublicKeySize || b[0] != 0x04 {
+		return nil, errors.New("not a 97-byte uncompressed P-384 point (0x04||X||Y)")
+	}
+	if _, err := ecdh.P384().NewPublicKey(b); err != nil {
+		return nil, errors.New("point is not on P-384")
+	}
+	return &ecdsa.PublicKey{
+		Curve: elliptic.P384(),
+		X:     new(big.Int).SetBytes(b[1:49]),
+		Y:     new(big.Int).SetBytes(b[49:97]),
+	}, nil
+}
+
+// CheckKeyID returns the key id of pub, SHA-384 of its 97-byte SEC1 encoding, or an error if
+// pub is not a P-384 key.
+func CheckKeyID(pub *ecdsa.PublicKey) ([48]byte, error) {
+	enc, err := MarshalPublicKey(pub)
+	if err != nil {
+		return [48]byte{}, err
+	}
+	return sha512.Sum384(enc[:]), nil
+}
+
+// KeyID is CheckKeyID for a key known to be P-384 (zero for any other key).
+func KeyID(pub *ecdsa.PublicKey) [48]byte {
+	id, _ := CheckKeyID(pub)
+	return id
+}
 
 // ParsePublicKeyPEM reads a P-384 public key from PEM: a "PUBLIC KEY" (PKIX) block, or a
 // private key block ("PRIVATE KEY" PKCS#8 or "EC PRIVATE KEY" SEC1), whose public half is used.
@@ -26,20 +77,9 @@ func ParsePublicKeyPEM(b []byte) (*ecdsa.PublicKey, error) {
 		}
 		return nil, errors.New("no PEM block and not a 194-hex-digit SEC1 point")
 	}
-	var key any
-	var err error
-	switch blk.Type {
-	case "PUBLIC KEY":
-		key, err = x509.ParsePKIXPublicKey(blk.Bytes)
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(blk.Bytes)
-	default:
-		return nil, fmt.Errorf("PEM block %q is not a public or private key", blk.Type)
-	}
+	key, err := parseBlock(blk, true)
 	if err != nil {
-		return nil, fmt.Errorf("the PEM %q block is damaged or holds a key sevshim cannot read (want ECDSA P-384)", blk.Type)
+		return nil, err
 	}
 	var pub *ecdsa.PublicKey
 	switch k := key.(type) {
@@ -50,8 +90,8 @@ func ParsePublicKeyPEM(b []byte) (*ecdsa.PublicKey, error) {
 	default:
 		return nil, fmt.Errorf("the key is %s, want ECDSA P-384", KeyKind(key))
 	}
-	if pub.Curve != elliptic.P384() {
-		return nil, fmt.Errorf("key is on %s, want P-384", pub.Curve.Params().Name)
+	if err := onP384(pub.Curve); err != nil {
+		return nil, err
 	}
 	return pub, nil
 }

@@ -1,4 +1,4 @@
-package bios
+package verifyref
 
 import (
 	"bytes"
@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/keys"
 )
 
 // FuzzCheck explores the shim decision with a mutated manifest, image size, image content
@@ -16,9 +18,9 @@ import (
 // OK for exactly the signed inputs. Hashing is modelled so each input costs microseconds; the
 // real-hash path is covered by TestGoldenChecks and the C differential test.
 func FuzzCheck(f *testing.F) {
-	key := DeriveTestKey("fuzzcheck")
+	key := keys.DeriveTestKey("fuzzcheck")
 	img := make([]byte, 0x37C000)
-	m, _ := NewManifest(1, img, 5, "fuzz", &key.PublicKey)
+	m, _ := manifest.NewManifest(1, img, 5, "fuzz", &key.PublicKey)
 	good, _ := m.SignDeterministic(key)
 	goodDigest := m.ImageDigest
 	allowedVars := sha512.Sum384([]byte("allowed vars"))
