@@ -307,6 +307,9 @@ func (g *gen) run() error {
 	if err := g.receipts(); err != nil {
 		return err
 	}
+	if err := g.vectors(); err != nil {
+		return err
+	}
 	return g.checks()
 }
 
