@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/tests/repo"
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 // RAM addresses of shim/include/sevshim/layout.h (docs/shim.md, RAM map).

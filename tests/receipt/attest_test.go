@@ -18,12 +18,12 @@ import (
 
 	"github.com/sevshim/sevshim/pkg/attest"
 	"github.com/sevshim/sevshim/pkg/bios"
-	"github.com/sevshim/sevshim/pkg/host"
-	"github.com/sevshim/sevshim/tests/repo"
-	"github.com/sevshim/sevshim/tests/harness"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/pkg/host"
+	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 // startBareSwtpm runs a fresh swtpm owned by the test (SIGKILLed with it and by pid in Cleanup)

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 )
 
 // BenchmarkReceiptCost prints what the receipt adds on the resume path under TCG, from console
