@@ -16,7 +16,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha512"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -60,20 +59,12 @@ type refusal struct {
 	noVars   bool   // no opt/org.sevshim/vars either (with manifest and bios "": no bundle at all)
 }
 
-var (
-	bundlesOnce sync.Once
-	bundlesVal  *bundleSet
-	bundlesErr  error
-)
+var bundlesOnce harness.Once[bundleSet]
 
 func getBundles(t *testing.T) *bundleSet {
 	t.Helper()
 	fx := harness.Fixtures(t)
-	bundlesOnce.Do(func() { bundlesVal, bundlesErr = makeBundles(t, fx) })
-	if bundlesErr != nil {
-		t.Fatalf("building bundle fixtures: %v", bundlesErr)
-	}
-	return bundlesVal
+	return bundlesOnce.Get(t, "building bundle fixtures", func() (*bundleSet, error) { return makeBundles(t, fx) })
 }
 
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }

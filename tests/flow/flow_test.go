@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sevshim/sevshim/tests/harness"
@@ -67,23 +66,12 @@ type world struct {
 	secret               []byte
 }
 
-var (
-	worldOnce sync.Once
-	worldVal  *world
-	worldErr  error
-)
+var worldOnce harness.Once[world]
 
 func getWorld(t *testing.T) *world {
 	t.Helper()
 	prereq(t)
-	worldOnce.Do(func() { worldVal, worldErr = makeWorld(t) })
-	if worldErr != nil {
-		t.Fatalf("fixture: %v", worldErr)
-	}
-	if worldVal == nil {
-		t.Fatal("fixture failed earlier")
-	}
-	return worldVal
+	return worldOnce.Get(t, "fixture", func() (*world, error) { return makeWorld(t) })
 }
 
 func makeWorld(t testing.TB) (*world, error) {

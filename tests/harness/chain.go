@@ -198,7 +198,6 @@ type ChainSpec struct {
 // Run is a chain's QEMU B, resumed and woken (qemu.WakeShim's NMIs until the shim answers).
 type Run struct {
 	*qemu.VM
-	T       testing.TB
 	Cont    time.Time // host time just before `cont`
 	Pflash1 string    // B's pflash1 file (the VM's var store)
 	Dir     string
@@ -259,14 +258,7 @@ func (f *Fixture) Chain(t testing.TB, s ChainSpec) *Run {
 	if err != nil {
 		t.Fatalf("B: %v", err)
 	}
-	return &Run{VM: vm, T: t, Cont: cont, Pflash1: pflash1, Dir: dir}
-}
-
-// WaitStep waits (StepTimeout) for the shim's debugcon line of step ("WAKE", "LOADED",
-// "VERIFIED", "FLASHED", "HANDOFF", ...) and returns it.
-func (r *Run) WaitStep(step string) qemu.Line {
-	r.T.Helper()
-	return WaitLine(r.T, r.Debugcon(), shimerr.StepRE(step), StepTimeout)
+	return &Run{VM: vm, Cont: cont, Pflash1: pflash1, Dir: dir}
 }
 
 func copyFile(src, dst string) error {

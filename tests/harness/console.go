@@ -103,3 +103,16 @@ func AssertRefused(t testing.TB, vm *qemu.VM, want shimerr.Code, afterVerify boo
 	}
 	return out
 }
+
+// LineTime returns the arrival time of the first line of c starting with prefix, and fails
+// the test without one.
+func LineTime(t testing.TB, c *qemu.Console, prefix string) time.Time {
+	t.Helper()
+	for _, l := range c.Lines() {
+		if strings.HasPrefix(l.Text, prefix) {
+			return l.Time
+		}
+	}
+	t.Fatalf("%s: no line %q", c.Name(), prefix)
+	return time.Time{}
+}

@@ -113,3 +113,24 @@ func skipOrFail(t testing.TB, err error) {
 	}
 	t.Fatalf("%v (set SEVSHIM_ALLOW_SKIP=1 to skip deliberately)", err)
 }
+
+// Once is a fixture made once per test binary: the first Get makes it, every later one
+// returns it, or fails its test as the first did.
+type Once[T any] struct {
+	once sync.Once
+	v    *T
+	err  error
+}
+
+// Get returns the fixture, calling make on first use; what names it in failures.
+func (o *Once[T]) Get(t testing.TB, what string, make func() (*T, error)) *T {
+	t.Helper()
+	o.once.Do(func() { o.v, o.err = make() })
+	if o.err != nil {
+		t.Fatalf("%s: %v", what, o.err)
+	}
+	if o.v == nil {
+		t.Fatalf("%s failed in an earlier test", what)
+	}
+	return o.v
+}

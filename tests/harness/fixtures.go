@@ -59,11 +59,7 @@ var bundleCatalogue = map[string]struct {
 	"testbios-v7": {TestBIOS, 7, "sevshim-testbios"},
 }
 
-var (
-	fixOnce sync.Once
-	fixVal  *Fixture
-	fixErr  error
-)
+var fixOnce Once[Fixture]
 
 // Fixtures checks the chain prerequisites (RequireChain with programs) and returns this test
 // binary's fixture, made on first use.
@@ -71,11 +67,7 @@ func Fixtures(t testing.TB, programs ...string) *Fixture {
 	t.Helper()
 	RequireChain(t, programs...)
 	dir := filepath.Join(WorkDir(t), "fixtures")
-	fixOnce.Do(func() { fixVal, fixErr = NewFixture(dir) })
-	if fixErr != nil {
-		t.Fatalf("building the fixtures: %v", fixErr)
-	}
-	return fixVal
+	return fixOnce.Get(t, "building the fixtures", func() (*Fixture, error) { return NewFixture(dir) })
 }
 
 // NewFixture makes a fixture in dir (fresh keys; bundles and shims follow on demand).

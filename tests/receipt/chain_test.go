@@ -248,15 +248,7 @@ func TestReceiptHandOffTestBIOS(t *testing.T) {
 	}
 	// console timestamps have the resolution of the pipe reads: bounds, not measurements. The
 	// receipt costs: SHA-384 of the var store before LOADED; HMAC + wipes before SECRET.
-	lt := func(prefix string) time.Time {
-		for _, l := range dbg.Lines() {
-			if strings.HasPrefix(l.Text, prefix) {
-				return l.Time
-			}
-		}
-		t.Fatalf("no line %q", prefix)
-		return time.Time{}
-	}
+	lt := func(prefix string) time.Time { return harness.LineTime(t, dbg, prefix) }
 	t.Logf("WAKE->LOADED %v, FLASHED->SECRET %v, SECRET->RECEIPT %v, RECEIPT->HANDOFF %v, receipt line %d bytes",
 		lt("SEVSHIM LOADED").Sub(lt("SEVSHIM WAKE")), lt("SEVSHIM SECRET").Sub(lt("SEVSHIM FLASHED")),
 		lt("SEVSHIM RECEIPT").Sub(lt("SEVSHIM SECRET")), lt("SEVSHIM HANDOFF").Sub(lt("SEVSHIM RECEIPT")), len(rl.Text)+1)

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sevshim/sevshim/pkg/format/receipt"
@@ -59,23 +58,12 @@ type flowWorld struct {
 	v4, v5, v6, v6BadSig            string
 }
 
-var (
-	fwOnce sync.Once
-	fwVal  *flowWorld
-	fwErr  error
-)
+var fwOnce harness.Once[flowWorld]
 
 func getFlowWorld(t *testing.T) *flowWorld {
 	t.Helper()
 	prereq(t)
-	fwOnce.Do(func() { fwVal, fwErr = makeFlowWorld(t) })
-	if fwErr != nil {
-		t.Fatalf("fixture: %v", fwErr)
-	}
-	if fwVal == nil {
-		t.Fatal("fixture failed earlier")
-	}
-	return fwVal
+	return fwOnce.Get(t, "fixture", func() (*flowWorld, error) { return makeFlowWorld(t) })
 }
 
 func makeFlowWorld(t testing.TB) (*flowWorld, error) {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -110,7 +109,7 @@ func TestSecretHandOffTestBIOS(t *testing.T) {
 	harness.WaitLine(t, dbg, regexp.MustCompile(`^TESTBIOS HALT$`), stepTO)
 	harness.WaitLine(t, b.Serial(), regexp.MustCompile(regexp.QuoteMeta(wantTB)), stepTO)
 	// console timestamps have the resolution of the pipe reads: a bound, not a measurement
-	t.Logf("FLASHED->SECRET <= %v", sl.Time.Sub(lineTime(t, dbg, "SEVSHIM FLASHED")).Round(time.Microsecond))
+	t.Logf("FLASHED->SECRET <= %v", sl.Time.Sub(harness.LineTime(t, dbg, "SEVSHIM FLASHED")).Round(time.Microsecond))
 
 	// Key erasure: the secret is in the BIOS's block and nowhere else.
 	ram := harness.DumpRAM(t, b, memMiB)
@@ -137,17 +136,6 @@ func TestSecretHandOffTestBIOS(t *testing.T) {
 	if !bytes.Equal(ram[secretGPA:secretGPA+0x1000], make([]byte, 0x1000)) {
 		t.Errorf("the shim's secret page is not zero after the hand-off")
 	}
-}
-
-func lineTime(t *testing.T, c *qemu.Console, prefix string) time.Time {
-	t.Helper()
-	for _, l := range c.Lines() {
-		if strings.HasPrefix(l.Text, prefix) {
-			return l.Time
-		}
-	}
-	t.Fatalf("%s: no line %q", c.Name(), prefix)
-	return time.Time{}
 }
 
 // TestNoSecretTestBIOS: nothing was injected: the shim says so (not an error) and the test
