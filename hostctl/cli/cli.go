@@ -16,11 +16,11 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/sevshim/sevshim/pkg/host"
 	"github.com/sevshim/sevshim/pkg/cli/clierr"
 	"github.com/sevshim/sevshim/pkg/cli/version"
-	"github.com/sevshim/sevshim/pkg/owner"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
+	"github.com/sevshim/sevshim/pkg/host"
+	"github.com/sevshim/sevshim/pkg/owner"
 )
 
 // Exit codes.

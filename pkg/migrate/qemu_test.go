@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/tests/repo"
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/harness"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 // These tests run real QEMU 7.2 (q35, TCG) with Debian's OVMF: capture a migration
@@ -73,17 +74,10 @@ func startVM(t testing.TB, cfg qemu.Config) *qemu.VM {
 	t.Cleanup(func() {
 		vm.Close() // SIGTERM then SIGKILL of this QEMU's pid only
 		if t.Failed() {
-			t.Logf("qemu: %s\nstderr: %s\nserial (last 2000 bytes): %q", vm.Cmdline(), vm.StderrSummary(), lastBytes(vm.Serial().Text(), 2000))
+			t.Logf("qemu: %s\nstderr: %s\nserial (last 2000 bytes): %q", vm.Cmdline(), vm.StderrSummary(), harness.Tail(vm.Serial().Text(), 2000))
 		}
 	})
 	return vm
-}
-
-func lastBytes(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }
 
 // Points at which the source guest is stopped.

@@ -57,7 +57,9 @@ func GenerateTestRoot(bits int) (*TestRoot, error) {
 }
 
 // Root is the public trust anchor of this test root.
-func (r *TestRoot) Root() sev.Root { return sev.Root{Product: sev.TestRootProduct, ARK: r.ARK, ASK: r.ASK} }
+func (r *TestRoot) Root() sev.Root {
+	return sev.Root{Product: sev.TestRootProduct, ARK: r.ARK, ASK: r.ASK}
+}
 
 // Save writes ark.key, ask.key (0600) and ask_ark.cert into dir.
 func (r *TestRoot) Save(dir string) error {

@@ -2,7 +2,7 @@
  *
  *   test_verify VECTORS_DIR [GOLDEN_TSV GOLDEN_DIR]
  *
- * VECTORS_DIR holds shim/test/vectors (made by test/mkvectors with the fixed TEST keys): key1.pub,
+ * VECTORS_DIR is testdata/golden/vectors (written by tests/golden's generator, mkgolden): key1.pub,
  * key2.pub and manifests over the synthetic pattern BIOS (byte i = i*7 + (i >> 12)). Policies are
  * built here. Every error code of the verify path gets at least one crafted input.
  * GOLDEN_TSV is testdata/golden/cases.json flattened by test/golden2tsv.py; its cases are run
@@ -353,7 +353,7 @@ static void crafted(const char *vec)
         };
         p = (struct pol){ .signers = { 1 } };
         build_policy(region, &p);
-        CHECK(good[0x130] < 0x80, "good.man is not low-s (regenerate shim/test/vectors)");
+        CHECK(good[0x130] < 0x80, "good.man is not low-s (regenerate testdata/golden with mkgolden)");
         memcpy(m, good, SEVSHIM_MANIFEST_SIZE);
         unsigned borrow = 0;   /* s := n - s, big-endian */
         for (int i = 47; i >= 0; i--) {

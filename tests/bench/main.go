@@ -2,7 +2,8 @@
 // and prints figures; it asserts nothing (`make bench` runs it).
 //
 // Per run (runs are interleaved so host noise hits both sides alike):
-//   - A: QEMU start -> "SEVSHIM READY" on debugcon, then the READY state is saved to a file;
+//   - A: QEMU start -> "SEVSHIM READY" on debugcon, then the READY state is saved to a file
+//     (tests/harness makes the fixtures, boots A and starts B);
 //   - plain: stock OVMF (pflash0 = OVMF_CODE_4M.fd read-only) from QEMU start to "BdsDxe" on COM1;
 //   - shim: QEMU B resumed from that state with the v5 bundle; from B's start and from `cont`
 //     to "BdsDxe", and the shim's steps from its timestamped debugcon lines.
@@ -14,26 +15,20 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"debug/elf"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sevshim/sevshim/pkg/format/console"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/format/console"
-	"github.com/sevshim/sevshim/pkg/format/layout"
-	"github.com/sevshim/sevshim/pkg/format/manifest"
-	"github.com/sevshim/sevshim/pkg/format/policy"
-	"github.com/sevshim/sevshim/pkg/format/shimimage"
-	"github.com/sevshim/sevshim/pkg/keys"
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/harness"
 	"github.com/sevshim/sevshim/tests/repo"
 )
 
@@ -190,55 +185,23 @@ func (r *report) addRatio(name string, v float64, note string) {
 	r.index[name].Samples = nil
 }
 
+// prepare makes the fixtures (tests/harness): a fresh key, the v5 bundle of OVMF_CODE_4M and a
+// shim of the fixture policy made from the template tpl.
 func prepare(dir, tpl string) (*setup, error) {
-	key, err := keys.GenerateKey()
+	fx, err := harness.NewFixture(dir)
 	if err != nil {
 		return nil, err
 	}
-	pol := &policy.Policy{Layout: layout.OVMF4M, Signers: []policy.Signer{{PublicKey: &key.PublicKey, MinVersion: 1}},
-		VarsMode: policy.VarsAny}
-	enc, err := pol.Encode()
+	fx.Template = tpl
+	shim, err := fx.MakeShim(fx.Policy())
 	if err != nil {
 		return nil, err
 	}
-	t, err := os.ReadFile(tpl)
+	v5, err := fx.MakeBundle("ovmf-v5")
 	if err != nil {
 		return nil, err
 	}
-	img, err := shimimage.EmbedPolicy(t, enc)
-	if err != nil {
-		return nil, fmt.Errorf("embedding a policy into %s: %w", tpl, err)
-	}
-	st := &setup{dir: dir, shim: filepath.Join(dir, "shim.fd"), manifest: filepath.Join(dir, "v5.manifest"),
-		ovmf: repo.OVMFCode(), vars: repo.OVMFVars()}
-	if err := os.WriteFile(st.shim, img, 0o600); err != nil {
-		return nil, err
-	}
-	man, err := sign(key, st.ovmf, 5)
-	if err != nil {
-		return nil, err
-	}
-	return st, os.WriteFile(st.manifest, man, 0o600)
-}
-
-func sign(key *ecdsa.PrivateKey, imagePath string, version uint64) ([]byte, error) {
-	image, err := os.ReadFile(imagePath)
-	if err != nil {
-		return nil, err
-	}
-	m, err := manifest.NewManifest(layout.OVMF4M, image, version, "debian-ovmf-4m", &key.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	return m.Sign(key)
-}
-
-func copyFile(src, dst string) error {
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(dst, b, 0o600)
+	return &setup{dir: dir, shim: shim.Path, manifest: v5.Manifest, ovmf: v5.Image, vars: fx.Vars}, nil
 }
 
 func failure(vm *qemu.VM, what string, err error) error {
@@ -248,41 +211,34 @@ func failure(vm *qemu.VM, what string, err error) error {
 func runA(st *setup, state string, rep *report) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *flagTimeout)
 	defer cancel()
-	vars := filepath.Join(st.dir, "vars-a.fd")
-	if err := copyFile(st.vars, vars); err != nil {
+	dir := state + ".a"
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	vm, err := qemu.Start(ctx, qemu.Config{
-		Pflash:         []qemu.Pflash{{Unit: 0, File: st.shim, Snapshot: true}, {Unit: 1, File: vars, Snapshot: true}},
-		Debugcon:       true,
-		RebootShutdown: true,
-	})
+	r, err := harness.SaveReady(ctx, harness.ASpec{Shim: st.shim, Dir: dir})
 	if err != nil {
+		return fmt.Errorf("A: %w", err)
+	}
+	if err := os.Rename(r.Path, state); err != nil {
 		return err
 	}
-	defer vm.Close()
-	ready, err := vm.Debugcon().WaitLine(ctx, console.ReadyRE, 0)
-	if err != nil {
-		return failure(vm, "A: waiting for READY", err)
-	}
-	rep.dur("a.start_to_ready", "QEMU A start -> SEVSHIM READY", ready.Time.Sub(vm.Started()))
-	time.Sleep(300 * time.Millisecond) // let the shim reach its wait loop
-	ss, err := vm.SaveState(ctx, state)
-	if err != nil {
-		return failure(vm, "A: saving the READY state", err)
-	}
-	rep.add("a.state_file_bytes", "B", "size of the saved READY state", float64(ss.Bytes))
-	rep.dur("a.save_state", "stop + migrate to file (host time)", ss.Elapsed)
+	rep.dur("a.start_to_ready", "QEMU A start -> SEVSHIM READY", r.AReady)
+	rep.add("a.state_file_bytes", "B", "size of the saved READY state", float64(r.Bytes))
+	rep.dur("a.save_state", "stop + migrate to file (host time)", r.Save.Elapsed)
 	return nil
 }
 
-var reBds = regexp.MustCompile(`BdsDxe`)
+var reBds = harness.BdsRE
 
 func runPlain(st *setup, i int, rep *report) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *flagTimeout)
 	defer cancel()
 	vars := filepath.Join(st.dir, "vars-plain.fd")
-	if err := copyFile(st.vars, vars); err != nil {
+	b, err := os.ReadFile(st.vars)
+	if err == nil {
+		err = os.WriteFile(vars, b, 0o600)
+	}
+	if err != nil {
 		return err
 	}
 	vm, err := qemu.Start(ctx, qemu.Config{
@@ -304,17 +260,12 @@ func runPlain(st *setup, i int, rep *report) error {
 func runB(st *setup, state string, i int, rep *report) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *flagTimeout)
 	defer cancel()
-	vars := filepath.Join(st.dir, "vars-b.fd")
-	if err := copyFile(st.vars, vars); err != nil {
+	dir := filepath.Join(st.dir, fmt.Sprintf("b-%d", i))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	vm, err := qemu.Start(ctx, qemu.Config{
-		Pflash:         []qemu.Pflash{{Unit: 0, File: st.shim, Snapshot: true}, {Unit: 1, File: vars}},
-		FwCfg:          qemu.ShimFiles(st.manifest, st.ovmf, vars),
-		Debugcon:       true,
-		RebootShutdown: true,
-		Incoming:       qemu.IncomingFile(state),
-	})
+	vm, _, err := harness.StartB(ctx, harness.BSpec{Shim: st.shim, Manifest: st.manifest, Image: st.ovmf,
+		Incoming: qemu.IncomingFile(state), Dir: dir})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/sha512"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -14,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/format/console"
 	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/verifyref"
@@ -26,27 +26,26 @@ var (
 	// Whole lines: the VERIFIED line carries the signer's version string, which may spell
 	// another line.
 	reError    = regexp.MustCompile(`^SEVSHIM ERROR .*$`)
-	reOutcome  = regexp.MustCompile(`^SEVSHIM (ERROR E[0-9]{3} [a-z0-9-]+|HANDOFF)$`)
-	reLoaded   = console.LoadedRE
-	reVerified = console.VerifiedRE
-	reFlashed  = console.FlashedRE
-	reBds      = regexp.MustCompile(`BdsDxe`)
-	reShell    = regexp.MustCompile(`UEFI Interactive Shell|Shell>`)
+	reOutcome  = harness.OutcomeRE
+	reLoaded   = regexp.MustCompile(`^SEVSHIM LOADED bios=(\d+) vars=(\d+)$`)
+	reVerified = regexp.MustCompile(`^SEVSHIM VERIFIED version=(\d+) signer=([0-9a-f]+) name="([^"]*)"$`)
+	reFlashed  = regexp.MustCompile(`^SEVSHIM FLASHED code=(\d+) vars=(\d+)$`)
+	reBds      = harness.BdsRE
+	reShell    = harness.ShellRE
 )
 
-// Generous bounds: TCG on a shared 2-core host. They are limits, not assertions on speed.
+// Generous bounds (tests/harness): limits, not assertions on speed.
 const (
-	shimStepTimeout = 90 * time.Second
-	ovmfTimeout     = 180 * time.Second
-	haltGrace       = 3 * time.Second
+	shimStepTimeout = harness.StepTimeout
+	ovmfTimeout     = harness.OVMFTimeout
 )
 
 // bRun is one QEMU B resumed from the READY state.
 type bRun struct {
 	vm       *qemu.VM
-	cont     time.Time // host time just before `cont`
-	pflash1  string    // B's pflash1 file (the VM's var store)
-	wantVars int       // vars bytes the LOADED line must show
+	cont     time.Time     // host time just before `cont`
+	pflash1  string        // B's pflash1 file (the VM's var store)
+	wantVars int           // vars bytes the LOADED line must show
 	lay      layout.Layout // the shim's layout (pflash0 size and base)
 }
 
@@ -73,67 +72,9 @@ type bOpts struct {
 
 func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 	t.Helper()
-	varStore := o.varStore
-	if varStore == "" {
-		varStore = e.vars
-	}
-	dir := t.TempDir()
-	pflash1 := filepath.Join(dir, "vars.fd")
-	if err := copyFile(varStore, pflash1); err != nil {
-		t.Fatal(err)
-	}
-	varsFile := o.vars
-	if varsFile == "" {
-		varsFile = pflash1
-	}
-	if o.noVars {
-		varsFile = ""
-	}
-	fw := qemu.ShimFiles(o.manifest, o.bios, varsFile)
-	ctx := context.Background()
-	extra := o.extra
-	gdbSock := filepath.Join(dir, "gdb.sock")
-	if o.beforeWake != nil {
-		extra = append(append([]string(nil), extra...),
-			"-chardev", "socket,id=gdb,path="+gdbSock+",server=on,wait=off", "-gdb", "chardev:gdb")
-	}
-	vm, err := qemu.Start(ctx, qemu.Config{
-		Pflash: []qemu.Pflash{
-			// snapshot=on: the migrated shim content and the BIOS the shim programs live
-			// in a temporary overlay, so the shim image file never changes.
-			{Unit: 0, File: e.shim, Snapshot: !o.roCode, ReadOnly: o.roCode},
-			{Unit: 1, File: pflash1},
-		},
-		FwCfg:          fw,
-		Debugcon:       true,
-		RebootShutdown: true, // as hostctl runs it: a guest reboot ends B
-		Incoming:       qemu.IncomingFile(e.state),
-		ExtraArgs:      extra,
-		SerialLog:      filepath.Join(dir, "serial.log"),
-		DebugconLog:    filepath.Join(dir, "debugcon.log"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		vm.Close()
-		if t.Failed() {
-			t.Logf("B: %s\nstderr: %s\ndebugcon:\n%s\nserial (tail):\n%s", vm.Cmdline(), vm.StderrSummary(),
-				vm.Debugcon().Text(), harness.Tail(vm.Serial().Text(), 2000))
-		}
-	})
-	if o.beforeWake != nil {
-		st, err := vm.WaitIncoming(ctx, 60*time.Second)
-		if err != nil || st != "paused" {
-			t.Fatalf("B loading the READY state: status %q, %v", st, err)
-		}
-		o.beforeWake(gdbSock)
-	}
-	cont, err := vm.WakeIncoming(ctx, 60*time.Second)
-	if err != nil {
-		t.Fatalf("B loading the READY state: %v", err)
-	}
-	r := &bRun{vm: vm, cont: cont, pflash1: pflash1, wantVars: int(e.lay.VarsSize), lay: e.lay}
+	run := e.fx.Chain(t, harness.ChainSpec{Shim: e.img, Saved: true, Manifest: o.manifest, Image: o.bios, Vars: o.vars,
+		VarStore: o.varStore, NoVars: o.noVars, ReadOnlyCode: o.roCode, ExtraB: o.extra, BeforeWake: o.beforeWake})
+	r := &bRun{vm: run.VM, cont: run.Cont, pflash1: run.Pflash1, wantVars: int(e.lay.VarsSize), lay: e.lay}
 	if o.noVars {
 		r.wantVars = 0
 	}
@@ -217,7 +158,7 @@ func TestChainBootsOVMF(t *testing.T) {
 func TestChainCPUWithSEVLeaf(t *testing.T) {
 	e := env(t)
 	cpu := []string{"-cpu", "qemu64,xlevel=0x8000001f"}
-	b := harness.StartChain(t, harness.Chain{Shim: e.shim, Manifest: e.manifestV5, Image: e.ovmf, ExtraA: cpu, ExtraB: cpu})
+	b := e.fx.Chain(t, harness.ChainSpec{Shim: e.img, Manifest: e.manifestV5, Image: e.ovmf, ExtraA: cpu, ExtraB: cpu})
 	ctx := context.Background()
 	out, err := b.Debugcon().WaitLine(ctx, reOutcome, shimStepTimeout)
 	if err != nil {
@@ -381,7 +322,7 @@ func TestRefusalTableMatchesModel(t *testing.T) {
 		if c.vars != "" {
 			v, _ = read(c.vars)
 		}
-		got := verifyref.Check(b.pol, man, hasMan, img, hasImg, v, true)
+		got := verifyref.Check(b.pol, man, hasMan, img, hasImg, v, !c.noVars)
 		want, ok := shimerr.ParseLine(c.want)
 		if !ok {
 			t.Fatalf("%s: %q is not a valid error line", c.name, c.want)
@@ -401,6 +342,47 @@ func TestRefusalTableMatchesModel(t *testing.T) {
 	}
 }
 
+// TestHostVerifierAgrees runs the firmware's own verification sequence compiled for the host
+// (build/shim/host/sevshim-verify, src/verify.c) on the shim image under test and every refusal
+// case and valid bundle: it must say what the QEMU runs expect, without QEMU.
+func TestHostVerifierAgrees(t *testing.T) {
+	b := getBundles(t)
+	img := b.fx.Shim(t, b.pol)
+	tool := filepath.Join(filepath.Dir(b.fx.Template), "host", "sevshim-verify")
+	arg := func(p string) string {
+		if p == "" {
+			return "-"
+		}
+		return p
+	}
+	verify := func(man, bio, vars string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, tool, img.Path, arg(man), arg(bio), arg(vars)).Output()
+		if _, exit := err.(*exec.ExitError); err != nil && !exit {
+			t.Fatalf("%s: %v (run make shim)", tool, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	for _, c := range b.cases {
+		if c.roCode {
+			continue // a flash fault: the host verifier stops before the flash steps
+		}
+		vars := c.vars
+		if vars == "" && !c.noVars {
+			vars = b.vars
+		}
+		if got, want := verify(c.manifest, c.bios, vars), strings.TrimPrefix(c.want, "SEVSHIM ERROR "); got != want {
+			t.Errorf("%s: sevshim-verify says %q, want %q", c.name, got, want)
+		}
+	}
+	for _, p := range []struct{ man, img string }{{b.manifestV5, b.ovmf}, {b.manifestV6, b.secboot}} {
+		if got := verify(p.man, p.img, b.vars); got != "OK" {
+			t.Errorf("valid bundle %s: sevshim-verify says %q", filepath.Base(p.man), got)
+		}
+	}
+}
+
 // TestRefusals: every bad bundle is refused with its exact error code, the shim halts, never
 // flashes or hands off, and OVMF never prints anything.
 func TestRefusals(t *testing.T) {
@@ -416,7 +398,7 @@ func TestRefusals(t *testing.T) {
 			if !ok {
 				t.Fatalf("bad table entry %q", c.want)
 			}
-			r := startBWith(t, e, bOpts{manifest: c.manifest, bios: c.bios, vars: c.vars, roCode: c.roCode})
+			r := startBWith(t, e, bOpts{manifest: c.manifest, bios: c.bios, vars: c.vars, roCode: c.roCode, noVars: c.noVars})
 			assertRefused(t, e, r, want)
 		})
 	}
@@ -424,54 +406,9 @@ func TestRefusals(t *testing.T) {
 
 func assertRefused(t *testing.T, e *chainEnv, r *bRun, want shimerr.Code) {
 	t.Helper()
-	ctx := context.Background()
-	dbg, ser := r.vm.Debugcon(), r.vm.Serial()
-	out, err := dbg.WaitLine(ctx, reOutcome, shimStepTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, ok := shimerr.ParseLine(out.Text)
-	if !ok {
-		t.Fatalf("shim did not refuse: %q (want %q)", out.Text, want.Line())
-	}
-	if got != want || out.Text != want.Line() {
-		t.Fatalf("shim printed %q, want %q", out.Text, want.Line())
-	}
-	halt, err := dbg.WaitString(ctx, "SEVSHIM HALT", shimStepTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if halt.Time.Before(out.Time) {
-		t.Errorf("HALT before the ERROR line")
-	}
-	// Grace period: anything the shim or a BIOS would still do shows up now.
-	time.Sleep(haltGrace)
-	select {
-	case <-r.vm.Exited():
-		t.Errorf("QEMU exited after HALT (%v): the guest reset or crashed instead of halting", r.vm.ExitErr())
-	default:
-	}
-	dl := dbg.Lines()
 	// Verification refusals come before VERIFIED; flash faults (E05x) only after it.
 	flashFault := want >= shimerr.FlashNotFound && want <= shimerr.FlashDigestMismatch
-	var verified bool
-	for _, l := range dl {
-		if strings.HasPrefix(l.Text, "SEVSHIM FLASHED") || strings.HasPrefix(l.Text, "SEVSHIM HANDOFF") {
-			t.Errorf("debugcon shows %q in a refused run", l.Text)
-		}
-		if strings.HasPrefix(l.Text, "SEVSHIM VERIFIED") {
-			verified = true
-			if !flashFault {
-				t.Errorf("debugcon shows %q in a run refused by verification", l.Text)
-			}
-		}
-	}
-	if flashFault && !verified {
-		t.Errorf("flash fault %s without a VERIFIED line first", want)
-	}
-	if last := dl[len(dl)-1].Text; last != "SEVSHIM HALT" {
-		t.Errorf("debugcon continued after HALT: last line %q", last)
-	}
+	out := harness.AssertRefused(t, r.vm, want, flashFault)
 	if want == shimerr.FlashDigestMismatch {
 		// Refused after programming: pflash0 holds what the shim wrote, and that is not
 		// the signed image (which is why it refused).
@@ -481,21 +418,6 @@ func assertRefused(t *testing.T, e *chainEnv, r *bRun, want shimerr.Code) {
 	} else if got := readCodeFlash(t, r); !bytes.Equal(got, e.shimBytes) {
 		// The shim never touched the flash: pflash0 still holds the shim image.
 		t.Errorf("pflash0 changed in a refused run")
-	}
-	var sawErr bool
-	for _, l := range ser.Lines() {
-		if strings.TrimSpace(l.Text) == "" {
-			continue
-		}
-		if !strings.HasPrefix(l.Text, "SEVSHIM ") {
-			t.Errorf("serial shows non-shim output (OVMF ran?): %q", l.Text)
-		}
-		if l.Text == want.Line() {
-			sawErr = true
-		}
-	}
-	if !sawErr {
-		t.Errorf("COM1 lacks the error line %q:\n%s", want.Line(), ser.Text())
 	}
 	t.Logf("%s after %v", fmt.Sprint(want), out.Time.Sub(r.cont).Round(time.Millisecond))
 }

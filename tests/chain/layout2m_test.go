@@ -13,16 +13,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sevshim/sevshim/builder/cli"
-	"github.com/sevshim/sevshim/pkg/format/manifest"
-	"github.com/sevshim/sevshim/pkg/keys"
-	"github.com/sevshim/sevshim/pkg/verifyref"
 	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/keys"
+	"github.com/sevshim/sevshim/pkg/verifyref"
 	"github.com/sevshim/sevshim/tests/harness"
 	"github.com/sevshim/sevshim/tests/repo"
 )
@@ -34,18 +33,15 @@ type set2M struct {
 	image    string // Debian's OVMF_CODE.fd
 }
 
-// load2M makes the ovmf-2m fixtures once per test binary (after getBundles succeeded).
-var load2M = sync.OnceValues(func() (*set2M, error) { return make2M(bundlesVal, filepath.Join(workDir, "ovmf-2m")) })
+// once2M: the ovmf-2m fixtures are made once per test binary.
+var once2M harness.Once[set2M]
 
 func env2M(t *testing.T) *set2M {
 	t.Helper()
-	harness.RequireChain(t)
-	getBundles(t)
-	s, err := load2M()
-	if err != nil {
-		t.Fatalf("building the ovmf-2m fixtures: %v", err)
-	}
-	return s
+	b := getBundles(t)
+	return once2M.Get(t, "building the ovmf-2m fixtures", func() (*set2M, error) {
+		return make2M(t, b, filepath.Join(b.fx.Dir, "ovmf-2m"))
+	})
 }
 
 // builder runs the builder CLI in this process (the same code as build/bin/builder).
@@ -57,7 +53,7 @@ func builder(args ...string) error {
 	return nil
 }
 
-func make2M(b *bundleSet, dir string) (*set2M, error) {
+func make2M(t *testing.T, b *bundleSet, dir string) (*set2M, error) {
 	lay, _ := layout.ByID(layout.OVMF2M)
 	code, vars := filepath.Join(repo.OVMFDir(), lay.CodeFile), filepath.Join(repo.OVMFDir(), lay.VarsFile)
 	if err := repo.RequireFiles(code, vars); err != nil {
@@ -67,11 +63,11 @@ func make2M(b *bundleSet, dir string) (*set2M, error) {
 		return nil, err
 	}
 	j := func(n string) string { return filepath.Join(dir, n) }
-	priv, err := keys.MarshalPrivateKeyPEM(b.trusted)
+	priv, err := keys.MarshalPrivateKeyPEM(b.fx.Key)
 	if err != nil {
 		return nil, err
 	}
-	pub, err := keys.MarshalPublicKeyPEM(&b.trusted.PublicKey)
+	pub, err := keys.MarshalPublicKeyPEM(&b.fx.Key.PublicKey)
 	if err != nil {
 		return nil, err
 	}
@@ -117,16 +113,9 @@ func make2M(b *bundleSet, dir string) (*set2M, error) {
 	if err != nil {
 		return nil, err
 	}
-	enc, err := pol.Encode()
-	if err != nil {
-		return nil, err
-	}
 	b2 := *b
-	b2.pol, b2.polEnc, b2.vars, b2.ovmf, b2.cases = pol, enc, vars, code, nil
-	e, err := makeEnv(&b2, j("env"), enc)
-	if err != nil {
-		return nil, err
-	}
+	b2.pol, b2.vars, b2.ovmf, b2.cases = pol, vars, code, nil
+	e := makeEnv(t, &b2, pol)
 	built, err := os.ReadFile(j("shim-2m.fd"))
 	if err != nil {
 		return nil, err

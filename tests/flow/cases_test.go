@@ -16,10 +16,11 @@ import (
 	"time"
 
 	"github.com/sevshim/sevshim/pkg/format/guestpkg"
-	"github.com/sevshim/sevshim/pkg/migrate"
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
-	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/migrate"
+	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/harness"
 )
 
 // guestRAM reads size bytes of guest-physical memory at addr from the running QEMU of work
@@ -158,22 +159,7 @@ func readFile(p string) string {
 	return string(b)
 }
 
-func pidAlive(dir string) bool {
-	b, err := os.ReadFile(filepath.Join(dir, "qemu.pid"))
-	if err != nil {
-		return false
-	}
-	var pid int
-	fmt.Sscan(string(b), &pid)
-	if pid <= 1 || syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if i := bytes.LastIndexByte(st, ')'); i > 0 && i+2 < len(st) && st[i+2] == 'Z' {
-		return false
-	}
-	return isQEMUOf(pid, dir)
-}
+func pidAlive(dir string) bool { return harness.WorkPid(dir, "qemu") != 0 }
 
 // regions locates the parts of a package for the flip test.
 type region struct {

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/sevshim/sevshim/pkg/format/guestpkg"
-	"github.com/sevshim/sevshim/pkg/host"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/host"
 )
 
 // Data and state: nothing lost, nothing created by accident (docs/hostctl.md).

@@ -13,37 +13,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/sevshim/sevshim/tests/repo"
 	"github.com/sevshim/sevshim/tests/harness"
 )
 
 var (
-	tmpRoot string // everything of this test binary; removed by TestMain
-	cli     *harness.CLIs
-	binDir  string // cli.Bin, once prereq ran
-	images  string // build/images, once prereq ran
+	cli    *harness.CLIs // harness.CLI, once prereq ran
+	binDir string        // cli.Bin, once prereq ran
+	images string        // build/images, once prereq ran
 )
 
-func TestMain(m *testing.M) {
-	d, err := os.MkdirTemp("", "sevshim-flow-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	tmpRoot = d
-	cli = harness.NewCLIs(tmpRoot)
-	code := m.Run()
-	cli.StopAll()
-	if os.Getenv("SEVSHIM_KEEP") == "" {
-		os.RemoveAll(tmpRoot)
-	} else {
-		fmt.Fprintln(os.Stderr, "kept", tmpRoot)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { harness.Main(m) }
 
 // The shared CLI harness (tests/harness), under the names these tests use.
 type result = harness.Result
@@ -51,13 +32,12 @@ type result = harness.Result
 func track(dir string) string { return cli.Track(dir) }
 func killWork(d string)       { cli.KillWork(d) }
 
-func isQEMUOf(pid int, dir string) bool {
-	return harness.CmdlineHas(pid, filepath.Join(dir, "qmp.sock"))
-}
+func isQEMUOf(pid int, dir string) bool { return harness.IsProcOf(pid, dir, "qemu") }
 
 // prereq builds the CLIs and checks QEMU, OVMF and the demo images.
 func prereq(t testing.TB) {
 	t.Helper()
+	cli = harness.CLI(t)
 	cli.Require(t)
 	binDir, images = cli.Bin, cli.Images
 }
@@ -86,42 +66,27 @@ type world struct {
 	secret               []byte
 }
 
-var (
-	worldOnce sync.Once
-	worldVal  *world
-	worldErr  error
-)
+var worldOnce harness.Once[world]
 
 func getWorld(t *testing.T) *world {
 	t.Helper()
 	prereq(t)
-	worldOnce.Do(func() { worldVal, worldErr = makeWorld(t) })
-	if worldErr != nil {
-		t.Fatalf("fixture: %v", worldErr)
-	}
-	if worldVal == nil {
-		t.Fatal("fixture failed earlier")
-	}
-	return worldVal
+	return worldOnce.Get(t, "fixture", func() (*world, error) { return makeWorld(t) })
 }
 
 func makeWorld(t testing.TB) (*world, error) {
-	w := &world{dir: filepath.Join(tmpRoot, "world")}
+	w := &world{dir: filepath.Join(harness.WorkDir(t), "world")}
 	os.MkdirAll(w.dir, 0o700)
 	j := func(n string) string { return filepath.Join(w.dir, n) }
 	w.p, w.o, w.y = j("P"), j("O"), j("Y")
 	w.pChain, w.oChain, w.yChn = j("provider.chain"), j("owner.chain"), j("other.chain")
 	for _, x := range []struct{ st, ch string }{{w.p, w.pChain}, {w.o, w.oChain}, {w.y, w.yChn}} {
-		mustRun(t, "hostctl", "platform", "init", "--state", x.st)
-		mustRun(t, "hostctl", "platform", "export", "--state", x.st, "--out", x.ch)
+		cli.Platform(t, x.st, x.ch)
 	}
 	w.shim = filepath.Join(images, "shim-demo.fd")
 	w.v5, w.v6 = filepath.Join(images, "v5.bundle"), filepath.Join(images, "v6.bundle")
-	// A rolled-back BIOS: Debian's OVMF signed by the demo provider key as version 4 (the
-	// demo policy's floor is 5).
-	w.v4 = j("v4.bundle")
-	mustRun(t, "builder", "sign-bios", "--key", filepath.Join(images, "demo-provider.key"), "--version", "4",
-		"--version-string", "rolled back (v4)", "--out", w.v4, repo.OVMFCode())
+	w.v4 = j("v4.bundle") // a rolled-back BIOS
+	cli.SignRolledBack(t, w.v4)
 
 	// The owner: check the provider, make a session for its own platform, launch, measure.
 	mustRun(t, "verifier", "platform", "--chain", w.pChain, "--root", filepath.Join(w.p, "certs"))

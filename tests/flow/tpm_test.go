@@ -15,8 +15,7 @@ import (
 // swtpmAlive reports whether the swtpm of dir (dir/swtpm.pid, its command line naming
 // dir/swtpm.sock) still runs.
 func swtpmAlive(dir string) bool {
-	pid := pidOf(dir, "swtpm.pid")
-	return pid > 1 && procAlive(pid) && cmdlineHas(pid, filepath.Join(dir, "swtpm.sock"))
+	return harness.WorkPid(dir, "swtpm") != 0
 }
 
 // TestTPMFlow: a guest launched with --tpm (swtpm A + tpm-crb), exported, received with --tpm
@@ -114,7 +113,3 @@ func TestTPMFlow(t *testing.T) {
 		t.Fatalf("second tpm-quote: %s", r)
 	}
 }
-
-func pidOf(dir, file string) int        { return harness.PidOf(dir, file) }
-func procAlive(pid int) bool            { return harness.ProcAlive(pid) }
-func cmdlineHas(pid int, s string) bool { return harness.CmdlineHas(pid, s) }

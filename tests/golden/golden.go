@@ -308,6 +308,9 @@ func (g *gen) run() error {
 		return err
 	}
 	g.consoleLines()
+	if err := g.vectors(); err != nil {
+		return err
+	}
 	return g.checks()
 }
 

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 // TestCommittedFilesAreReproducible regenerates every golden file and requires the committed
@@ -58,4 +61,41 @@ func TestCommittedFilesAreReproducible(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestCheckTemplate: the footer check of `make -C shim check-image` accepts the template `make
+// shim` built and refuses it with a policy embedded or one byte short.
+func TestCheckTemplate(t *testing.T) {
+	tplPath, err := repo.ShimTemplate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := os.ReadFile(tplPath)
+	if err != nil {
+		t.Fatalf("%v (run make shim)", err)
+	}
+	if s, err := CheckTemplate(tpl); err != nil {
+		t.Fatalf("%s: %v", tplPath, err)
+	} else {
+		t.Log(s)
+	}
+	files, err := Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if f.Path != "policy/one-signer.bin" {
+			continue
+		}
+		built, err := shimimage.EmbedPolicy(tpl, f.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := CheckTemplate(built); err == nil {
+			t.Error("a template with an embedded policy passes the check")
+		}
+	}
+	if _, err := CheckTemplate(tpl[1:]); err == nil {
+		t.Error("a template one byte short passes the check")
+	}
 }

@@ -7,18 +7,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sevshim/sevshim/tests/repo"
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
-// Helpers of the chain tests that look into guest RAM (tests/secret, tests/receipt,
-// tests/tpm).
+// Helpers of the chain tests that look into guest RAM (tests/secret, tests/receipt) and boot
+// the project's test BIOS.
 
 // TestBIOS returns build/testbios/testbios.fd, building it (make -C tests/testbios) if needed.
 func TestBIOS() (string, error) {
@@ -35,16 +35,6 @@ func TestBIOS() (string, error) {
 		return "", fmt.Errorf("building the test BIOS (make -C tests/testbios): %v\n%s", err, out)
 	}
 	return p, repo.RequireFiles(p)
-}
-
-// WaitLine waits at most to for a whole console line matching re and fails the test without.
-func WaitLine(t testing.TB, c *qemu.Console, re *regexp.Regexp, to time.Duration) qemu.Line {
-	t.Helper()
-	l, err := c.WaitLine(context.Background(), re, to)
-	if err != nil {
-		t.Fatalf("%s: %v", c.Name(), err)
-	}
-	return l
 }
 
 // Memfd is an anonymous in-memory file (closed when the test ends); Path names it for another
@@ -110,4 +100,34 @@ func RandBytes(t testing.TB, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// SecretLoader returns the QEMU arguments of A that place secret at gpa (`-device loader`
+// reading a memfd: the secret never touches a disk), none for a nil secret.
+func SecretLoader(t testing.TB, secret []byte, gpa uint64) []string {
+	t.Helper()
+	if secret == nil {
+		return nil
+	}
+	m := NewMemfd(t, "sevshim-test-secret", secret)
+	return []string{"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", m.Path, gpa)}
+}
+
+// AssertNoBIOSRan checks a refused run after a grace period: debugcon shows no FLASHED,
+// HANDOFF, SECRET or test BIOS line, COM1 nothing but shim lines (no BIOS printed).
+func AssertNoBIOSRan(t testing.TB, vm *qemu.VM) {
+	t.Helper()
+	time.Sleep(2 * time.Second) // anything still running would show now
+	for _, l := range vm.Debugcon().Lines() {
+		for _, bad := range []string{"SEVSHIM FLASHED", "SEVSHIM HANDOFF", "SEVSHIM SECRET", "TESTBIOS"} {
+			if strings.HasPrefix(l.Text, bad) {
+				t.Errorf("refused run shows %q", l.Text)
+			}
+		}
+	}
+	for _, l := range vm.Serial().Lines() {
+		if txt := strings.TrimSpace(l.Text); txt != "" && !strings.HasPrefix(txt, "SEVSHIM ") {
+			t.Errorf("COM1 shows non-shim output (a BIOS ran?): %q", txt)
+		}
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,13 +64,7 @@ func (c *CLIs) Require(t testing.TB) {
 			c.err = fmt.Errorf("building the CLIs: %v\n%s", err, out)
 		}
 	})
-	if c.err == nil {
-		return
-	}
-	if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
-		t.Skipf("SEVSHIM_ALLOW_SKIP=1: %v", c.err)
-	}
-	t.Fatalf("%v (set SEVSHIM_ALLOW_SKIP=1 to skip deliberately)", c.err)
+	skipOrFail(t, c.err)
 }
 
 // Result is what one tool run printed and its exit status.
@@ -141,40 +134,25 @@ func (c *CLIs) KillWork(d string) {
 		exec.CommandContext(ctx, filepath.Join(c.Bin, "hostctl"), "stop", "--work", d).Run()
 		cancel()
 	}
-	if pid := PidOf(d, "qemu.pid"); pid > 1 && CmdlineHas(pid, filepath.Join(d, "qmp.sock")) {
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-	if pid := PidOf(d, "swtpm.pid"); pid > 1 && CmdlineHas(pid, filepath.Join(d, "swtpm.sock")) {
-		syscall.Kill(pid, syscall.SIGKILL)
+	for _, p := range []string{"qemu", "swtpm"} {
+		if pid := WorkPid(d, p); pid > 1 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 }
 
-// PidOf reads the pid file dir/file (0 if absent or malformed).
-func PidOf(dir, file string) int {
-	b, err := os.ReadFile(filepath.Join(dir, file))
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0
-	}
-	return pid
+// Platform makes state an emulated PSP platform (hostctl platform init) and writes its
+// certificate chain to chain (hostctl platform export).
+func (c *CLIs) Platform(t testing.TB, state, chain string) {
+	t.Helper()
+	c.MustRun(t, "hostctl", "platform", "init", "--state", state)
+	c.MustRun(t, "hostctl", "platform", "export", "--state", state, "--out", chain)
 }
 
-// ProcAlive reports whether pid runs and is not a zombie.
-func ProcAlive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	i := bytes.LastIndexByte(st, ')')
-	return !(i > 0 && i+2 < len(st) && st[i+2] == 'Z')
-}
-
-// CmdlineHas reports whether the command line of pid contains s (the "really our process"
-// check before a signal).
-func CmdlineHas(pid int, s string) bool {
-	cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && bytes.Contains(cl, []byte(s))
+// SignRolledBack writes a rolled-back bundle to out: Debian's OVMF signed by the demo
+// provider key as version 4 (the demo policy's floor is 5).
+func (c *CLIs) SignRolledBack(t testing.TB, out string) {
+	t.Helper()
+	c.MustRun(t, "builder", "sign-bios", "--key", filepath.Join(c.Images, "demo-provider.key"), "--version", "4",
+		"--version-string", "rolled back (v4)", "--out", out, repo.OVMFCode())
 }

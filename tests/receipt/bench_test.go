@@ -3,12 +3,11 @@ package receipt
 import (
 	"context"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
+	"github.com/sevshim/sevshim/tests/harness"
 )
 
 // BenchmarkReceiptCost prints what the receipt adds on the resume path under TCG, from console
@@ -35,7 +34,7 @@ func BenchmarkReceiptCost(b *testing.B) {
 				if _, err := dbg.WaitString(context.Background(), "SEVSHIM HANDOFF", stepTO); err != nil {
 					b.Fatal(err)
 				}
-				lt := func(p string) time.Time { return lineAt(b, dbg, p) }
+				lt := func(p string) time.Time { return harness.LineTime(b, dbg, p) }
 				wake = append(wake, lt("SEVSHIM LOADED").Sub(lt("SEVSHIM WAKE")))
 				flash = append(flash, lt("SEVSHIM SECRET").Sub(lt("SEVSHIM FLASHED")))
 				tail = append(tail, lt("SEVSHIM HANDOFF").Sub(lt("SEVSHIM SECRET")))
@@ -52,15 +51,4 @@ func median(d []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
-}
-
-func lineAt(tb testing.TB, c *qemu.Console, prefix string) time.Time {
-	tb.Helper()
-	for _, l := range c.Lines() {
-		if strings.HasPrefix(l.Text, prefix) {
-			return l.Time
-		}
-	}
-	tb.Fatalf("%s: no line %q", c.Name(), prefix)
-	return time.Time{}
 }

@@ -14,7 +14,6 @@ package receipt
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding"
@@ -24,18 +23,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/format/console"
-	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/manifest"
-	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
-	"github.com/sevshim/sevshim/pkg/format/shimimage"
-	"github.com/sevshim/sevshim/pkg/keys"
 	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/tests/harness"
@@ -46,103 +39,44 @@ const (
 	memMiB        = 256
 	secretGPA     = 0x80000 // the shim's secret area (its footer entry)
 	testBIOSBlock = 0x80C000
-	stepTO        = 90 * time.Second
-	ovmfTO        = 180 * time.Second
+	stepTO        = harness.StepTimeout
+	ovmfTO        = harness.OVMFTimeout
 )
 
 var (
 	reOutcome  = regexp.MustCompile(`^SEVSHIM (ERROR .*|HANDOFF)$`)
 	reReceipt  = receipt.LineRegexp()
-	reHalt     = console.HaltRE
-	reSecret   = console.StepRE("SECRET")
+	reHalt     = harness.HaltRE
+	reSecret   = regexp.MustCompile(`^SEVSHIM SECRET `)
 	reTBSecret = regexp.MustCompile(`^TESTBIOS SECRET `)
 )
 
-// chainFixture: one trusted key (floor 5), a shim with secret: optional and TPM off, and the
-// manifests of the BIOSes the tests offer.
+// chainFixture: the harness's trusted key (floor 5 here), a shim with secret: optional and
+// TPM off, and the bundles the tests offer (by harness catalogue name).
 type chainFixture struct {
-	dir       string
-	shim      string
+	fx        *harness.Fixture
+	shim      *harness.Shim
 	policyDig [48]byte
 	testBIOS  string
 	manifests map[string]string // name -> manifest file; images in images
 	images    map[string]string
 }
 
-var (
-	cfOnce sync.Once
-	cfVal  *chainFixture
-	cfErr  error
-)
-
 func getChainFixture(t testing.TB) *chainFixture {
 	t.Helper()
-	harness.RequireChain(t)
-	cfOnce.Do(func() { cfVal, cfErr = makeChainFixture(filepath.Join(tmpRoot, "chain")) })
-	if cfErr != nil {
-		t.Fatalf("building fixtures: %v", cfErr)
+	fx := harness.Fixtures(t)
+	f := &chainFixture{fx: fx, manifests: map[string]string{}, images: map[string]string{}}
+	for _, name := range []string{"testbios-v7", "ovmf-v5", "ovmf-v4"} {
+		b := fx.Bundle(t, name)
+		f.manifests[name], f.images[name] = b.Manifest, b.Image
 	}
-	return cfVal
-}
-
-func makeChainFixture(dir string) (*chainFixture, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	f := &chainFixture{dir: dir, manifests: map[string]string{}, images: map[string]string{}}
-	key, err := keys.GenerateKey()
-	if err != nil {
-		return nil, err
-	}
-	if f.testBIOS, err = harness.TestBIOS(); err != nil {
-		return nil, err
-	}
-	sign := func(name, image string, version uint64, k *ecdsa.PrivateKey) error {
-		img, err := os.ReadFile(image)
-		if err != nil {
-			return err
-		}
-		m, err := manifest.NewManifest(layout.OVMF4M, img, version, "receipt test "+name, &k.PublicKey)
-		if err != nil {
-			return err
-		}
-		b, err := m.Sign(k)
-		if err != nil {
-			return err
-		}
-		p := filepath.Join(dir, name+".manifest")
-		f.manifests[name], f.images[name] = p, image
-		return os.WriteFile(p, b, 0o600)
-	}
-	for _, s := range []struct {
-		name, image string
-		version     uint64
-	}{{"testbios-v7", f.testBIOS, 7}, {"ovmf-v5", repo.OVMFCode(), 5}, {"ovmf-v4", repo.OVMFCode(), 4}} {
-		if err := sign(s.name, s.image, s.version, key); err != nil {
-			return nil, err
-		}
-	}
-	tpl, err := repo.ShimTemplate()
-	if err != nil {
-		return nil, err
-	}
-	t, err := os.ReadFile(tpl)
-	if err != nil {
-		return nil, err
-	}
-	// the chain hands B a copy of Debian's var store: let the policy take any
-	enc, err := (&policy.Policy{Layout: layout.OVMF4M, SecretMode: policy.SecretOptional, TPMMode: policy.TPMOff,
-		VarsMode: policy.VarsAny, Signers: []policy.Signer{{PublicKey: &key.PublicKey, MinVersion: 5}}}).Encode()
-	if err != nil {
-		return nil, err
-	}
-	f.policyDig = sha512.Sum384(enc)
-	img, err := shimimage.EmbedPolicy(t, enc)
-	if err != nil {
-		return nil, err
-	}
-	f.shim = filepath.Join(dir, "shim.fd")
-	return f, os.WriteFile(f.shim, img, 0o600)
+	f.testBIOS = f.images["testbios-v7"]
+	// the chain hands B a copy of Debian's var store: the fixture policy takes any
+	pol := fx.Policy()
+	pol.Signers[0].MinVersion = 5
+	f.shim = fx.Shim(t, pol)
+	f.policyDig = f.shim.PolicyDigest
+	return f
 }
 
 // owner is an owner's secret: a passphrase, the receipt key and one more entry.
@@ -175,11 +109,7 @@ type chainRun struct {
 
 func startChain(t testing.TB, f *chainFixture, r chainRun) *qemu.VM {
 	t.Helper()
-	var a, b []string
-	if r.secret != nil {
-		p := harness.NewMemfd(t, "sevshim-test-secret", r.secret).Path
-		a = []string{"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", p, secretGPA)}
-	}
+	var b []string
 	if r.nonce != nil {
 		p := filepath.Join(t.TempDir(), "nonce")
 		if err := os.WriteFile(p, r.nonce, 0o600); err != nil {
@@ -187,8 +117,8 @@ func startChain(t testing.TB, f *chainFixture, r chainRun) *qemu.VM {
 		}
 		b = []string{"-fw_cfg", "name=" + manifest.FwCfgNonce + ",file=" + p}
 	}
-	return harness.StartChain(t, harness.Chain{Shim: f.shim, Manifest: f.manifests[r.manifest], Image: f.images[r.manifest],
-		MemoryMiB: memMiB, ExtraA: a, ExtraB: b})
+	return f.fx.Chain(t, harness.ChainSpec{Shim: f.shim, Manifest: f.manifests[r.manifest], Image: f.images[r.manifest],
+		MemoryMiB: memMiB, ExtraA: harness.SecretLoader(t, r.secret, secretGPA), ExtraB: b}).VM
 }
 
 // hmacStates are the SHA-384 chaining values after the key XOR ipad / opad block: with either
@@ -267,22 +197,7 @@ func fileDigest(t *testing.T, p string) [48]byte {
 
 // assertNothingAfterRefusal: no FLASHED / HANDOFF / SECRET / BIOS line on debugcon, nothing but
 // shim lines on COM1 (OVMF never printed).
-func assertNothingAfterRefusal(t *testing.T, b *qemu.VM) {
-	t.Helper()
-	time.Sleep(2 * time.Second) // anything still running would show now
-	for _, l := range b.Debugcon().Lines() {
-		for _, bad := range []string{"SEVSHIM FLASHED", "SEVSHIM HANDOFF", "SEVSHIM SECRET", "TESTBIOS"} {
-			if strings.HasPrefix(l.Text, bad) {
-				t.Errorf("refused run shows %q", l.Text)
-			}
-		}
-	}
-	for _, l := range b.Serial().Lines() {
-		if txt := strings.TrimSpace(l.Text); txt != "" && !strings.HasPrefix(txt, "SEVSHIM ") {
-			t.Errorf("COM1 shows non-shim output (a BIOS ran?): %q", txt)
-		}
-	}
-}
+func assertNothingAfterRefusal(t *testing.T, b *qemu.VM) { t.Helper(); harness.AssertNoBIOSRan(t, b) }
 
 // TestReceiptHandOffTestBIOS: the key arrives in the middle of the owner's table. The shim
 // hands the test BIOS the table without the key (the test BIOS reports the SHA-256 of what it
@@ -333,15 +248,7 @@ func TestReceiptHandOffTestBIOS(t *testing.T) {
 	}
 	// console timestamps have the resolution of the pipe reads: bounds, not measurements. The
 	// receipt costs: SHA-384 of the var store before LOADED; HMAC + wipes before SECRET.
-	lt := func(prefix string) time.Time {
-		for _, l := range dbg.Lines() {
-			if strings.HasPrefix(l.Text, prefix) {
-				return l.Time
-			}
-		}
-		t.Fatalf("no line %q", prefix)
-		return time.Time{}
-	}
+	lt := func(prefix string) time.Time { return harness.LineTime(t, dbg, prefix) }
 	t.Logf("WAKE->LOADED %v, FLASHED->SECRET %v, SECRET->RECEIPT %v, RECEIPT->HANDOFF %v, receipt line %d bytes",
 		lt("SEVSHIM LOADED").Sub(lt("SEVSHIM WAKE")), lt("SEVSHIM SECRET").Sub(lt("SEVSHIM FLASHED")),
 		lt("SEVSHIM RECEIPT").Sub(lt("SEVSHIM SECRET")), lt("SEVSHIM HANDOFF").Sub(lt("SEVSHIM RECEIPT")), len(rl.Text)+1)

@@ -15,17 +15,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/sevshim/sevshim/tests/repo"
-	"github.com/sevshim/sevshim/tests/harness"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
+	"github.com/sevshim/sevshim/tests/harness"
 )
 
 // The shared CLI harness (tests/harness), under the names these tests use.
 var (
-	cli            *harness.CLIs // made by TestMain
+	cli            *harness.CLIs // harness.CLI, once prereq ran
 	binDir, images string        // cli.Bin and cli.Images, once prereq ran
 )
 
@@ -37,6 +35,7 @@ func killWork(d string)       { cli.KillWork(d) }
 // prereq builds the CLIs and checks QEMU, OVMF and the demo images.
 func prereq(t testing.TB) {
 	t.Helper()
+	cli = harness.CLI(t)
 	cli.Require(t)
 	binDir, images = cli.Bin, cli.Images
 }
@@ -59,40 +58,27 @@ type flowWorld struct {
 	v4, v5, v6, v6BadSig            string
 }
 
-var (
-	fwOnce sync.Once
-	fwVal  *flowWorld
-	fwErr  error
-)
+var fwOnce harness.Once[flowWorld]
 
 func getFlowWorld(t *testing.T) *flowWorld {
 	t.Helper()
 	prereq(t)
-	fwOnce.Do(func() { fwVal, fwErr = makeFlowWorld(t) })
-	if fwErr != nil {
-		t.Fatalf("fixture: %v", fwErr)
-	}
-	if fwVal == nil {
-		t.Fatal("fixture failed earlier")
-	}
-	return fwVal
+	return fwOnce.Get(t, "fixture", func() (*flowWorld, error) { return makeFlowWorld(t) })
 }
 
 func makeFlowWorld(t testing.TB) (*flowWorld, error) {
-	w := &flowWorld{dir: filepath.Join(tmpRoot, "world")}
+	w := &flowWorld{dir: filepath.Join(harness.WorkDir(t), "world")}
 	os.MkdirAll(w.dir, 0o700)
 	j := func(n string) string { return filepath.Join(w.dir, n) }
 	w.p, w.pChain = j("P"), j("provider.chain")
 	o, oChain := j("O"), j("owner.chain")
 	for _, x := range []struct{ st, ch string }{{w.p, w.pChain}, {o, oChain}} {
-		mustRun(t, "hostctl", "platform", "init", "--state", x.st)
-		mustRun(t, "hostctl", "platform", "export", "--state", x.st, "--out", x.ch)
+		cli.Platform(t, x.st, x.ch)
 	}
 	w.shim = filepath.Join(images, "shim-demo.fd")
 	w.v5, w.v6 = filepath.Join(images, "v5.bundle"), filepath.Join(images, "v6.bundle")
-	w.v4 = j("v4.bundle")
-	mustRun(t, "builder", "sign-bios", "--key", filepath.Join(images, "demo-provider.key"), "--version", "4",
-		"--version-string", "rolled back (v4)", "--out", w.v4, repo.OVMFCode())
+	w.v4 = j("v4.bundle") // a rolled-back BIOS
+	cli.SignRolledBack(t, w.v4)
 	// v6 with one bit of its signature flipped: hostctl's bundle check (digest) passes, the
 	// shim refuses it (E024)
 	b, err := os.ReadFile(w.v6)

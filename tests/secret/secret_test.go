@@ -10,13 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/format/console"
-	"github.com/sevshim/sevshim/pkg/format/layout"
-	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
@@ -29,10 +25,10 @@ const testBIOSBlock = 0x80C000 // tests/testbios/Makefile SECRET_BASE
 const testBIOSBlockSize = 0xC00
 
 var (
-	reOutcome  = regexp.MustCompile(`^SEVSHIM (ERROR|HANDOFF)`)
-	reSecret   = console.StepRE("SECRET")
+	reOutcome  = harness.OutcomeRE
+	reSecret   = regexp.MustCompile(`^SEVSHIM SECRET `)
 	reTBSecret = regexp.MustCompile(`^TESTBIOS SECRET `)
-	reBds      = regexp.MustCompile(`BdsDxe`)
+	reBds      = harness.BdsRE
 )
 
 // secretTable is an owner's secret: a disk passphrase and a second random entry. value is
@@ -113,7 +109,7 @@ func TestSecretHandOffTestBIOS(t *testing.T) {
 	harness.WaitLine(t, dbg, regexp.MustCompile(`^TESTBIOS HALT$`), stepTO)
 	harness.WaitLine(t, b.Serial(), regexp.MustCompile(regexp.QuoteMeta(wantTB)), stepTO)
 	// console timestamps have the resolution of the pipe reads: a bound, not a measurement
-	t.Logf("FLASHED->SECRET <= %v", sl.Time.Sub(lineTime(t, dbg, "SEVSHIM FLASHED")).Round(time.Microsecond))
+	t.Logf("FLASHED->SECRET <= %v", sl.Time.Sub(harness.LineTime(t, dbg, "SEVSHIM FLASHED")).Round(time.Microsecond))
 
 	// Key erasure: the secret is in the BIOS's block and nowhere else.
 	ram := harness.DumpRAM(t, b, memMiB)
@@ -140,17 +136,6 @@ func TestSecretHandOffTestBIOS(t *testing.T) {
 	if !bytes.Equal(ram[secretGPA:secretGPA+0x1000], make([]byte, 0x1000)) {
 		t.Errorf("the shim's secret page is not zero after the hand-off")
 	}
-}
-
-func lineTime(t *testing.T, c *qemu.Console, prefix string) time.Time {
-	t.Helper()
-	for _, l := range c.Lines() {
-		if strings.HasPrefix(l.Text, prefix) {
-			return l.Time
-		}
-	}
-	t.Fatalf("%s: no line %q", c.Name(), prefix)
-	return time.Time{}
 }
 
 // TestNoSecretTestBIOS: nothing was injected: the shim says so (not an error) and the test
@@ -213,25 +198,12 @@ func TestSecretMalformedRefused(t *testing.T) {
 
 func assertRefusedWiped(t *testing.T, b *qemu.VM, want shimerr.Code, s secretTable) {
 	t.Helper()
-	dbg := b.Debugcon()
-	out := harness.WaitLine(t, dbg, reOutcome, stepTO)
+	out := harness.WaitLine(t, b.Debugcon(), reOutcome, stepTO)
 	if out.Text != want.Line() {
 		t.Fatalf("outcome %q, want %q", out.Text, want.Line())
 	}
-	harness.WaitLine(t, dbg, console.HaltRE, stepTO)
-	time.Sleep(2 * time.Second) // anything still running would show now
-	for _, l := range dbg.Lines() {
-		for _, bad := range []string{"SEVSHIM FLASHED", "SEVSHIM HANDOFF", "SEVSHIM SECRET", "TESTBIOS"} {
-			if strings.HasPrefix(l.Text, bad) {
-				t.Errorf("refused run shows %q", l.Text)
-			}
-		}
-	}
-	for _, l := range b.Serial().Lines() {
-		if txt := strings.TrimSpace(l.Text); txt != "" && !strings.HasPrefix(txt, "SEVSHIM ") {
-			t.Errorf("COM1 shows non-shim output (a BIOS ran?): %q", txt)
-		}
-	}
+	harness.WaitLine(t, b.Debugcon(), harness.HaltRE, stepTO)
+	harness.AssertNoBIOSRan(t, b)
 	assertNoSecret(t, harness.DumpRAM(t, b, memMiB), s)
 }
 
@@ -260,11 +232,7 @@ func TestSecretBlockInBounceRefused(t *testing.T) {
 	if err := os.WriteFile(image, img, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m, err := manifest.NewManifest(layout.OVMF4M, img, 7, "sevshim-testbios-bounce", &f.key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb, err := m.Sign(f.key)
+	mb, err := f.fx.Sign(f.key, img, 7, "sevshim-testbios-bounce")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,32 +15,28 @@ package tpm
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/sevshim/sevshim/pkg/format/console"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sevshim/sevshim/pkg/attest"
-	"github.com/sevshim/sevshim/pkg/format/console"
 	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
-	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/format/tpmevent"
 	"github.com/sevshim/sevshim/pkg/host"
-	"github.com/sevshim/sevshim/pkg/keys"
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/tests/harness"
 	"github.com/sevshim/sevshim/tests/repo"
@@ -50,132 +46,43 @@ import (
 const (
 	pcrIndex = 15 // OVMF measures into 0-7 only
 	memMiB   = 256
-	stepTO   = 90 * time.Second
-	ovmfTO   = 180 * time.Second
-	// after HALT, how long a refused run is watched for output it must not produce
-	haltGrace = 3 * time.Second
+	stepTO   = harness.StepTimeout
+	ovmfTO   = harness.OVMFTimeout
 )
 
 var (
-	reOutcome = regexp.MustCompile(`^SEVSHIM (ERROR|HANDOFF)`)
-	reTPM     = console.StepRE("TPM")
-	reBds     = regexp.MustCompile(`BdsDxe`)
+	reOutcome = harness.OutcomeRE
+	reTPM     = regexp.MustCompile(`^SEVSHIM TPM `)
+	reBds     = harness.BdsRE
 )
 
-type bundle struct {
-	manifest, image string
-	version         uint64
-	digest          [48]byte
-}
+type bundle = harness.Bundle
 
+// fixture: the harness's trusted key, bundles v5 and v6, and one shim per TPM mode.
 type fixture struct {
-	key    *ecdsa.PrivateKey
+	fx     *harness.Fixture
 	keyID  [48]byte
-	v5, v6 bundle
-	shim   map[uint8]string   // by TPM mode
-	polDig map[uint8][48]byte // SHA-384 of the policy block, by TPM mode
-	vars   [48]byte           // SHA-384 of the var store B programs (Debian's OVMF_VARS_4M.fd)
+	v5, v6 *bundle
+	shim   map[uint8]*harness.Shim // by TPM mode
+	polDig map[uint8][48]byte      // SHA-384 of the policy block, by TPM mode
+	vars   [48]byte                // SHA-384 of the var store B programs (Debian's OVMF_VARS_4M.fd)
 }
 
-var (
-	fixOnce sync.Once
-	fixVal  *fixture
-	fixErr  error
-	workDir string
-)
-
-func TestMain(m *testing.M) {
-	d, err := os.MkdirTemp("", "sevshim-tpm-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	workDir = d
-	code := m.Run()
-	os.RemoveAll(workDir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { harness.Main(m) }
 
 func getFixture(t *testing.T) *fixture {
 	t.Helper()
-	harness.RequireChain(t, "swtpm")
-	fixOnce.Do(func() { fixVal, fixErr = makeFixture(filepath.Join(workDir, "fixture")) })
-	if fixErr != nil {
-		t.Fatalf("building fixtures: %v", fixErr)
-	}
-	return fixVal
-}
-
-func makeFixture(dir string) (*fixture, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	f := &fixture{shim: map[uint8]string{}, polDig: map[uint8][48]byte{}}
-	var err error
-	if f.key, err = keys.GenerateKey(); err != nil {
-		return nil, err
-	}
-	f.keyID = keys.KeyID(&f.key.PublicKey)
-	varsTmpl, err := os.ReadFile(repo.OVMFVars()) // harness.StartChain gives B a copy as pflash1 and vars
-	if err != nil {
-		return nil, err
-	}
-	f.vars = sha512.Sum384(varsTmpl)
-	sign := func(image string, version uint64, vname string) (bundle, error) {
-		img, err := os.ReadFile(image)
-		if err != nil {
-			return bundle{}, err
-		}
-		m, err := manifest.NewManifest(layout.OVMF4M, img, version, vname, &f.key.PublicKey)
-		if err != nil {
-			return bundle{}, err
-		}
-		b, err := m.Sign(f.key)
-		if err != nil {
-			return bundle{}, err
-		}
-		p := filepath.Join(dir, fmt.Sprintf("v%d.manifest", version))
-		return bundle{manifest: p, image: image, version: version, digest: sha512.Sum384(img)}, os.WriteFile(p, b, 0o600)
-	}
-	if f.v5, err = sign(repo.OVMFCode(), 5, "debian-ovmf-4m"); err != nil {
-		return nil, err
-	}
-	if f.v6, err = sign(repo.OVMFCodeSecboot(), 6, "debian-ovmf-4m-secboot"); err != nil {
-		return nil, err
-	}
-	tplPath, err := repo.ShimTemplate()
-	if err != nil {
-		return nil, err
-	}
-	tpl, err := os.ReadFile(tplPath)
-	if err != nil {
-		return nil, err
-	}
+	fx := harness.Fixtures(t, "swtpm")
+	// harness chains give B a copy of Debian's var store as pflash1 and vars
+	f := &fixture{fx: fx, keyID: fx.KeyID, v5: fx.Bundle(t, "ovmf-v5"), v6: fx.Bundle(t, "ovmf-v6"),
+		shim: map[uint8]*harness.Shim{}, polDig: map[uint8][48]byte{}, vars: fx.VarsSHA}
 	for _, mode := range []uint8{policy.TPMIfPresent, policy.TPMRequired} {
-		pol := &policy.Policy{
-			Layout:     layout.OVMF4M,
-			SecretMode: policy.SecretOptional,
-			TPMMode:    mode,
-			TPMPCR:     pcrIndex,
-			Signers:    []policy.Signer{{PublicKey: &f.key.PublicKey, MinVersion: 1}},
-			VarsMode:   policy.VarsAny, // B gets its pflash1 store as opt/org.sevshim/vars
-		}
-		enc, err := pol.Encode()
-		if err != nil {
-			return nil, err
-		}
-		img, err := shimimage.EmbedPolicy(tpl, enc)
-		if err != nil {
-			return nil, err
-		}
-		p := filepath.Join(dir, fmt.Sprintf("shim-tpm-%d.fd", mode))
-		if err := os.WriteFile(p, img, 0o600); err != nil {
-			return nil, err
-		}
-		f.shim[mode] = p
-		f.polDig[mode] = attest.PolicyDigest(enc)
+		pol := fx.Policy() // B gets its pflash1 store as opt/org.sevshim/vars (vars: any)
+		pol.TPMMode, pol.TPMPCR = mode, pcrIndex
+		f.shim[mode] = fx.Shim(t, pol)
+		f.polDig[mode] = attest.PolicyDigest(f.shim[mode].Encoded)
 	}
-	return f, nil
+	return f
 }
 
 // swtpm is one swtpm process owned by the test (stopped by pid in Cleanup).
@@ -230,7 +137,7 @@ func startSwtpm(t *testing.T, name string) *swtpm {
 
 // startChain: A (with its own swtpm if withTPM) to READY, migrated into B (with swtpm B),
 // resumed with bundle bd. Returns B and swtpm B (nil without TPM).
-func startChain(t *testing.T, f *fixture, shim string, bd bundle, withTPM bool) (*qemu.VM, *swtpm) {
+func startChain(t *testing.T, f *fixture, shim *harness.Shim, bd *bundle, withTPM bool) (*qemu.VM, *swtpm) {
 	t.Helper()
 	var extraA, extraB []string
 	var swB *swtpm
@@ -239,8 +146,8 @@ func startChain(t *testing.T, f *fixture, shim string, bd bundle, withTPM bool) 
 		swB = startSwtpm(t, "B")
 		extraB = host.TPMArgs(swB.ctrl)
 	}
-	b := harness.StartChain(t, harness.Chain{Shim: shim, Manifest: bd.manifest, Image: bd.image, MemoryMiB: memMiB, ExtraA: extraA, ExtraB: extraB})
-	return b, swB
+	b := f.fx.Chain(t, harness.ChainSpec{Shim: shim, Bundle: bd, MemoryMiB: memMiB, ExtraA: extraA, ExtraB: extraB})
+	return b.VM, swB
 }
 
 // killB ends QEMU B with SIGKILL (no CMD_SHUTDOWN to swtpm) and waits for it.
@@ -262,9 +169,9 @@ func killB(t *testing.T, b *qemu.VM) {
 func TestMeasuredBoot(t *testing.T) {
 	f := getFixture(t)
 	got := map[uint64][]byte{}
-	for _, bd := range []bundle{f.v5, f.v6} {
+	for _, bd := range []*bundle{f.v5, f.v6} {
 		bd := bd
-		t.Run(fmt.Sprintf("v%d", bd.version), func(t *testing.T) {
+		t.Run(fmt.Sprintf("v%d", bd.Version), func(t *testing.T) {
 			b, sw := startChain(t, f, f.shim[policy.TPMIfPresent], bd, true)
 			dbg := b.Debugcon()
 			tl := harness.WaitLine(t, dbg, reTPM, stepTO)
@@ -293,8 +200,8 @@ func TestMeasuredBoot(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("attest.Read (banks, AK, quote) %v", time.Since(t0).Round(time.Millisecond))
-			event := (&tpmevent.Event{Layout: layout.OVMF4M, BIOSVersion: bd.version, SignerKeyID: f.keyID,
-				BIOSDigest: bd.digest, PolicyDigest: f.polDig[policy.TPMIfPresent], VarStore: true, VarsDigest: f.vars}).Marshal()
+			event := (&tpmevent.Event{Layout: layout.OVMF4M, BIOSVersion: bd.Version, SignerKeyID: f.keyID,
+				BIOSDigest: bd.Digest, PolicyDigest: f.polDig[policy.TPMIfPresent], VarStore: true, VarsDigest: f.vars}).Marshal()
 			if err := attest.Verify(ev, event); err != nil {
 				t.Fatal(err)
 			}
@@ -304,21 +211,21 @@ func TestMeasuredBoot(t *testing.T) {
 			if _, ok := ev.Values[crypto.SHA256]; !ok {
 				t.Fatalf("no SHA-256 bank")
 			}
-			got[bd.version] = ev.Values[crypto.SHA256]
+			got[bd.Version] = ev.Values[crypto.SHA256]
 			// the other bundle's event must not match
 			other := f.v6
-			if bd.version == 6 {
+			if bd.Version == 6 {
 				other = f.v5
 			}
-			wrong := (&tpmevent.Event{Layout: layout.OVMF4M, BIOSVersion: other.version, SignerKeyID: f.keyID,
-				BIOSDigest: other.digest, PolicyDigest: f.polDig[policy.TPMIfPresent], VarStore: true, VarsDigest: f.vars}).Marshal()
+			wrong := (&tpmevent.Event{Layout: layout.OVMF4M, BIOSVersion: other.Version, SignerKeyID: f.keyID,
+				BIOSDigest: other.Digest, PolicyDigest: f.polDig[policy.TPMIfPresent], VarStore: true, VarsDigest: f.vars}).Marshal()
 			if err := attest.Verify(ev, wrong); err == nil {
-				t.Fatalf("evidence of v%d also verifies as v%d", bd.version, other.version)
+				t.Fatalf("evidence of v%d also verifies as v%d", bd.Version, other.Version)
 			}
 			// the same bundle without the var store, or with another one, must not match either
 			for _, vs := range []tpmevent.Event{{}, {VarStore: true, VarsDigest: sha512.Sum384([]byte("other"))}} {
-				e := tpmevent.Event{Layout: layout.OVMF4M, BIOSVersion: bd.version, SignerKeyID: f.keyID,
-					BIOSDigest: bd.digest, PolicyDigest: f.polDig[policy.TPMIfPresent], VarStore: vs.VarStore, VarsDigest: vs.VarsDigest}
+				e := tpmevent.Event{Layout: layout.OVMF4M, BIOSVersion: bd.Version, SignerKeyID: f.keyID,
+					BIOSDigest: bd.Digest, PolicyDigest: f.polDig[policy.TPMIfPresent], VarStore: vs.VarStore, VarsDigest: vs.VarsDigest}
 				if err := attest.Verify(ev, e.Marshal()); err == nil {
 					t.Fatalf("evidence verifies with var store %v %x", vs.VarStore, vs.VarsDigest[:4])
 				}
@@ -337,48 +244,7 @@ func TestMeasuredBoot(t *testing.T) {
 func TestTPMRequiredAbsent(t *testing.T) {
 	f := getFixture(t)
 	b, _ := startChain(t, f, f.shim[policy.TPMRequired], f.v5, false)
-	dbg := b.Debugcon()
-	want := shimerr.TPMMissing.Line()
-	out := harness.WaitLine(t, dbg, reOutcome, stepTO)
-	if out.Text != want {
-		t.Fatalf("outcome %q, want %q", out.Text, want)
-	}
-	harness.WaitLine(t, dbg, console.HaltRE, stepTO)
-	time.Sleep(haltGrace) // anything a wrong flash or hand-off would print shows up now
-	lines := dbg.Lines()
-	verified, errs := -1, 0
-	for i, l := range lines {
-		switch {
-		case strings.HasPrefix(l.Text, "SEVSHIM FLASHED"), strings.HasPrefix(l.Text, "SEVSHIM HANDOFF"):
-			t.Errorf("refused run shows %q", l.Text)
-		case strings.HasPrefix(l.Text, "SEVSHIM VERIFIED"):
-			if errs > 0 {
-				t.Errorf("%q after the error line", l.Text)
-			}
-			verified = i
-		case l.Text == want:
-			errs++
-		}
-	}
-	if verified < 0 || errs != 1 {
-		t.Errorf("want one SEVSHIM VERIFIED line, then exactly one %q (VERIFIED at %d, %d error lines)", want, verified, errs)
-	}
-	if last := lines[len(lines)-1].Text; last != "SEVSHIM HALT" {
-		t.Errorf("debugcon continued after HALT: last line %q", last)
-	}
-	sawErr := false
-	for _, l := range b.Serial().Lines() {
-		if strings.TrimSpace(l.Text) == "" {
-			continue
-		}
-		if !strings.HasPrefix(l.Text, "SEVSHIM ") {
-			t.Errorf("COM1 shows non-shim output (OVMF ran?): %q", l.Text)
-		}
-		sawErr = sawErr || l.Text == want
-	}
-	if !sawErr {
-		t.Errorf("COM1 lacks %q", want)
-	}
+	harness.AssertRefused(t, b, shimerr.TPMMissing, true)
 }
 
 // TestTPMIfPresentAbsent: tpm_mode if-present and no TPM device: the shim says so and boots.
@@ -397,7 +263,7 @@ func TestTPMIfPresentAbsent(t *testing.T) {
 
 // checkVerifierAttest runs the owner's CLI, `verifier attest`, on the real evidence written as
 // the evidence file: OK for the accepted bundle, FAILED for the other bundle and a wrong nonce.
-func checkVerifierAttest(t *testing.T, f *fixture, ev *attest.Evidence, good, other bundle, nonce []byte) {
+func checkVerifierAttest(t *testing.T, f *fixture, ev *attest.Evidence, good, other *bundle, nonce []byte) {
 	t.Helper()
 	dir := t.TempDir()
 	evb, err := json.Marshal(ev)
@@ -408,13 +274,13 @@ func checkVerifierAttest(t *testing.T, f *fixture, ev *attest.Evidence, good, ot
 	if err := os.WriteFile(evPath, evb, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	writeBundle := func(bd bundle) string {
-		man, err1 := os.ReadFile(bd.manifest)
-		img, err2 := os.ReadFile(bd.image)
+	writeBundle := func(bd *bundle) string {
+		man, err1 := os.ReadFile(bd.Manifest)
+		img, err2 := os.ReadFile(bd.Image)
 		if err1 != nil || err2 != nil {
 			t.Fatal(err1, err2)
 		}
-		p := filepath.Join(dir, fmt.Sprintf("v%d.bundle", bd.version))
+		p := filepath.Join(dir, fmt.Sprintf("v%d.bundle", bd.Version))
 		if err := manifest.WriteBundle(p, man, img); err != nil {
 			t.Fatal(err)
 		}
@@ -423,7 +289,7 @@ func checkVerifierAttest(t *testing.T, f *fixture, ev *attest.Evidence, good, ot
 	run := func(bundlePath, nonceHex string) (int, string) {
 		var out, errb strings.Builder
 		code := verifiercli.Main(context.Background(), []string{"attest", "--evidence", evPath,
-			"--image", f.shim[policy.TPMIfPresent], "--bundle", bundlePath, "--nonce", nonceHex, "--vars", repo.OVMFVars()}, &out, &errb)
+			"--image", f.shim[policy.TPMIfPresent].Path, "--bundle", bundlePath, "--nonce", nonceHex, "--vars", repo.OVMFVars()}, &out, &errb)
 		return code, out.String() + errb.String()
 	}
 	nh := hex.EncodeToString(nonce)

@@ -19,10 +19,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/shimimage/shimtest"
 	"github.com/sevshim/sevshim/pkg/owner"
 	"github.com/sevshim/sevshim/pkg/psp"
 	"github.com/sevshim/sevshim/pkg/sev"
-	"github.com/sevshim/sevshim/pkg/format/shimimage/shimtest"
 )
 
 var (

@@ -9,12 +9,12 @@ import (
 	"testing"
 
 	"github.com/sevshim/sevshim/pkg/format/layout"
-	goldenfiles "github.com/sevshim/sevshim/tests/golden"
-	"github.com/sevshim/sevshim/pkg/owner"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
-	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/format/shimimage/shimtest"
+	"github.com/sevshim/sevshim/pkg/owner"
+	"github.com/sevshim/sevshim/pkg/sev"
+	goldenfiles "github.com/sevshim/sevshim/tests/golden"
 )
 
 const goldenData = "../../testdata/golden"

@@ -11,9 +11,9 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/sevshim/sevshim/tests/repo"
 	"github.com/sevshim/sevshim/pkg/migrate"
 	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
 // fixture is a package made from a real (trimmed) QEMU 7.2 stream, with real SEV packets

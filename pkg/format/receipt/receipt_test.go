@@ -13,10 +13,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/tests/golden"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
-	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/tests/golden"
 )
 
 const goldenDir = "../../../testdata/golden"
