@@ -232,9 +232,9 @@ func startChain(t *testing.T, f *fixture, shim string, bd bundle, withTPM bool) 
 	var extraA, extraB []string
 	var swB *swtpm
 	if withTPM {
-		extraA = host.TPMArgs(startSwtpm(t, "A").ctrl)
+		extraA = qemu.TPMArgs(startSwtpm(t, "A").ctrl)
 		swB = startSwtpm(t, "B")
-		extraB = host.TPMArgs(swB.ctrl)
+		extraB = qemu.TPMArgs(swB.ctrl)
 	}
 	b := harness.StartChain(t, harness.Chain{Shim: shim, Manifest: bd.manifest, Image: bd.image, MemoryMiB: memMiB, ExtraA: extraA, ExtraB: extraB})
 	return b, swB
