@@ -11,9 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sevshim/sevshim/pkg/attest"
@@ -37,7 +35,7 @@ const MaxNonce = 64
 type swtpm struct {
 	dir    string
 	pid    int
-	exited chan struct{} // closed when a child we started has been reaped; nil when found again
+	exited <-chan struct{} // closed when a child we started has been reaped; nil when found again
 }
 
 // startSwtpm starts a fresh swtpm for the VM of dir: an empty state directory (the TPM of A
@@ -62,25 +60,11 @@ func startSwtpm(dir string) (*swtpm, error) {
 	os.Remove(p(SwtpmSock))
 	// swtpm's own log and its stdout/stderr share one file, both appending.
 	os.Remove(p(SwtpmLog))
-	logf, err := os.OpenFile(p(SwtpmLog), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	pid, exited, err := vmm.StartDetached(SwtpmCommand(bin, state, p(SwtpmSock), p(SwtpmLog)), dir, p(SwtpmLog), p(SwtpmPidFile))
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
-	cmd := SwtpmCommand(bin, state, p(SwtpmSock), p(SwtpmLog))
-	fmt.Fprintf(logf, "# %s\n", strings.Join(cmd.Args, " "))
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	s := &swtpm{dir: dir, pid: cmd.Process.Pid, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(s.exited) }()
-	if err := writeFileAtomic(p(SwtpmPidFile), []byte(strconv.Itoa(s.pid)+"\n"), 0o600); err != nil {
-		s.kill()
-		return nil, err
-	}
+	s := &swtpm{dir: dir, pid: pid, exited: exited}
 	// Ready when the control socket exists (QEMU's chardev fails at start otherwise).
 	for end := time.Now().Add(10 * time.Second); ; {
 		if st, err := os.Stat(p(SwtpmSock)); err == nil && st.Mode()&os.ModeSocket != 0 {

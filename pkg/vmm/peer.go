@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"os/user"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sevshim/sevshim/pkg/sev"
 )
 
 // The processes of a work directory (the VMM, swtpm) are found again by pid and talked to
@@ -133,4 +137,32 @@ func Terminate(pid int, alive func() bool) {
 		syscall.Kill(pid, syscall.SIGKILL)
 		WaitGone(alive, 5*time.Second)
 	}
+}
+
+// StartDetached starts cmd in its own session (so it outlives this process) in dir, with
+// its stdout and stderr appended to the file log after a "# command line" header, writes
+// its pid to pidFile and returns the pid and a channel closed when it has been reaped.
+// If the pid file cannot be written, the process is killed again.
+func StartDetached(cmd *exec.Cmd, dir, log, pidFile string) (int, <-chan struct{}, error) {
+	logf, err := os.OpenFile(log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "# %s\n", strings.Join(cmd.Args, " "))
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	pid := cmd.Process.Pid
+	if err := sev.WriteFileAtomic(pidFile, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+		syscall.Kill(pid, syscall.SIGKILL)
+		<-exited
+		return 0, nil, err
+	}
+	return pid, exited, nil
 }

@@ -9,13 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/vmm"
 )
 
@@ -43,8 +41,7 @@ const consolePoll = 20 * time.Millisecond
 type Detached struct {
 	c      ctl
 	dir    string
-	child  *exec.Cmd     // nil when attached
-	exited chan struct{} // closed when a child we started has been reaped
+	exited <-chan struct{} // closed when a child we started has been reaped; nil when attached
 
 	consOnce         sync.Once
 	serial, debugcon *vmm.Console
@@ -68,36 +65,13 @@ func StartDetached(ctx context.Context, dir string, cfg Config) (*Detached, erro
 	}
 	p := func(n string) string { return filepath.Join(dir, n) }
 	a := args(&cfg, sinks{Serial: p(SerialLog), Debugcon: p(DebugconLog), QMP: p(QMPSock)})
-	logf, err := os.OpenFile(p(QEMULog), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	pid, exited, err := vmm.StartDetached(exec.Command(cfg.Binary, a...), dir, p(QEMULog), p(PidFile))
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
-	fmt.Fprintf(logf, "# %s %s\n", cfg.Binary, strings.Join(a, " "))
-	cmd := exec.Command(cfg.Binary, a...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", cfg.Binary, err)
-	}
-	d := newDetached(dir, cmd.Process.Pid)
-	d.child, d.exited = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(d.exited) }()
-	if err := sev.WriteFileAtomic(p(PidFile), []byte(strconv.Itoa(d.c.pid)+"\n"), 0o600); err != nil {
-		d.Kill()
-		return nil, err
-	}
-	dctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
-	defer cancel()
-	go func() {
-		select {
-		case <-d.exited:
-			cancel()
-		case <-dctx.Done():
-		}
-	}()
-	q, err := dialQMPOf(dctx, p(QMPSock), d.c.pid)
+	d := newDetached(dir, pid)
+	d.exited = exited
+	q, err := dialStarting(ctx, cfg.StartTimeout, p(QMPSock), d.c.pid, d.exited)
 	if err != nil {
 		d.Kill()
 		return nil, fmt.Errorf("QEMU did not start: %v; %s", err, d.Describe())
@@ -116,6 +90,21 @@ func newDetached(dir string, pid int) *Detached {
 // dir (its command line names dir's QMP socket), else 0.
 func RunningPid(dir string) int {
 	return vmm.ReadPidFile(filepath.Join(dir, PidFile), filepath.Join(dir, QMPSock))
+}
+
+// dialStarting connects to the QMP socket of a QEMU that is starting: bounded by timeout,
+// and given up as soon as exited is closed.
+func dialStarting(ctx context.Context, timeout time.Duration, path string, pid int, exited <-chan struct{}) (*QMP, error) {
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-exited:
+			cancel()
+		case <-dctx.Done():
+		}
+	}()
+	return dialQMPOf(dctx, path, pid)
 }
 
 // dialQMPOf connects to the QMP socket at path, which QEMU pid must serve.
@@ -149,7 +138,7 @@ func (d *Detached) Dir() string { return d.dir }
 func (d *Detached) Pid() int { return d.c.pid }
 
 func (d *Detached) Alive() bool {
-	if d.child != nil {
+	if d.exited != nil {
 		select {
 		case <-d.exited:
 			return false
@@ -303,7 +292,11 @@ func (backend) Start(ctx context.Context, dir string, spec vmm.Spec) (vmm.VM, er
 		return nil, err
 	}
 	cfg.StartTimeout = 30 * time.Second
-	return StartDetached(ctx, dir, cfg)
+	d, err := StartDetached(ctx, dir, cfg)
+	if err != nil {
+		return nil, err // a nil vmm.VM, not a nil *Detached in one
+	}
+	return d, nil
 }
 
 // DetachedConfig is the Config of spec for a detached QEMU in dir: ConfigFromSpec plus the
@@ -320,7 +313,11 @@ func DetachedConfig(dir string, spec vmm.Spec) (Config, error) {
 }
 
 func (backend) Attach(ctx context.Context, dir string) (vmm.VM, error) {
-	return AttachDetached(ctx, dir)
+	d, err := AttachDetached(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 func (backend) Running(dir string) int { return RunningPid(dir) }

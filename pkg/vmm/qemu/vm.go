@@ -1,14 +1,22 @@
-// Package qemu starts and drives real qemu-system-x86_64 processes for sevshim: the tests of
-// the firmware chain, the benchmark and (later) hostctl use it. It does not simulate anything.
+// Package qemu is the QEMU backend of the pkg/vmm seam: it starts and drives real
+// qemu-system-x86_64 processes for sevshim. It does not simulate anything.
 //
-// A VM is one QEMU process with a private temporary directory (QMP socket, migration
-// socket), COM1 and the 0x402 debug console read live through pipes into timestamped
-// Consoles, QEMU's stderr captured for error messages, and a QMP client (see qmp.go for why
-// it is our own). Close always ends the process: SIGTERM, a bounded wait, then SIGKILL; the
-// child also gets SIGKILL if the Go process dies (Pdeathsig).
+// One argument builder (args.go) serves two lifetimes. The attached VM (Start, this file) is
+// a child of the calling process, for tests and the benchmark: a private temporary directory
+// (QMP socket, migration socket), COM1 and the 0x402 debug console read live through pipes,
+// QEMU's stderr captured; Close always ends it (SIGTERM, a bounded wait, then SIGKILL; the
+// child also gets SIGKILL if the Go process dies, Pdeathsig). The detached VM (StartDetached,
+// detached.go; the registered vmm.Backend "qemu" that hostctl uses) outlives the command
+// that started it: its files live in a work directory and a later command re-attaches by pid
+// and QMP socket, checking the socket's peer. Both drive QEMU through the same QMP control
+// (ctl.go: one migration-out and one migration-in implementation, memory reads, the halt
+// check); guest-memory writes go through the gdbstub client (gdb.go), beside the QMP client
+// (qmp.go, see there for why both are our own).
 //
 // Every QEMU is started with -nodefaults -display none -monitor none and, unless the
 // Config says otherwise, -machine q35 -accel tcg (KVM does not work on the build machines).
+// The binary is Config.Binary, else $SEVSHIM_QEMU, else qemu-system-x86_64 on PATH; every
+// file (flash, fw_cfg) comes from the caller.
 package qemu
 
 import (
@@ -200,16 +208,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		close(vm.exited)
 	}()
 
-	dctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
-	defer cancel()
-	go func() {
-		select {
-		case <-vm.exited:
-			cancel()
-		case <-dctx.Done():
-		}
-	}()
-	q, err := DialQMP(dctx, qmpSock)
+	q, err := dialStarting(ctx, cfg.StartTimeout, qmpSock, vm.Pid(), vm.exited)
 	if err != nil {
 		select {
 		case <-vm.exited:
