@@ -82,17 +82,7 @@ func startSwtpm(dir string) (*swtpm, error) {
 	}
 }
 
-func (s *swtpm) alive() bool {
-	if s.exited != nil {
-		select {
-		case <-s.exited:
-			return false
-		default:
-			return true
-		}
-	}
-	return vmm.PidAlive(s.pid)
-}
+func (s *swtpm) alive() bool { return vmm.Alive(s.pid, s.exited) }
 
 // kill ends swtpm (SIGTERM, then SIGKILL, bounded) and removes its pid file and socket.
 func (s *swtpm) kill() {

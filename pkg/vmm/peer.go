@@ -99,6 +99,20 @@ func PidAlive(pid int) bool {
 	return true
 }
 
+// Alive reports whether process pid still runs: for a child this process started (exited
+// is closed once it has been reaped) by exited, else by PidAlive.
+func Alive(pid int, exited <-chan struct{}) bool {
+	if exited != nil {
+		select {
+		case <-exited:
+			return false
+		default:
+			return true
+		}
+	}
+	return PidAlive(pid)
+}
+
 // ReadPidFile returns the pid in file if that process is alive and its command line
 // contains mark (the path of a socket only that process was started with), else 0.
 func ReadPidFile(file, mark string) int {

@@ -137,17 +137,7 @@ func (d *Detached) Dir() string { return d.dir }
 
 func (d *Detached) Pid() int { return d.c.pid }
 
-func (d *Detached) Alive() bool {
-	if d.exited != nil {
-		select {
-		case <-d.exited:
-			return false
-		default:
-			return true
-		}
-	}
-	return vmm.PidAlive(d.c.pid)
-}
+func (d *Detached) Alive() bool { return vmm.Alive(d.c.pid, d.exited) }
 
 func (d *Detached) Status(ctx context.Context) (vmm.Status, error) {
 	st, err := d.c.status(ctx)
