@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -21,7 +22,26 @@ import (
 	"github.com/sevshim/sevshim/pkg/format/receipt"
 	"github.com/sevshim/sevshim/pkg/host"
 	"github.com/sevshim/sevshim/pkg/owner"
+	_ "github.com/sevshim/sevshim/pkg/vmm/qemu" // the VMM backend hostctl offers (registers "qemu")
 )
+
+// testHold adds a hidden flag that makes a flow wait at a known point (tests/flow kills or
+// interrupts hostctl there). It is not documented and is empty in normal use.
+func testHold(c *cobra.Command, name, usage string, hook *func(context.Context) error) {
+	var d time.Duration
+	c.Flags().DurationVar(&d, name, 0, usage)
+	c.Flags().MarkHidden(name)
+	prev := c.PreRunE
+	c.PreRunE = func(cmd *cobra.Command, args []string) error {
+		if d > 0 {
+			*hook = host.Hold(d)
+		}
+		if prev != nil {
+			return prev(cmd, args)
+		}
+		return nil
+	}
+}
 
 // Exit codes.
 const (
@@ -303,6 +323,7 @@ func exportCmd() *cobra.Command {
 	c.Flags().StringVar(&o.Trust.RootPath, "root", "", "trust ONLY the emulator's TEST root: its `DIR` (holding ask_ark.cert) or that file")
 	c.Flags().StringVar(&o.Trust.Product, "product", "", "require the embedded AMD root of this product `NAME`")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	testHold(c, "test-hold-after-first-packet", "tests only: hold `DURATION` after the first SEND_UPDATE_DATA packet", &o.Hooks.AfterFirstPacket)
 	return c
 }
 
@@ -403,6 +424,7 @@ func receiveCmd() *cobra.Command {
 	c.Flags().StringVar(&nonceHex, "nonce", "", "the owner's receipt nonce, 64 `HEX` digits (fw_cfg opt/org.sevshim/nonce)")
 	c.Flags().BoolVar(&o.Timeline, "timeline", false, "print the boot timeline in ms (package checked, QEMU B started, stream loaded, resumed, WAKE, LOADED, VERIFIED, FLASHED, HANDOFF, OVMF); waits up to 60 s for OVMF's first output")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the verdict as JSON (also on a refusal, exit status 3)")
+	testHold(c, "test-hold-before-feed", "tests only: hold `DURATION` after QEMU B started, before its stream is fed", &o.Hooks.BeforeFeed)
 	return c
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/sevshim/sevshim/pkg/owner"
 	"github.com/sevshim/sevshim/pkg/psp"
 	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/vmm"
 )
 
 // ExportOptions are the inputs of `hostctl export`.
@@ -28,9 +29,8 @@ type ExportOptions struct {
 	Force bool      // replace an existing --out (by default export refuses it)
 	Log   io.Writer // plain progress messages (nil: quiet)
 	Bar   io.Writer // progress bar (a terminal; nil: none)
-	// BeforePublish, if set, runs when the package is complete and synced, right before it
-	// gets its name (tests use it to make the naming fail for real).
-	BeforePublish func() error
+	// Hooks for tests (AfterFirstPacket, BeforePublish); none in normal use.
+	Hooks Hooks
 }
 
 // ExportResult describes a written package.
@@ -120,12 +120,12 @@ func Export(ctx context.Context, o ExportOptions) (_ *ExportResult, err error) {
 		logf(o.Log, "cancelled an interrupted earlier export (SEND_CANCEL)")
 	}
 
-	pr, err := attach(ctx, work)
+	vm, err := attachVM(ctx, work)
 	if err != nil {
 		return nil, err
 	}
-	defer pr.close()
-	if err := settleMigration(ctx, pr); err != nil {
+	defer vm.Close()
+	if err := vm.CancelMigration(ctx); err != nil {
 		return nil, err
 	}
 
@@ -161,8 +161,8 @@ func Export(ctx context.Context, o ExportOptions) (_ *ExportResult, err error) {
 		if wasRunning {
 			// An interrupted migration may still be winding down; cont only after it did.
 			cctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-			settleMigration(cctx, pr)
-			if err := pr.exec(cctx, "cont", nil); err == nil {
+			vm.CancelMigration(cctx)
+			if err := vm.Resume(cctx); err == nil {
 				guestNote = "guest resumed"
 			} else {
 				guestNote = fmt.Sprintf("QEMU A could not be resumed (%v; see hostctl stop --work %s)", err, o.Work)
@@ -170,13 +170,13 @@ func Export(ctx context.Context, o ExportOptions) (_ *ExportResult, err error) {
 			cancel()
 		}
 	}()
-	st, err := pr.status(ctx)
+	st, err := vm.Status(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if st == "running" {
+	if st == vmm.StatusRunning {
 		wasRunning = true
-		if err := pr.exec(ctx, "stop", nil); err != nil {
+		if err := vm.Pause(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -203,11 +203,10 @@ func Export(ctx context.Context, o ExportOptions) (_ *ExportResult, err error) {
 			if err != nil {
 				return fmt.Errorf("SEND_UPDATE_DATA: %w", err)
 			}
-			testDelay(ctx, "SEVSHIM_TEST_EXPORT_DELAY", &delayed)
-			return nil
+			return once(o.Hooks.AfterFirstPacket, &delayed, ctx)
 		}}
 	counted := &countReader{}
-	if err := migrateOut(ctx, pr, func(r io.Reader) error {
+	if err := migrateOut(ctx, vm, func(r io.Reader) error {
 		counted.r = bufio.NewReaderSize(r, 1<<20)
 		stats, err := migrate.Parse(&machineTap{r: counted, hdr: hdr}, bld)
 		if err == nil {
@@ -216,8 +215,8 @@ func Export(ctx context.Context, o ExportOptions) (_ *ExportResult, err error) {
 		return err
 	}); err != nil {
 		bar.done()
-		if !pr.alive() {
-			return nil, fmt.Errorf("QEMU A (pid %d) died during the export; no package was written and the guest is lost: %w", pr.pid, err)
+		if !vm.Alive() {
+			return nil, fmt.Errorf("QEMU A (pid %d) died during the export; no package was written and the guest is lost: %w", vm.Pid(), err)
 		}
 		return nil, err
 	}
@@ -229,8 +228,8 @@ func Export(ctx context.Context, o ExportOptions) (_ *ExportResult, err error) {
 	// Order (docs/hostctl.md): the complete, synced package gets its name first, and only
 	// then does SEND_FINISH make the guest SENT. Any failure before SEND_FINISH cancels the
 	// SEND and resumes QEMU A (the deferred cleanup): the guest stays exportable.
-	if o.BeforePublish != nil {
-		if err := o.BeforePublish(); err != nil {
+	if o.Hooks.BeforePublish != nil {
+		if err := o.Hooks.BeforePublish(); err != nil {
 			return nil, err
 		}
 	}
@@ -271,9 +270,12 @@ func Export(ctx context.Context, o ExportOptions) (_ *ExportResult, err error) {
 	ok = true
 	res.Bytes = bld.Writer().Written()
 	res.Records, _ = bld.Writer().Counts()
-	pr.quit(ctx)
+	vm.Quit(ctx)
 	stopSwtpm(work) // QEMU A's TPM state is in the package now
-	ls.Stage, ls.Package = StageExported, out
+	if err := ls.move(StageExported); err != nil {
+		return res, err
+	}
+	ls.Package = out
 	if err := writeJSON(filepath.Join(work, LaunchJSON), ls, 0o600); err != nil {
 		return res, err
 	}
@@ -284,97 +286,31 @@ func Export(ctx context.Context, o ExportOptions) (_ *ExportResult, err error) {
 	return res, nil
 }
 
-// settleMigration makes sure no earlier migration of this QEMU is still active (an
-// interrupted export leaves one failing on a broken pipe).
-func settleMigration(ctx context.Context, pr *proc) error {
-	end := time.Now().Add(30 * time.Second)
-	cancelled := false
-	for {
-		var mi struct {
-			Status string `json:"status"`
-		}
-		if err := pr.qmp.ExecuteInto(ctx, "query-migrate", nil, &mi); err != nil {
-			return err
-		}
-		switch mi.Status {
-		case "", "none", "completed", "failed", "cancelled":
-			return nil
-		}
-		if !cancelled {
-			pr.exec(ctx, "migrate_cancel", nil)
-			cancelled = true
-		}
-		if time.Now().After(end) {
-			return fmt.Errorf("an earlier migration of QEMU A is still %q after 30 s", mi.Status)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// migrateOut runs QEMU's migration into a pipe (QMP getfd + migrate fd:) and hands the read
-// end to consume. No plaintext RAM touches the disk.
-func migrateOut(ctx context.Context, pr *proc, consume func(io.Reader) error) error {
-	if err := pr.exec(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(32) << 30}); err != nil {
-		return err
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	const fdName = "sevshim-export"
-	_, err = pr.qmp.ExecuteWithFile(ctx, "getfd", map[string]any{"fdname": fdName}, int(w.Fd()))
-	w.Close()
-	if err != nil {
-		return fmt.Errorf("passing the migration pipe to QEMU: %w", err)
-	}
-	if err := pr.exec(ctx, "migrate", map[string]any{"uri": "fd:" + fdName}); err != nil {
-		return err
-	}
-	perr := make(chan error, 1)
+// migrateOut migrates the stopped guest out of vm into a pipe whose read end consume
+// parses (no plaintext RAM touches the disk). A consume error aborts the migration (the VM
+// stays stopped); after consume returns, the rest of the stream is drained.
+func migrateOut(ctx context.Context, vm vmm.VM, consume func(io.Reader) error) error {
+	pr, pw := io.Pipe()
+	cerr := make(chan error, 1)
 	go func() {
-		err := consume(r)
+		err := consume(pr)
 		if err != nil {
-			r.Close() // QEMU gets EPIPE and fails the migration
+			pr.CloseWithError(err) // the VMM's writes fail: the migration is aborted
 		} else {
-			io.Copy(io.Discard, r)
+			io.Copy(io.Discard, pr)
 		}
-		perr <- err
+		cerr <- err
 	}()
-	var cerr error
-	select {
-	case cerr = <-perr:
-	case <-ctx.Done():
-		r.Close() // QEMU gets EPIPE and fails the migration; the caller cancels the SEND
-		<-perr
+	merr := vm.MigrateOut(ctx, pw)
+	pw.CloseWithError(merr) // nil: consume sees the end of the stream
+	err := <-cerr
+	switch {
+	case ctx.Err() != nil:
 		return ctx.Err()
-	case <-time.After(10 * time.Minute):
-		r.Close()
-		return errors.New("the migration stream did not end within 10 minutes")
+	case err != nil:
+		return fmt.Errorf("reading QEMU's migration: %w", err)
 	}
-	if cerr != nil {
-		return fmt.Errorf("reading QEMU's migration: %w", cerr)
-	}
-	end := time.Now().Add(60 * time.Second)
-	for {
-		var mi struct {
-			Status    string `json:"status"`
-			ErrorDesc string `json:"error-desc"`
-		}
-		if err := pr.qmp.ExecuteInto(ctx, "query-migrate", nil, &mi); err != nil {
-			return err
-		}
-		switch mi.Status {
-		case "completed":
-			return nil
-		case "failed", "cancelled":
-			return fmt.Errorf("QEMU's migration %s: %s", mi.Status, mi.ErrorDesc)
-		}
-		if time.Now().After(end) {
-			return fmt.Errorf("QEMU's migration still %q after the stream ended", mi.Status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return merr
 }
 
 type countReader struct {
@@ -459,19 +395,4 @@ func publish(f *os.File, named bool, out string, replace bool) error {
 		}
 	}
 	return nil
-}
-
-// testDelay sleeps once for the duration in the environment variable (tests use it to
-// kill hostctl at a known point; never set in normal use).
-func testDelay(ctx context.Context, env string, done *bool) {
-	if *done {
-		return
-	}
-	*done = true
-	if d, err := time.ParseDuration(os.Getenv(env)); err == nil && d > 0 {
-		select {
-		case <-time.After(d):
-		case <-ctx.Done():
-		}
-	}
 }

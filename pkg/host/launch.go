@@ -8,6 +8,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sevshim/sevshim/pkg/atomicfile"
+	"github.com/sevshim/sevshim/pkg/format/console"
+	"github.com/sevshim/sevshim/pkg/format/layout"
 	"io"
 	"io/fs"
 	"os"
@@ -15,15 +18,20 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/atomicfile"
-	"github.com/sevshim/sevshim/pkg/format/console"
-	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/owner"
 	"github.com/sevshim/sevshim/pkg/psp"
 	"github.com/sevshim/sevshim/pkg/sev"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/pkg/vmm"
+)
+
+// Files of a work directory written by the host flows (the VM's own files are its
+// backend's; state.go says which stage owns which).
+const (
+	LaunchJSON  = "launch.json"
+	MeasureJSON = "measurement.json"
+	ReceiveJSON = "receive.json"
 )
 
 // Stages of a launch work directory (launch.json "stage").
@@ -31,6 +39,7 @@ const (
 	StageMeasured = "measured" // QEMU A paused in prelaunch, LAUNCH_MEASURE done
 	StageRunning  = "running"  // LAUNCH_FINISH done, the shim printed READY
 	StageExported = "exported" // SEND_FINISH done, package written, QEMU A gone
+	StageStopped  = "stopped"  // hostctl stop ended QEMU A and released its guest context
 )
 
 // LaunchState is W/launch.json: what later commands need to find the guest again.
@@ -51,6 +60,7 @@ type LaunchState struct {
 	SecretSize uint32 `json:"secret_size,omitempty"`
 	Package    string `json:"package,omitempty"`
 	TPM        bool   `json:"tpm,omitempty"` // QEMU A has a tpm-crb TPM backed by W/swtpm.sock
+	VMM        string `json:"vmm,omitempty"` // the VMM backend ("" is vmm.DefaultBackend)
 }
 
 // LaunchOptions are the inputs of `hostctl launch`.
@@ -63,6 +73,7 @@ type LaunchOptions struct {
 	Vars        string // pflash unit 1 content; default Debian's OVMF_VARS template
 	MemoryMiB   uint64 // default 512
 	TPM         bool   // give QEMU A a TPM (swtpm in W; the package then needs receive --tpm)
+	VMM         string // VMM backend name; "" is vmm.DefaultBackend
 	Log         io.Writer
 }
 
@@ -166,7 +177,11 @@ func Launch(ctx context.Context, o LaunchOptions) (_ *LaunchResult, err error) {
 			os.Remove(work) // only if still empty
 		}
 	}()
-	if pid := readPid(work); pid != 0 {
+	backend, err := vmm.Lookup(o.VMM)
+	if err != nil {
+		return nil, err
+	}
+	if pid := runningVM(work); pid != 0 {
 		return nil, fmt.Errorf("%s already has a running QEMU (pid %d): stop it with hostctl stop --work %s, or use another --work", work, pid, work)
 	}
 	releaseWorkGuest(work, o.Log) // the context of an earlier launch here whose QEMU is gone
@@ -185,18 +200,19 @@ func Launch(ctx context.Context, o LaunchOptions) (_ *LaunchResult, err error) {
 	if err := atomicfile.WriteFile(vars, varsData, 0o600); err != nil {
 		return nil, err
 	}
-	cfg := vmConfig{MemoryMiB: o.MemoryMiB, Code: code, Vars: vars,
-		CodeSnapshot: true, VarsSnapshot: true, Paused: true, GDB: true, Reboot: true}
+	spec := vmm.Spec{Shape: vmm.Shape{MemoryMiB: o.MemoryMiB, CPUs: 1, TPM: o.TPM},
+		Code: vmm.Flash{Path: code, Snapshot: true}, Vars: vmm.Flash{Path: vars, Snapshot: true},
+		Paused: true, MemoryAccess: true, ExitOnReboot: true}
 	var tpm *swtpm
 	if o.TPM {
 		if tpm, err = startSwtpm(work); err != nil {
 			return nil, err
 		}
-		cfg.TPMSock = filepath.Join(work, SwtpmSock)
+		spec.TPMSocket = filepath.Join(work, SwtpmSock)
 	} else {
 		stopSwtpm(work)
 	}
-	pr, err := startDetached(ctx, work, cfg)
+	vm, err := backend.Start(ctx, work, spec)
 	if err != nil {
 		if tpm != nil {
 			tpm.kill()
@@ -206,7 +222,7 @@ func Launch(ctx context.Context, o LaunchOptions) (_ *LaunchResult, err error) {
 	var h psp.Handle
 	defer func() {
 		if !ok {
-			pr.kill()
+			vm.Kill()
 			if tpm != nil {
 				tpm.kill()
 			}
@@ -214,18 +230,22 @@ func Launch(ctx context.Context, o LaunchOptions) (_ *LaunchResult, err error) {
 				p.Decommission(h)
 			}
 		}
-		pr.close()
+		vm.Close()
 	}()
 	if tpm != nil {
-		logf(o.Log, "QEMU A started paused (pid %d) with a TPM (swtpm pid %d)", pr.pid, tpm.pid)
+		logf(o.Log, "QEMU A started paused (pid %d) with a TPM (swtpm pid %d)", vm.Pid(), tpm.pid)
 	} else {
-		logf(o.Log, "QEMU A started paused (pid %d)", pr.pid)
+		logf(o.Log, "QEMU A started paused (pid %d)", vm.Pid())
 	}
 
 	// Read the flash back from QEMU: the bytes the guest will execute are what we measure.
-	mapped, err := readBack(ctx, pr, work, len(img))
+	mem, err := memoryOf(vm, "measuring the launch")
 	if err != nil {
 		return nil, err
+	}
+	mapped, err := mem.ReadPhys(ctx, uint64(1<<32)-uint64(len(img)), len(img))
+	if err != nil {
+		return nil, fmt.Errorf("reading the flash back from QEMU: %w", err)
 	}
 	if !bytes.Equal(mapped, img) {
 		return nil, fmt.Errorf("QEMU maps different bytes at [4 GiB - 0x%x, 4 GiB) than %s: refusing to measure", len(img), o.Image)
@@ -255,7 +275,7 @@ func Launch(ctx context.Context, o LaunchOptions) (_ *LaunchResult, err error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(img)
-	ls := &LaunchState{Format: 1, Stage: StageMeasured, Kind: p.Kind(), Handle: uint32(h), Policy: uint32(pol),
+	ls := &LaunchState{Format: 1, Stage: StageMeasured, VMM: backend.Name(), Kind: p.Kind(), Handle: uint32(h), Policy: uint32(pol),
 		Image: code, ImageSHA: hex.EncodeToString(sum[:]), LayoutID: lay.ID, CodeSize: lay.CodeSize, VarsSize: lay.VarsSize,
 		MemoryMiB: o.MemoryMiB, TPM: o.TPM}
 	if e, isEmu := p.(*psp.Emulator); isEmu {
@@ -268,14 +288,14 @@ func Launch(ctx context.Context, o LaunchOptions) (_ *LaunchResult, err error) {
 		return nil, err
 	}
 	ok = true
-	return &LaunchResult{Work: work, Pid: pr.pid, Handle: h, Measurement: m, MeasureFile: mf}, nil
+	return &LaunchResult{Work: work, Pid: vm.Pid(), Handle: h, Measurement: m, MeasureFile: mf}, nil
 }
 
 // loadVars returns QEMU A's pflash1 content: --vars (which must be exactly the layout's vars
 // size), else Debian's template if it has that size, else erased flash.
 func loadVars(src string, size int) ([]byte, error) {
 	if src == "" {
-		def := repo.OVMFVars()
+		def := DefaultOVMFVars()
 		if st, err := os.Stat(def); err == nil && st.Size() == int64(size) {
 			src = def
 		}
@@ -308,25 +328,7 @@ func checkLaunchTarget(dir string) error {
 	case StageRunning:
 		return fmt.Errorf("--work %s holds a running launched guest: refused; export it, or end it with hostctl stop --work %s, or use another --work", dir, dir)
 	}
-	return nil
-}
-
-// readBack saves [4 GiB - size, 4 GiB) of guest-physical memory through QMP pmemsave.
-func readBack(ctx context.Context, pr *proc, work string, size int) ([]byte, error) {
-	f := filepath.Join(work, ".flash-readback")
-	os.Remove(f)
-	defer os.Remove(f)
-	if err := pr.exec(ctx, "pmemsave", map[string]any{"val": uint64(1<<32) - uint64(size), "size": size, "filename": f}); err != nil {
-		return nil, fmt.Errorf("reading the flash back from QEMU: %w", err)
-	}
-	b, err := os.ReadFile(f)
-	if err != nil {
-		return nil, err
-	}
-	if len(b) != size {
-		return nil, fmt.Errorf("pmemsave returned %d bytes, want %d", len(b), size)
-	}
-	return b, nil
+	return ls.move(StageMeasured)
 }
 
 func loadLaunch(work string) (string, *LaunchState, error) {
@@ -369,17 +371,21 @@ func LaunchFinish(ctx context.Context, work, secretPath string, log io.Writer) e
 	if ls.Stage != StageMeasured {
 		return fmt.Errorf("%s: the launch is %q, launch-finish needs %q (right after hostctl launch)", work, ls.Stage, StageMeasured)
 	}
-	pr, err := attach(ctx, work)
+	vm, err := attachVM(ctx, work)
 	if err != nil {
 		return err
 	}
-	defer pr.close()
-	st, err := pr.status(ctx)
+	defer vm.Close()
+	st, err := vm.Status(ctx)
 	if err != nil {
 		return err
 	}
-	if st != "prelaunch" {
+	if st != vmm.StatusPrelaunch {
 		return fmt.Errorf("QEMU A is %q, not prelaunch: the guest already ran, the measurement no longer describes it; launch again", st)
+	}
+	mem, err := memoryOf(vm, "launch-finish")
+	if err != nil {
+		return err
 	}
 	p, err := openGuestPSP(ls.Kind, ls.State)
 	if err != nil {
@@ -388,37 +394,43 @@ func LaunchFinish(ctx context.Context, work, secretPath string, log io.Writer) e
 	defer p.Close()
 	h := psp.Handle(ls.Handle)
 	if secretPath != "" {
-		if err := injectSecret(p, h, ls, filepath.Join(work, GDBSock), pr.pid, secretPath, log); err != nil {
+		if err := injectSecret(ctx, p, h, ls, mem, secretPath, log); err != nil {
 			return err
 		}
 	}
 	if err := p.LaunchFinish(h); err != nil {
 		return fmt.Errorf("LAUNCH_FINISH: %w", err)
 	}
-	// The gdbstub is not needed any more; nothing should be able to poke the guest.
-	pr.exec(ctx, "human-monitor-command", map[string]any{"command-line": "gdbserver none"})
-	os.Remove(filepath.Join(work, GDBSock))
-	if err := pr.exec(ctx, "cont", nil); err != nil {
+	// Guest-memory access is not needed any more; nothing should be able to poke the guest.
+	mem.EndMemoryAccess(ctx)
+	if err := vm.Resume(ctx); err != nil {
 		return err
 	}
-	line, i, err := waitLog(ctx, pr, DebugconLog, 90*time.Second, reReady, reError)
+	line, i, err := waitLine(ctx, vm, vm.Debugcon(), 90*time.Second, reReady, reError)
 	if err != nil {
 		return fmt.Errorf("waiting for the shim: %w", err)
 	}
 	if i == 1 {
-		return fmt.Errorf("the shim failed on QEMU A: %s (see %s)", line, filepath.Join(work, DebugconLog))
+		return fmt.Errorf("the shim failed on QEMU A: %s (see the debug console, %s)", line, work)
 	}
-	// READY is printed right before the wait loop; let the CPU reach its hlt.
-	time.Sleep(300 * time.Millisecond)
-	ls.Stage = StageRunning
+	// READY is printed right before the wait loop: the guest is ready for an export once
+	// its vCPU executes that loop's hlt (then a saved state resumes into the hlt).
+	if hw, ok := vm.(vmm.HaltWaiter); ok {
+		if err := hw.WaitHalted(ctx, 30*time.Second); err != nil {
+			return fmt.Errorf("the shim printed READY but did not reach its wait loop: %w", err)
+		}
+	}
+	if err := ls.move(StageRunning); err != nil {
+		return err
+	}
 	if err := writeJSON(filepath.Join(work, LaunchJSON), ls, 0o600); err != nil {
 		return err
 	}
-	logf(log, "shim READY on QEMU A (pid %d); LAUNCH_FINISH done", pr.pid)
+	logf(log, "shim READY on QEMU A (pid %d); LAUNCH_FINISH done", vm.Pid())
 	return nil
 }
 
-func injectSecret(p psp.PSP, h psp.Handle, ls *LaunchState, gdbSock string, qemuPid int, path string, log io.Writer) error {
+func injectSecret(ctx context.Context, p psp.PSP, h psp.Handle, ls *LaunchState, mem vmm.MemoryAccess, path string, log io.Writer) error {
 	var sf SecretFile
 	if err := readJSON(path, &sf); err != nil {
 		return fmt.Errorf("secret: %w", err)
@@ -453,7 +465,7 @@ func injectSecret(p psp.PSP, h psp.Handle, ls *LaunchState, gdbSock string, qemu
 	if err := p.LaunchSecret(h, hdr, trans, plain); err != nil {
 		return fmt.Errorf("LAUNCH_SECRET refused %s: %w", path, err)
 	}
-	if err := writePhys(gdbSock, qemuPid, addr, plain); err != nil {
+	if err := mem.WritePhys(ctx, addr, plain); err != nil {
 		return fmt.Errorf("placing the secret in guest RAM: %w", err)
 	}
 	logf(log, "secret (%d bytes) verified by the PSP and placed at guest-physical 0x%x", len(plain), addr)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sevshim/sevshim/pkg/format/receipt"
+	"github.com/sevshim/sevshim/pkg/vmm"
 )
 
 // receiptWait bounds the wait for the receipt line once the verdict line is there: the shim
@@ -15,8 +16,8 @@ const receiptWait = 10 * time.Second
 // none`), or "" if none appeared in time (a shim without receipts). The provider only records
 // and passes on this line: it holds no key and cannot check or forge it (docs/formats.md
 // section 9).
-func waitReceipt(ctx context.Context, pr *proc) string {
-	line, _, err := waitLog(ctx, pr, DebugconLog, receiptWait, receipt.LineRegexp())
+func waitReceipt(ctx context.Context, vm vmm.VM) string {
+	line, _, err := waitLine(ctx, vm, vm.Debugcon(), receiptWait, receipt.LineRegexp())
 	if err != nil {
 		return ""
 	}

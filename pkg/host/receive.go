@@ -1,31 +1,27 @@
 package host
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sevshim/sevshim/pkg/format/layout"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sevshim/sevshim/pkg/atomicfile"
 	"github.com/sevshim/sevshim/pkg/format/guestpkg"
-	"github.com/sevshim/sevshim/pkg/format/layout"
-	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/migrate"
 	"github.com/sevshim/sevshim/pkg/psp"
 	"github.com/sevshim/sevshim/pkg/sev"
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/pkg/vmm"
 )
 
 // ReceiveOptions are the inputs of `hostctl receive`.
@@ -43,38 +39,34 @@ type ReceiveOptions struct {
 	// Timeline records when each step happened (Verdict.Timeline) and, after the shim's
 	// HANDOFF, waits (bounded) for OVMF's first output on COM1 so that step is in it too.
 	Timeline bool
-	// BeforeQEMU, if set, runs after every check passed and before QEMU B starts (tests).
-	BeforeQEMU func() error
-	// Wake bounds the wake-up NMI resends (zero: qemu.DefaultWake).
-	Wake qemu.Wake
-	// BeforeWake, if set, runs when QEMU B has loaded the guest (paused), right before
-	// `cont` and the wake-up NMIs, with QEMU B's QMP connection (tests).
-	BeforeWake func(ctx context.Context, q *qemu.QMP) error
+	// Wake bounds the wake-up NMI resends (zero: vmm.DefaultWake).
+	Wake vmm.Wake
+	// VMM is the backend name for QEMU B; "" is vmm.DefaultBackend.
+	VMM string
+	// Hooks for tests (BeforeFeed, BeforeWake); none in normal use.
+	Hooks Hooks
 
 	// Nonce is the owner's receipt nonce for opt/org.sevshim/nonce (nil: none).
 	Nonce []byte
 }
 
-func (o *ReceiveOptions) wake() qemu.Wake {
+func (o *ReceiveOptions) wake() vmm.Wake {
 	if o.Wake.Attempts == 0 && o.Wake.Interval == 0 {
-		return qemu.DefaultWake
+		return vmm.DefaultWake
 	}
 	return o.Wake
 }
 
 // shimAnswered reports whether QEMU B's debug console has the shim's answer to the wake-up
 // NMI as a complete line, and fails once QEMU B is gone.
-func shimAnswered(pr *proc) (bool, error) {
-	b, _ := os.ReadFile(filepath.Join(pr.dir, DebugconLog))
-	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-		for _, l := range strings.Split(string(b[:i]), "\n") {
-			if qemu.IsShimAnswer(strings.TrimSuffix(l, "\r")) {
-				return true, nil
-			}
+func shimAnswered(vm vmm.VM) (bool, error) {
+	for _, l := range vm.Debugcon().CompleteLines() {
+		if vmm.IsShimAnswer(l.Text) {
+			return true, nil
 		}
 	}
-	if !pr.alive() {
-		return false, fmt.Errorf("QEMU B (pid %d) exited before the shim woke; %s", pr.pid, pr.logSummary())
+	if !vm.Alive() {
+		return false, fmt.Errorf("QEMU B (pid %d) exited before the shim woke; %s", vm.Pid(), vm.Describe())
 	}
 	return false, nil
 }
@@ -115,6 +107,8 @@ type ReceiveState struct {
 	Kind   string `json:"psp_kind,omitempty"`
 	State  string `json:"psp_state,omitempty"`
 	Handle uint32 `json:"handle,omitempty"`
+	// VMM is the backend of QEMU B ("" is vmm.DefaultBackend).
+	VMM string `json:"vmm,omitempty"`
 }
 
 // RefusedError is a package or shim refusal with what was wrong.
@@ -367,7 +361,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 	lay, _ := layout.ByID(m.Layout)
 	varsSrc := o.Vars
 	if varsSrc == "" {
-		varsSrc = repo.OVMFVars()
+		varsSrc = DefaultOVMFVars()
 	}
 	varsBytes, err := os.ReadFile(varsSrc)
 	if err != nil {
@@ -397,16 +391,23 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 			}
 		}()
 	}
+	backend, err := vmm.Lookup(o.VMM)
+	if err != nil {
+		return nil, err
+	}
 	var prev ReceiveState
 	if readJSON(filepath.Join(work, ReceiveJSON), &prev) == nil {
-		if pid := readPid(work); pid != 0 {
-			if prev.Stage == "running" {
+		if pid := runningVM(work); pid != 0 {
+			if prev.Stage == ReceiveRunning {
 				return nil, fmt.Errorf("%s already runs a received guest (QEMU pid %d): hostctl stop --work %s first, or use another --work", work, pid, o.Work)
 			}
 			logf(o.Log, "stopping QEMU pid %d left by an interrupted receive in %s", pid, work)
 			Stop(ctx, work)
 		}
-	} else if pid := readPid(work); pid != 0 {
+		if err := prev.move(ReceiveLoading); err != nil {
+			return nil, err
+		}
+	} else if pid := runningVM(work); pid != 0 {
 		return nil, fmt.Errorf("%s has a running QEMU (pid %d): hostctl stop --work %s first", work, pid, o.Work)
 	}
 
@@ -439,7 +440,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 	}
 	note = "the guest context was released (DECOMMISSION), no QEMU was started, the package is unchanged"
 	keep := false
-	var pr *proc
+	var vm vmm.VM
 	var tpm *swtpm
 	// Until QEMU B runs the guest for good, any failure or interruption ends it, releases
 	// the guest context and says so in receive.json.
@@ -447,18 +448,20 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 		if keep {
 			return
 		}
-		if pr != nil {
-			pr.kill()
+		if vm != nil {
+			vm.Kill()
 		}
 		if tpm != nil {
 			tpm.kill()
 		}
 		release()
-		if rs != nil && err != nil && rs.Stage != "refused" {
-			rs.Stage, rs.Pid = "failed", 0
+		if rs != nil && err != nil && rs.Stage != ReceiveRefused {
+			to := ReceiveFailed
 			if ctx.Err() != nil {
-				rs.Stage = "interrupted"
+				to = ReceiveInterrupted
 			}
+			rs.move(to)
+			rs.Pid = 0
 			writeJSON(filepath.Join(work, ReceiveJSON), rs, 0o600)
 		}
 	}()
@@ -470,12 +473,6 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 	if len(varsBytes) != int(rc.hdr.Shape.VarsSize) {
 		release()
 		return nil, fmt.Errorf("vars file %s is %d bytes; this guest's pflash1 is %d bytes", varsSrc, len(varsBytes), rc.hdr.Shape.VarsSize)
-	}
-	if o.BeforeQEMU != nil {
-		if err := o.BeforeQEMU(); err != nil {
-			release()
-			return nil, err
-		}
 	}
 
 	// QEMU B's files: the bundle split for fw_cfg, the var store (pflash1 and fw_cfg), and a
@@ -492,7 +489,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 	if err := fillFile(pf("flash0.fd"), int(rc.hdr.Shape.CodeSize), 0); err != nil {
 		return nil, err
 	}
-	fwcfg := qemu.ShimFiles(pf("bios.manifest"), pf("bios.fd"), pf("vars.fd"))
+	fwcfg := []vmm.FwCfgFile{{Name: manifest.FwCfgManifest, Path: pf("bios.manifest")}, {Name: manifest.FwCfgBIOS, Path: pf("bios.fd")}, {Name: manifest.FwCfgVars, Path: pf("vars.fd")}}
 	os.Remove(pf("nonce"))
 	if o.Nonce != nil {
 		if len(o.Nonce) != receipt.NonceSize {
@@ -501,9 +498,9 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 		if err := atomicfile.WriteFile(pf("nonce"), o.Nonce, 0o600); err != nil {
 			return nil, err
 		}
-		fwcfg = append(fwcfg, qemu.FwCfg{Name: manifest.FwCfgNonce, File: pf("nonce")})
+		fwcfg = append(fwcfg, vmm.FwCfgFile{Name: manifest.FwCfgNonce, Path: pf("nonce")})
 	}
-	rs = &ReceiveState{Stage: "loading", Package: o.Package, Bundle: o.Bundle, TPM: o.TPM, Kind: p.Kind(), Handle: uint32(rc.h)}
+	rs = &ReceiveState{Stage: ReceiveLoading, VMM: backend.Name(), Package: o.Package, Bundle: o.Bundle, TPM: o.TPM, Kind: p.Kind(), Handle: uint32(rc.h)}
 	if e, isEmu := p.(*psp.Emulator); isEmu {
 		rs.State = e.Dir()
 	}
@@ -515,68 +512,68 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 		}
 	}
 	writeJSON(pf(ReceiveJSON), rs, 0o600)
-	cfg := vmConfig{Machine: rc.hdr.Shape.Machine, MemoryMiB: rc.hdr.Shape.RAMSize >> 20,
-		Code: pf("flash0.fd"), CodeSnapshot: true, Vars: pf("vars.fd"),
-		FwCfg:    fwcfg,
-		Incoming: true, Reboot: true}
+	spec := vmm.Spec{Shape: vmm.Shape{Machine: rc.hdr.Shape.Machine, MemoryMiB: rc.hdr.Shape.RAMSize >> 20, CPUs: 1, TPM: o.TPM},
+		Code: vmm.Flash{Path: pf("flash0.fd"), Snapshot: true}, Vars: vmm.Flash{Path: pf("vars.fd")},
+		FwCfg: fwcfg, Incoming: true, ExitOnReboot: true}
 	note = "QEMU B was not started, the guest context was released, the package is unchanged (receive it again)"
 	if o.TPM {
 		if tpm, err = startSwtpm(work); err != nil {
 			return nil, err
 		}
-		cfg.TPMSock = pf(SwtpmSock)
+		spec.TPMSocket = pf(SwtpmSock)
 	} else {
 		stopSwtpm(work)
 	}
-	// startDetached ends the QEMU it started if it then fails.
+	// Start ends the VM it started if it then fails.
 	note = "QEMU B was stopped, the guest context was released, the package is unchanged (receive it again)"
-	pr, err = startDetached(ctx, work, cfg)
+	vm, err = backend.Start(ctx, work, spec)
 	if err != nil {
 		return nil, err
 	}
-	defer pr.close()
-	rs.Pid = pr.pid
+	defer vm.Close()
+	rs.Pid = vm.Pid()
 	writeJSON(pf(ReceiveJSON), rs, 0o600)
 	tl.mark(StepStarted)
-	tl.watch(work)
+	tl.watch(vm.Serial(), vm.Debugcon())
 	defer tl.end()
-	logf(o.Log, "QEMU B started (pid %d), loading the rebuilt stream", pr.pid)
-	delayed := false
-	testDelay(ctx, "SEVSHIM_TEST_RECEIVE_DELAY", &delayed)
-	if err := feedIncoming(ctx, pr, rc, o.Bar); err != nil {
-		if !pr.waitExit(500 * time.Millisecond) {
+	logf(o.Log, "QEMU B started (pid %d), loading the rebuilt stream", vm.Pid())
+	held := false
+	if err := once(o.Hooks.BeforeFeed, &held, ctx); err != nil {
+		return nil, err
+	}
+	if err := feedIncoming(ctx, vm, rc, o.Bar); err != nil {
+		if !vmm.WaitGone(vm.Alive, 500*time.Millisecond) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("QEMU B (pid %d) ended while loading the guest (%v); %s; run the same receive again", pr.pid, err, pr.logSummary())
+		return nil, fmt.Errorf("QEMU B (pid %d) ended while loading the guest (%v); %s; run the same receive again", vm.Pid(), err, vm.Describe())
 	}
 	rc.pages.wipe()
 	tl.mark(StepLoaded)
-	if o.BeforeWake != nil {
-		if err := o.BeforeWake(ctx, pr.qmp); err != nil {
+	if o.Hooks.BeforeWake != nil {
+		if err := o.Hooks.BeforeWake(ctx, vm); err != nil {
 			return nil, err
 		}
 	}
-	if err := pr.exec(ctx, "cont", nil); err != nil {
+	if err := vm.Resume(ctx); err != nil {
 		return nil, err
 	}
 	tl.mark(StepResumed)
-	// Wake the shim: NMIs, resent (bounded) until it answers; see qemu.WakeShim.
-	nmis, err := qemu.WakeShim(ctx, o.wake(), func(ctx context.Context) error { return pr.exec(ctx, "inject-nmi", nil) },
-		func() (bool, error) { return shimAnswered(pr) })
+	// Wake the shim: NMIs, resent (bounded) until it answers; see vmm.WakeShim.
+	nmis, err := vmm.WakeShim(ctx, o.wake(), vm.NMI, func() (bool, error) { return shimAnswered(vm) })
 	if err != nil {
-		return nil, fmt.Errorf("waking the shim on QEMU B: %w (see %s)", err, pf(DebugconLog))
+		return nil, fmt.Errorf("waking the shim on QEMU B: %w (see the debug console in %s)", err, work)
 	}
 	if nmis > 1 {
 		logf(o.Log, "the shim answered after %d wake-up NMIs", nmis)
 	}
-	v = &Verdict{Work: work, Pid: pr.pid, WakeNMIs: nmis}
-	lines, at, i, err := waitLines(ctx, pr, DebugconLog, 120*time.Second, nil, reHandoff, reError)
+	v = &Verdict{Work: work, Pid: vm.Pid(), WakeNMIs: nmis}
+	lines, at, i, err := waitLines(ctx, vm, vm.Debugcon(), 120*time.Second, nil, reHandoff, reError)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for the shim's verdict: %w", err)
 	}
 	line := lines[at]
 	v.Line = line
-	v.Receipt = waitReceipt(ctx, pr)
+	v.Receipt = waitReceipt(ctx, vm)
 	rs.Receipt = v.Receipt
 	if i == 1 {
 		v.Code, _ = shimerr.ParseLine(line)
@@ -584,8 +581,9 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 		if v.Code != 0 {
 			verdict = v.Code.String()
 		}
-		rs.Stage, rs.Verdict, rs.Pid = "refused", verdict, 0
-		pr.quit(ctx)
+		rs.move(ReceiveRefused)
+		rs.Verdict, rs.Pid = verdict, 0
+		vm.Quit(ctx)
 		if tpm != nil {
 			tpm.kill()
 		}
@@ -602,7 +600,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 		}
 	}
 	if mm == nil {
-		return nil, fmt.Errorf("the shim handed off without a VERIFIED line (see %s)", pf(DebugconLog))
+		return nil, fmt.Errorf("the shim handed off without a VERIFIED line (see the debug console in %s)", work)
 	}
 	v.Accepted = true
 	v.Version, err = strconv.ParseUint(mm[1], 10, 64)
@@ -613,79 +611,51 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 	if _, err := hex.DecodeString(v.Signer); err != nil {
 		return nil, fmt.Errorf("VERIFIED line %q: bad signer", mm[0])
 	}
-	rs.Stage, rs.Verdict = "running", fmt.Sprintf("accepted version %d", v.Version)
+	rs.move(ReceiveRunning)
+	rs.Verdict = fmt.Sprintf("accepted version %d", v.Version)
 	if o.WaitShell {
-		if _, _, _, err := waitLines(ctx, pr, SerialLog, 240*time.Second, reHandoff, reShell); err != nil {
+		if _, _, _, err := waitLines(ctx, vm, vm.Serial(), 240*time.Second, reHandoff, reShell); err != nil {
 			return v, fmt.Errorf("the shim accepted the BIOS, but OVMF's shell did not appear: %w", err)
 		}
 		v.Shell, rs.Shell = true, true
 	}
-	if o.Timeline && !tl.waitOVMF(ctx, pr, 60*time.Second) {
+	if o.Timeline && !tl.waitOVMF(ctx, vm, 60*time.Second) {
 		logf(o.Log, "timeline: OVMF printed nothing on COM1 within 60 s of the hand-off")
 	}
 	if o.Stop {
-		pr.quit(ctx)
+		vm.Quit(ctx)
 		if tpm != nil {
 			tpm.kill()
 		}
 		release()
 		v.Pid = 0
-		rs.Stage, rs.Pid = "stopped", 0
+		rs.move(ReceiveStopped)
+		rs.Pid = 0
 	}
 	keep = true
 	writeJSON(pf(ReceiveJSON), rs, 0o600)
 	return v, nil
 }
 
-// feedIncoming starts QEMU's incoming migration on a unix socket, writes the rebuilt stream
-// into it and waits until QEMU has loaded it.
-func feedIncoming(ctx context.Context, pr *proc, rc *received, barW io.Writer) error {
-	sock := filepath.Join(pr.dir, MigrateSock)
-	os.Remove(sock)
-	if err := pr.exec(ctx, "migrate-incoming", map[string]any{"uri": "unix:" + sock}); err != nil {
-		return err
-	}
-	var c net.Conn
-	var err error
-	for end := time.Now().Add(10 * time.Second); ; {
-		// The stream is the guest's plaintext RAM: only QEMU B may be the listener.
-		if c, err = dialPeer(ctx, sock, pr.pid, 5*time.Second); err == nil {
-			break
-		}
-		var perr *peerError
-		if errors.As(err, &perr) {
-			return err
-		}
-		if time.Now().After(end) {
-			return fmt.Errorf("QEMU B does not listen on %s: %v", sock, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.SetDeadline(time.Now().Add(5 * time.Minute))
-	// The bar counts the pages QEMU B has taken from the socket (the socket buffer aside).
+// feedIncoming writes the rebuilt stream into QEMU B's incoming migration and waits until
+// QEMU B has loaded it.
+func feedIncoming(ctx context.Context, vm vmm.VM, rc *received, barW io.Writer) error {
+	// The bar counts the pages QEMU B has taken (the pipe and socket buffers aside).
 	bar := newBar(barW, "load QEMU B", uint64(rc.pages.n))
-	werr := rc.replayProgress(c, func(n int) { bar.set(uint64(n)) })
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(rc.replayProgress(pw, func(n int) { bar.set(uint64(n)) }))
+	}()
+	st, err := vm.MigrateIn(ctx, pr)
+	pr.Close() // ends the replay if QEMU B stopped reading
 	bar.done()
-	c.Close()
-	if werr != nil {
-		return fmt.Errorf("feeding QEMU B: %w; %s", werr, pr.logSummary())
+	if err != nil {
+		return fmt.Errorf("QEMU B while loading: %w; %s", err, vm.Describe())
 	}
-	for end := time.Now().Add(120 * time.Second); ; {
-		st, err := pr.status(ctx)
-		if err != nil {
-			return fmt.Errorf("QEMU B while loading: %v; %s", err, pr.logSummary())
-		}
-		if st != "inmigrate" {
-			if st != "paused" && st != "prelaunch" {
-				return fmt.Errorf("QEMU B is %q after loading, want paused", st)
-			}
-			return nil
-		}
-		if time.Now().After(end) {
-			return errors.New("QEMU B did not finish loading within 120 s")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if st != vmm.StatusPaused && st != vmm.StatusPrelaunch {
+		return fmt.Errorf("QEMU B is %q after loading, want paused", st)
 	}
+	return nil
 }
 
 // packageShape reads only the header of a guest package (cheap: no PSP work) for the checks

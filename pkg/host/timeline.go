@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/sevshim/sevshim/pkg/format/console"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/format/console"
+	"github.com/sevshim/sevshim/pkg/vmm"
 )
 
 // Mark is one step of a receive: when hostctl saw it, from the start of the receive.
@@ -32,8 +31,8 @@ const (
 )
 
 // timeline records the marks of one receive. Console marks come from polling QEMU B's
-// console files (QEMU writes them directly, so a line carries no time of its own): each is
-// the first poll that saw the complete line, at most timelineDT late.
+// consoles (a detached QEMU writes its console files directly, so a line carries no time of
+// its own): each is the first poll that saw the complete line, at most timelineDT late.
 type timeline struct {
 	start time.Time
 	mu    sync.Mutex
@@ -68,9 +67,9 @@ func (t *timeline) has(step string) bool {
 	return t.seen[step]
 }
 
-// watch polls dir's debugcon (the shim's lines) and COM1 (OVMF's first output after the
+// watch polls the debug console (the shim's lines) and COM1 (OVMF's first output after the
 // shim's HANDOFF line) until end is called.
-func (t *timeline) watch(dir string) {
+func (t *timeline) watch(serial, debugcon *vmm.Console) {
 	if t == nil {
 		return
 	}
@@ -78,10 +77,10 @@ func (t *timeline) watch(dir string) {
 	go func() {
 		defer close(t.done)
 		for {
-			t.poll(dir)
+			t.poll(serial, debugcon)
 			select {
 			case <-t.stop:
-				t.poll(dir)
+				t.poll(serial, debugcon)
 				return
 			case <-time.After(timelineDT):
 			}
@@ -89,17 +88,28 @@ func (t *timeline) watch(dir string) {
 	}()
 }
 
-func (t *timeline) poll(dir string) {
-	b, _ := os.ReadFile(filepath.Join(dir, DebugconLog))
-	for _, w := range shimSteps(b) {
+func (t *timeline) poll(serial, debugcon *vmm.Console) {
+	for _, w := range shimSteps(consoleBytes(debugcon.CompleteLines(), true)) {
 		t.mark(w)
 	}
 	if t.has("HANDOFF") && !t.has(StepOVMF) {
-		s, _ := os.ReadFile(filepath.Join(dir, SerialLog))
-		if ovmfSpoke(s) {
+		if ovmfSpoke(consoleBytes(serial.Lines(), false)) {
 			t.mark(StepOVMF)
 		}
 	}
+}
+
+// consoleBytes joins console lines back into text; with complete every line ends in '\n',
+// else the last one (a line still being written) does not.
+func consoleBytes(lines []vmm.Line, complete bool) []byte {
+	var b bytes.Buffer
+	for i, l := range lines {
+		b.WriteString(l.Text)
+		if complete || i < len(lines)-1 {
+			b.WriteByte('\n')
+		}
+	}
+	return b.Bytes()
 }
 
 // shimSteps returns the second word of every complete "SEVSHIM WORD ..." line, in order.
@@ -163,12 +173,12 @@ func WriteTimeline(w io.Writer, marks []Mark) {
 }
 
 // waitOVMF waits up to d for the OVMF mark (QEMU B still running) and reports whether it came.
-func (t *timeline) waitOVMF(ctx context.Context, pr *proc, d time.Duration) bool {
+func (t *timeline) waitOVMF(ctx context.Context, vm vmm.VM, d time.Duration) bool {
 	for end := time.Now().Add(d); ; {
 		if t.has(StepOVMF) {
 			return true
 		}
-		if !pr.alive() || time.Now().After(end) {
+		if !vm.Alive() || time.Now().After(end) {
 			return false
 		}
 		select {

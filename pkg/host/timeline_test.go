@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sevshim/sevshim/pkg/vmm"
 )
 
 // TestTimelineConsole: the shim's steps are the second word of complete SEVSHIM lines (a
@@ -27,15 +29,25 @@ func TestTimelineConsole(t *testing.T) {
 			t.Errorf("ovmfSpoke(%q) = %v", in, !want)
 		}
 	}
-	// The watcher marks each step once, in the order of the file.
+	// The watcher marks each step once, in the order of the console (here consoles that
+	// follow log files, as those of a detached QEMU do).
 	d := t.TempDir()
-	os.WriteFile(filepath.Join(d, DebugconLog), []byte("SEVSHIM WAKE\nSEVSHIM HANDOFF\n"), 0o600)
-	os.WriteFile(filepath.Join(d, SerialLog), []byte("SEVSHIM WAKE\nSEVSHIM HANDOFF\n"), 0o600)
+	dbgLog, serLog := filepath.Join(d, "debugcon.log"), filepath.Join(d, "serial.log")
+	os.WriteFile(dbgLog, []byte("SEVSHIM WAKE\nSEVSHIM HANDOFF\n"), 0o600)
+	os.WriteFile(serLog, []byte("SEVSHIM WAKE\nSEVSHIM HANDOFF\n"), 0o600)
+	stop := make(chan struct{})
+	defer close(stop)
+	dbg, ser := vmm.NewConsole("debugcon", nil), vmm.NewConsole("serial", nil)
+	never := func() bool { return false }
+	go dbg.Follow(dbgLog, timelineDT, never, stop)
+	go ser.Follow(serLog, timelineDT, never, stop)
 	tl := newTimeline()
 	tl.mark(StepResumed)
-	tl.watch(d)
+	tl.watch(ser, dbg)
 	time.Sleep(3 * timelineDT)
-	os.WriteFile(filepath.Join(d, SerialLog), []byte("SEVSHIM WAKE\nSEVSHIM HANDOFF\nBdsDxe\n"), 0o600)
+	f, _ := os.OpenFile(serLog, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("BdsDxe\n")
+	f.Close()
 	for end := time.Now().Add(5 * time.Second); !tl.has(StepOVMF) && time.Now().Before(end); time.Sleep(timelineDT) {
 	}
 	marks := tl.end()

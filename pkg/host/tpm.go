@@ -11,15 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sevshim/sevshim/pkg/atomicfile"
 	"github.com/sevshim/sevshim/pkg/attest"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/migrate"
+	"github.com/sevshim/sevshim/pkg/vmm"
 )
 
 // Files of a work directory whose VM has a TPM (--tpm): one swtpm per VM, detached like QEMU.
@@ -37,7 +36,7 @@ const MaxNonce = 64
 type swtpm struct {
 	dir    string
 	pid    int
-	exited chan struct{} // closed when a child we started has been reaped; nil when found again
+	exited <-chan struct{} // closed when a child we started has been reaped; nil when found again
 }
 
 // startSwtpm starts a fresh swtpm for the VM of dir: an empty state directory (the TPM of A
@@ -62,25 +61,11 @@ func startSwtpm(dir string) (*swtpm, error) {
 	os.Remove(p(SwtpmSock))
 	// swtpm's own log and its stdout/stderr share one file, both appending.
 	os.Remove(p(SwtpmLog))
-	logf, err := os.OpenFile(p(SwtpmLog), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	pid, exited, err := vmm.StartDetached(SwtpmCommand(bin, state, p(SwtpmSock), p(SwtpmLog)), dir, p(SwtpmLog), p(SwtpmPidFile))
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
-	cmd := SwtpmCommand(bin, state, p(SwtpmSock), p(SwtpmLog))
-	fmt.Fprintf(logf, "# %s\n", strings.Join(cmd.Args, " "))
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	s := &swtpm{dir: dir, pid: cmd.Process.Pid, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(s.exited) }()
-	if err := atomicfile.WriteFile(p(SwtpmPidFile), []byte(strconv.Itoa(s.pid)+"\n"), 0o600); err != nil {
-		s.kill()
-		return nil, err
-	}
+	s := &swtpm{dir: dir, pid: pid, exited: exited}
 	// Ready when the control socket exists (QEMU's chardev fails at start otherwise).
 	for end := time.Now().Add(10 * time.Second); ; {
 		if st, err := os.Stat(p(SwtpmSock)); err == nil && st.Mode()&os.ModeSocket != 0 {
@@ -98,56 +83,19 @@ func startSwtpm(dir string) (*swtpm, error) {
 	}
 }
 
-func (s *swtpm) alive() bool {
-	if s.exited != nil {
-		select {
-		case <-s.exited:
-			return false
-		default:
-			return true
-		}
-	}
-	return pidAlive(s.pid)
-}
+func (s *swtpm) alive() bool { return vmm.Alive(s.pid, s.exited) }
 
 // kill ends swtpm (SIGTERM, then SIGKILL, bounded) and removes its pid file and socket.
 func (s *swtpm) kill() {
-	if s.alive() {
-		syscall.Kill(s.pid, syscall.SIGTERM)
-		if !waitGone(s.alive, 5*time.Second) {
-			syscall.Kill(s.pid, syscall.SIGKILL)
-			waitGone(s.alive, 5*time.Second)
-		}
-	}
+	vmm.Terminate(s.pid, s.alive)
 	os.Remove(filepath.Join(s.dir, SwtpmPidFile))
 	os.Remove(filepath.Join(s.dir, SwtpmSock))
-}
-
-func waitGone(alive func() bool, d time.Duration) bool {
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if !alive() {
-			return true
-		}
-	}
-	return !alive()
 }
 
 // readSwtpmPid returns the pid in dir/swtpm.pid if that process is alive and is the swtpm of
 // dir (its command line names dir's control socket), else 0.
 func readSwtpmPid(dir string) int {
-	b, err := os.ReadFile(filepath.Join(dir, SwtpmPidFile))
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 || !pidAlive(pid) {
-		return 0
-	}
-	cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !bytes.Contains(cl, []byte(filepath.Join(dir, SwtpmSock))) {
-		return 0
-	}
-	return pid
+	return vmm.ReadPidFile(filepath.Join(dir, SwtpmPidFile), filepath.Join(dir, SwtpmSock))
 }
 
 // stopSwtpm ends the swtpm of dir, if any, and returns its pid (0 if none ran).
@@ -170,12 +118,9 @@ func SwtpmCommand(bin, stateDir, sock, log string) *exec.Cmd {
 		"--ctrl", "type=unixio,path="+optEscape(sock), "--log", "file="+optEscape(log))
 }
 
-// TPMArgs are QEMU's TPM device options: a CRB TPM backed by the swtpm at sock.
-// A and B must both have them (or both not) for the migration to load.
-func TPMArgs(sock string) []string {
-	return []string{"-chardev", "socket,id=chrtpm,path=" + optEscape(sock),
-		"-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-crb,tpmdev=tpm0"}
-}
+// optEscape escapes a value for swtpm's option syntax, which is QEMU's (a comma is written
+// twice).
+func optEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
 
 // streamHasTPM reports whether a stream's device state carries QEMU's tpm-emulator section
 // (its section idstr, length-prefixed as in a SECTION_FULL record).
@@ -283,7 +228,7 @@ func TPMQuote(ctx context.Context, o QuoteOptions) (*QuoteResult, error) {
 	if pcr > 23 {
 		return nil, fmt.Errorf("--pcr %d: want 0..23", pcr)
 	}
-	qpid, tpid := readPid(work), readSwtpmPid(work)
+	qpid, tpid := runningVM(work), readSwtpmPid(work)
 	res := &QuoteResult{Out: o.Out, SwtpmPid: tpid}
 	switch {
 	case tpid == 0 && qpid == 0:
@@ -292,28 +237,33 @@ func TPMQuote(ctx context.Context, o QuoteOptions) (*QuoteResult, error) {
 		return nil, fmt.Errorf("the swtpm of %s is gone (QEMU B pid %d still runs): its PCRs are lost; hostctl stop --work %s and receive again with --tpm", work, qpid, o.Work)
 	}
 	if qpid != 0 {
-		if rs.Stage != "running" {
+		if rs.Stage != ReceiveRunning {
 			return nil, fmt.Errorf("the guest in %s is %q, not running after the shim's hand-off: nothing to attest", work, rs.Stage)
 		}
-		pr := &proc{dir: work, pid: qpid}
+		vm, err := attachVM(ctx, work)
+		if err != nil {
+			return nil, err
+		}
+		defer vm.Close()
 		to := o.ShellTimeout
 		if to == 0 {
 			to = 240 * time.Second
 		}
 		// The PCR is extended before the hand-off; waiting for OVMF's shell makes sure no
 		// firmware TPM command is in flight when QEMU dies.
-		if _, _, _, err := waitLines(ctx, pr, SerialLog, to, reHandoff, reShell); err != nil {
+		if _, _, _, err := waitLines(ctx, vm, vm.Serial(), to, reHandoff, reShell); err != nil {
 			return nil, fmt.Errorf("waiting for OVMF to boot on QEMU B before reading its TPM: %w", err)
 		}
 		res.WaitedFor = "UEFI Interactive Shell"
-		// SIGKILL, never quit: see above.
-		syscall.Kill(qpid, syscall.SIGKILL)
-		if !pr.waitExit(10 * time.Second) {
-			return nil, fmt.Errorf("QEMU B (pid %d) did not die after SIGKILL", qpid)
+		// Kill (SIGKILL), never quit: see above.
+		if err := vm.Kill(); err != nil {
+			return nil, fmt.Errorf("QEMU B (pid %d): %w", qpid, err)
 		}
-		os.Remove(filepath.Join(work, PidFile))
 		res.QEMUPid = qpid
-		rs.Stage, rs.Pid = "killed for tpm-quote", 0
+		if err := rs.move(ReceiveKilledTPM); err != nil {
+			return nil, err
+		}
+		rs.Pid = 0
 		writeJSON(filepath.Join(work, ReceiveJSON), &rs, 0o600)
 		releaseWorkGuest(work, o.Log) // the VM is gone: so is its guest context
 		logf(o.Log, "OVMF booted; QEMU B SIGKILLed; reading swtpm (pid %d)", tpid)
@@ -321,7 +271,7 @@ func TPMQuote(ctx context.Context, o QuoteOptions) (*QuoteResult, error) {
 		logf(o.Log, "QEMU B is already gone; reading the swtpm it left (pid %d)", tpid)
 	}
 	sock := filepath.Join(work, SwtpmSock)
-	t, err := attest.DialSwtpmChecked(sock, 10*time.Second, func(c *net.UnixConn) error { return checkPeer(c, sock, tpid) })
+	t, err := attest.DialSwtpmChecked(sock, 10*time.Second, func(c *net.UnixConn) error { return vmm.CheckPeer(c, sock, tpid) })
 	if err != nil {
 		return nil, fmt.Errorf("%w (swtpm pid %d still holds the PCRs: retry, or hostctl stop --work %s)", err, tpid, o.Work)
 	}
@@ -338,7 +288,9 @@ func TPMQuote(ctx context.Context, o QuoteOptions) (*QuoteResult, error) {
 		return nil, fmt.Errorf("writing the evidence: %w", err)
 	}
 	stopSwtpm(work)
-	rs.Stage = "quoted"
+	if err := rs.move(ReceiveQuoted); err != nil {
+		return nil, err
+	}
 	writeJSON(filepath.Join(work, ReceiveJSON), &rs, 0o600)
 	res.Evidence = ev
 	return res, nil

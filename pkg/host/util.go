@@ -3,9 +3,12 @@
 // and receive into a fresh QEMU (RECEIVE_*). The cobra commands in hostctl/cli only parse
 // flags and call this package.
 //
-// Every QEMU is a detached process (its own session) owned by a work directory: pid file,
-// QMP socket and console logs live there, so later commands reattach through the directory
-// and `hostctl stop --work DIR` ends it. Every wait is bounded.
+// The flows reach PSPs only through psp.PSP and VMs only through the pkg/vmm seam (a
+// backend, by the name recorded in the work directory; hostctl links pkg/vmm/qemu). Every VM
+// outlives the command that started it and is owned by a work directory, whose stages and
+// files state.go defines; later commands find it again through the directory and `hostctl
+// stop --work DIR` ends it. Every wait is bounded. Tests hold or break a flow through Hooks
+// (options), never through the environment.
 package host
 
 import (
@@ -17,6 +20,26 @@ import (
 
 	"github.com/sevshim/sevshim/pkg/atomicfile"
 )
+
+// The var store hostctl uses when --vars is not given: Debian's OVMF template of the 4M
+// layout, $SEVSHIM_OVMF_VARS, or OVMF_VARS_4M.fd in $SEVSHIM_OVMF_DIR (default
+// /usr/share/OVMF).
+const (
+	EnvOVMFDir  = "SEVSHIM_OVMF_DIR"
+	EnvOVMFVars = "SEVSHIM_OVMF_VARS"
+)
+
+// DefaultOVMFVars is the default var store (see EnvOVMFVars).
+func DefaultOVMFVars() string {
+	if v := os.Getenv(EnvOVMFVars); v != "" {
+		return v
+	}
+	dir := os.Getenv(EnvOVMFDir)
+	if dir == "" {
+		dir = "/usr/share/OVMF"
+	}
+	return filepath.Join(dir, "OVMF_VARS_4M.fd")
+}
 
 func writeJSON(path string, v any, mode os.FileMode) error {
 	b, err := json.MarshalIndent(v, "", "  ")

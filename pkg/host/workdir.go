@@ -1,19 +1,14 @@
 package host
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"syscall"
-	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/sevshim/sevshim/pkg/vmm"
 )
 
 // A work directory (--work) holds QEMU's QMP and gdbstub sockets, the migration socket and
@@ -26,12 +21,7 @@ import (
 // unless sticky, as /tmp is). A missing directory is created with mode 0700. See
 // docs/hostctl.md.
 
-func ownerName(uid uint32) string {
-	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
-		return fmt.Sprintf("uid %d (%s)", uid, u.Username)
-	}
-	return fmt.Sprintf("uid %d", uid)
-}
+func ownerName(uid uint32) string { return vmm.OwnerName(uid) }
 
 // checkPrivateDir refuses path unless it is a directory (lstat: no symlink) owned by the
 // effective uid with no group/other permission bits. what names the flag for the message.
@@ -124,58 +114,4 @@ func checkParentsExisting(what, path string) error {
 		}
 		d = filepath.Dir(d)
 	}
-}
-
-// peerCred is the SO_PEERCRED of a connected unix socket: who created the listening end.
-func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := rc.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return nil, err
-	}
-	return cred, cerr
-}
-
-// peerError is a connection refused by checkPeer (not worth retrying).
-type peerError struct{ msg string }
-
-func (e *peerError) Error() string { return e.msg }
-
-// checkPeer refuses a unix socket connection whose listener is not process pid (the work
-// directory's QEMU or swtpm) of the caller's uid (socket(7), SO_PEERCRED): the socket of another process with the same path
-// is never talked to.
-func checkPeer(c *net.UnixConn, path string, pid int) error {
-	cred, err := peerCred(c)
-	if err != nil {
-		return fmt.Errorf("%s: reading the peer's credentials: %w", path, err)
-	}
-	me := os.Geteuid()
-	if int(cred.Uid) != me {
-		return &peerError{fmt.Sprintf("%s is served by %s (pid %d), not by you (%s): refused, another user put that socket there", path, ownerName(cred.Uid), cred.Pid, ownerName(uint32(me)))}
-	}
-	if int(cred.Pid) != pid {
-		return &peerError{fmt.Sprintf("%s is served by pid %d, not by the process of this work directory that hostctl started (pid %d): refused", path, cred.Pid, pid)}
-	}
-	return nil
-}
-
-// dialPeer connects to the unix socket path and checks that process pid listens on it.
-func dialPeer(ctx context.Context, path string, pid int, timeout time.Duration) (*net.UnixConn, error) {
-	d := net.Dialer{Timeout: timeout}
-	c, err := d.DialContext(ctx, "unix", path)
-	if err != nil {
-		return nil, err
-	}
-	uc := c.(*net.UnixConn)
-	if err := checkPeer(uc, path, pid); err != nil {
-		uc.Close()
-		return nil, err
-	}
-	return uc, nil
 }

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sevshim/sevshim/pkg/vmm"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 )
 
 const nobodyUID = 65534
@@ -164,22 +167,22 @@ func TestPeerCheck(t *testing.T) {
 		}
 	}()
 	ctx := context.Background()
-	c, err := dialPeer(ctx, sock, os.Getpid(), 5*time.Second)
+	c, err := vmm.DialPeer(ctx, sock, os.Getpid(), 5*time.Second)
 	if err != nil {
 		t.Fatalf("own listener refused: %v", err)
 	}
 	c.Close()
-	if _, err := dialPeer(ctx, sock, os.Getpid()+1, 5*time.Second); err == nil || !strings.Contains(err.Error(), "not by the process of this work directory that hostctl started") {
+	if _, err := vmm.DialPeer(ctx, sock, os.Getpid()+1, 5*time.Second); err == nil || !strings.Contains(err.Error(), "not by the process of this work directory that hostctl started") {
 		t.Fatalf("a listener of another pid: %v", err)
 	}
 
 	// A listener of another user (nobody): refused whatever pid is expected.
 	other := listenAsNobody(t)
-	if _, err := dialPeer(ctx, other, os.Getpid(), 5*time.Second); err == nil || !strings.Contains(err.Error(), "uid 65534") {
+	if _, err := vmm.DialPeer(ctx, other, os.Getpid(), 5*time.Second); err == nil || !strings.Contains(err.Error(), "uid 65534") {
 		t.Fatalf("a listener of nobody: %v", err)
 	}
-	// The same through QMP's dial (what attach and startDetached use).
-	if _, err := dialQMPOf(ctx, other, os.Getpid()); err == nil || !strings.Contains(err.Error(), "uid 65534") {
+	// The same through QMP's dial (what the QEMU backend's Start and Attach use).
+	if _, err := qemu.DialQMPChecked(ctx, other, func(c *net.UnixConn) error { return vmm.CheckPeer(c, other, os.Getpid()) }); err == nil || !strings.Contains(err.Error(), "uid 65534") {
 		t.Fatalf("QMP to a listener of nobody: %v", err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/sevshim/sevshim/pkg/format/manifest"
+	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,9 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/format/manifest"
-	"github.com/sevshim/sevshim/pkg/host"
-	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/tests/benchplot"
 	"github.com/sevshim/sevshim/tests/repo"
 )
@@ -64,7 +63,7 @@ func BenchmarkExportReceive(b *testing.B) {
 		t0 := time.Now()
 		mustRunOut(b, "hostctl", "launch", "--state", j("O"), "--image", shim, "--session", sess, "--work", a, "--memory", strconv.Itoa(benchMiB))
 		launch := time.Since(t0)
-		if err := host.WriteGuestPhys(filepath.Join(a, "gdb.sock"), dirtyBase, dirty); err != nil {
+		if err := qemu.WriteGuestPhys(filepath.Join(a, qemu.GDBSock), dirtyBase, dirty); err != nil {
 			b.Fatal(err)
 		}
 		t0 = time.Now()
@@ -179,10 +178,13 @@ func plainRun(b *testing.B, dir, shim, bundle string, dirty []byte) (time.Durati
 	if _, err := a.Debugcon().WaitString(ctx, "SEVSHIM READY", time.Minute); err != nil {
 		b.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// READY comes right before the shim's wait loop: save A once its vCPU halts there.
+	if err := a.WaitHalted(ctx, time.Minute); err != nil {
+		b.Fatal(err)
+	}
 	steps[0] = time.Since(t0)
 	// QEMU A here is the test's own child (no hostctl work directory, so no pid file for
-	// host.WriteGuestPhys): write through its gdbstub directly.
+	// qemu.WriteGuestPhys): write through its gdbstub directly.
 	g, err := qemu.DialGDB(gdb, nil)
 	if err != nil {
 		b.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -358,8 +359,8 @@ func TestKilledMidway(t *testing.T) {
 		out := filepath.Join(dir, "guest.pkg")
 		args := []string{"export", "--work", a, "--to", w.pChain, "--root", filepath.Join(w.p, "certs"), "--out", out}
 		start := time.Now()
-		// The delay holds hostctl after its first SEND_UPDATE_DATA packet, mid-stream.
-		startKill(t, []string{"SEVSHIM_TEST_EXPORT_DELAY=60s"}, func() bool { return time.Since(start) > 3*time.Second }, args...)
+		// The hold keeps hostctl after its first SEND_UPDATE_DATA packet, mid-stream.
+		startKill(t, nil, func() bool { return time.Since(start) > 3*time.Second }, append(slices.Clone(args), "--test-hold-after-first-packet", "60s")...)
 		ents, _ := os.ReadDir(dir)
 		if len(ents) != 0 {
 			t.Fatalf("killed export left %d file(s) in the output directory, e.g. %s", len(ents), ents[0].Name())
@@ -381,7 +382,7 @@ func TestKilledMidway(t *testing.T) {
 		wb := track(filepath.Join(t.TempDir(), "B"))
 		t.Cleanup(func() { killWork(wb) })
 		// Killed while QEMU B waits for its stream.
-		startKill(t, []string{"SEVSHIM_TEST_RECEIVE_DELAY=60s"}, func() bool { return pidAlive(wb) }, receiveArgs(w, w.pkg, w.v5, wb)...)
+		startKill(t, nil, func() bool { return pidAlive(wb) }, receiveArgs(w, w.pkg, w.v5, wb, "--test-hold-before-feed", "60s")...)
 		b, _ := os.ReadFile(filepath.Join(wb, "qemu.pid"))
 		r := run(t, nil, "hostctl", receiveArgs(w, w.pkg, w.v5, wb, "--stop")...)
 		if r.Code != 0 || !strings.Contains(r.Stdout, "accepted: version 5") {
@@ -411,8 +412,8 @@ func TestQEMUKilledMidway(t *testing.T) {
 		dir := t.TempDir()
 		out := filepath.Join(dir, "guest.pkg")
 		go func() { time.Sleep(1500 * time.Millisecond); killQEMU(a) }()
-		r := run(t, []string{"SEVSHIM_TEST_EXPORT_DELAY=4s"}, "hostctl", "export", "--work", a, "--to", w.pChain,
-			"--root", filepath.Join(w.p, "certs"), "--out", out)
+		r := run(t, nil, "hostctl", "export", "--work", a, "--to", w.pChain,
+			"--root", filepath.Join(w.p, "certs"), "--out", out, "--test-hold-after-first-packet", "4s")
 		if r.Code == 0 {
 			t.Fatalf("export succeeded although QEMU A was killed: %s", r)
 		}
@@ -425,8 +426,7 @@ func TestQEMUKilledMidway(t *testing.T) {
 		wb := track(filepath.Join(t.TempDir(), "B"))
 		t.Cleanup(func() { killWork(wb) })
 		// Kill QEMU B once hostctl says it is loading (it then holds before feeding it).
-		cmd := exec.Command(filepath.Join(binDir, "hostctl"), receiveArgs(w, w.pkg, w.v5, wb)...)
-		cmd.Env = append(os.Environ(), "SEVSHIM_TEST_RECEIVE_DELAY=3s")
+		cmd := exec.Command(filepath.Join(binDir, "hostctl"), receiveArgs(w, w.pkg, w.v5, wb, "--test-hold-before-feed", "3s")...)
 		pipe, err := cmd.StderrPipe()
 		if err != nil {
 			t.Fatal(err)

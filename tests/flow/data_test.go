@@ -248,8 +248,8 @@ func TestInterrupted(t *testing.T) {
 		out := filepath.Join(dir, "guest.pkg")
 		args := []string{"export", "--work", a, "--to", w.pChain, "--root", filepath.Join(w.p, "certs"), "--out", out}
 		start := time.Now()
-		// The delay holds hostctl after its first SEND_UPDATE_DATA packet, mid-stream.
-		r := signalRun(t, []string{"SEVSHIM_TEST_EXPORT_DELAY=60s"}, func() bool { return time.Since(start) > 5*time.Second }, args...)
+		// The hold keeps hostctl after its first SEND_UPDATE_DATA packet, mid-stream.
+		r := signalRun(t, nil, func() bool { return time.Since(start) > 5*time.Second }, append(slices.Clone(args), "--test-hold-after-first-packet", "60s")...)
 		if want := "hostctl: interrupted: export cancelled, guest resumed, no package written"; r.Code != 130 || lastLine(r.Stderr) != want {
 			t.Fatalf("want exit 130 and %q: %s", want, r)
 		}
@@ -275,7 +275,7 @@ func TestInterrupted(t *testing.T) {
 		wb := track(filepath.Join(t.TempDir(), "B"))
 		t.Cleanup(func() { killWork(wb) })
 		// Interrupted while QEMU B waits for its stream.
-		r := signalRun(t, []string{"SEVSHIM_TEST_RECEIVE_DELAY=60s"}, func() bool { return pidAlive(wb) }, receiveArgs(w, w.pkg, w.v5, wb)...)
+		r := signalRun(t, nil, func() bool { return pidAlive(wb) }, receiveArgs(w, w.pkg, w.v5, wb, "--test-hold-before-feed", "60s")...)
 		want := "hostctl: interrupted: receive cancelled: QEMU B was stopped, the guest context was released, the package is unchanged (receive it again)"
 		if r.Code != 130 || lastLine(r.Stderr) != want {
 			t.Fatalf("want exit 130 and %q: %s", want, r)

@@ -44,7 +44,7 @@ func TestExportNamingFailureKeepsGuest(t *testing.T) {
 			func() bool { _, err := os.Stat(filepath.Join(out, "x")); return err == nil }},
 	} {
 		bad := opts
-		bad.BeforePublish = take.do
+		bad.Hooks.BeforePublish = take.do
 		_, err := host.Export(ctx, bad)
 		if err == nil || !strings.Contains(err.Error(), "naming the package") {
 			t.Fatalf("export with its name taken by a %s: %v", take.name, err)
@@ -89,7 +89,7 @@ func assertStillExportable(ctx context.Context, t *testing.T, w *world, a string
 	if err != nil || gs.State != psp.GuestRunning {
 		t.Fatalf("PSP guest state after the failed export: %v %v, want RUNNING", gs, err)
 	}
-	q, err := qemu.DialQMP(ctx, filepath.Join(a, host.QMPSock))
+	q, err := qemu.DialQMP(ctx, filepath.Join(a, qemu.QMPSock))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sevshim/sevshim/pkg/host"
+	"github.com/sevshim/sevshim/pkg/vmm"
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 )
 
@@ -36,7 +37,8 @@ func TestReceiveWakesAfterLostNMI(t *testing.T) {
 	moved := false
 	v, err := host.Receive(ctx, host.ReceiveOptions{
 		State: w.p, Package: w.pkg, Bundle: w.v6, Work: wb, Stop: true,
-		BeforeWake: func(ctx context.Context, q *qemu.QMP) error {
+		Hooks: host.Hooks{BeforeWake: func(ctx context.Context, vm vmm.VM) error {
+			q := vm.(*qemu.Detached).QMP()
 			if _, err := q.Execute(ctx, "human-monitor-command", map[string]any{"command-line": "gdbserver unix:" + gdbSock + ",server=on,wait=off"}); err != nil {
 				return err
 			}
@@ -59,7 +61,7 @@ func TestReceiveWakesAfterLostNMI(t *testing.T) {
 			}
 			moved = true
 			return nil
-		},
+		}},
 	})
 	if err != nil {
 		t.Fatalf("receive: %v\ndebugcon:\n%s", err, readFile(filepath.Join(wb, "debugcon.log")))

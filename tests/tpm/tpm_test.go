@@ -142,9 +142,9 @@ func startChain(t *testing.T, f *fixture, shim *harness.Shim, bd *bundle, withTP
 	var extraA, extraB []string
 	var swB *swtpm
 	if withTPM {
-		extraA = host.TPMArgs(startSwtpm(t, "A").ctrl)
+		extraA = qemu.TPMArgs(startSwtpm(t, "A").ctrl)
 		swB = startSwtpm(t, "B")
-		extraB = host.TPMArgs(swB.ctrl)
+		extraB = qemu.TPMArgs(swB.ctrl)
 	}
 	b := f.fx.Chain(t, harness.ChainSpec{Shim: shim, Bundle: bd, MemoryMiB: memMiB, ExtraA: extraA, ExtraB: extraB})
 	return b.VM, swB

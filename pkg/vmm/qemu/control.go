@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -19,13 +17,7 @@ type StatusInfo struct {
 }
 
 // Status returns QEMU's run state ("running", "paused", "inmigrate", "prelaunch", ...).
-func (vm *VM) Status(ctx context.Context) (string, error) {
-	var st StatusInfo
-	if err := vm.qmp.ExecuteInto(ctx, "query-status", nil, &st); err != nil {
-		return "", err
-	}
-	return st.Status, nil
-}
+func (vm *VM) Status(ctx context.Context) (string, error) { return vm.ctl().status(ctx) }
 
 // Cont resumes the CPUs.
 func (vm *VM) Cont(ctx context.Context) error {
@@ -103,29 +95,7 @@ func (vm *VM) MigrateTo(ctx context.Context, uri string) (MigrationInfo, error) 
 	if err := vm.Stop(ctx); err != nil {
 		return MigrationInfo{}, err
 	}
-	if _, err := vm.qmp.Execute(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(8) << 30}); err != nil {
-		return MigrationInfo{}, err
-	}
-	if _, err := vm.qmp.Execute(ctx, "migrate", map[string]any{"uri": uri}); err != nil {
-		return MigrationInfo{}, err
-	}
-	for {
-		mi, err := vm.QueryMigrate(ctx)
-		if err != nil {
-			return mi, err
-		}
-		switch mi.Status {
-		case "completed":
-			return mi, nil
-		case "failed", "cancelled":
-			return mi, fmt.Errorf("qemu: migration %s: %s; stderr: %s", mi.Status, mi.ErrorDesc, vm.StderrSummary())
-		}
-		select {
-		case <-ctx.Done():
-			return mi, fmt.Errorf("qemu: migration still %q: %w", mi.Status, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return vm.ctl().migrateURI(ctx, uri)
 }
 
 // SendTo migrates the guest straight into another QEMU started with `-incoming unix:sock`
@@ -152,12 +122,10 @@ func (vm *VM) SendTo(ctx context.Context, sock string) error {
 // can be resumed any number of times by a QEMU of the same shape started with
 // Incoming: IncomingFile(file).
 //
-// Instead of QEMU's "exec:cat > FILE" this listens on a unix socket in the VM's directory
-// and copies the stream into file itself: the end of the stream is then exactly known (EOF
-// after QEMU closes the connection). With exec: the writer is a `cat` child of QEMU whose
-// exit we cannot observe, so "completed" in query-migrate would not prove that the file is
-// fully written (and QEMU reaps or signals that helper on its own schedule). The bytes are
-// the same stream either way.
+// The stream goes through a pipe this process reads (MigrateOut, the same code hostctl's
+// export uses), not through QEMU's "exec:cat > FILE": the end of the stream is then exactly
+// known (EOF after QEMU closes its end), while the exit of a `cat` child of QEMU cannot be
+// observed, so "completed" in query-migrate would not prove that the file is fully written.
 //
 // The whole operation is bounded by ctx and at most 2 minutes.
 func (vm *VM) SaveState(ctx context.Context, file string) (SaveStats, error) {
@@ -165,53 +133,17 @@ func (vm *VM) SaveState(ctx context.Context, file string) (SaveStats, error) {
 	defer cancel()
 	var stats SaveStats
 	start := time.Now()
-	sock := filepath.Join(vm.dir, "migrate.sock")
-	os.Remove(sock)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		return stats, fmt.Errorf("qemu: migration socket: %w", err)
-	}
-	defer ln.Close()
 	out, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return stats, fmt.Errorf("qemu: state file: %w", err)
 	}
 	defer out.Close()
-
-	type copyResult struct {
-		n   int64
-		err error
-	}
-	copied := make(chan copyResult, 1)
-	go func() {
-		if dl, ok := ctx.Deadline(); ok {
-			ln.SetDeadline(dl)
-		}
-		c, err := ln.AcceptUnix()
-		if err != nil {
-			copied <- copyResult{0, fmt.Errorf("qemu did not connect to the migration socket: %w", err)}
-			return
-		}
-		defer c.Close()
-		if dl, ok := ctx.Deadline(); ok {
-			c.SetDeadline(dl)
-		}
-		n, err := io.Copy(out, c)
-		copied <- copyResult{n, err}
-	}()
-
-	mi, err := vm.MigrateTo(ctx, "unix:"+sock)
-	if err != nil {
+	if err := vm.Stop(ctx); err != nil {
 		return stats, err
 	}
-	var cr copyResult
-	select {
-	case cr = <-copied:
-	case <-ctx.Done():
-		return stats, fmt.Errorf("qemu: migration stream did not end: %w", ctx.Err())
-	}
-	if cr.err != nil {
-		return stats, fmt.Errorf("qemu: writing %s: %w", file, cr.err)
+	mi, n, err := vm.ctl().migrateOut(ctx, out)
+	if err != nil {
+		return stats, fmt.Errorf("qemu: writing %s: %w", file, err)
 	}
 	if err := out.Sync(); err != nil {
 		return stats, err
@@ -219,10 +151,22 @@ func (vm *VM) SaveState(ctx context.Context, file string) (SaveStats, error) {
 	if err := out.Close(); err != nil {
 		return stats, err
 	}
-	stats.Bytes = cr.n
+	stats.Bytes = n
 	stats.TotalTime = time.Duration(mi.TotalTime) * time.Millisecond
 	stats.Elapsed = time.Since(start)
 	return stats, vm.Quit(ctx)
+}
+
+// MigrateOut writes the whole state of the stopped guest to w (see SaveState); QEMU keeps
+// running, stopped.
+func (vm *VM) MigrateOut(ctx context.Context, w io.Writer) (MigrationInfo, int64, error) {
+	return vm.ctl().migrateOut(ctx, w)
+}
+
+// MigrateIn feeds a state from r into a QEMU started with Incoming: "defer" and waits
+// (at most timeout) until it is loaded; it returns the status then.
+func (vm *VM) MigrateIn(ctx context.Context, r io.Reader, timeout time.Duration) (string, error) {
+	return vm.ctl().migrateIn(ctx, r, timeout)
 }
 
 // WakeIncoming waits (at most timeout) until an incoming migration from a stopped source
@@ -270,35 +214,7 @@ func (vm *VM) WakeIncomingWith(ctx context.Context, timeout time.Duration, w Wak
 // a stopped source). If QEMU exits instead (a stream it cannot load), the error carries
 // QEMU's own message from stderr.
 func (vm *VM) WaitIncoming(ctx context.Context, timeout time.Duration) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		st, err := vm.Status(ctx)
-		if err != nil {
-			select {
-			case <-vm.exited:
-				return "", fmt.Errorf("qemu exited while loading the incoming state (%v): %s", vm.waitErr, vm.StderrSummary())
-			case <-time.After(200 * time.Millisecond):
-				// QEMU may be exiting; give it a moment so the message is QEMU's.
-				select {
-				case <-vm.exited:
-					return "", fmt.Errorf("qemu exited while loading the incoming state (%v): %s", vm.waitErr, vm.StderrSummary())
-				default:
-				}
-			}
-			return "", err
-		}
-		if st != "inmigrate" {
-			return st, nil
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("qemu: incoming migration not finished: %w", ctx.Err())
-		case <-vm.exited:
-			return "", fmt.Errorf("qemu exited while loading the incoming state (%v): %s", vm.waitErr, vm.StderrSummary())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	return vm.ctl().waitLoaded(ctx, timeout)
 }
 
 // MigrateIncoming starts loading a migration on a QEMU started with Incoming: "defer".
@@ -310,8 +226,37 @@ func (vm *VM) MigrateIncoming(ctx context.Context, uri string) error {
 // MemSave writes size bytes of guest-physical memory at addr into file (QMP pmemsave; the
 // path is opened by QEMU).
 func (vm *VM) MemSave(ctx context.Context, addr, size uint64, file string) error {
-	_, err := vm.qmp.Execute(ctx, "pmemsave", map[string]any{"val": addr, "size": size, "filename": file})
-	return err
+	return vm.ctl().pmemsave(ctx, addr, size, file)
+}
+
+// ReadPhys returns n bytes of guest-physical memory at addr (QMP pmemsave through a file in
+// the VM's directory).
+func (vm *VM) ReadPhys(ctx context.Context, addr uint64, n int) ([]byte, error) {
+	return vm.ctl().readPhys(ctx, addr, n)
+}
+
+// WaitHalted waits (at most timeout) until the vCPU executes hlt (see ctl.waitHalted).
+func (vm *VM) WaitHalted(ctx context.Context, timeout time.Duration) error {
+	return vm.ctl().waitHalted(ctx, timeout)
+}
+
+// ctl is the QMP-level control of this VM, shared with the detached lifetime.
+func (vm *VM) ctl() *ctl {
+	return &ctl{qmp: vm.qmp, dir: vm.dir, pid: vm.Pid(), gone: func() bool {
+		select {
+		case <-vm.exited:
+			return true
+		default:
+			return false
+		}
+	}, summary: func() string {
+		select {
+		case <-vm.exited:
+			return fmt.Sprintf("QEMU exited (%v): %s", vm.waitErr, vm.StderrSummary())
+		default:
+			return "QEMU stderr: " + vm.StderrSummary()
+		}
+	}}
 }
 
 // Execute runs any QMP command (see QMP.Execute).

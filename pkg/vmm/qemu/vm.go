@@ -1,14 +1,22 @@
-// Package qemu starts and drives real qemu-system-x86_64 processes for sevshim: the tests of
-// the firmware chain, the benchmark and (later) hostctl use it. It does not simulate anything.
+// Package qemu is the QEMU backend of the pkg/vmm seam: it starts and drives real
+// qemu-system-x86_64 processes for sevshim. It does not simulate anything.
 //
-// A VM is one QEMU process with a private temporary directory (QMP socket, migration
-// socket), COM1 and the 0x402 debug console read live through pipes into timestamped
-// Consoles, QEMU's stderr captured for error messages, and a QMP client (see qmp.go for why
-// it is our own). Close always ends the process: SIGTERM, a bounded wait, then SIGKILL; the
-// child also gets SIGKILL if the Go process dies (Pdeathsig).
+// One argument builder (args.go) serves two lifetimes. The attached VM (Start, this file) is
+// a child of the calling process, for tests and the benchmark: a private temporary directory
+// (QMP socket, migration socket), COM1 and the 0x402 debug console read live through pipes,
+// QEMU's stderr captured; Close always ends it (SIGTERM, a bounded wait, then SIGKILL; the
+// child also gets SIGKILL if the Go process dies, Pdeathsig). The detached VM (StartDetached,
+// detached.go; the registered vmm.Backend "qemu" that hostctl uses) outlives the command
+// that started it: its files live in a work directory and a later command re-attaches by pid
+// and QMP socket, checking the socket's peer. Both drive QEMU through the same QMP control
+// (ctl.go: one migration-out and one migration-in implementation, memory reads, the halt
+// check); guest-memory writes go through the gdbstub client (gdb.go), beside the QMP client
+// (qmp.go, see there for why both are our own).
 //
 // Every QEMU is started with -nodefaults -display none -monitor none and, unless the
 // Config says otherwise, -machine q35 -accel tcg (KVM does not work on the build machines).
+// The binary is Config.Binary, else $SEVSHIM_QEMU, else qemu-system-x86_64 on PATH; every
+// file (flash, fw_cfg) comes from the caller.
 package qemu
 
 import (
@@ -20,14 +28,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/format/manifest"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/pkg/vmm"
 )
 
 // Pflash is one -drive if=pflash unit.
@@ -47,27 +53,20 @@ type FwCfg struct {
 	String string
 }
 
-// ShimFiles is the fw_cfg list that hands a BIOS bundle to the sevshim shim: the manifest,
-// the image and (optionally) the var store, under the names of docs/formats.md section 5.
-// An empty path leaves that file out (the shim then refuses, or skips the vars).
-func ShimFiles(manifestFile, image, vars string) []FwCfg {
-	var fw []FwCfg
-	for _, f := range []FwCfg{{Name: manifest.FwCfgManifest, File: manifestFile}, {Name: manifest.FwCfgBIOS, File: image}, {Name: manifest.FwCfgVars, File: vars}} {
-		if f.File != "" {
-			fw = append(fw, f)
-		}
-	}
-	return fw
-}
-
 // Config describes a QEMU process. Zero values pick the sevshim defaults.
 type Config struct {
-	Binary    string // default: repo.QEMU() ($SEVSHIM_QEMU or qemu-system-x86_64)
+	Binary    string // default: Binary() ($SEVSHIM_QEMU or qemu-system-x86_64 on PATH)
 	Machine   string // default "q35"
 	Accel     string // default "tcg"
 	MemoryMiB int    // default 512
+	CPUModel  string // -cpu; default QEMU's
+	CPUs      int    // -smp; 0 leaves QEMU's default (1)
 	Pflash    []Pflash
 	FwCfg     []FwCfg
+	// TPMSocket adds a tpm-crb TPM backed by the swtpm control socket at this path.
+	TPMSocket string
+	// GDBSocket serves QEMU's gdbstub on this unix socket (guest memory access).
+	GDBSocket string
 
 	// Debugcon adds an isa-debugcon device at port 0x402. It has no migration state, so a
 	// migration source and target may differ here.
@@ -133,38 +132,9 @@ type VM struct {
 
 // Start starts QEMU with cfg and connects QMP. On any error the process is gone again.
 func Start(ctx context.Context, cfg Config) (*VM, error) {
-	if cfg.Binary == "" {
-		b, err := repo.QEMU()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Binary = b
+	if err := cfg.defaults(); err != nil {
+		return nil, err
 	}
-	if cfg.Machine == "" {
-		cfg.Machine = "q35"
-	}
-	if cfg.Accel == "" {
-		cfg.Accel = "tcg"
-	}
-	if cfg.MemoryMiB == 0 {
-		cfg.MemoryMiB = 512
-	}
-	if cfg.StartTimeout == 0 {
-		cfg.StartTimeout = 20 * time.Second
-	}
-	for _, p := range cfg.Pflash {
-		if err := repo.RequireFiles(p.File); err != nil {
-			return nil, fmt.Errorf("qemu: pflash unit %d: %w", p.Unit, err)
-		}
-	}
-	for _, f := range cfg.FwCfg {
-		if f.File != "" {
-			if err := repo.RequireFiles(f.File); err != nil {
-				return nil, fmt.Errorf("qemu: fw_cfg %s: %w", f.Name, err)
-			}
-		}
-	}
-
 	dir, err := os.MkdirTemp("", "sevshim-qemu-")
 	if err != nil {
 		return nil, err
@@ -205,45 +175,11 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		vm.logs = append(vm.logs, f)
 		dbgRaw = f
 	}
-	vm.serial = newConsole("serial", serRaw)
-	vm.debugcon = newConsole("debugcon", dbgRaw)
+	vm.serial = vmm.NewConsole("serial", serRaw)
+	vm.debugcon = vmm.NewConsole("debugcon", dbgRaw)
 
 	qmpSock := filepath.Join(dir, "qmp.sock")
-	args := []string{
-		"-machine", cfg.Machine, "-accel", cfg.Accel, "-m", strconv.Itoa(cfg.MemoryMiB),
-		"-nodefaults", "-display", "none", "-monitor", "none",
-	}
-	for _, p := range cfg.Pflash {
-		d := fmt.Sprintf("if=pflash,format=raw,unit=%d,file=%s,readonly=%s", p.Unit, optEscape(p.File), onOff(p.ReadOnly))
-		if p.Snapshot {
-			d += ",snapshot=on"
-		}
-		args = append(args, "-drive", d)
-	}
-	for _, f := range cfg.FwCfg {
-		if f.File != "" {
-			args = append(args, "-fw_cfg", "name="+optEscape(f.Name)+",file="+optEscape(f.File))
-		} else {
-			args = append(args, "-fw_cfg", "name="+optEscape(f.Name)+",string="+optEscape(f.String))
-		}
-	}
-	args = append(args,
-		"-chardev", "file,id=sevshim-serial,path=/dev/fd/3", "-serial", "chardev:sevshim-serial",
-		"-qmp", "unix:"+optEscape(qmpSock)+",server=on,wait=off")
-	if cfg.Debugcon {
-		args = append(args, "-chardev", "file,id=sevshim-dbg,path=/dev/fd/4",
-			"-device", "isa-debugcon,iobase=0x402,chardev=sevshim-dbg")
-	}
-	if cfg.Paused {
-		args = append(args, "-S")
-	}
-	if cfg.Incoming != "" {
-		args = append(args, "-incoming", cfg.Incoming)
-	}
-	if cfg.RebootShutdown {
-		args = append(args, "-action", "reboot=shutdown")
-	}
-	args = append(args, cfg.ExtraArgs...)
+	args := args(&cfg, sinks{Serial: "/dev/fd/3", Debugcon: "/dev/fd/4", QMP: qmpSock})
 	vm.args = args
 
 	cmd := exec.Command(cfg.Binary, args...)
@@ -265,23 +201,14 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	serW.Close()
 	dbgW.Close()
 	vm.consoles.Add(2)
-	go func() { defer vm.consoles.Done(); vm.serial.run(serR) }()
-	go func() { defer vm.consoles.Done(); vm.debugcon.run(dbgR) }()
+	go func() { defer vm.consoles.Done(); vm.serial.Run(serR) }()
+	go func() { defer vm.consoles.Done(); vm.debugcon.Run(dbgR) }()
 	go func() {
 		vm.waitErr = cmd.Wait()
 		close(vm.exited)
 	}()
 
-	dctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
-	defer cancel()
-	go func() {
-		select {
-		case <-vm.exited:
-			cancel()
-		case <-dctx.Done():
-		}
-	}()
-	q, err := DialQMP(dctx, qmpSock)
+	q, err := dialStarting(ctx, cfg.StartTimeout, qmpSock, vm.Pid(), vm.exited)
 	if err != nil {
 		select {
 		case <-vm.exited:

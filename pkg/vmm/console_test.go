@@ -1,19 +1,21 @@
-package qemu
+package vmm
 
 import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 )
 
 func TestConsoleLinesPartialAndClose(t *testing.T) {
 	r, w := io.Pipe()
-	c := newConsole("test", nil)
+	c := NewConsole("test", nil)
 	done := make(chan struct{})
-	go func() { c.run(r); close(done) }()
+	go func() { c.Run(r); close(done) }()
 	ctx := context.Background()
 
 	go func() {
@@ -62,5 +64,48 @@ func TestConsoleLinesPartialAndClose(t *testing.T) {
 		if got[i].Text != want[i] {
 			t.Fatalf("line %d = %q want %q", i, got[i].Text, want[i])
 		}
+	}
+}
+
+// TestConsoleFollow: a console that follows a log file sees appended lines, the unfinished
+// last line only once it is ended or the writer is gone, and closes when the writer is gone
+// (after one more read, so nothing written before the exit is lost).
+func TestConsoleFollow(t *testing.T) {
+	path := t.TempDir() + "/debugcon.log"
+	c := NewConsole("debugcon", nil)
+	var mu sync.Mutex
+	gone := false
+	done := make(chan struct{})
+	go func() {
+		c.Follow(path, 5*time.Millisecond, func() bool { mu.Lock(); defer mu.Unlock(); return gone }, nil)
+		close(done)
+	}()
+	ctx := context.Background()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("SEVSHIM READY\nSEVSHIM WA")
+	if _, err := c.WaitLine(ctx, regexp.MustCompile(`^SEVSHIM READY$`), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitLine(ctx, regexp.MustCompile(`^SEVSHIM WA`), 50*time.Millisecond); err == nil {
+		t.Fatal("an unfinished line matched WaitLine")
+	}
+	f.WriteString("KE\nlast")
+	f.Close()
+	at, i, err := c.WaitAny(ctx, 1, 5*time.Second, regexp.MustCompile(`^x$`), regexp.MustCompile(`^SEVSHIM WAKE$`))
+	if err != nil || at != 1 || i != 1 {
+		t.Fatalf("WaitAny: %d %d %v", at, i, err)
+	}
+	mu.Lock()
+	gone = true
+	mu.Unlock()
+	<-done
+	if _, err := c.WaitString(ctx, "never", 5*time.Second); !errors.Is(err, ErrConsoleClosed) {
+		t.Fatalf("want ErrConsoleClosed, got %v", err)
+	}
+	if got := c.CompleteLines(); len(got) != 3 || got[2].Text != "last" {
+		t.Fatalf("lines after the end: %+v", got)
 	}
 }
