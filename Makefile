@@ -33,7 +33,7 @@ tools:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BUILD)/bin/ ./builder ./verifier ./hostctl
 
 # refresh the shim template embedded in the tools (pkg/firmware/shim.fd.gz) from a fresh build;
-# a test (go test ./firmware/) fails while the two differ
+# a test (go test ./pkg/firmware/) fails while the two differ
 firmware: shim
 	gzip -9 -n -c $(BUILD)/shim/shim.fd > pkg/firmware/shim.fd.gz.tmp
 	mv pkg/firmware/shim.fd.gz.tmp pkg/firmware/shim.fd.gz

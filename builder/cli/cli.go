@@ -1,5 +1,5 @@
 // Package cli wires the builder's cobra commands. Each command only parses flags and calls
-// the format packages (policy, bios, bios/fv, shimimage, builder/inspect, sev).
+// the format packages (pkg/format/..., pkg/bios, pkg/ovmf, builder/inspect, pkg/sev).
 package cli
 
 import (

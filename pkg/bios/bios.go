@@ -20,7 +20,7 @@ import (
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 )
 
-// Layout is the flash layout type (one definition, in package bios/layout).
+// Layout is the flash layout type (one definition, in pkg/format/layout).
 type Layout = layout.Layout
 
 // LayoutOVMF4M is the id of the "ovmf-4m" layout.

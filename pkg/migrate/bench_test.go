@@ -14,7 +14,7 @@ import (
 // $MIGRATE_BENCH_STREAM when set. The stream is held in memory so that the numbers
 // are the parser's and writer's, not the disk's.
 //
-//	go test -run '^$' -bench . -benchtime 5x ./migrate/
+//	go test -run '^$' -bench . -benchtime 5x ./pkg/migrate/
 var (
 	benchOnce   sync.Once
 	benchStream []byte

@@ -1,4 +1,4 @@
-// Package testenv holds the prerequisite check shared by the integration tests that boot the
+// Package harness holds the prerequisite check shared by the integration tests that boot the
 // real shim chain (tests/chain, tests/secret, tests/tpm).
 package harness
 

@@ -71,7 +71,7 @@ func (s Signer) KeyID() [48]byte {
 
 // Policy is the decoded policy block.
 type Policy struct {
-	Layout         uint32 // a layout id (bios/layout)
+	Layout         uint32 // a layout id (pkg/format/layout)
 	SecretMode     uint8  // SecretOptional or SecretRequire
 	TPMMode        uint8  // TPMOff, TPMIfPresent, TPMRequired
 	TPMPCR         uint8  // 0..23; 0 when TPMMode is TPMOff
