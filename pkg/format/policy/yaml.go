@@ -134,6 +134,7 @@ func (y *yamlParser) parse(data []byte) (*Policy, error) {
 	p := &Policy{}
 	seen := map[string]*yaml.Node{}
 	var pcrNode, tpmNode, varsNode, allowedNode *yaml.Node
+	var ok bool
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		if prev, dup := seen[k.Value]; dup {
@@ -148,25 +149,13 @@ func (y *yamlParser) parse(data []byte) (*Policy, error) {
 			}
 			p.Layout = l.ID
 		case "secret":
-			switch v.Value {
-			case "optional":
-				p.SecretMode = SecretOptional
-			case "require", "required":
-				p.SecretMode = SecretRequire
-			default:
-				return nil, y.errf(v, "secret", "%q is not optional or require", v.Value)
+			if p.SecretMode, ok = secretModes.parse(v.Value, true); !ok {
+				return nil, y.errf(v, "secret", "%q is not %s", v.Value, secretModes.list())
 			}
 		case "tpm":
 			tpmNode = v
-			switch v.Value {
-			case "off", "false":
-				p.TPMMode = TPMOff
-			case "if-present":
-				p.TPMMode = TPMIfPresent
-			case "required", "require":
-				p.TPMMode = TPMRequired
-			default:
-				return nil, y.errf(v, "tpm", "%q is not off, if-present or required", v.Value)
+			if p.TPMMode, ok = tpmModes.parse(v.Value, true); !ok {
+				return nil, y.errf(v, "tpm", "%q is not %s", v.Value, tpmModes.list())
 			}
 		case "tpm_pcr":
 			pcrNode = v
@@ -221,15 +210,8 @@ func (y *yamlParser) parse(data []byte) (*Policy, error) {
 			}
 		case "vars":
 			varsNode = v
-			switch v.Value {
-			case "none":
-				p.VarsMode = VarsNone
-			case "allow":
-				p.VarsMode = VarsAllow
-			case "any":
-				p.VarsMode = VarsAny
-			default:
-				return nil, y.errf(v, "vars", "%q is not none, allow or any", v.Value)
+			if p.VarsMode, ok = varsModes.parse(v.Value, true); !ok {
+				return nil, y.errf(v, "vars", "%q is not %s", v.Value, varsModes.list())
 			}
 		case "allowed_vars":
 			allowedNode = v
