@@ -288,6 +288,31 @@ func launch(t testing.TB, e *emuPlatform, sessDir string, image []byte, policy s
 	return h, p
 }
 
+// newSession creates a session for e's platform (policy 0x1, name guest) in dir.
+func newSession(t testing.TB, e *emuPlatform, dir string) {
+	t.Helper()
+	if _, err := CreateSession(nil, e.chain, Trust{RootPath: e.rootDir}, 0x1, "guest", dir, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// launchTemplate launches the synthetic 4M shim template (policy 0x1) for the session in
+// sessDir and returns the image, the guest handle, the session and its measurement.
+func launchTemplate(t testing.TB, e *emuPlatform, sessDir string) ([]byte, psp.Handle, *Session, *Measurement) {
+	t.Helper()
+	img := shimtest.Template(layout.OVMF4M)
+	h, mpath := launch(t, e, sessDir, img, 0x1)
+	s, err := LoadSession(sessDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadMeasurementFile(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, h, s, m
+}
+
 func TestFlowAgainstEmulator(t *testing.T) {
 	e := newEmu(t)
 	sessDir := filepath.Join(t.TempDir(), "sess")
@@ -303,16 +328,7 @@ func TestFlowAgainstEmulator(t *testing.T) {
 	if _, err := CreateSession(nil, e.chain, Trust{RootPath: e.rootDir}, 0x1, "guest", sessDir, false); err == nil {
 		t.Fatal("overwrote a session")
 	}
-	img := shimtest.Template(layout.OVMF4M)
-	h, mpath := launch(t, e, sessDir, img, 0x1)
-	s, err := LoadSession(sessDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := LoadMeasurementFile(mpath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img, h, s, m := launchTemplate(t, e, sessDir)
 	mr, err := CheckMeasurement(s, m, "shim.fd", img)
 	if err != nil || !mr.OK() {
 		t.Fatalf("measurement: %v %+v", err, mr)
@@ -397,9 +413,7 @@ func TestSessionPolicyAndWrongSessionKey(t *testing.T) {
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	for _, d := range []string{a, b} {
-		if _, err := CreateSession(nil, e.chain, Trust{RootPath: e.rootDir}, 0x1, "guest", d, false); err != nil {
-			t.Fatal(err)
-		}
+		newSession(t, e, d)
 	}
 	img := shimtest.Template(layout.OVMF4M)
 	_, mpath := launch(t, e, a, img, 0x1)

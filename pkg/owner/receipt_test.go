@@ -27,19 +27,8 @@ import (
 func TestSecretCarriesReceiptKey(t *testing.T) {
 	e := newEmu(t)
 	sessDir := filepath.Join(t.TempDir(), "sess")
-	if _, err := CreateSession(nil, e.chain, Trust{RootPath: e.rootDir}, 0x1, "guest", sessDir, false); err != nil {
-		t.Fatal(err)
-	}
-	img := shimtest.Template(layout.OVMF4M)
-	h, mpath := launch(t, e, sessDir, img, 0x1)
-	s, err := LoadSession(sessDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := LoadMeasurementFile(mpath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	newSession(t, e, sessDir)
+	img, h, s, m := launchTemplate(t, e, sessDir)
 	pass := filepath.Join(t.TempDir(), "pass")
 	os.WriteFile(pass, []byte("correct horse battery staple"), 0o600)
 	out := filepath.Join(t.TempDir(), "secret.json")
