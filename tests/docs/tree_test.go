@@ -284,9 +284,9 @@ var (
 	formats     = []string{"pkg/format/...", "pkg/keys"}
 	importRules = []importRule{
 		{who: formats, may: formats, what: "formats import nothing of the project except other formats"},
-		{who: []string{"pkg/migrate", "pkg/fileutil", "pkg/cli/clierr"}, none: true, what: "the QEMU stream, the file helper and the CLI error words import nothing of the project"},
+		{who: []string{"pkg/migrate", "pkg/atomicfile", "pkg/cli/clierr"}, none: true, what: "the QEMU stream, the file helper and the CLI error words import nothing of the project"},
 		{who: []string{"pkg/sev"}, may: formats, what: "the SEV protocol imports formats only"},
-		{who: []string{"pkg/psp"}, may: append([]string{"pkg/sev", "pkg/fileutil"}, formats...), what: "the PSP backends import formats and the SEV protocol only"},
+		{who: []string{"pkg/psp"}, may: append([]string{"pkg/sev", "pkg/atomicfile"}, formats...), what: "the PSP backends import formats, the SEV protocol and the file helper only"},
 		{who: []string{"pkg/ovmf", "pkg/verifyref"}, may: formats, what: "the OVMF reader and the reference model of verify.c import formats only"},
 		{who: []string{"pkg/vmm/..."}, not: []string{"pkg/host", "pkg/owner", "pkg/psp"}, what: "the VMM seam and its backends know nothing of host flows, owner decisions or the PSP"},
 		{who: []string{"pkg/owner"}, not: []string{"pkg/psp", "pkg/host", "pkg/vmm/..."}, what: "owner decisions run without a PSP or a VMM"},
