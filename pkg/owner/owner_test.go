@@ -313,6 +313,28 @@ func launchTemplate(t testing.TB, e *emuPlatform, sessDir string) ([]byte, psp.H
 	return img, h, s, m
 }
 
+// injectSecret has the emulated PSP inject the packet of the secret file out into a guest
+// buffer (LAUNCH_SECRET for guest h) and returns the file and the table the guest sees.
+func injectSecret(t testing.TB, e *emuPlatform, h psp.Handle, out string) (SecretFile, *sev.SecretTable) {
+	t.Helper()
+	var sf SecretFile
+	b, _ := os.ReadFile(out)
+	if err := json.Unmarshal(b, &sf); err != nil {
+		t.Fatal(err)
+	}
+	hdr, _ := base64.StdEncoding.DecodeString(sf.Header)
+	trans, _ := base64.StdEncoding.DecodeString(sf.Secret)
+	guest := make([]byte, len(trans))
+	if err := e.psp.LaunchSecret(h, hdr, trans, guest); err != nil {
+		t.Fatalf("emulated PSP refused our packet: %v", err)
+	}
+	tab, err := sev.ParseSecretTable(guest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sf, tab
+}
+
 func TestFlowAgainstEmulator(t *testing.T) {
 	e := newEmu(t)
 	sessDir := filepath.Join(t.TempDir(), "sess")
@@ -345,23 +367,9 @@ func TestFlowAgainstEmulator(t *testing.T) {
 	if sr.BlockBase != shimtest.SecretBase {
 		t.Fatalf("secret block 0x%x", sr.BlockBase)
 	}
-	var sf SecretFile
-	b, _ := os.ReadFile(out)
-	if err := json.Unmarshal(b, &sf); err != nil {
-		t.Fatal(err)
-	}
+	sf, tab := injectSecret(t, e, h, out)
 	if sf.Address != shimtest.SecretBase {
 		t.Fatalf("address 0x%x", sf.Address)
-	}
-	hdr, _ := base64.StdEncoding.DecodeString(sf.Header)
-	trans, _ := base64.StdEncoding.DecodeString(sf.Secret)
-	guest := make([]byte, len(trans))
-	if err := e.psp.LaunchSecret(h, hdr, trans, guest); err != nil {
-		t.Fatalf("emulated PSP refused our packet: %v", err)
-	}
-	tab, err := sev.ParseSecretTable(guest)
-	if err != nil {
-		t.Fatal(err)
 	}
 	if d, ok := tab.Lookup(sev.DiskPassphraseID); !ok || string(d) != "correct horse battery staple" {
 		t.Fatalf("table %+v", tab)

@@ -3,8 +3,6 @@ package owner
 import (
 	"bytes"
 	"crypto/sha512"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -49,21 +47,7 @@ func TestSecretCarriesReceiptKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sf SecretFile
-	b, _ := os.ReadFile(out)
-	if err := json.Unmarshal(b, &sf); err != nil {
-		t.Fatal(err)
-	}
-	hdr, _ := base64.StdEncoding.DecodeString(sf.Header)
-	trans, _ := base64.StdEncoding.DecodeString(sf.Secret)
-	guest := make([]byte, len(trans))
-	if err := e.psp.LaunchSecret(h, hdr, trans, guest); err != nil {
-		t.Fatalf("emulated PSP refused our packet: %v", err)
-	}
-	tab, err := sev.ParseSecretTable(guest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, tab := injectSecret(t, e, h, out)
 	if d, ok := tab.Lookup(receipt.KeyGUID); !ok || !bytes.Equal(d, key) {
 		t.Fatalf("table has no receipt key %x: %+v", key, tab)
 	}
