@@ -91,6 +91,15 @@ func packetArgs(p *runtime.Pinner, hdr, guest, trans []byte) kvmSEVSendUpdateDat
 		TransUaddr: addr(p, trans), TransLen: uint32(len(trans))}
 }
 
+// packetCmd runs a KVM SEV command whose argument is packetArgs and whose result is the
+// command's status alone.
+func (d *Device) packetCmd(name string, id uint32, hdr, guest, trans []byte) error {
+	var p runtime.Pinner
+	defer p.Unpin()
+	s := packetArgs(&p, hdr, guest, trans)
+	return d.kvm(name, id, unsafe.Pointer(&s))
+}
+
 // issue runs one /dev/sev command; data points to the packed user struct (or nil).
 func (d *Device) issue(name string, cmd uint32, data unsafe.Pointer) error {
 	var pin runtime.Pinner
@@ -236,10 +245,7 @@ func (d *Device) LaunchMeasure(h Handle, buf []byte) (int, error) {
 
 // LaunchSecret implements Guest.
 func (d *Device) LaunchSecret(h Handle, hdr, trans, guest []byte) error {
-	var p runtime.Pinner
-	defer p.Unpin()
-	s := packetArgs(&p, hdr, guest, trans)
-	return d.kvm("LAUNCH_SECRET", KVM_SEV_LAUNCH_SECRET, unsafe.Pointer(&s))
+	return d.packetCmd("LAUNCH_SECRET", KVM_SEV_LAUNCH_SECRET, hdr, guest, trans)
 }
 
 // LaunchFinish implements Guest.
@@ -287,10 +293,7 @@ func (d *Device) ReceiveStart(req ReceiveStartRequest) (Handle, error) {
 
 // ReceiveUpdateData implements Guest.
 func (d *Device) ReceiveUpdateData(h Handle, hdr, trans, guest []byte) error {
-	var p runtime.Pinner
-	defer p.Unpin()
-	s := packetArgs(&p, hdr, guest, trans)
-	return d.kvm("RECEIVE_UPDATE_DATA", KVM_SEV_RECEIVE_UPDATE_DATA, unsafe.Pointer(&s))
+	return d.packetCmd("RECEIVE_UPDATE_DATA", KVM_SEV_RECEIVE_UPDATE_DATA, hdr, guest, trans)
 }
 
 // ReceiveFinish implements Guest.
