@@ -20,7 +20,8 @@ all: shim images tools
 setup:
 	scripts/setup.sh
 
-# the firmware template (build/shim/shim.fd) and the host-side C tools
+# the firmware templates (build/shim/shim.fd for ovmf-4m, shim-NAME.fd per other layout) and
+# the host-side C tools
 shim:
 	$(MAKE) -C shim BUILD=$(BUILD)/shim
 
@@ -32,11 +33,13 @@ images: shim
 tools:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BUILD)/bin/ ./builder ./verifier ./hostctl
 
-# refresh the shim template embedded in the tools (pkg/firmware/shim.fd.gz) from a fresh build;
-# a test (go test ./pkg/firmware/) fails while the two differ
+# refresh the shim templates embedded in the tools (pkg/firmware/shim*.fd.gz, one per layout:
+# shim.fd for ovmf-4m, shim-NAME.fd for the others) from a fresh build; a test
+# (go test ./pkg/firmware/) fails while they differ
 firmware: shim
-	gzip -9 -n -c $(BUILD)/shim/shim.fd > pkg/firmware/shim.fd.gz.tmp
-	mv pkg/firmware/shim.fd.gz.tmp pkg/firmware/shim.fd.gz
+	for f in $(notdir $(wildcard $(BUILD)/shim/shim*.fd)); do \
+		gzip -9 -n -c $(BUILD)/shim/$$f > pkg/firmware/$$f.gz.tmp && mv pkg/firmware/$$f.gz.tmp pkg/firmware/$$f.gz || exit 1; \
+	done
 
 # man pages of the three tools, generated from their --help (build/man/*.1)
 man:

@@ -32,20 +32,22 @@ import (
 // when --template is not given (the same variable the tests and tools read, tests/repo).
 const TemplateEnv = "SEVSHIM_SHIM_FD"
 
-// loadTemplate returns the shim template and how to name it: --template if given, else
-// $SEVSHIM_SHIM_FD if set, else the template embedded in this program (package firmware).
-func loadTemplate(flag string) ([]byte, string, error) {
+// loadTemplate returns the shim template for the policy's layout l and how to name it:
+// --template if given, else $SEVSHIM_SHIM_FD if set, else the template of layout l embedded in
+// this program (package firmware). A file of another layout is refused when the policy is
+// embedded (shimimage).
+func loadTemplate(flag string, l layout.Layout) ([]byte, string, error) {
 	path, how := flag, "--template"
 	if path == "" {
 		path, how = os.Getenv(TemplateEnv), "$"+TemplateEnv
 	}
 	if path == "" {
-		b, err := firmware.Template()
-		return b, firmware.Name, err
+		b, err := firmware.TemplateFor(l)
+		return b, firmware.NameFor(l), err
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, path, fmt.Errorf("shim template (%s): %w (unset it to use %s, or build one with `make shim`)", how, err, firmware.Name)
+		return nil, path, fmt.Errorf("shim template (%s): %w (unset it to use %s, or build one with `make shim`)", how, err, firmware.NameFor(l))
 	}
 	return b, path, nil
 }
@@ -137,7 +139,8 @@ func buildCmd() *cobra.Command {
 		Long: "build reads a human-readable policy (layout, signers as public-key files each with a minimum\n" +
 			"version, denied digests and versions, secret hand-off mode, TPM mode and PCR), encodes it and\n" +
 			"writes it into the policy region of the shim template: --template FILE, else $" + TemplateEnv + "\n" +
-			"if set, else the template embedded in this program (its SHA-256 is in builder --version), so\n" +
+			"if set, else the template of the policy's layout embedded in this program (the SHA-256 of the\n" +
+			"ovmf-4m one is in builder --version), so\n" +
 			"build works outside a checkout. Nothing else in the template changes, so the same inputs\n" +
 			"always give the same image.",
 		Args: cobra.NoArgs,
@@ -153,7 +156,8 @@ func buildCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", polPath, err)
 			}
-			t, tmplName, err := loadTemplate(tmpl)
+			l, _ := layout.ByID(p.Layout) // LoadYAMLInfo validated the layout
+			t, tmplName, err := loadTemplate(tmpl, l)
 			if err != nil {
 				return err
 			}
@@ -222,7 +226,7 @@ func signCmd() *cobra.Command {
 				return errors.New("--version is required (the BIOS version number the owner's floors compare against)")
 			}
 			l, ok := layout.ByName(layoutName)
-			if !ok {
+			if !ok && layoutName != "" {
 				return fmt.Errorf("--layout %q: unknown layout (known: %s)", layoutName, strings.Join(layout.Names(), ", "))
 			}
 			key, err := readKey(keyPath)
@@ -232,6 +236,11 @@ func signCmd() *cobra.Command {
 			img, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
+			}
+			if layoutName == "" { // by the image size; no match: the default layout's size error
+				if l, ok = layout.BySize(len(img)); !ok {
+					l, _ = layout.ByID(layout.Default)
+				}
 			}
 			rep, err := ovmf.CheckBIOS(img, l)
 			if err != nil {
@@ -266,7 +275,7 @@ func signCmd() *cobra.Command {
 	c.Flags().Uint64Var(&version, "version", 0, "BIOS version number `N` (required)")
 	c.Flags().StringVar(&vs, "version-string", "", "printable version `TEXT`, at most 63 characters")
 	c.Flags().StringVar(&out, "out", "", "output bundle `FILE` (required)")
-	c.Flags().StringVar(&layoutName, "layout", "ovmf-4m", "BIOS layout `NAME`: "+strings.Join(layout.Names(), ", "))
+	c.Flags().StringVar(&layoutName, "layout", "", "BIOS layout `NAME`: "+strings.Join(layout.Names(), ", ")+" (default: the layout of BIOS.fd's size)")
 	c.Flags().BoolVar(&randomized, "randomized", false, "use a random ECDSA nonce instead of RFC 6979 (output differs every run)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	c.MarkFlagRequired("key")

@@ -339,7 +339,8 @@ func TestSignBiosRefusals(t *testing.T) {
 		{[]string{"--key", "signer-a.pub.pem", "--version", "1", "--out", "o", fd}, "signer-a.pub.pem: PEM block \"PUBLIC KEY\" is not a private key"},
 		{[]string{"--key", "signer-a.pem", "--out", "o", fd}, "--version is required"},
 		{[]string{"--key", "signer-a.pem", "--version", "1", "--version-string", "tab\there", "--out", "o", fd}, "version_string"},
-		{[]string{"--key", "signer-a.pem", "--version", "1", "--layout", "ovmf-2m", "--out", "o", fd}, "unknown layout"},
+		{[]string{"--key", "signer-a.pem", "--version", "1", "--layout", "ovmf-8m", "--out", "o", fd}, "unknown layout"},
+		{[]string{"--key", "signer-a.pem", "--version", "1", "--layout", "ovmf-2m", "--out", "o", fd}, "size is 0x37c000 bytes, layout ovmf-2m needs exactly 0x1e0000"},
 		{[]string{"--key", "signer-a.pem", "--version", "1", fd}, `required flag(s) "out" not set`},
 	} {
 		_, e, c := run(t, append([]string{"sign-bios"}, tc.args...)...)

@@ -5,23 +5,44 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"testing"
 
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
+	"github.com/sevshim/sevshim/tests/repo"
 )
 
-// The embedded template is a shim template: footer table, sevshim policy entry, empty policy.
+// Every layout has an embedded template: footer table, sevshim policy entry, empty policy,
+// the info entry naming that layout.
 func TestEmbeddedIsTemplate(t *testing.T) {
+	for _, l := range layout.All() {
+		tpl, err := TemplateFor(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := shimimage.Info(tpl)
+		if err != nil {
+			t.Fatalf("embedded template %s: %v", l.Name, err)
+		}
+		if in.Layout != l.ID {
+			t.Fatalf("embedded template %s: info entry names layout %d", l.Name, in.Layout)
+		}
+		if _, _, err := shimimage.ExtractPolicy(tpl); err != shimimage.ErrEmptyPolicy {
+			t.Fatalf("embedded template %s policy: got %v, want %v", l.Name, err, shimimage.ErrEmptyPolicy)
+		}
+		tpl[0] ^= 1 // callers get copies
+		again, _ := TemplateFor(l)
+		if bytes.Equal(tpl, again) {
+			t.Fatalf("TemplateFor(%s) returned shared memory", l.Name)
+		}
+	}
 	tpl, err := Template()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := shimimage.Info(tpl); err != nil {
-		t.Fatalf("embedded template: %v", err)
-	}
-	if _, _, err := shimimage.ExtractPolicy(tpl); err != shimimage.ErrEmptyPolicy {
-		t.Fatalf("embedded template policy: got %v, want %v", err, shimimage.ErrEmptyPolicy)
+	if in, _ := shimimage.Info(tpl); in.Layout != layout.Default {
+		t.Fatalf("Template() is layout %d, want the default %d", in.Layout, layout.Default)
 	}
 	d := sha256.Sum256(tpl)
 	if got := Digest(); got != hex.EncodeToString(d[:]) {
@@ -34,23 +55,26 @@ func TestEmbeddedIsTemplate(t *testing.T) {
 	}
 }
 
-// The embedded copy must be the firmware this commit builds. A change to shim/ without
-// `make firmware` fails here.
+// The embedded copies must be the firmware this commit builds (build/shim/shim.fd and
+// shim-NAME.fd). A change to shim/ without `make firmware` fails here.
 func TestEmbeddedMatchesBuild(t *testing.T) {
-	path, err := repo.ShimTemplate()
+	def, err := repo.ShimTemplate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	built, err := os.ReadFile(path)
-	if err != nil {
-		t.Skipf("%s not built (make shim): %v", path, err)
-	}
-	tpl, err := Template()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(built, tpl) {
-		t.Fatalf("pkg/firmware/shim.fd.gz (sha256 %s) is not %s (sha256 %x): run make firmware",
-			Digest(), path, sha256.Sum256(built))
+	for _, l := range layout.All() {
+		path := filepath.Join(filepath.Dir(def), l.ShimFile())
+		built, err := os.ReadFile(path)
+		if err != nil {
+			t.Skipf("%s not built (make shim): %v", path, err)
+		}
+		tpl, err := TemplateFor(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(built, tpl) {
+			t.Fatalf("pkg/firmware/%s.gz (sha256 %x) is not %s (sha256 %x): run make firmware",
+				l.ShimFile(), sha256.Sum256(tpl), path, sha256.Sum256(built))
+		}
 	}
 }

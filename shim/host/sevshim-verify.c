@@ -78,6 +78,15 @@ static long footer_policy_offset(const uint8_t *img, size_t n)
     return -1;
 }
 
+/* whether n is the code size of a layout (sevshim/layouts.def): then the file is a shim image */
+static int is_code_size(size_t n)
+{
+#define SEVSHIM_LAYOUT_ROW(id, sym, name, code, vars, code_file, vars_file) if (n == (code)) return 1;
+#include "sevshim/layouts.def"
+#undef SEVSHIM_LAYOUT_ROW
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4 && argc != 5) {
@@ -87,7 +96,7 @@ int main(int argc, char **argv)
     static uint8_t region[SEVSHIM_POLICY_REGION_SIZE];
     size_t plen;
     uint8_t *p = slurp(argv[1], &plen);
-    if (plen == SEVSHIM_OVMF_4M_CODE_SIZE) {
+    if (is_code_size(plen)) {
         long off = footer_policy_offset(p, plen);
         if (off < 0) {
             fprintf(stderr, "sevshim-verify: %s: shim image without a valid sevshim policy footer entry\n", argv[1]);
@@ -110,6 +119,10 @@ int main(int argc, char **argv)
     free(p);
 
     struct sevshim_input in = { .policy_region = region, .policy_region_len = sizeof(region) };
+    /* the buffers are passed as the firmware passes its own: only at the policy layout's sizes */
+    struct sevshim_policy pol;
+    const struct sevshim_layout *l =
+        sevshim_policy_parse(region, sizeof(region), &pol) == SEVSHIM_OK ? pol.layout : NULL;
     uint8_t *m = NULL, *b = NULL;
     size_t len;
     if (strcmp(argv[2], "-") != 0) {
@@ -122,14 +135,14 @@ int main(int argc, char **argv)
         b = slurp(argv[3], &len);
         in.bios_present = 1;
         in.bios_size = len;
-        in.bios = len == SEVSHIM_OVMF_4M_CODE_SIZE ? b : NULL;
+        in.bios = l && len == l->code_size ? b : NULL;
     }
     uint8_t *v = NULL;
     if (argc == 5 && strcmp(argv[4], "-") != 0) {
         v = slurp(argv[4], &len);
         in.vars_present = 1;
         in.vars_size = len;
-        in.vars = len == SEVSHIM_OVMF_4M_VARS_SIZE ? v : NULL;
+        in.vars = l && len == l->vars_size ? v : NULL;
     }
 
     struct sevshim_result r;

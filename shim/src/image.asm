@@ -1,14 +1,14 @@
-; sevshim pflash0 image (layout ovmf-4m), assembled as one flat file of exactly 0x37C000 bytes.
-;   offset 0x000000  0xFF filler (erased-flash value)
-;   offset 0x34C000  policy region, 16 KiB, all zero in the template (builder writes the policy)
-;   offset 0x35C000  C payload (flat binary linked at 1 MiB), then 0xFF filler
-;   offset 0x37B000  stage 1: 16-bit entry, 32-bit IDT (#VC), SEV detection, page tables,
+; sevshim pflash0 image: one flat file of SHIM_IMAGE_SIZE bytes (the code size of its layout)
+;   offset 0         0xFF filler (erased-flash value); the offsets below are the same in every layout
+;   end-0x30000      policy region, 16 KiB, all zero in the template (builder writes the policy)
+;   end-0x20000      C payload (flat binary linked at 1 MiB), then 0xFF filler
+;   end-0x1000       stage 1: 16-bit entry, 32-bit IDT (#VC), SEV detection, page tables,
 ;                    long-mode switch, the GUIDed footer table (docs/formats.md section 4),
 ;                    reset vector at end-0x10
 ; Stage 1 is the only code that ever runs from flash: it copies the payload to RAM and jumps
 ; there in 64-bit mode; all else (including all flash programming) runs from RAM.
 
-%include "layout.inc"
+%include "layout.inc"                  ; printed from include/sevshim/layout.h (shim/Makefile)
 
         org     SHIM_IMAGE_BASE
         bits    16

@@ -98,8 +98,8 @@ void shim_main(void)
     in.manifest = load(&f[0], manifest_buf, SEVSHIM_MANIFEST_SIZE);
     if (in.manifest != NULL)
         receipt_set_manifest(manifest_buf);
-    in.bios = load(&f[1], BIOS_BUF, SEVSHIM_OVMF_4M_CODE_SIZE);
-    in.vars = load(&f[2], VARS_BUF, SEVSHIM_OVMF_4M_VARS_SIZE);
+    in.bios = load(&f[1], BIOS_BUF, SHIM_IMAGE_SIZE);
+    in.vars = load(&f[2], VARS_BUF, SHIM_VARS_SIZE);
     con_line2("SEVSHIM LOADED bios=", in.bios ? f[1].size : 0, " vars=", in.vars ? f[2].size : 0);
 
     /* 2..9. policy, manifest, signature, sizes, digest, floor, deny lists, vars */
@@ -107,7 +107,7 @@ void shim_main(void)
     receipt_note_result();
     must(ve);
     /* the image this shim is built for: a policy for another layout cannot be flashed here */
-    if (result.layout->id != SEVSHIM_LAYOUT_OVMF_4M)
+    if (result.layout->id != SHIM_LAYOUT_ID)
         shim_refuse(SEVSHIM_E25);
     con_str("SEVSHIM VERIFIED version=");
     con_dec(result.bios_version);
@@ -121,7 +121,7 @@ void shim_main(void)
     uint64_t ram_top = fwcfg_ram_size();
     if (ram_top > LOW_RAM_MAX)
         ram_top = LOW_RAM_MAX;
-    must(sevshim_secret_plan(BIOS_BUF, SEVSHIM_OVMF_4M_CODE_SIZE, result.secret_mode,
+    must(sevshim_secret_plan(BIOS_BUF, SHIM_IMAGE_SIZE, result.secret_mode,
                              (const volatile uint8_t *)(uintptr_t)SHIM_RAM_SECRET,
                              SHIM_RAM_SECRET_SIZE, ram_top, shim_ram,
                              sizeof(shim_ram) / sizeof(shim_ram[0]), &secret_plan));

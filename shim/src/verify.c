@@ -7,17 +7,21 @@
 #include "sevshim/bytes.h"
 #include "sevshim/verify.h"
 
+#define SEVSHIM_LAYOUT_ROW(id, sym, name, code, vars, code_file, vars_file) \
+    { id, name, code, SEVSHIM_FLASH_TOP - (code), vars, SEVSHIM_FLASH_TOP - (code) - (vars) },
 static const struct sevshim_layout layouts[] = {
-    { SEVSHIM_LAYOUT_OVMF_4M, "ovmf-4m",
-      SEVSHIM_OVMF_4M_CODE_SIZE, SEVSHIM_OVMF_4M_CODE_BASE,
-      SEVSHIM_OVMF_4M_VARS_SIZE, SEVSHIM_OVMF_4M_VARS_BASE },
+#include "sevshim/layouts.def"
 };
+#undef SEVSHIM_LAYOUT_ROW
 
 const struct sevshim_layout *sevshim_layout_find(uint32_t id)
 {
     for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++)
         if (layouts[i].id == id)
-            return &layouts[i];
+#ifdef SEVSHIM_LAYOUT      /* the firmware knows only the layout it is built for (layout.h) */
+            if (id == SEVSHIM_PICK(SEVSHIM_LAYOUT_, SEVSHIM_LAYOUT, ))
+#endif
+                return &layouts[i];
     return NULL;
 }
 

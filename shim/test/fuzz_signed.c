@@ -207,6 +207,18 @@ struct built {
     uint8_t vars_digest[48];         /* SHA-384 of the var store as handed to the shim */
 };
 
+/* code (vars = 0) or vars size of a layout id as docs/formats.md section 1 lists them (the rows
+ * of sevshim/layouts.def); 0 for an unknown id. The buffers are the ovmf-4m sizes, so a fuzzed
+ * layout 2 ends at E026/E031/E032/E040 exactly where the shim's order puts it. */
+static uint64_t layout_size(uint32_t id, int vars)
+{
+#define SEVSHIM_LAYOUT_ROW(lid, sym, name, code, vsize, code_file, vars_file) \
+    if (id == lid) return vars ? vsize : code;
+#include "sevshim/layouts.def"
+#undef SEVSHIM_LAYOUT_ROW
+    return 0;
+}
+
 static int policy_valid(const struct built *b)
 {
     const uint8_t *r = b->region;
@@ -221,7 +233,7 @@ static int policy_valid(const struct built *b)
             if (memcmp(b->allowed + 48 * i, b->allowed + 48 * j, 48) == 0)
                 return 0;
     uint32_t layout = (uint32_t)get64(r + SEVSHIM_POLICY_OFF_LAYOUT) & 0xffffffffu;
-    if (layout != SEVSHIM_LAYOUT_OVMF_4M)
+    if (layout_size(layout, 0) == 0)
         return 0;
     uint8_t sm = r[SEVSHIM_POLICY_OFF_SECRET_MODE], tm = r[SEVSHIM_POLICY_OFF_TPM_MODE],
             pcr = r[SEVSHIM_POLICY_OFF_TPM_PCR];
@@ -449,15 +461,17 @@ static enum sevshim_error expect(const struct built *b)
     if ((unsigned)signer != b->signer ||
         (memcmp(sig, b->good_sig, sizeof(hi)) != 0 && memcmp(sig, hi, sizeof(hi)) != 0))
         return SEVSHIM_E24;
-    if (get64(m + SEVSHIM_MANIFEST_OFF_LAYOUT) % 0x100000000ull != SEVSHIM_LAYOUT_OVMF_4M)
+    uint32_t layout = (uint32_t)get64(b->region + SEVSHIM_POLICY_OFF_LAYOUT);
+    uint64_t code = layout_size(layout, 0);
+    if (get64(m + SEVSHIM_MANIFEST_OFF_LAYOUT) % 0x100000000ull != layout)
         return SEVSHIM_E25;
-    if (get64(m + SEVSHIM_MANIFEST_OFF_IMAGE_SIZE) != CODE_SIZE)
+    if (get64(m + SEVSHIM_MANIFEST_OFF_IMAGE_SIZE) != code)
         return SEVSHIM_E26;
     if (!b->bios_present)
         return SEVSHIM_E30;
-    if (b->bios_size < CODE_SIZE)
+    if (b->bios_size < code)
         return SEVSHIM_E31;
-    if (b->bios_size > CODE_SIZE)
+    if (b->bios_size > code)
         return SEVSHIM_E32;
     if (memcmp(b->digest, m + SEVSHIM_MANIFEST_OFF_DIGEST, 48) != 0)
         return SEVSHIM_E33;
@@ -473,7 +487,7 @@ static enum sevshim_error expect(const struct built *b)
     if (b->vars_present) {
         if (b->vars_mode == SEVSHIM_VARS_NONE)
             return SEVSHIM_E41;
-        if (b->vars_size != VARS_SIZE)
+        if (b->vars_size != layout_size(layout, 1))
             return SEVSHIM_E40;
         if (b->vars_mode == SEVSHIM_VARS_ALLOW) {
             int listed = 0;

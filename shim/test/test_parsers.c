@@ -28,6 +28,8 @@ static void be32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 24); p[1] = (ui
 static const uint8_t G_FOOTER[16] = SEVSHIM_GUID_FOOTER_TABLE;
 static const uint8_t G_SECRET[16] = SEVSHIM_GUID_SEV_SECRET;
 static const uint8_t G_RESET[16] = SEVSHIM_GUID_SEV_ES_RESET;
+static const uint8_t G_INFO[16] = SEVSHIM_GUID_INFO;
+static const uint8_t G_POLICY[16] = SEVSHIM_GUID_POLICY;
 static const uint8_t G_TABLE[16] = SEVSHIM_GUID_EFI_SECRET_TABLE;
 static const uint8_t G_OTHER[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 
@@ -338,6 +340,8 @@ static void test_tpm2(void)
     free(b);
 }
 
+/* A template of either layout (sevshim/layouts.def): the size of one, its info entry naming that
+ * layout, the policy region at end-0x30000 and the secret entry every layout shares. */
 static void test_shim_image(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -346,14 +350,23 @@ static void test_shim_image(const char *path)
         failed++;
         return;
     }
-    uint8_t *img = malloc(SEVSHIM_OVMF_4M_CODE_SIZE);
-    size_t n = fread(img, 1, SEVSHIM_OVMF_4M_CODE_SIZE, f);
+    uint8_t *img = malloc(SEVSHIM_OVMF_4M_CODE_SIZE + 1);
+    size_t n = fread(img, 1, SEVSHIM_OVMF_4M_CODE_SIZE + 1, f);
     fclose(f);
+    uint32_t want_layout = n == SEVSHIM_OVMF_4M_CODE_SIZE ? SEVSHIM_LAYOUT_OVMF_4M :
+                           n == SEVSHIM_OVMF_2M_CODE_SIZE ? SEVSHIM_LAYOUT_OVMF_2M : 0;
+    CHECK(want_layout != 0, "%s: %zu bytes is no layout's code size", path, n);
     const uint8_t *d;
     size_t dl;
-    CHECK(n == SEVSHIM_OVMF_4M_CODE_SIZE && sevshim_footer_find(img, n, G_SECRET, &d, &dl) == SEVSHIM_OK &&
+    CHECK(want_layout && sevshim_footer_find(img, n, G_SECRET, &d, &dl) == SEVSHIM_OK &&
           d && dl == 8 && d[0] == 0 && d[1] == 0 && d[2] == 0x08 && d[4] == 0 && d[5] == 0x10,
           "shim image: secret entry 0x80000/0x1000");
+    CHECK(want_layout && sevshim_footer_find(img, n, G_INFO, &d, &dl) == SEVSHIM_OK && d && dl == 8 &&
+          d[0] == 1 && d[4] == want_layout && d[5] == 0 && d[6] == 0 && d[7] == 0,
+          "%s: info entry format 1, layout %u", path, (unsigned)want_layout);
+    CHECK(want_layout && sevshim_footer_find(img, n, G_POLICY, &d, &dl) == SEVSHIM_OK && d && dl == 8 &&
+          d[0] == 0 && d[1] == 0 && d[2] == 0xFD && d[3] == 0xFF && d[4] == 0 && d[5] == 0x40,
+          "%s: policy entry 0xFFFD0000/0x4000", path);
     free(img);
 }
 
@@ -362,8 +375,8 @@ int main(int argc, char **argv)
     test_footer();
     test_secret();
     test_tpm2();
-    if (argc > 1)
-        test_shim_image(argv[1]);
+    for (int i = 1; i < argc; i++)
+        test_shim_image(argv[i]);
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }

@@ -126,16 +126,20 @@ struct run {
 };
 static uint8_t zero_vars[SEVSHIM_OVMF_4M_VARS_SIZE];
 
+/* the buffers are handed over as the firmware hands over its own: at the policy layout's sizes */
 static enum sevshim_error run(const struct run *r)
 {
+    struct sevshim_policy pol;
+    const struct sevshim_layout *l =
+        sevshim_policy_parse(region, sizeof(region), &pol) == SEVSHIM_OK ? pol.layout : NULL;
     struct sevshim_input in = {
         .policy_region = region, .policy_region_len = sizeof(region),
         .manifest_present = r->manifest_present, .manifest_size = r->manifest_size,
         .manifest = r->manifest_size == SEVSHIM_MANIFEST_SIZE ? r->manifest : NULL,
         .bios_present = r->bios_present, .bios_size = r->bios_size,
-        .bios = r->bios_size == SEVSHIM_OVMF_4M_CODE_SIZE ? r->bios_data : NULL,
+        .bios = l && r->bios_size == l->code_size ? r->bios_data : NULL,
         .vars_present = r->vars_present, .vars_size = r->vars_size,
-        .vars = r->vars_size == SEVSHIM_OVMF_4M_VARS_SIZE ? (r->vars_data ? r->vars_data : zero_vars) : NULL,
+        .vars = l && r->vars_size == l->vars_size ? (r->vars_data ? r->vars_data : zero_vars) : NULL,
     };
     return sevshim_verify(&in, &res);
 }
@@ -166,6 +170,7 @@ static void m_trailing(uint8_t *r) { r[SEVSHIM_POLICY_REGION_SIZE - 1] = 1; }
 static void m_after_total(uint8_t *r) { r[64 + 160] = 1; }
 static void m_layout0(uint8_t *r) { put32(r + 16, 0); }
 static void m_layout2(uint8_t *r) { put32(r + 16, 2); }
+static void m_layout3(uint8_t *r) { put32(r + 16, 3); }
 static void m_secret2(uint8_t *r) { r[0x14] = 2; }
 static void m_tpm3(uint8_t *r) { r[0x15] = 3; }
 static void m_pcr24(uint8_t *r) { r[0x15] = 1; r[0x16] = 24; }
@@ -229,7 +234,14 @@ static void crafted(const char *vec)
     policy_mutation("policy trailing byte", m_trailing, good);
     policy_mutation("policy byte after total", m_after_total, good);
     policy_mutation("policy layout 0", m_layout0, good);
-    policy_mutation("policy layout 2", m_layout2, good);
+    policy_mutation("policy layout 3", m_layout3, good);
+    {   /* layout 2 (ovmf-2m) parses: the ovmf-4m manifest then no longer matches */
+        struct pol p2 = { .signers = { 1 } };
+        build_policy(region, &p2);
+        m_layout2(region);
+        struct run r2 = good_run(good);
+        EXPECT(SEVSHIM_E25, &r2, "policy layout 2, manifest layout 1");
+    }
     policy_mutation("policy secret mode 2", m_secret2, good);
     policy_mutation("policy tpm mode 3", m_tpm3, good);
     policy_mutation("policy pcr 24", m_pcr24, good);
@@ -523,8 +535,15 @@ static void crafted(const char *vec)
     SEVSHIM_ERROR_LIST(NAME_CHECK)
 #undef NAME_CHECK
     CHECK(sevshim_error_name((enum sevshim_error)3) == NULL, "no name for E003");
-    CHECK(sevshim_layout_find(0) == NULL && sevshim_layout_find(2) == NULL &&
+    CHECK(sevshim_layout_find(0) == NULL && sevshim_layout_find(3) == NULL &&
           sevshim_layout_find(1)->code_size == 0x37C000, "layouts");
+    /* both layouts of docs/formats.md section 1, as sevshim/layouts.def generates them */
+    const struct sevshim_layout *l4 = sevshim_layout_find(1), *l2 = sevshim_layout_find(2);
+    CHECK(l4 && strcmp(l4->name, "ovmf-4m") == 0 && l4->code_base == 0xFFC84000u &&
+          l4->vars_size == 0x84000 && l4->vars_base == 0xFFC00000u, "layout ovmf-4m");
+    CHECK(l2 && strcmp(l2->name, "ovmf-2m") == 0 && l2->code_size == 0x1E0000 &&
+          l2->code_base == 0xFFE20000u && l2->vars_size == 0x20000 && l2->vars_base == 0xFFE00000u,
+          "layout ovmf-2m");
 
     free(good); free(layout2); free(imgsize); free(key2);
     free((void *)pubkeys[1]); free((void *)pubkeys[2]);

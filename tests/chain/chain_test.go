@@ -45,6 +45,7 @@ type bRun struct {
 	cont     time.Time // host time just before `cont`
 	pflash1  string    // B's pflash1 file (the VM's var store)
 	wantVars int       // vars bytes the LOADED line must show
+	lay      bios.Layout // the shim's layout (pflash0 size and base)
 }
 
 // startB starts QEMU B from the READY state with the given fw_cfg files (empty path = file
@@ -130,7 +131,7 @@ func startBWith(t *testing.T, e *chainEnv, o bOpts) *bRun {
 	if err != nil {
 		t.Fatalf("B loading the READY state: %v", err)
 	}
-	r := &bRun{vm: vm, cont: cont, pflash1: pflash1, wantVars: 0x84000}
+	r := &bRun{vm: vm, cont: cont, pflash1: pflash1, wantVars: int(e.lay.VarsSize), lay: e.lay}
 	if o.noVars {
 		r.wantVars = 0
 	}
@@ -150,8 +151,8 @@ func assertBoots(t *testing.T, e *chainEnv, r *bRun, image string, version uint6
 		t.Fatal(err)
 	}
 	m := reLoaded.FindStringSubmatch(l.Text)
-	if m[1] != strconv.Itoa(0x37C000) || m[2] != strconv.Itoa(r.wantVars) {
-		t.Errorf("LOADED line %q: want bios=%d vars=%d", l.Text, 0x37C000, r.wantVars)
+	if m[1] != strconv.Itoa(int(r.lay.CodeSize)) || m[2] != strconv.Itoa(r.wantVars) {
+		t.Errorf("LOADED line %q: want bios=%d vars=%d", l.Text, r.lay.CodeSize, r.wantVars)
 	}
 	out, err := dbg.WaitLine(ctx, reOutcome, shimStepTimeout)
 	if err != nil {
@@ -501,9 +502,9 @@ func assertRefused(t *testing.T, e *chainEnv, r *bRun, want shimerr.Code) {
 // QEMU's pmemsave: what the guest's CPU sees there, not what any file holds.
 func readCodeFlash(t *testing.T, r *bRun) []byte {
 	t.Helper()
-	l, ok := bios.LayoutByID(bios.LayoutOVMF4M)
-	if !ok {
-		t.Fatal("layout ovmf-4m missing")
+	l := r.lay
+	if l.CodeSize == 0 {
+		t.Fatal("bRun without a layout")
 	}
 	out := filepath.Join(t.TempDir(), "pflash0.dump")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

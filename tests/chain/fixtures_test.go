@@ -217,7 +217,7 @@ func makeBundles(dir string) (*bundleSet, error) {
 	} else {
 		must(err)
 	}
-	// Layout id 2 does not exist in the layout table, so NewManifest refuses it: build the
+	// Layout id 2 (ovmf-2m) with the ovmf-4m image size: NewManifest refuses it, so build the
 	// manifest by hand and sign it with the trusted key. Everything else is valid.
 	wrong := &bios.Manifest{
 		Layout: 2, ImageSize: uint64(len(ovmf)), Version: 6,
@@ -275,6 +275,7 @@ type chainEnv struct {
 	shim      string // the shim image (template + policy) used as pflash0 everywhere
 	shimBytes []byte
 	shimSHA   [32]byte
+	lay       bios.Layout // the policy's layout: the template, pflash sizes, LOADED sizes
 	state     string // A's READY state
 	stateSize int64
 	aReady    time.Duration // QEMU A start -> READY on debugcon
@@ -336,6 +337,12 @@ func makeEnv(b *bundleSet, dir string, polEnc []byte) (*chainEnv, error) {
 	if err != nil {
 		return nil, err
 	}
+	p, err := policy.Decode(polEnc)
+	if err != nil {
+		return nil, err
+	}
+	lay, _ := bios.LayoutByID(p.Layout) // the template of the policy's layout: build/shim/shim*.fd
+	tplPath = filepath.Join(filepath.Dir(tplPath), lay.ShimFile())
 	tpl, err := os.ReadFile(tplPath)
 	if err != nil {
 		return nil, fmt.Errorf("%v: run make shim first", err)
@@ -344,7 +351,7 @@ func makeEnv(b *bundleSet, dir string, polEnc []byte) (*chainEnv, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedding the policy into %s: %w", tplPath, err)
 	}
-	e := &chainEnv{bundleSet: b, shim: filepath.Join(dir, "shim.fd"), shimBytes: img, shimSHA: sha256.Sum256(img)}
+	e := &chainEnv{bundleSet: b, shim: filepath.Join(dir, "shim.fd"), shimBytes: img, shimSHA: sha256.Sum256(img), lay: lay}
 	if err := writeFile(e.shim, img); err != nil {
 		return nil, err
 	}

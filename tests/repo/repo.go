@@ -19,6 +19,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/sevshim/sevshim/pkg/format/layout"
 )
 
 // Module is the Go module path that identifies the repository's go.mod.
@@ -94,9 +96,10 @@ func ShimTemplate() (string, error) {
 // OVMFDir is the directory holding Debian's OVMF images.
 func OVMFDir() string { return envOr("SEVSHIM_OVMF_DIR", "/usr/share/OVMF") }
 
-// OVMFCode is Debian's OVMF code image of the 4M layout.
+// OVMFCode is Debian's OVMF code image of the default layout (ovmf-4m; file names from the
+// layout table, pkg/format/layout).
 func OVMFCode() string {
-	return envOr("SEVSHIM_OVMF_CODE", filepath.Join(OVMFDir(), "OVMF_CODE_4M.fd"))
+	return envOr("SEVSHIM_OVMF_CODE", filepath.Join(OVMFDir(), defaultLayout().CodeFile))
 }
 
 // OVMFCodeSecboot is Debian's Secure Boot OVMF code image of the 4M layout.
@@ -104,9 +107,14 @@ func OVMFCodeSecboot() string {
 	return envOr("SEVSHIM_OVMF_CODE_SECBOOT", filepath.Join(OVMFDir(), "OVMF_CODE_4M.secboot.fd"))
 }
 
-// OVMFVars is Debian's var store template of the 4M layout.
+// OVMFVars is Debian's var store template of the default layout (ovmf-4m).
 func OVMFVars() string {
-	return envOr("SEVSHIM_OVMF_VARS", filepath.Join(OVMFDir(), "OVMF_VARS_4M.fd"))
+	return envOr("SEVSHIM_OVMF_VARS", filepath.Join(OVMFDir(), defaultLayout().VarsFile))
+}
+
+func defaultLayout() layout.Layout {
+	l, _ := layout.ByID(layout.Default)
+	return l
 }
 
 // QEMU returns the absolute path of the QEMU binary ($SEVSHIM_QEMU or qemu-system-x86_64

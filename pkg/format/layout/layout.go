@@ -1,11 +1,13 @@
-// Package layout holds the one table of BIOS flash layouts (docs/formats.md section 1).
+// Package layout holds the BIOS flash layouts (docs/formats.md section 1) for the Go tools.
 //
-// It is a leaf package so that both policy (which stores a layout id) and bios (which checks
-// images against a layout) can use the same definition without an import cycle. Package bios
-// re-exports everything here; most callers should use bios.Layout and friends.
+// The table is generated (layouts_gen.go, by go generate) from the one table the firmware is
+// built from, shim/include/sevshim/layouts.def, so a layout is added in one place. It is a leaf
+// package: policy (which stores a layout id), bios and shimimage all use it.
 package layout
 
 import "fmt"
+
+//go:generate go run ./internal/gen
 
 // Layout fixes the flash geometry shared by the shim and the provider's BIOS.
 type Layout struct {
@@ -15,13 +17,27 @@ type Layout struct {
 	CodeBase uint32 // guest-physical base of pflash unit 0 (top-aligned below 4 GiB)
 	VarsSize uint32 // pflash unit 1 size: an optional vars file is exactly this big
 	VarsBase uint32 // guest-physical base of pflash unit 1
+	CodeFile string // Debian's OVMF code image of this layout, in /usr/share/OVMF
+	VarsFile string // Debian's var store template of this layout, in /usr/share/OVMF
 }
 
-// OVMF4M is the id of the Debian/edk2 OVMF "4M" layout.
-const OVMF4M uint32 = 1
+// ShimFile is the file name of the shim template the firmware build writes for the layout
+// (build/shim/): shim.fd for the default layout, shim-NAME.fd for the others.
+func (l Layout) ShimFile() string {
+	if l.ID == Default {
+		return "shim.fd"
+	}
+	return "shim-" + l.Name + ".fd"
+}
 
-var table = []Layout{
-	{ID: OVMF4M, Name: "ovmf-4m", CodeSize: 0x37C000, CodeBase: 0xFFC84000, VarsSize: 0x84000, VarsBase: 0xFFC00000},
+// BySize returns the layout whose code (pflash unit 0) is size bytes.
+func BySize(size int) (Layout, bool) {
+	for _, l := range table {
+		if int64(l.CodeSize) == int64(size) {
+			return l, true
+		}
+	}
+	return Layout{}, false
 }
 
 // All returns a copy of the layout table, ordered by id.

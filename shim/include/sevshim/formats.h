@@ -2,18 +2,22 @@
  *
  * Offsets, not packed structs: the parser reads every field with explicit little-endian loads
  * at these offsets after checking the length, so no host byte is ever used through a pointer
- * cast. The Go packages bios, policy and shimimage define the same layouts; both sides are
+ * cast. The Go packages under pkg/format define the same formats; both sides are
  * tested against testdata/golden/.
  */
 #ifndef SEVSHIM_FORMATS_H
 #define SEVSHIM_FORMATS_H
 
-/* ---- 1. BIOS layouts ---------------------------------------------------------------------- */
-#define SEVSHIM_LAYOUT_OVMF_4M          1u
-#define SEVSHIM_OVMF_4M_CODE_SIZE       0x37C000u
-#define SEVSHIM_OVMF_4M_CODE_BASE       0xFFC84000u
-#define SEVSHIM_OVMF_4M_VARS_SIZE       0x84000u
-#define SEVSHIM_OVMF_4M_VARS_BASE       0xFFC00000u
+/* ---- 1. BIOS layouts (sevshim/layouts.def): SEVSHIM_LAYOUT_<SYM>, SEVSHIM_<SYM>_CODE_SIZE, _VARS_SIZE */
+#define SEVSHIM_FLASH_TOP               0x100000000ull
+#define SEVSHIM_LAYOUT_ROW(id, sym, name, code, vars, code_file, vars_file) \
+    SEVSHIM_LAYOUT_##sym = id, SEVSHIM_##sym##_CODE_SIZE = code, SEVSHIM_##sym##_VARS_SIZE = vars,
+enum {
+#include "sevshim/layouts.def"
+};
+#undef SEVSHIM_LAYOUT_ROW
+#define SEVSHIM_PICK_(a, b, c) a##b##c      /* SEVSHIM_PICK(SEVSHIM_, OVMF_2M, _CODE_SIZE) */
+#define SEVSHIM_PICK(a, b, c)  SEVSHIM_PICK_(a, b, c)
 
 /* ---- 2. Policy block ---------------------------------------------------------------------- */
 #define SEVSHIM_POLICY_MAGIC            "SEVSHPOL"      /* 8 bytes, no NUL */
