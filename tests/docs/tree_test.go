@@ -106,7 +106,13 @@ func TestCommentsCiteNoOutsideFiles(t *testing.T) {
 	exists := func(from, p string) bool {
 		bases := []string{"", filepath.Dir(from), "shim", "shim/include", "testdata/golden"}
 		if rest, ok := strings.CutPrefix(p, "./"); ok {
-			p, bases = rest, bases[:2] // a package pattern or a script's own path
+			// a package pattern or a script's path: relative to the root or the file's
+			// folder; ./internal/... also to a folder the file is in (the package that
+			// owns that internal/, where its go:generate line runs)
+			p, bases = rest, bases[:2]
+			for d := filepath.Dir(from); strings.HasPrefix(p, "internal/") && d != "."; d = filepath.Dir(d) {
+				bases = append(bases, d)
+			}
 		}
 		for _, base := range bases {
 			if _, err := os.Stat(filepath.Join(root, base, p)); err == nil {
@@ -141,7 +147,7 @@ func TestCommentsCiteNoOutsideFiles(t *testing.T) {
 				}
 			}
 			for _, m := range movedPaths.FindAllStringSubmatch(line, -1) {
-				p := strings.TrimRight(m[3], " )`'\",")
+				p := strings.TrimRight(m[2]+m[3], " )`'\",")
 				if !exists(rel, p) {
 					report("a path of the old tree (see docs/architecture.md)", p)
 				}
