@@ -37,6 +37,15 @@ show() {
 	return "${PIPESTATUS[0]}"
 }
 fail() { printf '\nDEMO FAILED: %s\n' "$*" >&2; exit 1; }
+# new_nonce prints 32 random bytes in hex (a receipt or quote nonce).
+new_nonce() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
+# show_exit N WHAT CMD...: show CMD, which must exit N; else fail with WHAT.
+show_exit() {
+	local want=$1 what=$2 rc=0
+	shift 2
+	show "$@" || rc=$?
+	[ "$rc" -eq "$want" ] || fail "$what (exit $rc)"
+}
 
 # ---- bounded hostctl calls and cleanup ----
 WORKS=()
@@ -163,7 +172,7 @@ receive_ok "$IMG/v5.bundle" "$D/receive-v5"
 
 heading "The same package again, now with BIOS v6: no new measurement needed"
 say "The owner picks a fresh nonce for this receive and gives it to the provider (--nonce)."
-RECV_NONCE=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+RECV_NONCE=$(new_nonce)
 NONCE_V6=$RECV_NONCE
 receive_ok "$IMG/v6.bundle" "$D/receive-v6" keep
 RECV_NONCE=
@@ -178,17 +187,16 @@ say "relay the receipt but not forge or alter it. The owner checks it with its k
 show "$BIN/verifier" receipt --key "$D/session/receipt.key" --nonce "$NONCE_V6" --from "$D/receive-v6/receive.json" \
 	--bundle "$IMG/v6.bundle" --image "$D/shim.fd" || fail "the v6 receipt does not verify"
 say "The same receipt presented for a new nonce (a provider replaying an old receipt):"
-NEW_NONCE=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
-rc=0
-show "$BIN/verifier" receipt --key "$D/session/receipt.key" --nonce "$NEW_NONCE" --from "$D/receive-v6/receive.json" || rc=$?
-[ "$rc" -eq 1 ] || fail "a replayed receipt was not refused (exit $rc)"
+NEW_NONCE=$(new_nonce)
+show_exit 1 "a replayed receipt was not refused" \
+	"$BIN/verifier" receipt --key "$D/session/receipt.key" --nonce "$NEW_NONCE" --from "$D/receive-v6/receive.json"
 say "receipt FAILED, as it must (exit 1)"
 
 heading "attest: which BIOS did the shim accept?"
 say "Before the hand-off the shim recorded the accepted bundle in the TPM (PCR 15 of its policy)."
 say "The owner sends a fresh nonce; hostctl tpm-quote ends QEMU B (swtpm serves one client, so the"
 say "VM must go), reads the PCR and a quote carrying the nonce; the owner checks it offline."
-NONCE=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+NONCE=$(new_nonce)
 show hostctl tpm-quote --work "$D/receive-v6" --nonce "$NONCE" --out "$D/evidence.json" ||
 	fail "tpm-quote failed"
 show "$BIN/verifier" attest --evidence "$D/evidence.json" --image "$D/shim.fd" --bundle "$IMG/v6.bundle" --nonce "$NONCE" ||
@@ -203,14 +211,13 @@ say "into a fresh swtpm without running any shim: it is no proof against the pro
 heading "A rolled-back BIOS is refused (signed as version 4, below the floor 5)"
 show "$BIN/builder" sign-bios --key "$IMG/demo-provider.key" --version 4 --version-string "demo rollback v4" \
 	--out "$D/v4.bundle" "$OVMF"
-RECV_NONCE=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+RECV_NONCE=$(new_nonce)
 NONCE_V4=$RECV_NONCE
 receive_refused "$D/v4.bundle" "$D/receive-v4" E034
 RECV_NONCE=
 say "The refusal comes with a receipt too: the owner learns, authentically, that its shim refused v4."
-rc=0
-show "$BIN/verifier" receipt --key "$D/session/receipt.key" --nonce "$NONCE_V4" --from "$D/receive-v4/receive.json" || rc=$?
-[ "$rc" -eq 2 ] || fail "the v4 refusal receipt is not an authentic refusal (exit $rc)"
+show_exit 2 "the v4 refusal receipt is not an authentic refusal" \
+	"$BIN/verifier" receipt --key "$D/session/receipt.key" --nonce "$NONCE_V4" --from "$D/receive-v4/receive.json"
 say "authentic refusal (exit 2): never mistaken for an acceptance"
 
 heading "A tampered bundle is refused"

@@ -1,5 +1,5 @@
 // Package cli wires the builder's cobra commands. Each command only parses flags and calls
-// the format packages (policy, bios, bios/fv, shimimage, builder/inspect, sev).
+// the libraries under pkg/ (formats, keys, OVMF reader, SEV) and builder/inspect.
 package cli
 
 import (

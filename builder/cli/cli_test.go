@@ -385,7 +385,7 @@ func TestMeasure(t *testing.T) {
 	d := env(t)
 	t.Chdir(d)
 	run(t, "build", "--policy", "policy.yaml", "--template", "template.fd", "--out", "shim.fd")
-	// the launch-measurement test vector of sev/ (TIK, API 0.18 build 15, policy 0, MNONCE)
+	// the launch-measurement test vector of pkg/sev (TIK, API 0.18 build 15, policy 0, MNONCE)
 	os.WriteFile("tik.hex", []byte("66320db73158a35a255d051758e95ed4\n"), 0o600)
 	out, e, c := run(t, "measure", "--image", "shim.fd", "--tik", "tik.hex", "--api", "0.18", "--build", "15", "--policy", "0", "--mnonce", "4fbe0bedbad6c86ae8f68971d103e554")
 	if c != 0 {

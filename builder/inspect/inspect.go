@@ -108,20 +108,11 @@ func PolicyOf(p *policy.Policy) (*Policy, error) {
 // ToPolicy converts the JSON form back (used by the round-trip test and by scripts).
 func (jp *Policy) ToPolicy() (*policy.Policy, error) {
 	p := &policy.Policy{Layout: jp.LayoutID, TPMPCR: jp.TPMPCR}
-	switch jp.Secret {
-	case "optional":
-	case "require":
-		p.SecretMode = policy.SecretRequire
-	default:
+	var ok bool
+	if p.SecretMode, ok = policy.ParseSecretMode(jp.Secret); !ok {
 		return nil, fmt.Errorf("secret %q", jp.Secret)
 	}
-	switch jp.TPM {
-	case "off":
-	case "if-present":
-		p.TPMMode = policy.TPMIfPresent
-	case "required":
-		p.TPMMode = policy.TPMRequired
-	default:
+	if p.TPMMode, ok = policy.ParseTPMMode(jp.TPM); !ok {
 		return nil, fmt.Errorf("tpm %q", jp.TPM)
 	}
 	for _, s := range jp.Signers {
@@ -135,35 +126,31 @@ func (jp *Policy) ToPolicy() (*policy.Policy, error) {
 		}
 		p.Signers = append(p.Signers, policy.Signer{PublicKey: pub, MinVersion: s.MinVersion})
 	}
-	for _, d := range jp.DeniedDigests {
-		raw, err := hex.DecodeString(d)
-		if err != nil || len(raw) != 48 {
-			return nil, fmt.Errorf("denied digest %q", d)
-		}
-		var x [48]byte
-		copy(x[:], raw)
-		p.DeniedDigests = append(p.DeniedDigests, x)
+	var err error
+	if p.DeniedDigests, err = digests("denied digest", jp.DeniedDigests); err != nil {
+		return nil, err
 	}
 	p.DeniedVersions = append(p.DeniedVersions, jp.DeniedVersions...)
-	switch jp.Vars {
-	case "none":
-	case "allow":
-		p.VarsMode = policy.VarsAllow
-	case "any":
-		p.VarsMode = policy.VarsAny
-	default:
+	if p.VarsMode, ok = policy.ParseVarsMode(jp.Vars); !ok {
 		return nil, fmt.Errorf("vars %q", jp.Vars)
 	}
-	for _, d := range jp.AllowedVars {
-		raw, err := hex.DecodeString(d)
-		if err != nil || len(raw) != 48 {
-			return nil, fmt.Errorf("allowed vars digest %q", d)
-		}
-		var x [48]byte
-		copy(x[:], raw)
-		p.AllowedVars = append(p.AllowedVars, x)
+	if p.AllowedVars, err = digests("allowed vars digest", jp.AllowedVars); err != nil {
+		return nil, err
 	}
 	return p, p.Validate()
+}
+
+// digests decodes hex SHA-384 digests (nil for none); what names them in the error.
+func digests(what string, hexes []string) ([][48]byte, error) {
+	var out [][48]byte
+	for _, d := range hexes {
+		raw, err := hex.DecodeString(d)
+		if err != nil || len(raw) != 48 {
+			return nil, fmt.Errorf("%s %q", what, d)
+		}
+		out = append(out, [48]byte(raw))
+	}
+	return out, nil
 }
 
 // Entry is a footer-table entry in JSON.

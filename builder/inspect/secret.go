@@ -15,7 +15,7 @@ import (
 const LowRAMMax = 0x80000000
 
 // ShimRAM is the RAM the shim itself uses (base, size): the accepted BIOS's secret block must
-// not overlap any of it (E062). The table is the firmware's (shim/include/sevshim/shimram.h):
+// not overlap any of it (E062). The table is the firmware's (shim/include/sevshim/layout.h):
 // the null page, the page tables, the shim's secret page, the legacy VGA/ROM hole, the
 // payload, the shared fw_cfg bounce page, the BIOS and var-store buffers.
 var ShimRAM = [][2]uint64{

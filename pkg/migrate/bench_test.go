@@ -14,7 +14,7 @@ import (
 // $MIGRATE_BENCH_STREAM when set. The stream is held in memory so that the numbers
 // are the parser's and writer's, not the disk's.
 //
-//	go test -run '^$' -bench . -benchtime 5x ./migrate/
+//	go test -run '^$' -bench . -benchtime 5x ./pkg/migrate/
 var (
 	benchOnce   sync.Once
 	benchStream []byte
@@ -61,22 +61,14 @@ func (nopHandler) Page(*Page) error                { return nil }
 func (nopHandler) Device([]byte) error             { return nil }
 func (nopHandler) Done() error                     { return nil }
 
-func BenchmarkParse512MiB(b *testing.B) {
-	needQEMUForBench(b)
-	s := stream512(b)
-	b.SetBytes(int64(len(s)))
-	b.ResetTimer()
-	var st *Stats
-	for i := 0; i < b.N; i++ {
-		var err error
-		if st, err = Parse(bytes.NewReader(s), nopHandler{}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	reportPages(b, st)
-}
+func BenchmarkParse512MiB(b *testing.B) { benchParse(b, func() Handler { return nopHandler{} }) }
 
 func BenchmarkParseRebuild512MiB(b *testing.B) {
+	benchParse(b, func() Handler { return NewWriter(io.Discard) })
+}
+
+// benchParse parses the 512 MiB stream b.N times, each into a fresh handler.
+func benchParse(b *testing.B, handler func() Handler) {
 	needQEMUForBench(b)
 	s := stream512(b)
 	b.SetBytes(int64(len(s)))
@@ -84,7 +76,7 @@ func BenchmarkParseRebuild512MiB(b *testing.B) {
 	var st *Stats
 	for i := 0; i < b.N; i++ {
 		var err error
-		if st, err = Parse(bytes.NewReader(s), NewWriter(io.Discard)); err != nil {
+		if st, err = Parse(bytes.NewReader(s), handler()); err != nil {
 			b.Fatal(err)
 		}
 	}

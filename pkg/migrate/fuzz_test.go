@@ -15,7 +15,7 @@ import (
 //     page stream (Recorder -> Skeleton -> Replay).
 //
 // Seeds: the small real, trimmed streams in testdata/streams plus cut-downs of them.
-// Run: go test -run '^$' -fuzz=FuzzParse -fuzztime=60s -fuzzminimizetime=5s ./migrate/
+// Run: go test -run '^$' -fuzz=FuzzParse -fuzztime=60s -fuzzminimizetime=5s ./pkg/migrate/
 // (the default minimisation budget of 60 s per new input would eat most of a short run).
 func FuzzParse(f *testing.F) {
 	// trim4.bin (148 KB) is left out: minimising a new input costs one run per byte.

@@ -18,7 +18,7 @@ import (
 // the fuzzer can minimise quickly. QEMU would not load them (the block sizes differ from any machine),
 // but they exercise every record kind. Regenerate with
 //
-//	MIGRATE_MAKE_SEEDS=/path/to/real-stream.bin go test -run TestMakeSeeds ./migrate/
+//	MIGRATE_MAKE_SEEDS=/path/to/real-stream.bin go test -run TestMakeSeeds ./pkg/migrate/
 const seedDir = "testdata/streams"
 
 func readSeed(t testing.TB, name string) []byte {

@@ -74,12 +74,11 @@ const (
 	PageZero PageKind = 2
 )
 
+var pageKindNames = map[PageKind]string{PageData: "data", PageZero: "zero"}
+
 func (k PageKind) String() string {
-	switch k {
-	case PageData:
-		return "data"
-	case PageZero:
-		return "zero"
+	if n, ok := pageKindNames[k]; ok {
+		return n
 	}
 	return fmt.Sprintf("PageKind(%d)", uint8(k))
 }

@@ -1,4 +1,4 @@
-// Package fv inspects UEFI firmware images (the provider's OVMF) with fiano: it lists the
+// Package ovmf inspects UEFI firmware images (the provider's OVMF) with fiano: it lists the
 // firmware volumes and checks that an image really is a UEFI BIOS of a layout before
 // `builder sign-bios` signs it. fiano has package-global state (decompression switch, erase
 // polarity, logger), so every use goes through this package's mutex.

@@ -288,6 +288,53 @@ func launch(t testing.TB, e *emuPlatform, sessDir string, image []byte, policy s
 	return h, p
 }
 
+// newSession creates a session for e's platform (policy 0x1, name guest) in dir.
+func newSession(t testing.TB, e *emuPlatform, dir string) {
+	t.Helper()
+	if _, err := CreateSession(nil, e.chain, Trust{RootPath: e.rootDir}, 0x1, "guest", dir, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// launchTemplate launches the synthetic 4M shim template (policy 0x1) for the session in
+// sessDir and returns the image, the guest handle, the session and its measurement.
+func launchTemplate(t testing.TB, e *emuPlatform, sessDir string) ([]byte, psp.Handle, *Session, *Measurement) {
+	t.Helper()
+	img := shimtest.Template(layout.OVMF4M)
+	h, mpath := launch(t, e, sessDir, img, 0x1)
+	s, err := LoadSession(sessDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadMeasurementFile(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, h, s, m
+}
+
+// injectSecret has the emulated PSP inject the packet of the secret file out into a guest
+// buffer (LAUNCH_SECRET for guest h) and returns the file and the table the guest sees.
+func injectSecret(t testing.TB, e *emuPlatform, h psp.Handle, out string) (SecretFile, *sev.SecretTable) {
+	t.Helper()
+	var sf SecretFile
+	b, _ := os.ReadFile(out)
+	if err := json.Unmarshal(b, &sf); err != nil {
+		t.Fatal(err)
+	}
+	hdr, _ := base64.StdEncoding.DecodeString(sf.Header)
+	trans, _ := base64.StdEncoding.DecodeString(sf.Secret)
+	guest := make([]byte, len(trans))
+	if err := e.psp.LaunchSecret(h, hdr, trans, guest); err != nil {
+		t.Fatalf("emulated PSP refused our packet: %v", err)
+	}
+	tab, err := sev.ParseSecretTable(guest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sf, tab
+}
+
 func TestFlowAgainstEmulator(t *testing.T) {
 	e := newEmu(t)
 	sessDir := filepath.Join(t.TempDir(), "sess")
@@ -303,16 +350,7 @@ func TestFlowAgainstEmulator(t *testing.T) {
 	if _, err := CreateSession(nil, e.chain, Trust{RootPath: e.rootDir}, 0x1, "guest", sessDir, false); err == nil {
 		t.Fatal("overwrote a session")
 	}
-	img := shimtest.Template(layout.OVMF4M)
-	h, mpath := launch(t, e, sessDir, img, 0x1)
-	s, err := LoadSession(sessDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := LoadMeasurementFile(mpath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img, h, s, m := launchTemplate(t, e, sessDir)
 	mr, err := CheckMeasurement(s, m, "shim.fd", img)
 	if err != nil || !mr.OK() {
 		t.Fatalf("measurement: %v %+v", err, mr)
@@ -329,23 +367,9 @@ func TestFlowAgainstEmulator(t *testing.T) {
 	if sr.BlockBase != shimtest.SecretBase {
 		t.Fatalf("secret block 0x%x", sr.BlockBase)
 	}
-	var sf SecretFile
-	b, _ := os.ReadFile(out)
-	if err := json.Unmarshal(b, &sf); err != nil {
-		t.Fatal(err)
-	}
+	sf, tab := injectSecret(t, e, h, out)
 	if sf.Address != shimtest.SecretBase {
 		t.Fatalf("address 0x%x", sf.Address)
-	}
-	hdr, _ := base64.StdEncoding.DecodeString(sf.Header)
-	trans, _ := base64.StdEncoding.DecodeString(sf.Secret)
-	guest := make([]byte, len(trans))
-	if err := e.psp.LaunchSecret(h, hdr, trans, guest); err != nil {
-		t.Fatalf("emulated PSP refused our packet: %v", err)
-	}
-	tab, err := sev.ParseSecretTable(guest)
-	if err != nil {
-		t.Fatal(err)
 	}
 	if d, ok := tab.Lookup(sev.DiskPassphraseID); !ok || string(d) != "correct horse battery staple" {
 		t.Fatalf("table %+v", tab)
@@ -397,9 +421,7 @@ func TestSessionPolicyAndWrongSessionKey(t *testing.T) {
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	for _, d := range []string{a, b} {
-		if _, err := CreateSession(nil, e.chain, Trust{RootPath: e.rootDir}, 0x1, "guest", d, false); err != nil {
-			t.Fatal(err)
-		}
+		newSession(t, e, d)
 	}
 	img := shimtest.Template(layout.OVMF4M)
 	_, mpath := launch(t, e, a, img, 0x1)

@@ -3,8 +3,6 @@ package owner
 import (
 	"bytes"
 	"crypto/sha512"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -27,19 +25,8 @@ import (
 func TestSecretCarriesReceiptKey(t *testing.T) {
 	e := newEmu(t)
 	sessDir := filepath.Join(t.TempDir(), "sess")
-	if _, err := CreateSession(nil, e.chain, Trust{RootPath: e.rootDir}, 0x1, "guest", sessDir, false); err != nil {
-		t.Fatal(err)
-	}
-	img := shimtest.Template(layout.OVMF4M)
-	h, mpath := launch(t, e, sessDir, img, 0x1)
-	s, err := LoadSession(sessDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := LoadMeasurementFile(mpath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	newSession(t, e, sessDir)
+	img, h, s, m := launchTemplate(t, e, sessDir)
 	pass := filepath.Join(t.TempDir(), "pass")
 	os.WriteFile(pass, []byte("correct horse battery staple"), 0o600)
 	out := filepath.Join(t.TempDir(), "secret.json")
@@ -60,21 +47,7 @@ func TestSecretCarriesReceiptKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sf SecretFile
-	b, _ := os.ReadFile(out)
-	if err := json.Unmarshal(b, &sf); err != nil {
-		t.Fatal(err)
-	}
-	hdr, _ := base64.StdEncoding.DecodeString(sf.Header)
-	trans, _ := base64.StdEncoding.DecodeString(sf.Secret)
-	guest := make([]byte, len(trans))
-	if err := e.psp.LaunchSecret(h, hdr, trans, guest); err != nil {
-		t.Fatalf("emulated PSP refused our packet: %v", err)
-	}
-	tab, err := sev.ParseSecretTable(guest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, tab := injectSecret(t, e, h, out)
 	if d, ok := tab.Lookup(receipt.KeyGUID); !ok || !bytes.Equal(d, key) {
 		t.Fatalf("table has no receipt key %x: %+v", key, tab)
 	}

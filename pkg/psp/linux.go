@@ -73,6 +73,33 @@ func addr(p *runtime.Pinner, b []byte) uint64 {
 	return uint64(uintptr(unsafe.Pointer(&b[0])))
 }
 
+// lengthQuery is err of a command that reports the buffer lengths it needs, or, when the
+// call succeeded and query says it only asked for those lengths (zero-length buffers, SEV
+// API 55766), the INVALID_LENGTH status the firmware answers such a query with.
+func lengthQuery(cmd string, err error, query bool) error {
+	if err == nil && query {
+		return &FirmwareError{Command: cmd, Status: StatusInvalidLength, Detail: "length query"}
+	}
+	return err
+}
+
+// packetArgs is the argument of the commands that move one packet (LAUNCH_SECRET,
+// SEND_UPDATE_DATA, RECEIVE_UPDATE_DATA): header, guest memory and transport buffer, pinned in p.
+func packetArgs(p *runtime.Pinner, hdr, guest, trans []byte) kvmSEVSendUpdateData {
+	return kvmSEVSendUpdateData{HdrUaddr: addr(p, hdr), HdrLen: uint32(len(hdr)),
+		GuestUaddr: addr(p, guest), GuestLen: uint32(len(guest)),
+		TransUaddr: addr(p, trans), TransLen: uint32(len(trans))}
+}
+
+// packetCmd runs a KVM SEV command whose argument is packetArgs and whose result is the
+// command's status alone.
+func (d *Device) packetCmd(name string, id uint32, hdr, guest, trans []byte) error {
+	var p runtime.Pinner
+	defer p.Unpin()
+	s := packetArgs(&p, hdr, guest, trans)
+	return d.kvm(name, id, unsafe.Pointer(&s))
+}
+
 // issue runs one /dev/sev command; data points to the packed user struct (or nil).
 func (d *Device) issue(name string, cmd uint32, data unsafe.Pointer) error {
 	var pin runtime.Pinner
@@ -212,21 +239,13 @@ func (d *Device) LaunchMeasure(h Handle, buf []byte) (int, error) {
 	var p runtime.Pinner
 	defer p.Unpin()
 	s := kvmSEVLaunchMeasure{Uaddr: addr(&p, buf), Len: uint32(len(buf))}
-	err := d.kvm("LAUNCH_MEASURE", KVM_SEV_LAUNCH_MEASURE, unsafe.Pointer(&s))
-	if err == nil && len(buf) == 0 {
-		err = &FirmwareError{Command: "LAUNCH_MEASURE", Status: StatusInvalidLength, Detail: "length query"}
-	}
+	err := lengthQuery("LAUNCH_MEASURE", d.kvm("LAUNCH_MEASURE", KVM_SEV_LAUNCH_MEASURE, unsafe.Pointer(&s)), len(buf) == 0)
 	return int(s.Len), err
 }
 
 // LaunchSecret implements Guest.
 func (d *Device) LaunchSecret(h Handle, hdr, trans, guest []byte) error {
-	var p runtime.Pinner
-	defer p.Unpin()
-	s := kvmSEVLaunchSecret{HdrUaddr: addr(&p, hdr), HdrLen: uint32(len(hdr)),
-		GuestUaddr: addr(&p, guest), GuestLen: uint32(len(guest)),
-		TransUaddr: addr(&p, trans), TransLen: uint32(len(trans))}
-	return d.kvm("LAUNCH_SECRET", KVM_SEV_LAUNCH_SECRET, unsafe.Pointer(&s))
+	return d.packetCmd("LAUNCH_SECRET", KVM_SEV_LAUNCH_SECRET, hdr, guest, trans)
 }
 
 // LaunchFinish implements Guest.
@@ -242,10 +261,7 @@ func (d *Device) SendStart(h Handle, req SendStartRequest, session []byte) (sev.
 		PlatCertsUaddr: addr(&p, req.PlatCerts), PlatCertsLen: uint32(len(req.PlatCerts)),
 		AMDCertsUaddr: addr(&p, req.AMDCerts), AMDCertsLen: uint32(len(req.AMDCerts)),
 		SessionUaddr: addr(&p, session), SessionLen: uint32(len(session))}
-	err := d.kvm("SEND_START", KVM_SEV_SEND_START, unsafe.Pointer(&s))
-	if err == nil && len(session) == 0 {
-		err = &FirmwareError{Command: "SEND_START", Status: StatusInvalidLength, Detail: "length query"}
-	}
+	err := lengthQuery("SEND_START", d.kvm("SEND_START", KVM_SEV_SEND_START, unsafe.Pointer(&s)), len(session) == 0)
 	return sev.Policy(s.Policy), int(s.SessionLen), err
 }
 
@@ -253,13 +269,8 @@ func (d *Device) SendStart(h Handle, req SendStartRequest, session []byte) (sev.
 func (d *Device) SendUpdateData(h Handle, guest, hdr, trans []byte) (int, int, error) {
 	var p runtime.Pinner
 	defer p.Unpin()
-	s := kvmSEVSendUpdateData{HdrUaddr: addr(&p, hdr), HdrLen: uint32(len(hdr)),
-		GuestUaddr: addr(&p, guest), GuestLen: uint32(len(guest)),
-		TransUaddr: addr(&p, trans), TransLen: uint32(len(trans))}
-	err := d.kvm("SEND_UPDATE_DATA", KVM_SEV_SEND_UPDATE_DATA, unsafe.Pointer(&s))
-	if err == nil && (len(hdr) == 0 || len(trans) == 0) {
-		err = &FirmwareError{Command: "SEND_UPDATE_DATA", Status: StatusInvalidLength, Detail: "length query"}
-	}
+	s := packetArgs(&p, hdr, guest, trans)
+	err := lengthQuery("SEND_UPDATE_DATA", d.kvm("SEND_UPDATE_DATA", KVM_SEV_SEND_UPDATE_DATA, unsafe.Pointer(&s)), len(hdr) == 0 || len(trans) == 0)
 	return int(s.HdrLen), int(s.TransLen), err
 }
 
@@ -282,12 +293,7 @@ func (d *Device) ReceiveStart(req ReceiveStartRequest) (Handle, error) {
 
 // ReceiveUpdateData implements Guest.
 func (d *Device) ReceiveUpdateData(h Handle, hdr, trans, guest []byte) error {
-	var p runtime.Pinner
-	defer p.Unpin()
-	s := kvmSEVSendUpdateData{HdrUaddr: addr(&p, hdr), HdrLen: uint32(len(hdr)),
-		GuestUaddr: addr(&p, guest), GuestLen: uint32(len(guest)),
-		TransUaddr: addr(&p, trans), TransLen: uint32(len(trans))}
-	return d.kvm("RECEIVE_UPDATE_DATA", KVM_SEV_RECEIVE_UPDATE_DATA, unsafe.Pointer(&s))
+	return d.packetCmd("RECEIVE_UPDATE_DATA", KVM_SEV_RECEIVE_UPDATE_DATA, hdr, guest, trans)
 }
 
 // ReceiveFinish implements Guest.

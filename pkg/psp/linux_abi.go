@@ -140,17 +140,8 @@ type kvmSEVLaunchUpdateData struct { // 16 bytes
 	Pad0  uint32
 }
 
-type kvmSEVLaunchSecret struct { // 48 bytes
-	HdrUaddr   uint64
-	HdrLen     uint32
-	Pad0       uint32
-	GuestUaddr uint64
-	GuestLen   uint32
-	Pad1       uint32
-	TransUaddr uint64
-	TransLen   uint32
-	Pad2       uint32
-}
+// kvm_sev_launch_secret has the layout of kvm_sev_send_update_data (below).
+type kvmSEVLaunchSecret = kvmSEVSendUpdateData
 
 type kvmSEVLaunchMeasure struct { // 16 bytes
 	Uaddr uint64
@@ -188,7 +179,7 @@ type kvmSEVSendStart struct { // 72 bytes
 	Pad4           uint32
 }
 
-type kvmSEVSendUpdateData struct { // 48 bytes; also kvm_sev_receive_update_data
+type kvmSEVSendUpdateData struct { // 48 bytes; also kvm_sev_receive_update_data and kvm_sev_launch_secret
 	HdrUaddr   uint64
 	HdrLen     uint32
 	Pad0       uint32

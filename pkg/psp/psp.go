@@ -30,13 +30,9 @@ const (
 )
 
 func (s PlatformState) String() string {
-	switch s {
-	case StateUninit:
-		return "UNINIT"
-	case StateInit:
-		return "INIT"
-	case StateWorking:
-		return "WORKING"
+	names := []string{"UNINIT", "INIT", "WORKING"}
+	if int(s) < len(names) {
+		return names[s]
 	}
 	return fmt.Sprintf("state(%d)", uint8(s))
 }

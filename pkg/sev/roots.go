@@ -8,8 +8,8 @@ import (
 )
 
 // The AMD ARK/ASK certificates for legacy SEV, as AMD publishes them (ask_ark_<product>.cert,
-// split in two files). The Naples ARK is the repaired 832-byte file (AMD's download lacks the
-// signature; see roots/README). Copied from ../shared/testdata/sev (origins in SOURCES.md there).
+// split in two files; the AMD certificate format of SEV API 55766 appendix B.1). The Naples ARK is
+// the repaired 832-byte file: AMD's download lacks the self-signature, appended here.
 //
 //go:embed roots/*/ark.cert roots/*/ask.cert
 var rootFS embed.FS

@@ -31,25 +31,10 @@ const (
 	UsageCEK     Usage = 0x1004
 )
 
-func (u Usage) String() string {
-	switch u {
-	case UsageARK:
-		return "ARK"
-	case UsageASK:
-		return "ASK"
-	case UsageInvalid:
-		return "INVALID"
-	case UsageOCA:
-		return "OCA"
-	case UsagePEK:
-		return "PEK"
-	case UsagePDH:
-		return "PDH"
-	case UsageCEK:
-		return "CEK"
-	}
-	return fmt.Sprintf("usage(%#x)", uint32(u))
-}
+var usageNames = map[Usage]string{UsageARK: "ARK", UsageASK: "ASK", UsageInvalid: "INVALID",
+	UsageOCA: "OCA", UsagePEK: "PEK", UsagePDH: "PDH", UsageCEK: "CEK"}
+
+func (u Usage) String() string { return enumName(usageNames, u, "usage(%#x)") }
 
 // Algo is a key or signature algorithm.
 type Algo uint32
@@ -65,25 +50,11 @@ const (
 	AlgoECDHSHA384  Algo = 0x103
 )
 
-func (a Algo) String() string {
-	switch a {
-	case AlgoNone:
-		return "NONE"
-	case AlgoRSASHA256:
-		return "RSA-SHA256"
-	case AlgoECDSASHA256:
-		return "ECDSA-SHA256"
-	case AlgoECDHSHA256:
-		return "ECDH-SHA256"
-	case AlgoRSASHA384:
-		return "RSA-SHA384"
-	case AlgoECDSASHA384:
-		return "ECDSA-SHA384"
-	case AlgoECDHSHA384:
-		return "ECDH-SHA384"
-	}
-	return fmt.Sprintf("algo(%#x)", uint32(a))
-}
+var algoNames = map[Algo]string{AlgoNone: "NONE",
+	AlgoRSASHA256: "RSA-SHA256", AlgoECDSASHA256: "ECDSA-SHA256", AlgoECDHSHA256: "ECDH-SHA256",
+	AlgoRSASHA384: "RSA-SHA384", AlgoECDSASHA384: "ECDSA-SHA384", AlgoECDHSHA384: "ECDH-SHA384"}
+
+func (a Algo) String() string { return enumName(algoNames, a, "algo(%#x)") }
 
 func (a Algo) isRSA() bool   { return a == AlgoRSASHA256 || a == AlgoRSASHA384 }
 func (a Algo) isECDSA() bool { return a == AlgoECDSASHA256 || a == AlgoECDSASHA384 }
@@ -100,14 +71,16 @@ const (
 	CurveP384    Curve = 2
 )
 
-func (c Curve) String() string {
-	switch c {
-	case CurveP256:
-		return "P-256"
-	case CurveP384:
-		return "P-384"
+var curveNames = map[Curve]string{CurveP256: "P-256", CurveP384: "P-384"}
+
+func (c Curve) String() string { return enumName(curveNames, c, "curve(%d)") }
+
+// enumName is the name of v in names, else v formatted as unknown says.
+func enumName[T ~uint32](names map[T]string, v T, unknown string) string {
+	if n, ok := names[v]; ok {
+		return n
 	}
-	return fmt.Sprintf("curve(%d)", uint32(c))
+	return fmt.Sprintf(unknown, uint32(v))
 }
 
 // GUID is a UUID in its canonical (RFC 4122, big-endian) byte order, as written in text.

@@ -1,4 +1,4 @@
-/* Host unit tests of the parsers of untrusted bytes added for issue 6: the footer-table walk
+/* Host unit tests of the parsers of untrusted bytes: the footer-table walk
  * (src/footer.c), the EFI secret table and the hand-off decision (src/secret.c), and the TPM
  * command encoders / response parsers (src/tpm2.c). Compiled with ASan + UBSan; every buffer
  * is its own heap allocation so a read past its end is caught.

@@ -1,7 +1,7 @@
 // Package chain holds the integration tests of the firmware chain (docs/shim.md): real QEMU (TCG),
 // Debian's OVMF and the real shim built by `make shim`. Nothing is simulated.
 //
-// Flow under test (the provider side of DESIGN.md): QEMU A runs the shim from its reset
+// Flow under test (the provider side, docs/hostctl.md): QEMU A runs the shim from its reset
 // vector to READY once; its state is migrated into a file. Every test then starts a fresh
 // QEMU B from that same file with the BIOS bundle as fw_cfg files, sends `cont` and an NMI,
 // and watches COM1 and the 0x402 debug console.

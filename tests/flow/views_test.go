@@ -16,7 +16,7 @@ import (
 // reTimelineRow is one row of `hostctl receive --timeline`: step, ms since start, +ms.
 var reTimelineRow = regexp.MustCompile(`^  ([A-Za-z][A-Za-z0-9 ]*?) +([0-9]+) +([0-9]+)$`)
 
-// reBar is a progress bar's gauge (host/bar.go).
+// reBar is a progress bar's gauge (pkg/host/bar.go).
 var reBar = regexp.MustCompile(`\[[#-]{30}\]`)
 
 // timelineSteps parses the timeline rows of out: the steps in order and their ms.

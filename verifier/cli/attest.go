@@ -108,12 +108,8 @@ func attestCmd() *cobra.Command {
 			if err != nil {
 				r.Error = err.Error()
 			}
-			if asJSON {
-				if jerr := writeJSON(cmd.OutOrStdout(), r); jerr != nil {
-					return jerr
-				}
-			} else {
-				writeAttestText(cmd.OutOrStdout(), r)
+			if jerr := printReport(cmd, asJSON, r, writeAttestText); jerr != nil {
+				return jerr
 			}
 			if err != nil {
 				return fmt.Errorf("attestation FAILED: %w", err)

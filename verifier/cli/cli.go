@@ -74,6 +74,15 @@ func writeJSON(w io.Writer, v any) error {
 	return e.Encode(v)
 }
 
+// printReport prints r as JSON with --json, else as text; it returns the JSON write's error.
+func printReport[R any](cmd *cobra.Command, asJSON bool, r R, text func(io.Writer, R)) error {
+	if asJSON {
+		return writeJSON(cmd.OutOrStdout(), r)
+	}
+	text(cmd.OutOrStdout(), r)
+	return nil
+}
+
 func platformCmd() *cobra.Command {
 	var chain string
 	var t owner.Trust
@@ -93,12 +102,8 @@ func platformCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			warnTest(cmd, t)
 			r, err := owner.VerifyPlatform(chain, t)
-			if asJSON {
-				if jerr := writeJSON(cmd.OutOrStdout(), r); jerr != nil {
-					return jerr
-				}
-			} else {
-				owner.WritePlatformText(cmd.OutOrStdout(), r)
+			if jerr := printReport(cmd, asJSON, r, owner.WritePlatformText); jerr != nil {
+				return jerr
 			}
 			return err
 		},
@@ -142,11 +147,7 @@ func sessionCmd() *cobra.Command {
 				}
 				return err
 			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), r)
-			}
-			owner.WriteSessionText(cmd.OutOrStdout(), r)
-			return nil
+			return printReport(cmd, asJSON, r, owner.WriteSessionText)
 		},
 	}
 	c.Flags().StringVar(&chain, "chain", "", "chain `FILE` of the platform that will launch the guest (required)")
@@ -210,12 +211,8 @@ func measureCmd() *cobra.Command {
 				return err
 			}
 			r, err := owner.CheckMeasurement(s, m, in.image, img)
-			if asJSON {
-				if jerr := writeJSON(cmd.OutOrStdout(), r); jerr != nil {
-					return jerr
-				}
-			} else {
-				owner.WriteMeasureText(cmd.OutOrStdout(), r)
+			if jerr := printReport(cmd, asJSON, r, owner.WriteMeasureText); jerr != nil {
+				return jerr
 			}
 			return err
 		},

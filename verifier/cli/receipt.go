@@ -55,12 +55,8 @@ func receiptCmd() *cobra.Command {
 				}
 			}
 			r, err := owner.CheckReceipt(owner.ReceiptCheck{Key: key, Nonce: nonce, Receipt: line, BundlePath: bundle, ImagePath: image})
-			if asJSON {
-				if jerr := writeJSON(cmd.OutOrStdout(), r); jerr != nil {
-					return jerr
-				}
-			} else {
-				owner.WriteReceiptText(cmd.OutOrStdout(), r)
+			if jerr := printReport(cmd, asJSON, r, owner.WriteReceiptText); jerr != nil {
+				return jerr
 			}
 			if code := r.ExitCode(); code != 0 {
 				if r.Status != "REFUSAL" {

@@ -389,30 +389,6 @@ func (p *Policy) VersionDenied(v uint64) bool {
 	return false
 }
 
-// SecretModeName / TPMModeName give the YAML spelling of the modes.
-func SecretModeName(m uint8) string {
-	switch m {
-	case SecretOptional:
-		return "optional"
-	case SecretRequire:
-		return "require"
-	}
-	return fmt.Sprintf("invalid(%d)", m)
-}
-
-// VarsModeName is the YAML name of a var-store mode.
-func VarsModeName(m uint8) string {
-	switch m {
-	case VarsNone:
-		return "none"
-	case VarsAllow:
-		return "allow"
-	case VarsAny:
-		return "any"
-	}
-	return fmt.Sprintf("invalid(%d)", m)
-}
-
 // VarsAllowed reports whether a var store with digest d may be programmed (the model of
 // docs/formats.md section 6 step 9, after the size check).
 func (p *Policy) VarsAllowed(d [48]byte) bool {
@@ -427,16 +403,4 @@ func (p *Policy) VarsAllowed(d [48]byte) bool {
 		}
 	}
 	return false
-}
-
-func TPMModeName(m uint8) string {
-	switch m {
-	case TPMOff:
-		return "off"
-	case TPMIfPresent:
-		return "if-present"
-	case TPMRequired:
-		return "required"
-	}
-	return fmt.Sprintf("invalid(%d)", m)
 }

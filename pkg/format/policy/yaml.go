@@ -135,6 +135,7 @@ func (y *yamlParser) parse(data []byte) (*Policy, error) {
 	p := &Policy{}
 	seen := map[string]*yaml.Node{}
 	var pcrNode, tpmNode, varsNode, allowedNode *yaml.Node
+	var ok bool
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		if prev, dup := seen[k.Value]; dup {
@@ -149,25 +150,13 @@ func (y *yamlParser) parse(data []byte) (*Policy, error) {
 			}
 			p.Layout = l.ID
 		case "secret":
-			switch v.Value {
-			case "optional":
-				p.SecretMode = SecretOptional
-			case "require", "required":
-				p.SecretMode = SecretRequire
-			default:
-				return nil, y.errf(v, "secret", "%q is not optional or require", v.Value)
+			if p.SecretMode, ok = secretModes.parse(v.Value, true); !ok {
+				return nil, y.errf(v, "secret", "%q is not %s", v.Value, secretModes.list())
 			}
 		case "tpm":
 			tpmNode = v
-			switch v.Value {
-			case "off", "false":
-				p.TPMMode = TPMOff
-			case "if-present":
-				p.TPMMode = TPMIfPresent
-			case "required", "require":
-				p.TPMMode = TPMRequired
-			default:
-				return nil, y.errf(v, "tpm", "%q is not off, if-present or required", v.Value)
+			if p.TPMMode, ok = tpmModes.parse(v.Value, true); !ok {
+				return nil, y.errf(v, "tpm", "%q is not %s", v.Value, tpmModes.list())
 			}
 		case "tpm_pcr":
 			pcrNode = v
@@ -181,11 +170,8 @@ func (y *yamlParser) parse(data []byte) (*Policy, error) {
 				return nil, err
 			}
 		case "denied_digests":
-			if v.Kind != yaml.SequenceNode {
-				return nil, y.errf(v, "denied_digests", "must be a list of hex SHA-384 digests")
-			}
-			if len(v.Content) > MaxDeniedDigests {
-				return nil, y.errf(v, "denied_digests", "%d entries, at most %d", len(v.Content), MaxDeniedDigests)
+			if err := y.list(v, "denied_digests", "hex SHA-384 digests", "entries", MaxDeniedDigests); err != nil {
+				return nil, err
 			}
 			at := map[[48]byte]int{}
 			for i, e := range v.Content {
@@ -202,11 +188,8 @@ func (y *yamlParser) parse(data []byte) (*Policy, error) {
 				p.DeniedDigests = append(p.DeniedDigests, d)
 			}
 		case "denied_versions":
-			if v.Kind != yaml.SequenceNode {
-				return nil, y.errf(v, "denied_versions", "must be a list of version numbers")
-			}
-			if len(v.Content) > MaxDeniedVersion {
-				return nil, y.errf(v, "denied_versions", "%d entries, at most %d", len(v.Content), MaxDeniedVersion)
+			if err := y.list(v, "denied_versions", "version numbers", "entries", MaxDeniedVersion); err != nil {
+				return nil, err
 			}
 			at := map[uint64]int{}
 			for i, e := range v.Content {
@@ -222,15 +205,8 @@ func (y *yamlParser) parse(data []byte) (*Policy, error) {
 			}
 		case "vars":
 			varsNode = v
-			switch v.Value {
-			case "none":
-				p.VarsMode = VarsNone
-			case "allow":
-				p.VarsMode = VarsAllow
-			case "any":
-				p.VarsMode = VarsAny
-			default:
-				return nil, y.errf(v, "vars", "%q is not none, allow or any", v.Value)
+			if p.VarsMode, ok = varsModes.parse(v.Value, true); !ok {
+				return nil, y.errf(v, "vars", "%q is not %s", v.Value, varsModes.list())
 			}
 		case "allowed_vars":
 			allowedNode = v
@@ -265,14 +241,23 @@ func (y *yamlParser) parse(data []byte) (*Policy, error) {
 	return p, nil
 }
 
+// list checks that v is a list (of says of what) of at most limit entries (unit names
+// them in the message).
+func (y *yamlParser) list(v *yaml.Node, field, of, unit string, limit int) error {
+	if v.Kind != yaml.SequenceNode {
+		return y.errf(v, field, "must be a list of %s", of)
+	}
+	if len(v.Content) > limit {
+		return y.errf(v, field, "%d %s, at most %d", len(v.Content), unit, limit)
+	}
+	return nil
+}
+
 // allowedVars reads the allow-list: SHA-384 digests, or {file: PATH} entries whose digest
 // is computed here (PATH relative to the YAML file), e.g. the layout's OVMF_VARS template.
 func (y *yamlParser) allowedVars(v *yaml.Node, p *Policy) error {
-	if v.Kind != yaml.SequenceNode {
-		return y.errf(v, "allowed_vars", "must be a list of SHA-384 digests or {file: PATH}")
-	}
-	if len(v.Content) > MaxAllowedVars {
-		return y.errf(v, "allowed_vars", "%d entries, at most %d", len(v.Content), MaxAllowedVars)
+	if err := y.list(v, "allowed_vars", "SHA-384 digests or {file: PATH}", "entries", MaxAllowedVars); err != nil {
+		return err
 	}
 	at := map[[48]byte]int{}
 	for i, e := range v.Content {
@@ -311,14 +296,11 @@ func (y *yamlParser) allowedVars(v *yaml.Node, p *Policy) error {
 }
 
 func (y *yamlParser) signers(v *yaml.Node, p *Policy) error {
-	if v.Kind != yaml.SequenceNode {
-		return y.errf(v, "signers", "must be a list of {key: FILE, min_version: N}")
+	if err := y.list(v, "signers", "{key: FILE, min_version: N}", "signers", MaxSigners); err != nil {
+		return err
 	}
 	if len(v.Content) == 0 {
 		return y.errf(v, "signers", "empty: the policy needs at least one signer")
-	}
-	if len(v.Content) > MaxSigners {
-		return y.errf(v, "signers", "%d signers, at most %d", len(v.Content), MaxSigners)
 	}
 	ids := map[[48]byte]int{}
 	for i, s := range v.Content {
