@@ -18,8 +18,7 @@ import (
 
 	"github.com/sevshim/sevshim/builder/inspect"
 	"github.com/sevshim/sevshim/pkg/atomicfile"
-	"github.com/sevshim/sevshim/pkg/cli/clierr"
-	"github.com/sevshim/sevshim/pkg/cli/version"
+	"github.com/sevshim/sevshim/pkg/cli/command"
 	"github.com/sevshim/sevshim/pkg/firmware"
 	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/manifest"
@@ -56,31 +55,15 @@ func loadTemplate(flag string, l layout.Layout) ([]byte, string, error) {
 
 // Main runs the builder with args and returns the process exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := NewRoot()
-	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "builder:", err)
-		return exitCode(err)
-	}
-	return 0
+	return command.Main(ctx, "builder", NewRoot(), args, stdout, stderr)
 }
 
 // NewRoot builds the command tree.
 func NewRoot() *cobra.Command {
-	root := &cobra.Command{
-		Use:           "builder",
-		Short:         "Build sevshim images, sign BIOS bundles, inspect and measure them",
-		Long:          "builder makes the files of sevshim: the owner's shim image (build), the provider's signed BIOS bundle (sign-bios), keys (keygen), and explains (inspect) and measures (measure) them.",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.SetFlagErrorFunc(clierr.FlagError)
-	root.AddCommand(keygenCmd(), buildCmd(), signCmd(), inspectCmd(), measureCmd())
-	root.AddCommand(diffCmd())
-	version.Attach(root)
-	return root
+	return command.NewRoot("builder",
+		"Build sevshim images, sign BIOS bundles, inspect and measure them",
+		"builder makes the files of sevshim: the owner's shim image (build), the provider's signed BIOS bundle (sign-bios), keys (keygen), and explains (inspect) and measures (measure) them.",
+		keygenCmd(), buildCmd(), signCmd(), inspectCmd(), measureCmd(), diffCmd())
 }
 
 func keygenCmd() *cobra.Command {
@@ -115,7 +98,7 @@ func keygenCmd() *cobra.Command {
 			}
 			id := keys.KeyID(&k.PublicKey)
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), KeygenResult{Key: keyPath, Public: pubPath, KeyID: hex.EncodeToString(id[:])})
+				return command.WriteJSON(cmd.OutOrStdout(), KeygenResult{Key: keyPath, Public: pubPath, KeyID: hex.EncodeToString(id[:])})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "private key: %s\npublic key:  %s\nkey id:      %x\n", keyPath, pubPath, id)
 			return nil
@@ -175,7 +158,7 @@ func buildCmd() *cobra.Command {
 			pd, _ := p.Digest()
 			w := cmd.OutOrStdout()
 			if asJSON {
-				return writeJSON(w, BuildResult{Out: out, Bytes: len(img), Template: tmplName, Layout: layout.Describe(p.Layout),
+				return command.WriteJSON(w, BuildResult{Out: out, Bytes: len(img), Template: tmplName, Layout: layout.Describe(p.Layout),
 					Signers: len(p.Signers), PolicySHA384: hex.EncodeToString(pd[:]), SHA256: d.SHA256, SHA384: d.SHA384, LaunchDigest: d.LaunchDigest})
 			}
 			fmt.Fprintf(w, "wrote %s (%d bytes, layout %s, %d signer(s))\n", out, len(img), layout.Describe(p.Layout), len(p.Signers))
@@ -261,7 +244,7 @@ func signCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), SignResult{Out: out, Layout: l.Name, Version: version, VersionString: vs,
+				return command.WriteJSON(cmd.OutOrStdout(), SignResult{Out: out, Layout: l.Name, Version: version, VersionString: vs,
 					Volumes: len(rep.Volumes), ImageSHA384: hex.EncodeToString(m.ImageDigest[:]), SignerKeyID: hex.EncodeToString(m.SignerKeyID[:])})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %s version %d %q, %d firmware volumes\nimage sha384: %x\nsigner key id: %x\n",
@@ -319,7 +302,7 @@ func inspectCmd() *cobra.Command {
 				inspect.WriteText(cmd.OutOrStdout(), r)
 			}
 			if why := r.Refusal(); why != "" {
-				return &exitError{ExitRefused, why}
+				return &command.ExitError{Code: ExitRefused, Err: errors.New(why)}
 			}
 			return nil
 		},
@@ -358,7 +341,7 @@ func measureCmd() *cobra.Command {
 					return errors.New("--tik is needed to compute LAUNCH_MEASURE (with --mnonce, --api, --build, --policy)")
 				}
 				if asJSON {
-					return writeJSON(w, res)
+					return command.WriteJSON(w, res)
 				}
 				fmt.Fprintf(w, "launch digest: %x\n", ld)
 				return nil
@@ -397,7 +380,7 @@ func measureCmd() *cobra.Command {
 			if asJSON {
 				res.LaunchMeasure = hex.EncodeToString(m[:])
 				res.Measurement = res.LaunchMeasure + hex.EncodeToString(mnonce[:])
-				return writeJSON(w, res)
+				return command.WriteJSON(w, res)
 			}
 			fmt.Fprintf(w, "launch digest: %x\n", ld)
 			fmt.Fprintf(w, "launch measure: %x\nmeasurement (MEASURE||MNONCE): %x%x\n", m, m, mnonce)

@@ -1,10 +1,5 @@
 package cli
 
-import (
-	"encoding/json"
-	"io"
-)
-
 // The --json results of the builder's commands. Digests and key ids are lowercase hex.
 
 // KeygenResult is what `builder keygen --json` prints.
@@ -44,11 +39,4 @@ type MeasureResult struct {
 	LaunchDigest  string `json:"launch_digest"`
 	LaunchMeasure string `json:"launch_measure,omitempty"`
 	Measurement   string `json:"measurement,omitempty"` // MEASURE || MNONCE, as measurement.json carries it (hex)
-}
-
-func writeJSON(w io.Writer, v any) error {
-	e := json.NewEncoder(w)
-	e.SetEscapeHTML(false)
-	e.SetIndent("", "  ")
-	return e.Encode(v)
 }

@@ -17,8 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/sevshim/sevshim/pkg/cli/clierr"
-	"github.com/sevshim/sevshim/pkg/cli/version"
+	"github.com/sevshim/sevshim/pkg/cli/command"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
 	"github.com/sevshim/sevshim/pkg/host"
 	"github.com/sevshim/sevshim/pkg/owner"
@@ -56,11 +55,7 @@ const (
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := NewRoot()
-	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
+	if err := command.Execute(ctx, NewRoot(), args, stdout, stderr); err != nil {
 		var ie *host.InterruptedError
 		if errors.As(err, &ie) || ctx.Err() != nil {
 			if ie == nil {
@@ -81,26 +76,19 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // NewRoot builds the command tree.
 func NewRoot() *cobra.Command {
-	root := &cobra.Command{
-		Use:   "hostctl",
-		Short: "The host side of sevshim: PSP platform, private launch, export, receive",
-		Long: "hostctl drives the PSP (the software emulator, or /dev/sev) and QEMU:\n" +
-			"  platform init|export|status   the platform's identity and certificate chain\n" +
-			"  platform guests|decommission  the platform's guest contexts\n" +
-			"  launch, launch-finish         the owner's private two-phase launch of a shim (LAUNCH_*)\n" +
-			"  export                        the running guest -> a guest package for a provider (SEND_*)\n" +
-			"  receive                       a guest package -> a fresh QEMU with the provider's BIOS (RECEIVE_*)\n" +
-			"  tpm-quote                     read the TPM of a received guest (ends its VM) -> evidence for verifier attest\n" +
-			"  stop                          end the QEMU (and swtpm) of a work directory, release its guest context\n" +
-			"QEMU processes run detached and belong to their --work directory. Only platform init creates a\n" +
+	return command.NewRoot("hostctl",
+		"The host side of sevshim: PSP platform, private launch, export, receive",
+		"hostctl drives the PSP (the software emulator, or /dev/sev) and QEMU:\n"+
+			"  platform init|export|status   the platform's identity and certificate chain\n"+
+			"  platform guests|decommission  the platform's guest contexts\n"+
+			"  launch, launch-finish         the owner's private two-phase launch of a shim (LAUNCH_*)\n"+
+			"  export                        the running guest -> a guest package for a provider (SEND_*)\n"+
+			"  receive                       a guest package -> a fresh QEMU with the provider's BIOS (RECEIVE_*)\n"+
+			"  tpm-quote                     read the TPM of a received guest (ends its VM) -> evidence for verifier attest\n"+
+			"  stop                          end the QEMU (and swtpm) of a work directory, release its guest context\n"+
+			"QEMU processes run detached and belong to their --work directory. Only platform init creates a\n"+
 			"platform. Exit status: 0 ok, 1 error, 3 refused, 130 interrupted. See docs/flow.md and docs/hostctl.md.",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.SetFlagErrorFunc(clierr.FlagError)
-	root.AddCommand(platformCmd(), launchCmd(), launchFinishCmd(), exportCmd(), receiveCmd(), tpmQuoteCmd(), stopCmd())
-	version.Attach(root)
-	return root
+		platformCmd(), launchCmd(), launchFinishCmd(), exportCmd(), receiveCmd(), tpmQuoteCmd(), stopCmd())
 }
 
 type pspFlags struct{ kind, state string }

@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"encoding/json"
-	"io"
-
+	"github.com/sevshim/sevshim/pkg/cli/command"
 	"github.com/sevshim/sevshim/pkg/host"
 )
 
@@ -90,9 +88,4 @@ type TPMQuoteJSON struct {
 	QEMUPid int      `json:"qemu_pid"`
 }
 
-func writeJSON(w io.Writer, v any) error {
-	e := json.NewEncoder(w)
-	e.SetEscapeHTML(false)
-	e.SetIndent("", "  ")
-	return e.Encode(v)
-}
+var writeJSON = command.WriteJSON

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sevshim/sevshim/pkg/attest"
+	"github.com/sevshim/sevshim/pkg/cli/command"
 	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
@@ -108,7 +109,7 @@ func attestCmd() *cobra.Command {
 			if err != nil {
 				r.Error = err.Error()
 			}
-			if jerr := printReport(cmd, asJSON, r, writeAttestText); jerr != nil {
+			if jerr := command.PrintReport(cmd, asJSON, r, writeAttestText); jerr != nil {
 				return jerr
 			}
 			if err != nil {

@@ -4,56 +4,34 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/sevshim/sevshim/pkg/cli/clierr"
-	"github.com/sevshim/sevshim/pkg/cli/version"
+	"github.com/sevshim/sevshim/pkg/cli/command"
 	"github.com/sevshim/sevshim/pkg/owner"
 )
 
 // Main runs the verifier with args and returns the process exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := NewRoot()
-	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "verifier:", err)
-		var ee *exitError
-		if errors.As(err, &ee) {
-			return ee.code
-		}
-		return 1
-	}
-	return 0
+	return command.Main(ctx, "verifier", NewRoot(), args, stdout, stderr)
 }
 
 // NewRoot builds the command tree.
 func NewRoot() *cobra.Command {
-	root := &cobra.Command{
-		Use:   "verifier",
-		Short: "The guest owner's side of sevshim: check a platform, make a session, check the measurement, build the secret",
-		Long: "verifier runs on the guest owner's trusted machine and only handles files:\n" +
-			"  platform  check a platform's SEV certificate chain against AMD's roots (or the emulator's test root)\n" +
-			"  session   make the launch session for a verified platform (GODH, session, TEK/TIK)\n" +
-			"  measure   check a launch measurement against the shim image\n" +
-			"  secret    build the LAUNCH_SECRET packet, only for a measurement that checks out\n" +
-			"  receipt   check the shim's receipt: what the owner's own shim decided, MACed with the owner's key\n" +
-			"  attest    check TPM evidence: the provider's TPM holds the shim's event (not a proof against the provider)\n" +
+	return command.NewRoot("verifier",
+		"The guest owner's side of sevshim: check a platform, make a session, check the measurement, build the secret",
+		"verifier runs on the guest owner's trusted machine and only handles files:\n"+
+			"  platform  check a platform's SEV certificate chain against AMD's roots (or the emulator's test root)\n"+
+			"  session   make the launch session for a verified platform (GODH, session, TEK/TIK)\n"+
+			"  measure   check a launch measurement against the shim image\n"+
+			"  secret    build the LAUNCH_SECRET packet, only for a measurement that checks out\n"+
+			"  receipt   check the shim's receipt: what the owner's own shim decided, MACed with the owner's key\n"+
+			"  attest    check TPM evidence: the provider's TPM holds the shim's event (not a proof against the provider)\n"+
 			"The files and the order of the steps are described in docs/flow.md and docs/verifier.md.",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.SetFlagErrorFunc(clierr.FlagError)
-	root.AddCommand(platformCmd(), sessionCmd(), measureCmd(), secretCmd(), receiptCmd(), attestCmd())
-	version.Attach(root)
-	return root
+		platformCmd(), sessionCmd(), measureCmd(), secretCmd(), receiptCmd(), attestCmd())
 }
 
 func trustFlags(c *cobra.Command, t *owner.Trust) {
@@ -65,22 +43,6 @@ func warnTest(cmd *cobra.Command, t owner.Trust) {
 	if t.RootPath != "" {
 		fmt.Fprintln(cmd.ErrOrStderr(), "verifier: "+owner.TestRootWarning)
 	}
-}
-
-func writeJSON(w io.Writer, v any) error {
-	e := json.NewEncoder(w)
-	e.SetEscapeHTML(false)
-	e.SetIndent("", "  ")
-	return e.Encode(v)
-}
-
-// printReport prints r as JSON with --json, else as text; it returns the JSON write's error.
-func printReport[R any](cmd *cobra.Command, asJSON bool, r R, text func(io.Writer, R)) error {
-	if asJSON {
-		return writeJSON(cmd.OutOrStdout(), r)
-	}
-	text(cmd.OutOrStdout(), r)
-	return nil
 }
 
 func platformCmd() *cobra.Command {
@@ -102,7 +64,7 @@ func platformCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			warnTest(cmd, t)
 			r, err := owner.VerifyPlatform(chain, t)
-			if jerr := printReport(cmd, asJSON, r, owner.WritePlatformText); jerr != nil {
+			if jerr := command.PrintReport(cmd, asJSON, r, owner.WritePlatformText); jerr != nil {
 				return jerr
 			}
 			return err
@@ -147,7 +109,7 @@ func sessionCmd() *cobra.Command {
 				}
 				return err
 			}
-			return printReport(cmd, asJSON, r, owner.WriteSessionText)
+			return command.PrintReport(cmd, asJSON, r, owner.WriteSessionText)
 		},
 	}
 	c.Flags().StringVar(&chain, "chain", "", "chain `FILE` of the platform that will launch the guest (required)")
@@ -211,7 +173,7 @@ func measureCmd() *cobra.Command {
 				return err
 			}
 			r, err := owner.CheckMeasurement(s, m, in.image, img)
-			if jerr := printReport(cmd, asJSON, r, owner.WriteMeasureText); jerr != nil {
+			if jerr := command.PrintReport(cmd, asJSON, r, owner.WriteMeasureText); jerr != nil {
 				return jerr
 			}
 			return err
@@ -265,7 +227,7 @@ func secretCmd() *cobra.Command {
 				if err != nil {
 					r.Out = "" // nothing was written
 				}
-				if jerr := writeJSON(cmd.OutOrStdout(), r); jerr != nil {
+				if jerr := command.WriteJSON(cmd.OutOrStdout(), r); jerr != nil {
 					return jerr
 				}
 				return err

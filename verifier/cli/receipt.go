@@ -6,17 +6,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sevshim/sevshim/pkg/cli/command"
 	"github.com/sevshim/sevshim/pkg/owner"
 )
-
-// exitError carries a non-default process exit code (verifier receipt: 2 = authentic refusal).
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
 
 func receiptCmd() *cobra.Command {
 	var keyPath, nonceHex, line, from, bundle, image string
@@ -55,14 +47,14 @@ func receiptCmd() *cobra.Command {
 				}
 			}
 			r, err := owner.CheckReceipt(owner.ReceiptCheck{Key: key, Nonce: nonce, Receipt: line, BundlePath: bundle, ImagePath: image})
-			if jerr := printReport(cmd, asJSON, r, owner.WriteReceiptText); jerr != nil {
+			if jerr := command.PrintReport(cmd, asJSON, r, owner.WriteReceiptText); jerr != nil {
 				return jerr
 			}
 			if code := r.ExitCode(); code != 0 {
 				if r.Status != "REFUSAL" {
 					err = fmt.Errorf("receipt FAILED: %w", err)
 				}
-				return &exitError{code: code, err: err}
+				return &command.ExitError{Code: code, Err: err}
 			}
 			return nil
 		},
