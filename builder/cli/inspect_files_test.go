@@ -2,8 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"crypto/ecdh"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,7 +12,7 @@ import (
 	"github.com/sevshim/sevshim/builder/inspect"
 	"github.com/sevshim/sevshim/pkg/format/guestpkg"
 	"github.com/sevshim/sevshim/pkg/migrate"
-	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/sev/sevtest"
 )
 
 // guestPackage writes a real guest package: a trimmed QEMU 7.2 migration stream with every
@@ -25,32 +23,12 @@ func guestPackage(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := sev.NewTransportKeys(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := ecdh.P384().GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pdh, err := sev.NewECCert(sev.UsagePDH, sev.AlgoECDHSHA256, 0, 24, priv.PublicKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := sev.NewSession(nil, make([]byte, 48), keys, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := sev.NewTransport(keys)
+	snd := sevtest.NewSend(t)
 	var out bytes.Buffer
-	h := &guestpkg.Header{Policy: 1, PDH: pdh.Marshal(), Session: sess.Marshal(),
+	h := &guestpkg.Header{Policy: 1, PDH: snd.PDH, Session: snd.Session,
 		Shape: guestpkg.Shape{Machine: "pc-q35-7.2", RAMSize: 0x20000000, CodeSize: 0x37C000, VarsSize: 0x84000, LayoutID: 1, CPUs: 1}}
 	bld := &guestpkg.Builder{Out: &out, Pkg: h, Seal: func(page []byte, p *guestpkg.Packet) error {
-		var iv [16]byte
-		rand.Read(iv[:])
-		ph, err := tr.Seal(p.Data[:], page, iv)
-		copy(p.Header[:], ph.Marshal())
-		return err
+		return snd.Seal(p.Header[:], p.Data[:], page)
 	}}
 	if _, err := migrate.Parse(bytes.NewReader(stream), bld); err != nil {
 		t.Fatal(err)

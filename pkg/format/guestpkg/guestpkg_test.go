@@ -2,8 +2,6 @@ package guestpkg
 
 import (
 	"bytes"
-	"crypto/ecdh"
-	"crypto/rand"
 	"errors"
 	"io"
 	"os"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/sevshim/sevshim/pkg/migrate"
 	"github.com/sevshim/sevshim/pkg/sev"
+	"github.com/sevshim/sevshim/pkg/sev/sevtest"
 	"github.com/sevshim/sevshim/tests/repo"
 )
 
@@ -39,32 +38,12 @@ func readStream(t testing.TB, name string) []byte {
 
 func makePackage(t testing.TB, stream []byte) *fixture {
 	t.Helper()
-	keys, err := sev.NewTransportKeys(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := ecdh.P384().GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pdh, err := sev.NewECCert(sev.UsagePDH, sev.AlgoECDHSHA256, 0, 24, priv.PublicKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := sev.NewSession(nil, make([]byte, 48), keys, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := sev.NewTransport(keys)
+	snd := sevtest.NewSend(t)
 	var out bytes.Buffer
-	h := &Header{Policy: 1, PDH: pdh.Marshal(), Session: sess.Marshal(),
+	h := &Header{Policy: 1, PDH: snd.PDH, Session: snd.Session,
 		Shape: Shape{Machine: "pc-q35-7.2", RAMSize: 0x20000000, CodeSize: 0x37C000, VarsSize: 0x84000, LayoutID: 1, CPUs: 1}}
 	bld := &Builder{Out: &out, Pkg: h, Seal: func(page []byte, p *Packet) error {
-		var iv [16]byte
-		rand.Read(iv[:])
-		ph, err := tr.Seal(p.Data[:], page, iv)
-		copy(p.Header[:], ph.Marshal())
-		return err
+		return snd.Seal(p.Header[:], p.Data[:], page)
 	}}
 	if _, err := migrate.Parse(bytes.NewReader(stream), bld); err != nil {
 		t.Fatal(err)
@@ -72,7 +51,7 @@ func makePackage(t testing.TB, stream []byte) *fixture {
 	if bld.Writer().Written() != int64(out.Len()) {
 		t.Fatalf("Written %d, buffer %d", bld.Writer().Written(), out.Len())
 	}
-	return &fixture{stream: stream, pkg: out.Bytes(), keys: keys}
+	return &fixture{stream: stream, pkg: out.Bytes(), keys: snd.Keys}
 }
 
 // rebuild reads a package, opens every packet and rebuilds the migration stream.
