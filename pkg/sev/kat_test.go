@@ -193,9 +193,9 @@ func TestKATSecret(t *testing.T) {
 
 func TestGUIDOrder(t *testing.T) {
 	g := MustGUID("1e74f542-71dd-4d66-963e-ef4287ff173b")
-	e := g.EFIBytes()
+	e := [16]byte(g) // a GUID is held in EFI byte order
 	eqHex(t, "efi", e[:], "42f5741edd71664d963eef4287ff173b")
-	if GUIDFromEFI(e) != g || g.String() != "1e74f542-71dd-4d66-963e-ef4287ff173b" {
+	if GUID(e) != g || g.String() != "1e74f542-71dd-4d66-963e-ef4287ff173b" {
 		t.Fatal("round trip")
 	}
 	for _, s := range []string{"", "1e74f542-71dd-4d66-963e-ef4287ff173", "1e74f542x71dd-4d66-963e-ef4287ff173b", "zz74f542-71dd-4d66-963e-ef4287ff173b"} {

@@ -29,14 +29,12 @@ type SecretTable struct {
 // (excluding padding), entries (GUID, u32 length = 20 + data), zero padding to 16 bytes.
 func (t *SecretTable) Marshal() ([]byte, error) {
 	b := make([]byte, secretHeaderSize)
-	g := SecretTableGUID.EFIBytes()
-	copy(b, g[:])
+	copy(b, SecretTableGUID[:])
 	for i, e := range t.Entries {
 		if e.GUID == (GUID{}) {
 			return nil, fmt.Errorf("secret table: entry %d has the NULL GUID (means deleted)", i)
 		}
-		eg := e.GUID.EFIBytes()
-		b = append(b, eg[:]...)
+		b = append(b, e.GUID[:]...)
 		b = le32(b, uint32(secretHeaderSize+len(e.Data)))
 		b = append(b, e.Data...)
 	}
@@ -56,9 +54,9 @@ func ParseSecretTable(b []byte) (*SecretTable, error) {
 	if len(b) < secretHeaderSize {
 		return nil, fmt.Errorf("secret table: %d bytes, shorter than the 20-byte header", len(b))
 	}
-	var g [16]byte
+	var g GUID
 	copy(g[:], b)
-	if GUIDFromEFI(g) != SecretTableGUID {
+	if g != SecretTableGUID {
 		return nil, errors.New("secret table: header GUID is not 1e74f542-71dd-4d66-963e-ef4287ff173b (area not populated?)")
 	}
 	total := binary.LittleEndian.Uint32(b[16:])
@@ -79,7 +77,7 @@ func ParseSecretTable(b []byte) (*SecretTable, error) {
 		if n < secretHeaderSize || uint64(n) > uint64(len(rest)) {
 			return nil, fmt.Errorf("secret table: entry %d length %d outside 20..%d", len(t.Entries), n, len(rest))
 		}
-		t.Entries = append(t.Entries, SecretEntry{GUID: GUIDFromEFI(g), Data: append([]byte(nil), rest[secretHeaderSize:n]...)})
+		t.Entries = append(t.Entries, SecretEntry{GUID: g, Data: append([]byte(nil), rest[secretHeaderSize:n]...)})
 		rest = rest[n:]
 	}
 	return t, nil

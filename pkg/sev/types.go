@@ -12,9 +12,9 @@ package sev
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
-	"strings"
+
+	"github.com/sevshim/sevshim/pkg/format/shimimage"
 )
 
 // Usage is a key usage (PUB_KEY_USAGE / SIGx_USAGE / AMD KEY_USAGE).
@@ -83,57 +83,15 @@ func enumName[T ~uint32](names map[T]string, v T, unknown string) string {
 	return fmt.Sprintf(unknown, uint32(v))
 }
 
-// GUID is a UUID in its canonical (RFC 4122, big-endian) byte order, as written in text.
-// EFI structures store GUIDs in mixed-endian order: use EFIBytes / GUIDFromEFI.
-type GUID [16]byte
+// GUID is a GUID in EFI byte order, the one type of package shimimage: the EFI secret table
+// stores its GUIDs as EFI does (first three fields little-endian).
+type GUID = shimimage.GUID
 
 // ParseGUID parses the canonical text form "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx".
-func ParseGUID(s string) (GUID, error) {
-	var g GUID
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return g, fmt.Errorf("guid %q: want the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", s)
-	}
-	b, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
-	if err != nil || len(b) != 16 {
-		return g, fmt.Errorf("guid %q: not hexadecimal", s)
-	}
-	copy(g[:], b)
-	return g, nil
-}
+func ParseGUID(s string) (GUID, error) { return shimimage.ParseGUID(s) }
 
 // MustGUID is ParseGUID for constants; it panics on a malformed literal (programming error).
-func MustGUID(s string) GUID {
-	g, err := ParseGUID(s)
-	if err != nil {
-		panic(err)
-	}
-	return g
-}
-
-func (g GUID) String() string {
-	h := hex.EncodeToString(g[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
-// EFIBytes returns the GUID in EFI/Microsoft byte order (first three fields little-endian).
-func (g GUID) EFIBytes() [16]byte {
-	var b [16]byte
-	b[0], b[1], b[2], b[3] = g[3], g[2], g[1], g[0]
-	b[4], b[5] = g[5], g[4]
-	b[6], b[7] = g[7], g[6]
-	copy(b[8:], g[8:])
-	return b
-}
-
-// GUIDFromEFI converts 16 bytes in EFI byte order to a GUID.
-func GUIDFromEFI(b [16]byte) GUID {
-	var g GUID
-	g[0], g[1], g[2], g[3] = b[3], b[2], b[1], b[0]
-	g[4], g[5] = b[5], b[4]
-	g[6], g[7] = b[7], b[6]
-	copy(g[8:], b[8:])
-	return g
-}
+func MustGUID(s string) GUID { return shimimage.MustParseGUID(s) }
 
 // le32 appends v little-endian.
 func le32(b []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(b, v) }

@@ -266,7 +266,7 @@ func TestHeaderMatches(t *testing.T) {
 		}
 		b = append(b, byte(v))
 	}
-	if want := receipt.KeyGUID.EFIBytes(); !bytes.Equal(b, want[:]) {
+	if want := [16]byte(receipt.KeyGUID); !bytes.Equal(b, want[:]) {
 		t.Errorf("SEVSHIM_GUID_RECEIPT_KEY %x, want %x", b, want)
 	}
 }
