@@ -221,22 +221,14 @@ func (e *Emulator) create(o *EmulatorOptions) error {
 
 // genOwner makes a self-owned platform: new OCA (self-signed), PEK (OCA + CEK) and PDH.
 func (e *Emulator) genOwner(p *emuPlatform, cekKey *ecdsa.PrivateKey) error {
-	ocaKey, err := newP384()
-	if err != nil {
-		return err
-	}
-	oca, err := sev.NewECCert(sev.UsageOCA, sev.AlgoECDSASHA256, p.APIMajor, p.APIMinor, &ocaKey.PublicKey)
+	ocaKey, oca, err := newCert(p, sev.UsageOCA, sev.AlgoECDSASHA256)
 	if err != nil {
 		return err
 	}
 	if err := oca.Sign(0, sev.UsageOCA, sev.AlgoECDSASHA256, ocaKey, nil); err != nil {
 		return err
 	}
-	pekKey, err := newP384()
-	if err != nil {
-		return err
-	}
-	pek, err := sev.NewECCert(sev.UsagePEK, sev.AlgoECDSASHA256, p.APIMajor, p.APIMinor, &pekKey.PublicKey)
+	pekKey, pek, err := newCert(p, sev.UsagePEK, sev.AlgoECDSASHA256)
 	if err != nil {
 		return err
 	}
@@ -246,16 +238,10 @@ func (e *Emulator) genOwner(p *emuPlatform, cekKey *ecdsa.PrivateKey) error {
 	if err := pek.Sign(1, sev.UsageCEK, sev.AlgoECDSASHA256, cekKey, nil); err != nil {
 		return err
 	}
-	if err := saveKey(e.path("keys", "oca.key"), ocaKey); err != nil {
+	if err := e.saveKeyCert("oca", ocaKey, oca); err != nil {
 		return err
 	}
-	if err := saveKey(e.path("keys", "pek.key"), pekKey); err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(e.path("certs", "oca.cert"), oca.Marshal(), 0o644); err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(e.path("certs", "pek.cert"), pek.Marshal(), 0o644); err != nil {
+	if err := e.saveKeyCert("pek", pekKey, pek); err != nil {
 		return err
 	}
 	p.OwnerExternal = false
@@ -263,21 +249,33 @@ func (e *Emulator) genOwner(p *emuPlatform, cekKey *ecdsa.PrivateKey) error {
 }
 
 func (e *Emulator) genPDH(p *emuPlatform, pekKey *ecdsa.PrivateKey) error {
-	pdhKey, err := newP384()
-	if err != nil {
-		return err
-	}
-	pdh, err := sev.NewECCert(sev.UsagePDH, sev.AlgoECDHSHA256, p.APIMajor, p.APIMinor, &pdhKey.PublicKey)
+	pdhKey, pdh, err := newCert(p, sev.UsagePDH, sev.AlgoECDHSHA256)
 	if err != nil {
 		return err
 	}
 	if err := pdh.Sign(0, sev.UsagePEK, sev.AlgoECDSASHA256, pekKey, nil); err != nil {
 		return err
 	}
-	if err := saveKey(e.path("keys", "pdh.key"), pdhKey); err != nil {
+	return e.saveKeyCert("pdh", pdhKey, pdh)
+}
+
+// newCert makes a fresh P-384 key and its unsigned certificate of usage and algo at the
+// platform's API version.
+func newCert(p *emuPlatform, usage sev.Usage, algo sev.Algo) (*ecdsa.PrivateKey, *sev.Cert, error) {
+	key, err := newP384()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := sev.NewECCert(usage, algo, p.APIMajor, p.APIMinor, &key.PublicKey)
+	return key, c, err
+}
+
+// saveKeyCert writes key to keys/NAME.key and c to certs/NAME.cert.
+func (e *Emulator) saveKeyCert(name string, key *ecdsa.PrivateKey, c *sev.Cert) error {
+	if err := saveKey(e.path("keys", name+".key"), key); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(e.path("certs", "pdh.cert"), pdh.Marshal(), 0o644)
+	return atomicfile.WriteFile(e.path("certs", name+".cert"), c.Marshal(), 0o644)
 }
 
 func (e *Emulator) loadPlatform() (*emuPlatform, error) {

@@ -141,28 +141,26 @@ func loadKey(path string) (crypto.PrivateKey, error) {
 	return k, nil
 }
 
-func loadRSAKey(path string) (*rsa.PrivateKey, error) {
+// loadKeyOf loads the key at path and requires a K for which good holds; want names it.
+func loadKeyOf[K any](path, want string, good func(K) bool) (K, error) {
+	var zero K
 	k, err := loadKey(path)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	r, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%s: not an RSA key", path)
+	x, ok := k.(K)
+	if !ok || !good(x) {
+		return zero, fmt.Errorf("%s: not %s", path, want)
 	}
-	return r, nil
+	return x, nil
+}
+
+func loadRSAKey(path string) (*rsa.PrivateKey, error) {
+	return loadKeyOf(path, "an RSA key", func(*rsa.PrivateKey) bool { return true })
 }
 
 func loadECKey(path string) (*ecdsa.PrivateKey, error) {
-	k, err := loadKey(path)
-	if err != nil {
-		return nil, err
-	}
-	e, ok := k.(*ecdsa.PrivateKey)
-	if !ok || e.Curve != elliptic.P384() {
-		return nil, fmt.Errorf("%s: not a P-384 key", path)
-	}
-	return e, nil
+	return loadKeyOf(path, "a P-384 key", func(k *ecdsa.PrivateKey) bool { return k.Curve == elliptic.P384() })
 }
 
 func newP384() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P384(), rand.Reader) }

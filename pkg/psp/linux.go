@@ -142,13 +142,17 @@ func (d *Device) PEKGen() error { return d.issue("PEK_GEN", SEV_PEK_GEN, nil) }
 func (d *Device) PDHGen() error { return d.issue("PDH_GEN", SEV_PDH_GEN, nil) }
 
 // PEKCSR implements Platform.
-func (d *Device) PEKCSR(buf []byte) (int, error) {
+func (d *Device) PEKCSR(buf []byte) (int, error) { return d.issueBuf("PEK_CSR", SEV_PEK_CSR, buf) }
+
+// issueBuf issues a command whose data is one buffer the firmware fills (sevUserDataBuf) and
+// returns the length the firmware reports (the length it needs when buf is too short).
+func (d *Device) issueBuf(name string, id uint32, buf []byte) (int, error) {
 	var p runtime.Pinner
 	defer p.Unpin()
-	var s sevUserDataPEKCSR
+	var s sevUserDataBuf
 	s.Address.set(addr(&p, buf))
 	s.Length.set(uint32(len(buf)))
-	err := d.issue("PEK_CSR", SEV_PEK_CSR, unsafe.Pointer(&s))
+	err := d.issue(name, id, unsafe.Pointer(&s))
 	return int(s.Length.get()), err
 }
 
@@ -178,15 +182,7 @@ func (d *Device) PDHCertExport(pdh, chain []byte) (int, int, error) {
 }
 
 // GetID implements Platform (GET_ID2).
-func (d *Device) GetID(buf []byte) (int, error) {
-	var p runtime.Pinner
-	defer p.Unpin()
-	var s sevUserDataGetID2
-	s.Address.set(addr(&p, buf))
-	s.Length.set(uint32(len(buf)))
-	err := d.issue("GET_ID", SEV_GET_ID2, unsafe.Pointer(&s))
-	return int(s.Length.get()), err
-}
+func (d *Device) GetID(buf []byte) (int, error) { return d.issueBuf("GET_ID", SEV_GET_ID2, buf) }
 
 // kvm runs one KVM_MEMORY_ENCRYPT_OP sub-command on the attached VM.
 func (d *Device) kvm(name string, id uint32, data unsafe.Pointer) error {

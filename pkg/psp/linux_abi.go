@@ -86,11 +86,15 @@ type sevUserDataStatus struct {
 	GuestCount u32le
 }
 
-// sevUserDataPEKCSR is struct sev_user_data_pek_csr (packed, 12 bytes).
-type sevUserDataPEKCSR struct {
+// sevUserDataBuf is one buffer (address, length; packed, 12 bytes): the layout of both
+// struct sev_user_data_pek_csr and struct sev_user_data_get_id2.
+type sevUserDataBuf struct {
 	Address u64le
 	Length  u32le
 }
+
+// sevUserDataPEKCSR is struct sev_user_data_pek_csr.
+type sevUserDataPEKCSR = sevUserDataBuf
 
 // sevUserDataPDHCertExport is struct sev_user_data_pdh_cert_export (packed, 24 bytes).
 type sevUserDataPDHCertExport struct {
@@ -108,11 +112,8 @@ type sevUserDataPEKCertImport struct {
 	OCACertLen     u32le
 }
 
-// sevUserDataGetID2 is struct sev_user_data_get_id2 (packed, 12 bytes).
-type sevUserDataGetID2 struct {
-	Address u64le
-	Length  u32le
-}
+// sevUserDataGetID2 is struct sev_user_data_get_id2.
+type sevUserDataGetID2 = sevUserDataBuf
 
 // kvmSEVCmd is struct kvm_sev_cmd (24 bytes).
 type kvmSEVCmd struct {
