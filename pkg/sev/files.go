@@ -19,49 +19,32 @@ func EncodeBase64(b []byte) []byte {
 	return []byte(base64.StdEncoding.EncodeToString(b))
 }
 
-func decodeB64(what string, text []byte) ([]byte, error) {
-	t := bytes.TrimSpace(text)
-	b, err := base64.StdEncoding.Strict().DecodeString(string(t))
+// decodeB64 decodes the base64 file form of what and parses it with parse.
+func decodeB64[T any](what string, text []byte, parse func([]byte) (T, error)) (T, error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(string(bytes.TrimSpace(text)))
 	if err != nil {
-		return nil, fmt.Errorf("%s: not base64: %v", what, err)
+		var zero T
+		return zero, fmt.Errorf("%s: not base64: %v", what, err)
 	}
-	return b, nil
+	return parse(b)
 }
 
 // DecodeCertBase64 decodes a base64 dh-cert file (or a base64 PDH from query-sev-capabilities).
-func DecodeCertBase64(text []byte) (*Cert, error) {
-	b, err := decodeB64("dh cert", text)
-	if err != nil {
-		return nil, err
-	}
-	return ParseCert(b)
-}
+func DecodeCertBase64(text []byte) (*Cert, error) { return decodeB64("dh cert", text, ParseCert) }
 
 // DecodeSessionBase64 decodes a base64 session file.
 func DecodeSessionBase64(text []byte) (*Session, error) {
-	b, err := decodeB64("session", text)
-	if err != nil {
-		return nil, err
-	}
-	return ParseSession(b)
+	return decodeB64("session", text, ParseSession)
 }
 
 // DecodePacketHeaderBase64 decodes a sevctl / sev-inject-launch-secret packet header.
 func DecodePacketHeaderBase64(text []byte) (*PacketHeader, error) {
-	b, err := decodeB64("packet header", text)
-	if err != nil {
-		return nil, err
-	}
-	return ParsePacketHeader(b)
+	return decodeB64("packet header", text, ParsePacketHeader)
 }
 
 // DecodeMeasurementBase64 decodes query-sev-launch-measure's "data".
 func DecodeMeasurementBase64(text []byte) (*Measurement, error) {
-	b, err := decodeB64("launch measurement", text)
-	if err != nil {
-		return nil, err
-	}
-	return ParseMeasurement(b)
+	return decodeB64("launch measurement", text, ParseMeasurement)
 }
 
 // LaunchFiles are the file names sevctl's `session` command writes for name.

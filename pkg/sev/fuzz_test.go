@@ -16,15 +16,25 @@ func seedFiles(f *testing.F, paths ...string) {
 	}
 }
 
+// parsed parses b with parse; when it parses, the value must marshal back to exactly b.
+func parsed[C interface{ Marshal() []byte }](t *testing.T, b []byte, parse func([]byte) (C, error)) (C, bool) {
+	t.Helper()
+	c, err := parse(b)
+	if err != nil {
+		return c, false
+	}
+	if !bytes.Equal(c.Marshal(), b) {
+		t.Fatal("round trip differs")
+	}
+	return c, true
+}
+
 func FuzzParseCert(f *testing.F) {
 	seedFiles(f, "naples/pdh.cert", "naples/pek.cert", "naples/cek.uns.cert", "rome/cek.cert", "rome/oca.cert")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := ParseCert(b)
-		if err != nil {
+		c, ok := parsed(t, b, ParseCert)
+		if !ok {
 			return
-		}
-		if !bytes.Equal(c.Marshal(), b) {
-			t.Fatal("round trip differs")
 		}
 		if pub, err := c.PublicKey(); err == nil {
 			_ = c.VerifySignature(c.Usage, pub)
@@ -37,12 +47,9 @@ func FuzzParseCert(f *testing.F) {
 func FuzzParseAMDCert(f *testing.F) {
 	seedFiles(f, "naples/ark.cert", "naples/ask.cert", "naples/ark.cert.bad", "rome/ark.cert")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := ParseAMDCert(b)
-		if err != nil {
+		c, ok := parsed(t, b, ParseAMDCert)
+		if !ok {
 			return
-		}
-		if !bytes.Equal(c.Marshal(), b) {
-			t.Fatal("round trip differs")
 		}
 		_ = c.CheckSignedBy(c)
 	})
@@ -93,12 +100,9 @@ func FuzzSession(f *testing.F) {
 	f.Add(WrapSession(make([]byte, 16), [16]byte{}, [16]byte{}, TransportKeys{}, 0).Marshal(), uint32(0))
 	f.Add(make([]byte, 127), uint32(1))
 	f.Fuzz(func(t *testing.T, b []byte, policy uint32) {
-		s, err := ParseSession(b)
-		if err != nil {
+		s, ok := parsed(t, b, ParseSession)
+		if !ok {
 			return
-		}
-		if !bytes.Equal(s.Marshal(), b) {
-			t.Fatal("round trip differs")
 		}
 		_, _ = s.Unwrap(make([]byte, 48), policy)
 		_, _ = DecodeSessionBase64(EncodeBase64(b))
@@ -114,12 +118,9 @@ func FuzzPacket(f *testing.F) {
 	f.Add(h.Marshal(), trans, 4096)
 	f.Add(h.Marshal(), trans[:16], 16)
 	f.Fuzz(func(t *testing.T, hdr, data []byte, guestLen int) {
-		ph, err := ParsePacketHeader(hdr)
-		if err != nil {
+		ph, ok := parsed(t, hdr, ParsePacketHeader)
+		if !ok {
 			return
-		}
-		if !bytes.Equal(ph.Marshal(), hdr) {
-			t.Fatal("round trip differs")
 		}
 		out := make([]byte, len(data))
 		_ = NewTransport(keys).Open(out, ph, data, guestLen)
