@@ -76,14 +76,7 @@ func fvHeader(b []byte) (shimimage.GUID, bool) {
 	return g, true
 }
 
-func allFF(b []byte) bool {
-	for _, c := range b {
-		if c != 0xFF {
-			return false
-		}
-	}
-	return true
-}
+func allFF(b []byte) bool { return bytes.Count(b, []byte{0xFF}) == len(b) }
 
 // identify explains a file that is not an image, bundle, manifest or policy block, or says
 // what it looks like.

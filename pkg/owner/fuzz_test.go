@@ -2,8 +2,6 @@ package owner
 
 import (
 	"encoding/base64"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/sevshim/sevshim/pkg/sev"
@@ -33,15 +31,7 @@ func FuzzParseMeasurementFile(f *testing.F) {
 func FuzzParseChainFile(f *testing.F) {
 	var bases [][]byte
 	for _, p := range []string{"naples", "rome"} {
-		var b []byte
-		for _, n := range []string{"pdh", "pek", "oca", "cek"} {
-			x, err := os.ReadFile(filepath.Join("..", "sev", "testdata", p, n+".cert"))
-			if err != nil {
-				f.Fatal(err)
-			}
-			b = append(b, x...)
-		}
-		bases = append(bases, b)
+		bases = append(bases, realChainBytes(f, p))
 	}
 	f.Add(uint8(0), uint16(0), []byte{}, int16(0))
 	f.Add(uint8(1), uint16(5), []byte{0x01}, int16(0))

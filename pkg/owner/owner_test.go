@@ -63,7 +63,9 @@ func newEmu(t testing.TB) *emuPlatform {
 	return p
 }
 
-func realChain(t testing.TB, product string) string {
+// realChainBytes is the platform chain file (PDH || PEK || OCA || CEK) of a real product, from
+// pkg/sev's test data.
+func realChainBytes(t testing.TB, product string) []byte {
 	t.Helper()
 	var b []byte
 	for _, n := range []string{"pdh", "pek", "oca", "cek"} {
@@ -73,8 +75,14 @@ func realChain(t testing.TB, product string) string {
 		}
 		b = append(b, x...)
 	}
+	return b
+}
+
+// realChain writes realChainBytes to a file and returns its path.
+func realChain(t testing.TB, product string) string {
+	t.Helper()
 	p := filepath.Join(t.TempDir(), product+".chain")
-	if err := os.WriteFile(p, b, 0o644); err != nil {
+	if err := os.WriteFile(p, realChainBytes(t, product), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -254,13 +262,7 @@ func launch(t testing.TB, e *emuPlatform, sessDir string, image []byte, policy s
 	if err != nil {
 		t.Fatal(err)
 	}
-	godh, _ := os.ReadFile(s.Files.GODH)
-	sess, _ := os.ReadFile(s.Files.Session)
-	dh, err := sev.DecodeCertBase64(godh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ss, err := sev.DecodeSessionBase64(sess)
+	dh, ss, err := sev.ReadLaunchFiles(s.Files)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -639,13 +639,7 @@ func TestEmulatorLaunchFromQEMUFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dhText, _ := os.ReadFile(f.GODH)
-	sessText, _ := os.ReadFile(f.Session)
-	godh, err := sev.DecodeCertBase64(dhText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := sev.DecodeSessionBase64(sessText)
+	godh, sess, err := sev.ReadLaunchFiles(f)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,3 +93,25 @@ func ReadKeyFile(path string) ([16]byte, error) {
 	copy(k[:], b)
 	return k, nil
 }
+
+// ReadLaunchFiles reads and decodes the GODH certificate and the session of f, the two files
+// QEMU's sev-guest object reads.
+func ReadLaunchFiles(f LaunchFiles) (*Cert, *Session, error) {
+	godh, err := os.ReadFile(f.GODH)
+	if err != nil {
+		return nil, nil, err
+	}
+	sess, err := os.ReadFile(f.Session)
+	if err != nil {
+		return nil, nil, err
+	}
+	dh, err := DecodeCertBase64(godh)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := DecodeSessionBase64(sess)
+	if err != nil {
+		return nil, nil, err
+	}
+	return dh, s, nil
+}

@@ -11,6 +11,7 @@
 package sev
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -105,11 +106,4 @@ func reverse(b []byte) []byte {
 	return r
 }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
+func allZero(b []byte) bool { return bytes.Count(b, []byte{0}) == len(b) }

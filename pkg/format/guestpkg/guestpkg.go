@@ -435,14 +435,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 	return pr, nil
 }
 
-func allZero(b []byte) bool {
-	for _, x := range b {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
-}
+func allZero(b []byte) bool { return bytes.Count(b, []byte{0}) == len(b) }
 
 func (r *Reader) fail(at int64, where, format string, args ...any) error {
 	return &FormatError{Offset: at, Where: where, Msg: fmt.Sprintf(format, args...)}

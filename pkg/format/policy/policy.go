@@ -223,14 +223,7 @@ func (p *Policy) Digest() ([48]byte, error) {
 	return sha512.Sum384(b), nil
 }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
+func allZero(b []byte) bool { return bytes.Count(b, []byte{0}) == len(b) }
 
 // Decode parses a policy block that is exactly total_size bytes long, enforcing every rule of
 // docs/formats.md section 2.
