@@ -81,6 +81,15 @@ func (y *yamlParser) errf(n *yaml.Node, field, format string, a ...any) error {
 	return &YAMLError{File: y.file, Line: line, Field: field, Msg: fmt.Sprintf(format, a...)}
 }
 
+// mode parses the value of field v as one of modes (YAML's true/false spellings too).
+func (y *yamlParser) mode(v *yaml.Node, field string, modes modeNames) (uint8, error) {
+	m, ok := modes.parse(v.Value, true)
+	if !ok {
+		return 0, y.errf(v, field, "%q is not %s", v.Value, modes.list())
+	}
+	return m, nil
+}
+
 // LoadYAML reads a policy YAML file; key files are resolved relative to its directory.
 func LoadYAML(path string) (*Policy, error) {
 	p, _, err := LoadYAMLInfo(path)
@@ -135,7 +144,7 @@ func (y *yamlParser) parse(data []byte) (*Policy, error) {
 	p := &Policy{}
 	seen := map[string]*yaml.Node{}
 	var pcrNode, tpmNode, varsNode, allowedNode *yaml.Node
-	var ok bool
+	var err error
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		if prev, dup := seen[k.Value]; dup {
@@ -150,13 +159,13 @@ func (y *yamlParser) parse(data []byte) (*Policy, error) {
 			}
 			p.Layout = l.ID
 		case "secret":
-			if p.SecretMode, ok = secretModes.parse(v.Value, true); !ok {
-				return nil, y.errf(v, "secret", "%q is not %s", v.Value, secretModes.list())
+			if p.SecretMode, err = y.mode(v, "secret", secretModes); err != nil {
+				return nil, err
 			}
 		case "tpm":
 			tpmNode = v
-			if p.TPMMode, ok = tpmModes.parse(v.Value, true); !ok {
-				return nil, y.errf(v, "tpm", "%q is not %s", v.Value, tpmModes.list())
+			if p.TPMMode, err = y.mode(v, "tpm", tpmModes); err != nil {
+				return nil, err
 			}
 		case "tpm_pcr":
 			pcrNode = v
@@ -205,8 +214,8 @@ func (y *yamlParser) parse(data []byte) (*Policy, error) {
 			}
 		case "vars":
 			varsNode = v
-			if p.VarsMode, ok = varsModes.parse(v.Value, true); !ok {
-				return nil, y.errf(v, "vars", "%q is not %s", v.Value, varsModes.list())
+			if p.VarsMode, err = y.mode(v, "vars", varsModes); err != nil {
+				return nil, err
 			}
 		case "allowed_vars":
 			allowedNode = v
