@@ -1,21 +1,18 @@
 package console
 
 import (
-	"os"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/sevshim/sevshim/pkg/format/internal/formattest"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 )
 
 // TestHeaderMatchesGo parses console.h and requires exactly the Go set of lines: every
 // SEVSHIM_CON_<macro> is a Def with the same format, and every Def has its macro.
 func TestHeaderMatchesGo(t *testing.T) {
-	h, err := os.ReadFile("../../../shim/include/sevshim/console.h")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := formattest.Read(t, "shim/include/sevshim/console.h")
 	ms := regexp.MustCompile(`(?m)^#define SEVSHIM_CON_(\w+)\s+"((?:[^"\\]|\\.)*)"\s*$`).FindAllStringSubmatch(string(h), -1)
 	if n := strings.Count(string(h), "#define SEVSHIM_CON_"); n != len(ms) {
 		t.Fatalf("console.h has %d SEVSHIM_CON_ macros, %d of them a plain string", n, len(ms))
@@ -47,10 +44,7 @@ func TestHeaderMatchesGo(t *testing.T) {
 // shim/test/test_console.c formats through the firmware's console.c) to its name, and requires
 // one line of every kind.
 func TestGoldenLines(t *testing.T) {
-	b, err := os.ReadFile("../../../testdata/golden/console/lines.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := formattest.Read(t, "testdata/golden/console/lines.txt")
 	seen := map[string]bool{}
 	for _, row := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
 		name, line, ok := strings.Cut(row, "\t")
@@ -154,10 +148,7 @@ func TestConsoleLines(t *testing.T) {
 // The two lines the shim prints from assembly (shim/src/image.asm, before C runs) are shim
 // lines too.
 func TestAsmLines(t *testing.T) {
-	src, err := os.ReadFile("../../../shim/src/image.asm")
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := formattest.Read(t, "shim/src/image.asm")
 	ms := regexp.MustCompile(`"(SEVSHIM [^"]*)"`).FindAllStringSubmatch(string(src), -1)
 	if len(ms) == 0 {
 		t.Fatal("no SEVSHIM strings in image.asm")

@@ -2,21 +2,15 @@ package manifest_test
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/sevshim/sevshim/pkg/format/internal/formattest"
 	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 )
 
 func FuzzParseManifest(f *testing.F) {
-	files, _ := filepath.Glob("../../../testdata/golden/manifest/*.bin")
-	for _, p := range files {
-		if b, err := os.ReadFile(p); err == nil {
-			f.Add(b)
-		}
-	}
+	formattest.Seed(f, "testdata/golden/manifest/*.bin", nil)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		code := manifest.StructureCode(b)
 		m, err := manifest.ParseManifestStructure(b)

@@ -1,19 +1,16 @@
 package manifest_test
 
 import (
-	"os"
 	"regexp"
 	"testing"
 
+	"github.com/sevshim/sevshim/pkg/format/internal/formattest"
 	"github.com/sevshim/sevshim/pkg/format/manifest"
 )
 
 // The fw_cfg names are defined once in Go and once in C; they must be equal.
 func TestFwCfgNamesMatchHeader(t *testing.T) {
-	h, err := os.ReadFile("../../../shim/include/sevshim/formats.h")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := formattest.Read(t, "shim/include/sevshim/formats.h")
 	for macro, want := range map[string]string{
 		"MANIFEST": manifest.FwCfgManifest, "BIOS": manifest.FwCfgBIOS, "VARS": manifest.FwCfgVars,
 		"NONCE": manifest.FwCfgNonce,

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sevshim/sevshim/pkg/format/internal/formattest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/keys"
 )
@@ -17,10 +18,7 @@ import (
 // docs/policy.md: its annotated example parses to what its comments say, and its key table
 // names every key the parser knows (the list in the parser's unknown-field message).
 func TestPolicyDoc(t *testing.T) {
-	doc, err := os.ReadFile("../../../docs/policy.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := formattest.Read(t, "docs/policy.md")
 	m := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindSubmatch(doc)
 	if m == nil {
 		t.Fatal("docs/policy.md has no yaml example")

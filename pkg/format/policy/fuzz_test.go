@@ -2,20 +2,14 @@ package policy_test
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/sevshim/sevshim/pkg/format/internal/formattest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 )
 
 func FuzzDecodePolicy(f *testing.F) {
-	files, _ := filepath.Glob("../../../testdata/golden/policy/*.bin")
-	for _, p := range files {
-		if b, err := os.ReadFile(p); err == nil && len(b) <= 8192 {
-			f.Add(b)
-		}
-	}
+	formattest.Seed(f, "testdata/golden/policy/*.bin", func(b []byte) bool { return len(b) <= 8192 })
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := policy.Decode(b)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sevshim/sevshim/pkg/format/internal/formattest"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/sev"
@@ -224,10 +225,7 @@ func TestTakeKey(t *testing.T) {
 
 // TestHeaderMatches: formats.h carries the same sizes, offsets, flags and GUID.
 func TestHeaderMatches(t *testing.T) {
-	h, err := os.ReadFile("../../../shim/include/sevshim/formats.h")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := formattest.Read(t, "shim/include/sevshim/formats.h")
 	num := func(name string) int {
 		m := regexp.MustCompile(`#define ` + name + `\s+(0x[0-9A-Fa-f]+|[0-9]+)u`).FindSubmatch(h)
 		if m == nil {

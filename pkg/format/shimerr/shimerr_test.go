@@ -1,18 +1,16 @@
 package shimerr
 
 import (
-	"os"
 	"regexp"
 	"strconv"
 	"testing"
+
+	"github.com/sevshim/sevshim/pkg/format/internal/formattest"
 )
 
 // TestTableMatchesHeader parses the C header and requires the exact same table, in order.
 func TestTableMatchesHeader(t *testing.T) {
-	src, err := os.ReadFile("../../../shim/include/sevshim/errors.h")
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := formattest.Read(t, "shim/include/sevshim/errors.h")
 	re := regexp.MustCompile(`X\(\s*([0-9]+)\s*,\s*"([^"]*)"\s*\)`)
 	ms := re.FindAllStringSubmatch(string(src), -1)
 	if len(ms) == 0 {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sevshim/sevshim/pkg/format/internal/formattest"
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/format/shimimage/shimtest"
@@ -162,18 +163,9 @@ func TestEmbedExtract(t *testing.T) {
 }
 
 func TestGolden(t *testing.T) {
-	tmpl, err := os.ReadFile("../../../testdata/golden/image/shim-template.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	built, err := os.ReadFile("../../../testdata/golden/image/shim-one-signer.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, err := os.ReadFile("../../../testdata/golden/policy/one-signer.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tmpl := formattest.Read(t, "testdata/golden/image/shim-template.bin")
+	built := formattest.Read(t, "testdata/golden/image/shim-one-signer.bin")
+	pol := formattest.Read(t, "testdata/golden/policy/one-signer.bin")
 	got, err := shimimage.EmbedPolicy(tmpl, pol)
 	if err != nil {
 		t.Fatal(err)
