@@ -109,36 +109,22 @@ func platformCmd() *cobra.Command {
 	c := &cobra.Command{Use: "platform", Short: "PSP platform commands (init, export, status, guests, decommission)"}
 	var pf pspFlags
 	var asJSON bool
-	init := &cobra.Command{
-		Use:   "init",
-		Short: "create the emulated platform (persistent identity in --state; the only command that creates one) or open the hardware one",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := pf.check(); err != nil {
-				return err
-			}
-			in, err := host.PlatformInit(pf.kind, pf.state)
-			if err != nil {
-				return err
-			}
-			return printInfo(cmd.OutOrStdout(), in, asJSON)
-		},
+	// info is a subcommand that prints the platform's status after get (init or status).
+	info := func(use, short string, get func(kind, state string) (*host.PlatformInfo, error)) *cobra.Command {
+		return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				if err := pf.check(); err != nil {
+					return err
+				}
+				in, err := get(pf.kind, pf.state)
+				if err != nil {
+					return err
+				}
+				return printInfo(cmd.OutOrStdout(), in, asJSON)
+			}}
 	}
-	status := &cobra.Command{
-		Use:   "status",
-		Short: "show an existing platform: API version, state, PDH key, guest contexts",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := pf.check(); err != nil {
-				return err
-			}
-			in, err := host.PlatformStatus(pf.kind, pf.state)
-			if err != nil {
-				return err
-			}
-			return printInfo(cmd.OutOrStdout(), in, asJSON)
-		},
-	}
+	init := info("init", "create the emulated platform (persistent identity in --state; the only command that creates one) or open the hardware one", host.PlatformInit)
+	status := info("status", "show an existing platform: API version, state, PDH key, guest contexts", host.PlatformStatus)
 	var out, rootOut string
 	var exportJSON bool
 	export := &cobra.Command{
