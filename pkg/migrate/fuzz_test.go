@@ -45,27 +45,20 @@ func FuzzParse(f *testing.F) {
 		if !bytes.Equal(out.Bytes(), in) || st.Bytes != int64(len(in)) {
 			t.Fatalf("accepted stream rebuilt differently (%d -> %d bytes)", len(in), out.Len())
 		}
-		var data [][]byte
-		rec := &Recorder{OnData: func(_ int, _ Block, _ uint64, d []byte) error {
-			data = append(data, append([]byte(nil), d...))
-			return nil
-		}}
-		if _, err := Parse(bytes.NewReader(in), rec); err != nil {
-			t.Fatalf("second parse failed: %v", err)
-		}
+		sk, data := record(t, in) // the second parse must succeed too
 		var enc []byte
-		for _, e := range rec.Skeleton.Entries {
+		for _, e := range sk.Entries {
 			enc = e.AppendBinary(enc)
 		}
-		for i := range rec.Skeleton.Entries {
+		for i := range sk.Entries {
 			e, err := DecodeEntry(enc[i*EntrySize:])
-			if err != nil || e != rec.Skeleton.Entries[i] {
-				t.Fatalf("entry %d does not survive encoding: %+v -> %+v, %v", i, rec.Skeleton.Entries[i], e, err)
+			if err != nil || e != sk.Entries[i] {
+				t.Fatalf("entry %d does not survive encoding: %+v -> %+v, %v", i, sk.Entries[i], e, err)
 			}
 		}
 		var out2 bytes.Buffer
 		k := 0
-		if err := rec.Skeleton.Replay(NewWriter(&out2), func(int, Entry) ([]byte, error) { k++; return data[k-1], nil }); err != nil {
+		if err := sk.Replay(NewWriter(&out2), func(int, Entry) ([]byte, error) { k++; return data[k-1], nil }); err != nil {
 			t.Fatalf("replay failed: %v", err)
 		}
 		if !bytes.Equal(out2.Bytes(), in) {
