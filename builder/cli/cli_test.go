@@ -37,6 +37,14 @@ func run(t *testing.T, args ...string) (string, string, int) {
 }
 
 // env: a temp dir with the golden test keys, a synthetic template (deterministic) and a policy.
+// inEnv is env made the working directory (for the test's duration); it returns the directory.
+func inEnv(t *testing.T) string {
+	t.Helper()
+	d := env(t)
+	t.Chdir(d)
+	return d
+}
+
 func env(t *testing.T) string {
 	t.Helper()
 	d := t.TempDir()
@@ -132,8 +140,7 @@ func TestBuildInspectRoundTrip(t *testing.T) {
 }
 
 func TestBuildRefusals(t *testing.T) {
-	d := env(t)
-	t.Chdir(d)
+	inEnv(t)
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"no-signers", "layout: ovmf-4m\nsigners: []\n", "bad.yaml:2: signers: empty"},
 		{"missing-signers", "layout: ovmf-4m\n", "signers: the policy needs at least one signer"},
@@ -169,8 +176,7 @@ func TestBuildRefusals(t *testing.T) {
 // TestBuildWarnsAboutPrivateKey: a private key given as a signer works (its public half is
 // used) but is almost certainly a mistake: build says so on stderr, and shows signer names.
 func TestBuildWarnsAboutPrivateKey(t *testing.T) {
-	d := env(t)
-	t.Chdir(d)
+	inEnv(t)
 	os.WriteFile("priv.yaml", []byte("layout: ovmf-4m\nsigners:\n  - key: signer-a.pem\n    name: the provider\n"), 0o644)
 	out, e, c := run(t, "build", "--policy", "priv.yaml", "--template", "template.fd", "--out", "o.fd")
 	if c != 0 || !hasLine(e, "builder: warning: priv.yaml:3: signers[0].key: signer-a.pem is a PRIVATE key: only its public half goes into the policy, but a signing key does not belong beside a policy; give the public key (builder keygen writes PREFIX.pub)") {
@@ -193,8 +199,7 @@ func ovmfCode(t *testing.T) string {
 }
 
 func TestSignBiosAndInspect(t *testing.T) {
-	d := env(t)
-	t.Chdir(d)
+	inEnv(t)
 	fd := ovmfCode(t)
 	out, e, c := run(t, "sign-bios", "--key", "signer-a.pem", "--version", "5", "--version-string", "debian 2022.11", "--out", "v5.bundle", fd)
 	if c != 0 {
@@ -297,8 +302,7 @@ func TestSignBiosAndInspect(t *testing.T) {
 // with --randomized (the shim refuses a high s as E027). About half of raw ECDSA signatures
 // are high, so 24 low ones in a row would happen by chance with probability 2^-24.
 func TestSignBiosWritesLowS(t *testing.T) {
-	d := env(t)
-	t.Chdir(d)
+	inEnv(t)
 	fd := ovmfCode(t)
 	for i := 0; i < 24; i++ {
 		args := []string{"sign-bios", "--key", "signer-a.pem", "--version", fmt.Sprint(100 + i), "--out", "low.bundle", fd}
@@ -327,8 +331,7 @@ func TestSignBiosWritesLowS(t *testing.T) {
 }
 
 func TestSignBiosRefusals(t *testing.T) {
-	d := env(t)
-	t.Chdir(d)
+	inEnv(t)
 	fd := ovmfCode(t)
 	os.WriteFile("short.fd", make([]byte, 0x1000), 0o644)
 	os.WriteFile("zero.fd", make([]byte, 0x37C000), 0o644)
@@ -382,8 +385,7 @@ func TestKeygen(t *testing.T) {
 }
 
 func TestMeasure(t *testing.T) {
-	d := env(t)
-	t.Chdir(d)
+	inEnv(t)
 	run(t, "build", "--policy", "policy.yaml", "--template", "template.fd", "--out", "shim.fd")
 	// the launch-measurement test vector of pkg/sev (TIK, API 0.18 build 15, policy 0, MNONCE)
 	os.WriteFile("tik.hex", []byte("66320db73158a35a255d051758e95ed4\n"), 0o600)

@@ -16,8 +16,7 @@ import (
 // same; a shim against itself is identical with the measurement unchanged; another template
 // with the same policy changes the code.
 func TestDiffShims(t *testing.T) {
-	d := env(t)
-	t.Chdir(d)
+	inEnv(t)
 	os.WriteFile("policy2.yaml", []byte(`layout: ovmf-4m
 secret: optional
 tpm: off
@@ -91,8 +90,7 @@ denied_versions: [7, 8]
 // signature change, the image digest does not; a bundle against a shim is refused naming
 // both kinds.
 func TestDiffBundles(t *testing.T) {
-	d := env(t)
-	t.Chdir(d)
+	inEnv(t)
 	fd := ovmfCode(t)
 	run(t, "sign-bios", "--key", "signer-a.pem", "--version", "5", "--version-string", "five", "--out", "v5.bundle", fd)
 	run(t, "sign-bios", "--key", "signer-b.pem", "--version", "6", "--version-string", "six", "--out", "v6.bundle", fd)

@@ -53,8 +53,7 @@ func copyFile(t *testing.T, from, to string) {
 // broken one looks like, e.g. a truncated shim "2000000 of 3653632 bytes"), and with --json
 // its errors are JSON objects {"file", "kind", "error"} too.
 func TestInspectNamesWhatItFound(t *testing.T) {
-	d := env(t)
-	t.Chdir(d)
+	inEnv(t)
 	fx := filepath.Join(testdataDir, "../../../verifier/cli/testdata/fixture")
 	copyFile(t, filepath.Join(fx, "provider.chain"), "provider.chain")
 	copyFile(t, filepath.Join(fx, "root", "ask_ark.cert"), "ask_ark.cert")

@@ -18,8 +18,7 @@ import (
 // build takes the embedded ovmf-2m template for a `layout: ovmf-2m` policy, inspect names the
 // layout, and the two layouts never mix.
 func TestLayout2M(t *testing.T) {
-	d := env(t)
-	t.Chdir(d)
+	inEnv(t)
 	t.Setenv(TemplateEnv, "") // the embedded templates
 	fd := "/usr/share/OVMF/OVMF_CODE.fd"
 	if _, err := os.Stat(fd); err != nil {

@@ -16,8 +16,7 @@ import (
 // Without --template and without $SEVSHIM_SHIM_FD, build uses the template embedded in the
 // program: it works in a directory that holds nothing but the policy and its keys.
 func TestBuildEmbeddedTemplate(t *testing.T) {
-	d := env(t)
-	t.Chdir(d)
+	inEnv(t)
 	t.Setenv(TemplateEnv, "")
 	os.Remove("template.fd")
 	out, e, c := run(t, "build", "--policy", "policy.yaml", "--out", "shim.fd", "--json")
@@ -57,8 +56,7 @@ func mustPolicy(t *testing.T, img []byte) []byte {
 
 // $SEVSHIM_SHIM_FD is honoured when --template is absent, and --template wins over it.
 func TestBuildTemplateEnv(t *testing.T) {
-	d := env(t)
-	t.Chdir(d)
+	inEnv(t)
 	t.Setenv(TemplateEnv, "template.fd")
 	out, e, c := run(t, "build", "--policy", "policy.yaml", "--out", "env.fd", "--json")
 	if c != 0 {
@@ -87,8 +85,7 @@ func TestBuildTemplateEnv(t *testing.T) {
 
 // --json results of keygen, sign-bios and measure carry what the text says.
 func TestResultJSON(t *testing.T) {
-	d := env(t)
-	t.Chdir(d)
+	inEnv(t)
 	out, e, c := run(t, "keygen", "--out", "k", "--json")
 	if c != 0 {
 		t.Fatal(e)

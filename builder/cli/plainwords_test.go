@@ -13,8 +13,7 @@ import (
 // TestNoGoInternalsInMessages: messages name files, flags and what to do, in words; no Go
 // type names (*rsa.PrivateKey), strconv errors or temporary file names.
 func TestNoGoInternalsInMessages(t *testing.T) {
-	d := env(t)
-	t.Chdir(d)
+	inEnv(t)
 	rk, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
