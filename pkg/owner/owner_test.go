@@ -425,13 +425,11 @@ func TestSessionPolicyAndWrongSessionKey(t *testing.T) {
 	for _, d := range []string{a, b} {
 		newSession(t, e, d)
 	}
-	img := shimtest.Template(layout.OVMF4M)
-	_, mpath := launch(t, e, a, img, 0x1)
+	img, _, _, m := launchTemplate(t, e, a)
 	sb, err := LoadSession(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _ := LoadMeasurementFile(mpath)
 	if _, err := CheckMeasurement(sb, m, "shim.fd", img); !errors.Is(err, ErrMismatch) {
 		t.Fatalf("another session's TIK: %v", err)
 	}
