@@ -556,6 +556,23 @@ func (r *Reader) count(e migrate.Entry) error {
 	return nil
 }
 
+// Each calls f for every remaining record, as Next returns them (p is filled for data
+// entries), until the end of the records (Each returns nil) or the first error of Next or f.
+func (r *Reader) Each(p *Packet, f func(e migrate.Entry, has bool) error) error {
+	for {
+		e, has, err := r.Next(p)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := f(e, has); err != nil {
+			return err
+		}
+	}
+}
+
 // Next returns the next record. p is filled for data entries (and untouched otherwise);
 // the bool says whether it was. At the end of the records Next returns io.EOF.
 func (r *Reader) Next(p *Packet) (migrate.Entry, bool, error) {
@@ -686,17 +703,13 @@ func Verify(rd io.Reader) (*Summary, error) {
 	}
 	sum := &Summary{Header: *r.Header(), Stream: *st}
 	var p Packet
-	for {
-		e, _, err := r.Next(&p)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	if err := r.Each(&p, func(e migrate.Entry, _ bool) error {
 		if e.Kind == migrate.EntryZero {
 			sum.ZeroPages++
 		}
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	dev, err := r.Finish()
 	if err != nil {

@@ -68,26 +68,23 @@ func rebuild(pkg []byte, keys sev.TransportKeys) ([]byte, error) {
 	sk := migrate.Skeleton{Header: st.Header, RAMSectionID: st.RAMSectionID, Blocks: st.Blocks}
 	var pages [][]byte
 	var p Packet
-	for {
-		e, has, err := r.Next(&p)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	if err := r.Each(&p, func(e migrate.Entry, has bool) error {
 		sk.Entries = append(sk.Entries, e)
-		if has {
-			ph, err := sev.ParsePacketHeader(p.Header[:])
-			if err != nil {
-				return nil, err
-			}
-			plain := make([]byte, migrate.PageSize)
-			if err := tr.Open(plain, ph, p.Data[:], migrate.PageSize); err != nil {
-				return nil, err
-			}
-			pages = append(pages, plain)
+		if !has {
+			return nil
 		}
+		ph, err := sev.ParsePacketHeader(p.Header[:])
+		if err != nil {
+			return err
+		}
+		plain := make([]byte, migrate.PageSize)
+		if err := tr.Open(plain, ph, p.Data[:], migrate.PageSize); err != nil {
+			return err
+		}
+		pages = append(pages, plain)
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	if sk.Devices, err = r.Finish(); err != nil {
 		return nil, err
