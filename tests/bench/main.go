@@ -278,10 +278,10 @@ func runB(st *setup, state string, i int, rep *report) error {
 	rep.dur("b.start_to_qmp", "QEMU B start -> QMP connected", qmpUp.Sub(vm.Started()))
 	rep.dur("b.qmp_to_paused", "QMP connected -> incoming state loaded (status paused)", loaded.Sub(qmpUp))
 	cont := time.Now()
-	if err := vm.Cont(ctx); err != nil {
+	if err := vm.Resume(ctx); err != nil {
 		return failure(vm, "B: cont", err)
 	}
-	if err := vm.InjectNMI(ctx); err != nil {
+	if err := vm.NMI(ctx); err != nil {
 		return failure(vm, "B: inject-nmi", err)
 	}
 	steps := []struct{ step, name, note string }{

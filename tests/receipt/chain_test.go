@@ -219,11 +219,11 @@ func TestReceiptHandOffTestBIOS(t *testing.T) {
 		t.Fatalf("outcome %q", out.Text)
 	}
 	ctx := context.Background()
-	if err := b.Stop(ctx); err != nil {
+	if err := b.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
 	assertKeyGone(t, harness.DumpRAM(t, b, memMiB), o.key)
-	if err := b.Cont(ctx); err != nil {
+	if err := b.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
 

@@ -147,7 +147,7 @@ func TestSaveStateAndIncoming(t *testing.T) {
 	if status != "paused" {
 		t.Fatalf("status after incoming = %q, want paused", status)
 	}
-	if err := b.Cont(ctx); err != nil {
+	if err := b.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Serial().WaitLine(ctx, reBds, 90*time.Second); err != nil {
@@ -301,7 +301,7 @@ func TestQMPLargeReplyErrorsAndRaw(t *testing.T) {
 		t.Fatal("closefd twice succeeded: the descriptor was never registered")
 	}
 	since := time.Now()
-	if err := vm.Cont(ctx); err != nil {
+	if err := vm.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
 	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)

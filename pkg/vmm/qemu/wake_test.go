@@ -157,7 +157,7 @@ func TestExtraNMIsAfterWakeHarmless(t *testing.T) {
 		if time.Now().After(end) {
 			t.Fatalf("no FLASHED line:\n%s", b.Debugcon().Text())
 		}
-		if err := b.InjectNMI(ctx); err != nil {
+		if err := b.NMI(ctx); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(5 * time.Millisecond)
