@@ -293,7 +293,7 @@ func TestRealStreams(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			if err := dst.Cont(ctx); err != nil {
+			if err := dst.Resume(ctx); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := dst.Serial().WaitString(ctx, "Shell>", 150*time.Second); err != nil {
