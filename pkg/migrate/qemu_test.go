@@ -16,7 +16,7 @@ import (
 
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/tests/harness"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // These tests run real QEMU 7.2 (q35, TCG) with Debian's OVMF: capture a migration

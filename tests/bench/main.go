@@ -29,7 +29,7 @@ import (
 
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/tests/harness"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 var (

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/sevshim/sevshim/tests/benchplot"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // Guest under benchmark: 256 MiB of RAM, the demo shim at READY, and dirtyMiB of random

@@ -15,7 +15,7 @@ import (
 
 	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 func TestLayout2M(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // TestCommittedFilesAreReproducible regenerates every golden file and requires the committed

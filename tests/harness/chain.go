@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // Bounds of the chain steps: generous, TCG on a shared 2-core host. They are limits, not

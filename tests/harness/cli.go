@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // CLIs is the harness of the tests that drive the real builder, verifier and hostctl

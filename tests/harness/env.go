@@ -15,7 +15,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 var (

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // needQEMU fails the test when QEMU or Debian's OVMF is missing, unless SEVSHIM_ALLOW_SKIP=1

@@ -13,7 +13,7 @@ import (
 
 	"github.com/sevshim/sevshim/pkg/format/console"
 	"github.com/sevshim/sevshim/pkg/format/manifest"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 var reHLT = regexp.MustCompile(`\bHLT=1\b`)

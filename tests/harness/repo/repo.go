@@ -1,5 +1,6 @@
-// Package repo finds the sevshim checkout and the files tests and tools need from it or from
-// the host (Debian's OVMF, QEMU). Every path can be overridden by an environment variable so
+// Package repo is the part of the integration harness (tests/harness) that finds the sevshim
+// checkout and the files tests need from it or from the host (Debian's OVMF, QEMU); it is a
+// package of its own so that unit tests under pkg/ can use it without importing the harness. Every path can be overridden by an environment variable so
 // CI and developers can point at other builds without editing code.
 //
 //	SEVSHIM_ROOT        repository root (default: walk up from the working directory to go.mod)
