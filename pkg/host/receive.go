@@ -214,15 +214,11 @@ const maxExtraBlocks = 64 << 20
 // acceptPackage reads and checks the whole package and runs RECEIVE_START,
 // RECEIVE_UPDATE_DATA for every page and RECEIVE_FINISH. Nothing is started.
 func acceptPackage(ctx context.Context, p psp.PSP, path string, tpm bool, bar *bar) (*received, error) {
-	f, err := os.Open(path)
+	f, r, err := openPackage(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	r, err := guestpkg.NewReader(f)
-	if err != nil {
-		return nil, err
-	}
 	hdr := r.Header()
 	// QEMU A and B must have the same devices or the migration does not load; say so now.
 	switch {
@@ -668,14 +664,24 @@ func feedIncoming(ctx context.Context, vm vmm.VM, rc *received, barW io.Writer) 
 // packageShape reads only the header of a guest package (cheap: no PSP work) for the checks
 // that need the guest's VM shape before anything starts.
 func packageShape(path string) (*guestpkg.Shape, error) {
-	f, err := os.Open(path)
+	f, r, err := openPackage(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	return &r.Header().Shape, nil
+}
+
+// openPackage opens the guest package at path and reads its header; the caller closes f.
+func openPackage(path string) (*os.File, *guestpkg.Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
 	r, err := guestpkg.NewReader(f)
 	if err != nil {
-		return nil, err
+		f.Close()
+		return nil, nil, err
 	}
-	return &r.Header().Shape, nil
+	return f, r, nil
 }

@@ -27,16 +27,7 @@ func needQEMU(t testing.TB) {
 	if testing.Short() {
 		t.Skip("-short: skipping tests that run QEMU")
 	}
-	_, err := repo.QEMU()
-	if err == nil {
-		err = repo.RequireFiles(repo.OVMFCode(), repo.OVMFVars())
-	}
-	if err != nil {
-		if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
-			t.Skipf("skipping (SEVSHIM_ALLOW_SKIP=1): %v", err)
-		}
-		t.Fatalf("%v\nrun scripts/setup.sh (or make setup) first", err)
-	}
+	repo.RequireQEMU(t)
 }
 
 func copyFile(t testing.TB, src, dst string) {

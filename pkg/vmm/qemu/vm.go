@@ -158,22 +158,13 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		serW.Close()
 		return nil, err
 	}
-	var serRaw, dbgRaw io.Writer
-	if cfg.SerialLog != "" {
-		f, err := os.Create(cfg.SerialLog)
-		if err != nil {
-			return nil, err
-		}
-		vm.logs = append(vm.logs, f)
-		serRaw = f
+	serRaw, err := vm.createLog(cfg.SerialLog)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.DebugconLog != "" {
-		f, err := os.Create(cfg.DebugconLog)
-		if err != nil {
-			return nil, err
-		}
-		vm.logs = append(vm.logs, f)
-		dbgRaw = f
+	dbgRaw, err := vm.createLog(cfg.DebugconLog)
+	if err != nil {
+		return nil, err
 	}
 	vm.serial = vmm.NewConsole("serial", serRaw)
 	vm.debugcon = vmm.NewConsole("debugcon", dbgRaw)
@@ -220,6 +211,19 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	vm.qmp = q
 	ok = true
 	return vm, nil
+}
+
+// createLog creates the raw console log at path ("" is none: a nil writer), closed by Close.
+func (vm *VM) createLog(path string) (io.Writer, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	vm.logs = append(vm.logs, f)
+	return f, nil
 }
 
 func onOff(b bool) string {

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"testing"
 
 	"github.com/sevshim/sevshim/pkg/format/layout"
 )
@@ -142,4 +143,31 @@ func RequireFiles(paths ...string) error {
 		return errors.New("missing file(s): " + strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// RequireQEMU fails t when QEMU or Debian's OVMF code and var store (of the default layout)
+// is missing, or skips it with SEVSHIM_ALLOW_SKIP=1 (see SkipOrFail).
+func RequireQEMU(t testing.TB) {
+	t.Helper()
+	_, err := QEMU()
+	if err == nil {
+		err = RequireFiles(OVMFCode(), OVMFVars())
+	}
+	if err != nil {
+		err = fmt.Errorf("%v; run scripts/setup.sh (or make setup) first", err)
+	}
+	SkipOrFail(t, err)
+}
+
+// SkipOrFail fails t with err (which says what to do), or skips it with SEVSHIM_ALLOW_SKIP=1
+// (CI never sets it: a missing prerequisite must not pass silently). A nil err does nothing.
+func SkipOrFail(t testing.TB, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
+		t.Skipf("SEVSHIM_ALLOW_SKIP=1: %v", err)
+	}
+	t.Fatalf("%v (set SEVSHIM_ALLOW_SKIP=1 to skip deliberately)", err)
 }
