@@ -11,7 +11,8 @@
 // and QMP socket, checking the socket's peer. Both drive QEMU through the same QMP control
 // (ctl.go: one migration-out and one migration-in implementation, memory reads, the halt
 // check); guest-memory writes go through the gdbstub client (gdb.go), beside the QMP client
-// (qmp.go, see there for why both are our own).
+// (qmp.go, see there for why both are our own). Both implement vmm.VM (Close differs: see
+// VM.Close).
 //
 // Every QEMU is started with -nodefaults -display none -monitor none and, unless the
 // Config says otherwise, -machine q35 -accel tcg (KVM does not work on the build machines).
@@ -302,7 +303,10 @@ func (vm *VM) Wait(ctx context.Context) error {
 }
 
 // Close ends QEMU if it still runs (SIGTERM, up to 5 s, then SIGKILL), closes QMP and the
-// logs and removes the private directory. It is safe to call more than once.
+// logs and removes the private directory. It is safe to call more than once. This is the
+// one vmm.VM method whose meaning differs from the detached VM's (which keeps running): an
+// attached QEMU is a child whose consoles are pipes into this process and whose directory
+// is private to it, so it cannot outlive its handle.
 func (vm *VM) Close() error {
 	vm.closeOnce.Do(func() {
 		if vm.cmd != nil && vm.cmd.Process != nil {
