@@ -106,8 +106,8 @@ func TestDefaultVarsFollowLayout(t *testing.T) {
 	if got := DefaultOVMFVars(l2); got != filepath.Join(dir, l4.VarsFile) {
 		t.Errorf("$%s does not override: %s", EnvOVMFVars, got)
 	}
-	if _, err := loadVars("", l2); err == nil {
-		t.Error("launch took $SEVSHIM_OVMF_VARS of the wrong size")
+	if _, err := loadVars("", l2); err == nil || !strings.Contains(err.Error(), "$"+EnvOVMFVars) {
+		t.Errorf("launch took $SEVSHIM_OVMF_VARS of the wrong size, or did not name it: %v", err)
 	}
 	t.Setenv(EnvOVMFVars, "")
 	os.Remove(filepath.Join(dir, l2.VarsFile))

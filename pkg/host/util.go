@@ -50,6 +50,9 @@ func readVars(src string, lay layout.Layout, strict bool) (string, []byte, error
 	flag := "--vars"
 	if src == "" {
 		src, flag = DefaultOVMFVars(lay), "the default var store"
+		if os.Getenv(EnvOVMFVars) != "" {
+			flag = "$" + EnvOVMFVars
+		}
 	}
 	b, err := os.ReadFile(src)
 	if err != nil {
