@@ -300,8 +300,15 @@ func loadVars(src string, lay layout.Layout) ([]byte, error) {
 			return bytes.Repeat([]byte{0xFF}, int(lay.VarsSize)), nil // erased flash
 		}
 	}
-	_, b, err := readVars(src, lay, true)
-	return b, err
+	path, what, b, err := readVars(src, lay)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != int(lay.VarsSize) {
+		return nil, fmt.Errorf("%s %s is %d bytes; layout %s needs a var store of exactly %d (0x%x) bytes (Debian's %s)",
+			what, path, len(b), lay.Name, lay.VarsSize, lay.VarsSize, lay.VarsFile)
+	}
+	return b, nil
 }
 
 // checkLaunchTarget refuses a work directory whose record says it holds a guest that a new

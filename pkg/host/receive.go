@@ -368,9 +368,9 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 			guestLay = l
 		}
 	}
-	varsSrc, varsBytes, err := readVars(o.Vars, guestLay, shape != nil)
+	varsSrc, _, varsBytes, err := readVars(o.Vars, guestLay)
 	if err != nil {
-		return nil, fmt.Errorf("%w (nothing was done)", err)
+		return nil, err
 	}
 	if shape != nil && len(varsBytes) != int(shape.VarsSize) {
 		return nil, fmt.Errorf("vars file %s is %d bytes; this guest's pflash1 is %d bytes (nothing was done)", varsSrc, len(varsBytes), shape.VarsSize)
@@ -468,7 +468,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 		logf(o.Log, "note: the bundle's layout %d differs from the guest's %d; the shim will refuse it", lay.ID, rc.hdr.Shape.LayoutID)
 	}
 	if l, ok := layout.ByID(rc.hdr.Shape.LayoutID); ok && l.ID != guestLay.ID {
-		if varsSrc, varsBytes, err = readVars(o.Vars, l, true); err != nil {
+		if varsSrc, _, varsBytes, err = readVars(o.Vars, l); err != nil {
 			release()
 			return nil, err
 		}

@@ -44,25 +44,21 @@ func DefaultOVMFVars(lay layout.Layout) string {
 }
 
 // readVars reads the var store of a guest of layout lay: src (--vars), else
-// DefaultOVMFVars(lay). It returns the file it read and, if strict, refuses one that is not
-// exactly the layout's vars size (pflash unit 1).
-func readVars(src string, lay layout.Layout, strict bool) (string, []byte, error) {
-	flag := "--vars"
+// DefaultOVMFVars(lay). It returns the file it read and what names it in an error message;
+// the callers check the size against the guest's pflash unit 1.
+func readVars(src string, lay layout.Layout) (path, what string, b []byte, err error) {
+	what = "--vars"
 	if src == "" {
-		src, flag = DefaultOVMFVars(lay), "the default var store"
+		src, what = DefaultOVMFVars(lay), "the default var store"
 		if os.Getenv(EnvOVMFVars) != "" {
-			flag = "$" + EnvOVMFVars
+			what = "$" + EnvOVMFVars
 		}
 	}
-	b, err := os.ReadFile(src)
+	b, err = os.ReadFile(src)
 	if err != nil {
-		return src, nil, fmt.Errorf("vars: %w (pass --vars FILE)", err)
+		return src, what, nil, fmt.Errorf("vars: %w (pass --vars FILE)", err)
 	}
-	if strict && len(b) != int(lay.VarsSize) {
-		return src, nil, fmt.Errorf("%s %s is %d bytes; layout %s needs a var store of exactly %d (0x%x) bytes (Debian's %s)",
-			flag, src, len(b), lay.Name, lay.VarsSize, lay.VarsSize, lay.VarsFile)
-	}
-	return src, b, nil
+	return src, what, b, nil
 }
 
 func writeJSON(path string, v any, mode os.FileMode) error {
