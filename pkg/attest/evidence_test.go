@@ -10,7 +10,7 @@ import (
 
 	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/format/tpmevent"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 func TestEvidenceJSONRoundTrip(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // Every layout has an embedded template: footer table, sevshim policy entry, empty policy,

@@ -2,10 +2,13 @@ package host
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/sevshim/sevshim/pkg/format/guestpkg"
+	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/migrate"
 )
 
@@ -68,5 +71,47 @@ func TestPageStore(t *testing.T) {
 func TestHardwareGuestRefused(t *testing.T) {
 	if _, err := openGuestPSP("linux", ""); err == nil || !strings.Contains(err.Error(), "upstream QEMU") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// The default var store follows the layout (Debian's file name from the layout table);
+// $SEVSHIM_OVMF_VARS overrides it for every layout; a store of another size is refused.
+func TestDefaultVarsFollowLayout(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv(EnvOVMFDir, dir)
+	t.Setenv(EnvOVMFVars, "")
+	l4, _ := layout.ByID(layout.OVMF4M)
+	l2, _ := layout.ByID(layout.OVMF2M)
+	if got := DefaultOVMFVars(l4); got != filepath.Join(dir, "OVMF_VARS_4M.fd") {
+		t.Errorf("ovmf-4m: %s", got)
+	}
+	if got := DefaultOVMFVars(l2); got != filepath.Join(dir, "OVMF_VARS.fd") {
+		t.Errorf("ovmf-2m: %s", got)
+	}
+	for _, l := range []layout.Layout{l4, l2} {
+		if err := os.WriteFile(filepath.Join(dir, l.VarsFile), make([]byte, l.VarsSize), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if src, _, b, err := readVars("", l); err != nil || len(b) != int(l.VarsSize) || src != filepath.Join(dir, l.VarsFile) {
+			t.Errorf("%s: default %s, %d bytes, %v", l.Name, src, len(b), err)
+		}
+		if b, err := loadVars("", l); err != nil || len(b) != int(l.VarsSize) {
+			t.Errorf("%s: launch's default store: %d bytes, %v", l.Name, len(b), err)
+		}
+	}
+	if b, err := loadVars(filepath.Join(dir, l4.VarsFile), l2); err == nil || !strings.Contains(err.Error(), "layout ovmf-2m needs a var store of exactly 131072 (0x20000) bytes") {
+		t.Errorf("launch took a 4M store for ovmf-2m (%d bytes): %v", len(b), err)
+	}
+	t.Setenv(EnvOVMFVars, filepath.Join(dir, l4.VarsFile))
+	if got := DefaultOVMFVars(l2); got != filepath.Join(dir, l4.VarsFile) {
+		t.Errorf("$%s does not override: %s", EnvOVMFVars, got)
+	}
+	if _, err := loadVars("", l2); err == nil || !strings.Contains(err.Error(), "$"+EnvOVMFVars) {
+		t.Errorf("launch took $SEVSHIM_OVMF_VARS of the wrong size, or did not name it: %v", err)
+	}
+	t.Setenv(EnvOVMFVars, "")
+	os.Remove(filepath.Join(dir, l2.VarsFile))
+	if b, err := loadVars("", l2); err != nil || len(b) != int(l2.VarsSize) || b[0] != 0xFF {
+		t.Errorf("launch without Debian's template: %d bytes, %v (want erased flash)", len(b), err)
 	}
 }

@@ -125,7 +125,7 @@ func Launch(ctx context.Context, o LaunchOptions) (_ *LaunchResult, err error) {
 	if _, _, err := shimimage.ExtractPolicy(img); errors.Is(err, shimimage.ErrEmptyPolicy) {
 		return nil, fmt.Errorf("%s is the shim template (its policy region is empty): this is the template, run builder build to make an image with your policy", o.Image)
 	}
-	varsData, err := loadVars(o.Vars, int(lay.VarsSize))
+	varsData, err := loadVars(o.Vars, lay)
 	if err != nil {
 		return nil, err
 	}
@@ -291,24 +291,22 @@ func Launch(ctx context.Context, o LaunchOptions) (_ *LaunchResult, err error) {
 	return &LaunchResult{Work: work, Pid: vm.Pid(), Handle: h, Measurement: m, MeasureFile: mf}, nil
 }
 
-// loadVars returns QEMU A's pflash1 content: --vars (which must be exactly the layout's vars
-// size), else Debian's template if it has that size, else erased flash.
-func loadVars(src string, size int) ([]byte, error) {
-	if src == "" {
-		def := DefaultOVMFVars()
-		if st, err := os.Stat(def); err == nil && st.Size() == int64(size) {
-			src = def
+// loadVars returns QEMU A's pflash1 content: --vars or $SEVSHIM_OVMF_VARS (which must be
+// exactly the layout's vars size), else Debian's template of the layout, else (no such file)
+// erased flash.
+func loadVars(src string, lay layout.Layout) ([]byte, error) {
+	if src == "" && os.Getenv(EnvOVMFVars) == "" {
+		if _, err := os.Stat(DefaultOVMFVars(lay)); err != nil {
+			return bytes.Repeat([]byte{0xFF}, int(lay.VarsSize)), nil // erased flash
 		}
 	}
-	if src == "" {
-		return bytes.Repeat([]byte{0xFF}, size), nil // erased flash
-	}
-	b, err := os.ReadFile(src)
+	path, what, b, err := readVars(src, lay)
 	if err != nil {
-		return nil, fmt.Errorf("vars: %w", err)
+		return nil, err
 	}
-	if len(b) != size {
-		return nil, fmt.Errorf("--vars %s is %d bytes; the image's layout needs a var store of exactly %d bytes", src, len(b), size)
+	if len(b) != int(lay.VarsSize) {
+		return nil, fmt.Errorf("%s %s is %d bytes; layout %s needs a var store of exactly %d (0x%x) bytes (Debian's %s)",
+			what, path, len(b), lay.Name, lay.VarsSize, lay.VarsSize, lay.VarsFile)
 	}
 	return b, nil
 }

@@ -214,15 +214,11 @@ const maxExtraBlocks = 64 << 20
 // acceptPackage reads and checks the whole package and runs RECEIVE_START,
 // RECEIVE_UPDATE_DATA for every page and RECEIVE_FINISH. Nothing is started.
 func acceptPackage(ctx context.Context, p psp.PSP, path string, tpm bool, bar *bar) (*received, error) {
-	f, err := os.Open(path)
+	f, r, err := openPackage(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	r, err := guestpkg.NewReader(f)
-	if err != nil {
-		return nil, err
-	}
 	hdr := r.Header()
 	// QEMU A and B must have the same devices or the migration does not load; say so now.
 	switch {
@@ -359,24 +355,25 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 		return nil, fmt.Errorf("BIOS bundle: %w", err)
 	}
 	lay, _ := layout.ByID(m.Layout)
-	varsSrc := o.Vars
-	if varsSrc == "" {
-		varsSrc = DefaultOVMFVars()
-	}
-	varsBytes, err := os.ReadFile(varsSrc)
-	if err != nil {
-		return nil, fmt.Errorf("vars: %w (pass --vars FILE)", err)
-	}
-	// The header is read twice only from a regular file: a package streamed through a pipe
-	// or FIFO can be read once, and is checked after RECEIVE_FINISH instead (below).
+	// The var store follows the guest's layout, which the package header names; a package
+	// streamed through a pipe or FIFO can be read once, so until its header is read (after
+	// RECEIVE_FINISH, below) the bundle's layout stands in for it.
+	guestLay := lay
+	var shape *guestpkg.Shape
 	if st, err := os.Stat(o.Package); err == nil && st.Mode().IsRegular() {
-		shape, err := packageShape(o.Package)
-		if err != nil {
+		if shape, err = packageShape(o.Package); err != nil {
 			return nil, &RefusedError{Stage: "package", Err: fmt.Errorf("package %s refused, no QEMU was started: %w", o.Package, err)}
 		}
-		if len(varsBytes) != int(shape.VarsSize) {
-			return nil, fmt.Errorf("vars file %s is %d bytes; this guest's pflash1 is %d bytes (nothing was done)", varsSrc, len(varsBytes), shape.VarsSize)
+		if l, ok := layout.ByID(shape.LayoutID); ok {
+			guestLay = l
 		}
+	}
+	varsSrc, _, varsBytes, err := readVars(o.Vars, guestLay)
+	if err != nil {
+		return nil, err
+	}
+	if shape != nil && len(varsBytes) != int(shape.VarsSize) {
+		return nil, fmt.Errorf("vars file %s is %d bytes; this guest's pflash1 is %d bytes (nothing was done)", varsSrc, len(varsBytes), shape.VarsSize)
 	}
 	_, statErr := os.Lstat(o.Work)
 	work, err := makeWorkDir(o.Work)
@@ -469,6 +466,12 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 	logf(o.Log, "package verified: digest, VM shape, %d pages MAC-verified and decrypted by the PSP (RECEIVE_FINISH done)", rc.pages.n)
 	if lay.ID != rc.hdr.Shape.LayoutID {
 		logf(o.Log, "note: the bundle's layout %d differs from the guest's %d; the shim will refuse it", lay.ID, rc.hdr.Shape.LayoutID)
+	}
+	if l, ok := layout.ByID(rc.hdr.Shape.LayoutID); ok && l.ID != guestLay.ID {
+		if varsSrc, _, varsBytes, err = readVars(o.Vars, l); err != nil {
+			release()
+			return nil, err
+		}
 	}
 	if len(varsBytes) != int(rc.hdr.Shape.VarsSize) {
 		release()
@@ -661,14 +664,24 @@ func feedIncoming(ctx context.Context, vm vmm.VM, rc *received, barW io.Writer) 
 // packageShape reads only the header of a guest package (cheap: no PSP work) for the checks
 // that need the guest's VM shape before anything starts.
 func packageShape(path string) (*guestpkg.Shape, error) {
-	f, err := os.Open(path)
+	f, r, err := openPackage(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	return &r.Header().Shape, nil
+}
+
+// openPackage opens the guest package at path and reads its header; the caller closes f.
+func openPackage(path string) (*os.File, *guestpkg.Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
 	r, err := guestpkg.NewReader(f)
 	if err != nil {
-		return nil, err
+		f.Close()
+		return nil, nil, err
 	}
-	return &r.Header().Shape, nil
+	return f, r, nil
 }

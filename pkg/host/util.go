@@ -19,18 +19,20 @@ import (
 	"path/filepath"
 
 	"github.com/sevshim/sevshim/pkg/atomicfile"
+	"github.com/sevshim/sevshim/pkg/format/layout"
 )
 
-// The var store hostctl uses when --vars is not given: Debian's OVMF template of the 4M
-// layout, $SEVSHIM_OVMF_VARS, or OVMF_VARS_4M.fd in $SEVSHIM_OVMF_DIR (default
-// /usr/share/OVMF).
+// The var store hostctl uses when --vars is not given: $SEVSHIM_OVMF_VARS if set, else
+// Debian's template of the guest's layout (OVMF_VARS_4M.fd for ovmf-4m, OVMF_VARS.fd for
+// ovmf-2m: the layout table's VarsFile, docs/formats.md section 1) in $SEVSHIM_OVMF_DIR
+// (default /usr/share/OVMF).
 const (
 	EnvOVMFDir  = "SEVSHIM_OVMF_DIR"
 	EnvOVMFVars = "SEVSHIM_OVMF_VARS"
 )
 
-// DefaultOVMFVars is the default var store (see EnvOVMFVars).
-func DefaultOVMFVars() string {
+// DefaultOVMFVars is the default var store of a guest of layout lay (see EnvOVMFVars).
+func DefaultOVMFVars(lay layout.Layout) string {
 	if v := os.Getenv(EnvOVMFVars); v != "" {
 		return v
 	}
@@ -38,7 +40,25 @@ func DefaultOVMFVars() string {
 	if dir == "" {
 		dir = "/usr/share/OVMF"
 	}
-	return filepath.Join(dir, "OVMF_VARS_4M.fd")
+	return filepath.Join(dir, lay.VarsFile)
+}
+
+// readVars reads the var store of a guest of layout lay: src (--vars), else
+// DefaultOVMFVars(lay). It returns the file it read and what names it in an error message;
+// the callers check the size against the guest's pflash unit 1.
+func readVars(src string, lay layout.Layout) (path, what string, b []byte, err error) {
+	what = "--vars"
+	if src == "" {
+		src, what = DefaultOVMFVars(lay), "the default var store"
+		if os.Getenv(EnvOVMFVars) != "" {
+			what = "$" + EnvOVMFVars
+		}
+	}
+	b, err = os.ReadFile(src)
+	if err != nil {
+		return src, what, nil, fmt.Errorf("vars: %w (pass --vars FILE)", err)
+	}
+	return src, what, b, nil
 }
 
 func writeJSON(path string, v any, mode os.FileMode) error {

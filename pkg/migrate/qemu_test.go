@@ -16,7 +16,7 @@ import (
 
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/tests/harness"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // These tests run real QEMU 7.2 (q35, TCG) with Debian's OVMF: capture a migration
@@ -27,16 +27,7 @@ func needQEMU(t testing.TB) {
 	if testing.Short() {
 		t.Skip("-short: skipping tests that run QEMU")
 	}
-	_, err := repo.QEMU()
-	if err == nil {
-		err = repo.RequireFiles(repo.OVMFCode(), repo.OVMFVars())
-	}
-	if err != nil {
-		if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
-			t.Skipf("skipping (SEVSHIM_ALLOW_SKIP=1): %v", err)
-		}
-		t.Fatalf("%v\nrun scripts/setup.sh (or make setup) first", err)
-	}
+	repo.RequireQEMU(t)
 }
 
 func copyFile(t testing.TB, src, dst string) {
@@ -293,7 +284,7 @@ func TestRealStreams(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			if err := dst.Cont(ctx); err != nil {
+			if err := dst.Resume(ctx); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := dst.Serial().WaitString(ctx, "Shell>", 150*time.Second); err != nil {

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/sevshim/sevshim/pkg/firmware"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // Every command of the three tools gets a page, and a page carries the command's flags.

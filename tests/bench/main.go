@@ -29,7 +29,7 @@ import (
 
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/tests/harness"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 var (
@@ -278,10 +278,10 @@ func runB(st *setup, state string, i int, rep *report) error {
 	rep.dur("b.start_to_qmp", "QEMU B start -> QMP connected", qmpUp.Sub(vm.Started()))
 	rep.dur("b.qmp_to_paused", "QMP connected -> incoming state loaded (status paused)", loaded.Sub(qmpUp))
 	cont := time.Now()
-	if err := vm.Cont(ctx); err != nil {
+	if err := vm.Resume(ctx); err != nil {
 		return failure(vm, "B: cont", err)
 	}
-	if err := vm.InjectNMI(ctx); err != nil {
+	if err := vm.NMI(ctx); err != nil {
 		return failure(vm, "B: inject-nmi", err)
 	}
 	steps := []struct{ step, name, note string }{
@@ -394,27 +394,25 @@ func output(rep *report) error {
 		var v string
 		switch s.Unit {
 		case "s":
-			v = fmt.Sprintf("%.3f s", s.Median)
-			if len(s.Samples) > 1 {
-				parts := make([]string, len(s.Samples))
-				for i, x := range s.Samples {
-					parts[i] = fmt.Sprintf("%.3f", x)
-				}
-				v += "  [" + strings.Join(parts, " ") + "]"
-			}
+			v = fmt.Sprintf("%.3f s", s.Median) + samples(s.Samples)
 		case "x":
-			v = fmt.Sprintf("%.3f", s.Median)
-			if len(s.Samples) > 1 {
-				parts := make([]string, len(s.Samples))
-				for i, x := range s.Samples {
-					parts[i] = fmt.Sprintf("%.3f", x)
-				}
-				v += "  [" + strings.Join(parts, " ") + "]"
-			}
+			v = fmt.Sprintf("%.3f", s.Median) + samples(s.Samples)
 		default:
 			v = fmt.Sprintf("%.0f %s", s.Median, s.Unit)
 		}
 		fmt.Printf("%-*s %-40s  # %s\n", w+1, s.Name+":", v, s.Note)
 	}
 	return nil
+}
+
+// samples lists every run's value ("  [a b c]") when there was more than one run.
+func samples(xs []float64) string {
+	if len(xs) < 2 {
+		return ""
+	}
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.3f", x)
+	}
+	return "  [" + strings.Join(parts, " ") + "]"
 }

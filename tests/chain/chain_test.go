@@ -198,7 +198,7 @@ func TestVarStoreRestored(t *testing.T) {
 	if _, err := r2.vm.Debugcon().WaitString(ctx, "SEVSHIM HANDOFF", shimStepTimeout); err != nil {
 		t.Fatal(err)
 	}
-	if err := r2.vm.Stop(ctx); err != nil {
+	if err := r2.vm.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
 	l, _ := layout.ByID(layout.OVMF4M)
@@ -215,7 +215,7 @@ func TestVarStoreRestored(t *testing.T) {
 	default:
 		t.Fatal("pflash1 after the hand-off is neither the VM's store nor the template")
 	}
-	if err := r2.vm.Cont(ctx); err != nil {
+	if err := r2.vm.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r2.vm.Serial().WaitPrompt(ctx, reShell, ovmfTimeout); err != nil {

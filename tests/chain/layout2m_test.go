@@ -23,7 +23,7 @@ import (
 	"github.com/sevshim/sevshim/pkg/keys"
 	"github.com/sevshim/sevshim/pkg/verifyref"
 	"github.com/sevshim/sevshim/tests/harness"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // set2M is the ovmf-2m shim with its READY state and the ovmf-2m bundle's parts.

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // step is one command line of the page, or a file the page writes.

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // treeRoot returns the checkout root.
@@ -294,7 +294,7 @@ var (
 		{who: []string{"pkg/owner"}, not: []string{"pkg/psp", "pkg/host", "pkg/vmm/..."}, what: "owner decisions run without a PSP or a VMM"},
 		{who: []string{"pkg/host"}, not: []string{"pkg/vmm/qemu", "pkg/vmm/libvirt"}, what: "host flows use the VMM seam, not a backend"},
 		{who: []string{"pkg/..."}, not: []string{"builder/...", "verifier/...", "hostctl/...", "tests/...", "scripts/...", "shim/..."}, what: "libraries import no CLI, test or script package"},
-		{who: []string{"builder", "verifier", "hostctl"}, deps: true, not: []string{"tests/..."}, what: "nothing shipped links a test package (tests/repo finds the checkout)"},
+		{who: []string{"builder", "verifier", "hostctl"}, deps: true, not: []string{"tests/..."}, what: "nothing shipped links a test package (tests/harness/repo finds the checkout)"},
 		{who: []string{"verifier"}, deps: true, not: []string{"pkg/psp", "pkg/host", "pkg/vmm/..."}, what: "the verifier does not link the PSP backends, host flows or a VMM"},
 	}
 )

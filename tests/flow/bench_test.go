@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/sevshim/sevshim/tests/benchplot"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // Guest under benchmark: 256 MiB of RAM, the demo shim at READY, and dirtyMiB of random
@@ -131,9 +131,9 @@ func BenchmarkExportReceive(b *testing.B) {
 }
 
 // benchSteps are the steps of the picture. On the sevshim path: hostctl launch +
-// launch-finish (up to READY and the 300 ms settle), hostctl export, receive up to `cont`
+// launch-finish (up to READY and the vCPU halted in the shim's wait), hostctl export, receive up to `cont`
 // (package checks, RECEIVE_*, QEMU B start and load), then the shim's console steps. On the
-// plain path: QEMU A start to READY and the same settle, migrate to a file, QEMU B start with
+// plain path: QEMU A start to READY and the same halt, migrate to a file, QEMU B start with
 // -incoming and `cont`, then the same console steps.
 var benchSteps = [...]string{"reset -> READY", "export / save", "receive + load", "wake", "verify", "flash", "hand-off", "OVMF"}
 
@@ -225,12 +225,12 @@ func plainRun(b *testing.B, dir, shim, bundle string, dirty []byte) (time.Durati
 	if _, err := bm.WaitIncoming(ctx, 2*time.Minute); err != nil {
 		b.Fatal(err)
 	}
-	if err := bm.Cont(ctx); err != nil {
+	if err := bm.Resume(ctx); err != nil {
 		b.Fatal(err)
 	}
 	resumed := time.Now()
 	steps[2] = resumed.Sub(t1)
-	if err := bm.InjectNMI(ctx); err != nil {
+	if err := bm.NMI(ctx); err != nil {
 		b.Fatal(err)
 	}
 	handoff, err := bm.Debugcon().WaitString(ctx, "SEVSHIM HANDOFF", 2*time.Minute)

@@ -37,20 +37,22 @@ func guestHandles(t *testing.T, state string) []uint32 {
 
 func launchState(t *testing.T, work string) host.LaunchState {
 	t.Helper()
-	var ls host.LaunchState
-	if err := json.Unmarshal([]byte(readFile(filepath.Join(work, host.LaunchJSON))), &ls); err != nil {
-		t.Fatalf("%s: %v", work, err)
-	}
-	return ls
+	return workRecord[host.LaunchState](t, work, host.LaunchJSON)
 }
 
 func receiveState(t *testing.T, work string) host.ReceiveState {
 	t.Helper()
-	var rs host.ReceiveState
-	if err := json.Unmarshal([]byte(readFile(filepath.Join(work, host.ReceiveJSON))), &rs); err != nil {
+	return workRecord[host.ReceiveState](t, work, host.ReceiveJSON)
+}
+
+// workRecord reads the JSON record name of the work directory work.
+func workRecord[T any](t *testing.T, work, name string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(readFile(filepath.Join(work, name))), &v); err != nil {
 		t.Fatalf("%s: %v", work, err)
 	}
-	return rs
+	return v
 }
 
 func lastLine(s string) string {

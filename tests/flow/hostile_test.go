@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // signHostile signs Debian's OVMF with the demo provider key (trusted by the demo policy) as

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sevshim/sevshim/pkg/format/layout"
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // TestCommittedFilesAreReproducible regenerates every golden file and requires the committed
@@ -63,21 +64,30 @@ func TestCommittedFilesAreReproducible(t *testing.T) {
 	})
 }
 
-// TestCheckTemplate: the footer check of `make -C shim check-image` accepts the template `make
-// shim` built and refuses it with a policy embedded or one byte short.
+// TestCheckTemplate: the footer check of `make -C shim check-image` accepts the templates
+// `make shim` built, one per layout, and refuses one with a policy embedded or one byte short.
 func TestCheckTemplate(t *testing.T) {
 	tplPath, err := repo.ShimTemplate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tpl, err := os.ReadFile(tplPath)
-	if err != nil {
-		t.Fatalf("%v (run make shim)", err)
-	}
-	if s, err := CheckTemplate(tpl); err != nil {
-		t.Fatalf("%s: %v", tplPath, err)
-	} else {
-		t.Log(s)
+	var tpl []byte
+	for _, l := range layout.All() {
+		p := filepath.Join(filepath.Dir(tplPath), l.ShimFile())
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatalf("%v (run make shim)", err)
+		}
+		if s, err := CheckTemplate(b); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		} else if !strings.Contains(s, "("+l.Name+")") {
+			t.Fatalf("%s: summary %q does not name layout %s", p, s, l.Name)
+		} else {
+			t.Log(s)
+		}
+		if l.ID == layout.Default {
+			tpl = b
+		}
 	}
 	files, err := Generate()
 	if err != nil {

@@ -77,17 +77,15 @@ func (g *gen) vectors() error {
 }
 
 // CheckTemplate checks the footer table of a shim template as `make shim` builds it
-// (docs/formats.md section 4): one code region of layout ovmf-4m, exactly four entries (sevshim
-// info with shim format 1 and layout 1, the policy region, a non-empty SEV secret block and the
+// (docs/formats.md section 4), for either layout: one code region of a layout of the table
+// (pkg/format/layout, picked by the image's size), exactly four entries (sevshim info with
+// shim format 1 and that layout's id, the policy region, a non-empty SEV secret block and the
 // SEV-ES reset block), the policy region at its fixed GPA and all zero. It returns a one-line
 // summary.
 func CheckTemplate(img []byte) (string, error) {
-	l, ok := layout.ByID(layout.OVMF4M)
+	l, ok := layout.BySize(len(img))
 	if !ok {
-		return "", errors.New("layout ovmf-4m missing")
-	}
-	if len(img) != int(l.CodeSize) {
-		return "", fmt.Errorf("image is %d bytes, want %d", len(img), l.CodeSize)
+		return "", fmt.Errorf("image is %d bytes, the code size of no layout (%v)", len(img), layout.Names())
 	}
 	in, err := shimimage.Info(img)
 	if err != nil {
@@ -96,8 +94,8 @@ func CheckTemplate(img []byte) (string, error) {
 	switch {
 	case len(in.Entries) != 4:
 		return "", fmt.Errorf("footer has %d entries, want 4", len(in.Entries))
-	case !in.HasInfo || in.ShimFormat != 1 || in.Layout != layout.OVMF4M:
-		return "", fmt.Errorf("sevshim info entry is (%d, %d), want (1, %d)", in.ShimFormat, in.Layout, layout.OVMF4M)
+	case !in.HasInfo || in.ShimFormat != 1 || in.Layout != l.ID:
+		return "", fmt.Errorf("sevshim info entry is (%d, %d), want (1, %d: %s is the size of %s)", in.ShimFormat, in.Layout, l.ID, l.Name, l.Name)
 	case !in.SecretUsable():
 		return "", errors.New("SEV secret block entry missing or empty")
 	case !in.HasSEVESReset:
@@ -119,8 +117,8 @@ func CheckTemplate(img []byte) (string, error) {
 	if !bytes.Equal(img[in.PolicyOffset:in.PolicyOffset+in.PolicySize], make([]byte, in.PolicySize)) {
 		return "", errors.New("template policy region is not all zero")
 	}
-	return fmt.Sprintf("footer OK: policy offset %#x gpa %#x, secret %#x+%#x, reset block %#x",
-		in.PolicyOffset, in.PolicyGPA, in.SecretBase, in.SecretSize, in.SEVESResetIP), nil
+	return fmt.Sprintf("footer OK (%s): policy offset %#x gpa %#x, secret %#x+%#x, reset block %#x",
+		l.Name, in.PolicyOffset, in.PolicyGPA, in.SecretBase, in.SecretSize, in.SEVESResetIP), nil
 }
 
 // The policy region of every shim image (docs/formats.md section 4).

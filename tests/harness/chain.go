@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // Bounds of the chain steps: generous, TCG on a shared 2-core host. They are limits, not
@@ -22,9 +22,10 @@ const (
 	StepTimeout  = 90 * time.Second  // one shim step after the wake-up
 	OVMFTimeout  = 180 * time.Second // the hand-off -> OVMF's BdsDxe or shell
 	HaltGrace    = 3 * time.Second   // after HALT: what a wrong flash or hand-off would print shows now
-	// settle: READY is printed just before the shim arms its wait; give it a moment to reach
-	// hlt so the migrated CPU state is the idle loop, not the last instructions before it.
-	settle = 300 * time.Millisecond
+	// HaltTimeout bounds the wait after READY until the vCPU executes hlt: READY is printed
+	// just before the shim arms its wait (docs/shim.md), and the migrated CPU state must be
+	// that idle loop, not the last instructions before it.
+	HaltTimeout = 30 * time.Second
 )
 
 // ASpec is QEMU A of the chain: the shim booted from its reset vector to READY, with no
@@ -65,7 +66,11 @@ func BootA(ctx context.Context, s ASpec) (*qemu.VM, qemu.Line, error) {
 		a.Close()
 		return nil, ready, err
 	}
-	time.Sleep(settle)
+	if err := a.WaitHalted(ctx, HaltTimeout); err != nil {
+		err = fmt.Errorf("QEMU A after READY: %v\ndebugcon:\n%s", err, a.Debugcon().Text())
+		a.Close()
+		return nil, ready, err
+	}
 	for _, l := range a.Debugcon().Lines() {
 		if strings.HasPrefix(l.Text, "SEVSHIM ERROR") {
 			a.Close()

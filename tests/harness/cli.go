@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // CLIs is the harness of the tests that drive the real builder, verifier and hostctl
@@ -64,7 +64,7 @@ func (c *CLIs) Require(t testing.TB) {
 			c.err = fmt.Errorf("building the CLIs: %v\n%s", err, out)
 		}
 	})
-	skipOrFail(t, c.err)
+	repo.SkipOrFail(t, c.err)
 }
 
 // Result is what one tool run printed and its exit status.

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 var (
@@ -99,19 +99,7 @@ func RequireChain(t testing.TB, programs ...string) {
 			err = fmt.Errorf("%s not found: run scripts/setup.sh", p)
 		}
 	}
-	skipOrFail(t, err)
-}
-
-// skipOrFail fails the test with err (what to do), or skips it with SEVSHIM_ALLOW_SKIP=1.
-func skipOrFail(t testing.TB, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
-		t.Skipf("SEVSHIM_ALLOW_SKIP=1: %v", err)
-	}
-	t.Fatalf("%v (set SEVSHIM_ALLOW_SKIP=1 to skip deliberately)", err)
+	repo.SkipOrFail(t, err)
 }
 
 // Once is a fixture made once per test binary: the first Get makes it, every later one

@@ -23,7 +23,7 @@ import (
 	"github.com/sevshim/sevshim/pkg/format/shimimage"
 	"github.com/sevshim/sevshim/pkg/host"
 	"github.com/sevshim/sevshim/tests/harness"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // startBareSwtpm runs a fresh swtpm owned by the test (SIGKILLed with it and by pid in Cleanup)

@@ -32,7 +32,7 @@ import (
 	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/tests/harness"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 const (
@@ -199,6 +199,21 @@ func fileDigest(t *testing.T, p string) [48]byte {
 // shim lines on COM1 (OVMF never printed).
 func assertNothingAfterRefusal(t *testing.T, b *qemu.VM) { t.Helper(); harness.AssertNoBIOSRan(t, b) }
 
+// refusedRun runs r, requires the outcome line want's ERROR line, waits for the receipt line
+// (returned) and the HALT, and checks that nothing ran after the refusal.
+func refusedRun(t *testing.T, f *chainFixture, r chainRun, want shimerr.Code) (*qemu.VM, qemu.Line) {
+	t.Helper()
+	b := startChain(t, f, r)
+	dbg := b.Debugcon()
+	if out := harness.WaitLine(t, dbg, reOutcome, stepTO); out.Text != want.Line() {
+		t.Fatalf("outcome %q", out.Text)
+	}
+	rl := harness.WaitLine(t, dbg, reReceipt, stepTO)
+	harness.WaitLine(t, dbg, reHalt, stepTO)
+	assertNothingAfterRefusal(t, b)
+	return b, rl
+}
+
 // TestReceiptHandOffTestBIOS: the key arrives in the middle of the owner's table. The shim
 // hands the test BIOS the table without the key (the test BIOS reports the SHA-256 of what it
 // got), prints an OK receipt for the nonce, the manifest, the image, the var store and the
@@ -219,11 +234,11 @@ func TestReceiptHandOffTestBIOS(t *testing.T) {
 		t.Fatalf("outcome %q", out.Text)
 	}
 	ctx := context.Background()
-	if err := b.Stop(ctx); err != nil {
+	if err := b.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
 	assertKeyGone(t, harness.DumpRAM(t, b, memMiB), o.key)
-	if err := b.Cont(ctx); err != nil {
+	if err := b.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
 
@@ -271,14 +286,7 @@ func TestReceiptRefusalE034(t *testing.T) {
 	f := getChainFixture(t)
 	o := newOwner(t, receipt.KeySize)
 	nonce := harness.RandBytes(t, receipt.NonceSize)
-	b := startChain(t, f, chainRun{manifest: "ovmf-v4", secret: o.table, nonce: nonce})
-	dbg := b.Debugcon()
-	if out := harness.WaitLine(t, dbg, reOutcome, stepTO); out.Text != shimerr.VersionBelowFloor.Line() {
-		t.Fatalf("outcome %q", out.Text)
-	}
-	rl := harness.WaitLine(t, dbg, reReceipt, stepTO)
-	harness.WaitLine(t, dbg, reHalt, stepTO)
-	assertNothingAfterRefusal(t, b)
+	b, rl := refusedRun(t, f, chainRun{manifest: "ovmf-v4", secret: o.table, nonce: nonce}, shimerr.VersionBelowFloor)
 	assertKeyGone(t, harness.DumpRAM(t, b, memMiB), o.key)
 	r := openLine(t, rl.Text, o.key)
 	man, _ := os.ReadFile(f.manifests["ovmf-v4"])
@@ -294,17 +302,11 @@ func TestReceiptRefusalE034(t *testing.T) {
 func TestReceiptKeyEntryInvalid(t *testing.T) {
 	f := getChainFixture(t)
 	o := newOwner(t, receipt.KeySize-1)
-	b := startChain(t, f, chainRun{manifest: "ovmf-v5", secret: o.table, nonce: harness.RandBytes(t, receipt.NonceSize)})
-	dbg := b.Debugcon()
-	if out := harness.WaitLine(t, dbg, reOutcome, stepTO); out.Text != shimerr.ReceiptKeyInvalid.Line() {
-		t.Fatalf("outcome %q", out.Text)
-	}
-	if rl := harness.WaitLine(t, dbg, reReceipt, stepTO); rl.Text != receipt.NoneLine {
+	b, rl := refusedRun(t, f, chainRun{manifest: "ovmf-v5", secret: o.table, nonce: harness.RandBytes(t, receipt.NonceSize)}, shimerr.ReceiptKeyInvalid)
+	if rl.Text != receipt.NoneLine {
 		t.Fatalf("receipt line %q, want %q", rl.Text, receipt.NoneLine)
 	}
-	harness.WaitLine(t, dbg, reHalt, stepTO)
-	assertNothingAfterRefusal(t, b)
-	for _, l := range dbg.Lines() {
+	for _, l := range b.Debugcon().Lines() {
 		if strings.HasPrefix(l.Text, "SEVSHIM LOADED") {
 			t.Errorf("fw_cfg was read before the refusal: %q", l.Text)
 		}
@@ -317,14 +319,7 @@ func TestReceiptKeyEntryInvalid(t *testing.T) {
 func TestReceiptNonceInvalid(t *testing.T) {
 	f := getChainFixture(t)
 	o := newOwner(t, receipt.KeySize)
-	b := startChain(t, f, chainRun{manifest: "ovmf-v5", secret: o.table, nonce: harness.RandBytes(t, receipt.NonceSize-1)})
-	dbg := b.Debugcon()
-	if out := harness.WaitLine(t, dbg, reOutcome, stepTO); out.Text != shimerr.NonceInvalid.Line() {
-		t.Fatalf("outcome %q", out.Text)
-	}
-	rl := harness.WaitLine(t, dbg, reReceipt, stepTO)
-	harness.WaitLine(t, dbg, reHalt, stepTO)
-	assertNothingAfterRefusal(t, b)
+	_, rl := refusedRun(t, f, chainRun{manifest: "ovmf-v5", secret: o.table, nonce: harness.RandBytes(t, receipt.NonceSize-1)}, shimerr.NonceInvalid)
 	r := openLine(t, rl.Text, o.key)
 	if r.Verdict != shimerr.NonceInvalid || r.Nonce != nil || r.Manifest != nil {
 		t.Errorf("receipt %+v", r)

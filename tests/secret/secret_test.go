@@ -167,11 +167,11 @@ func TestSecretWipedDebianOVMF(t *testing.T) {
 		t.Fatalf("outcome %q", out.Text)
 	}
 	ctx := context.Background()
-	if err := b.Stop(ctx); err != nil {
+	if err := b.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
 	assertNoSecret(t, harness.DumpRAM(t, b, memMiB), s)
-	if err := b.Cont(ctx); err != nil {
+	if err := b.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
 	harness.WaitLine(t, b.Serial(), reBds, ovmfTO)

@@ -39,7 +39,7 @@ import (
 	"github.com/sevshim/sevshim/pkg/host"
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/tests/harness"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 	verifiercli "github.com/sevshim/sevshim/verifier/cli"
 )
 

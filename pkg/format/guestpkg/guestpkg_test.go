@@ -12,7 +12,7 @@ import (
 	"github.com/sevshim/sevshim/pkg/migrate"
 	"github.com/sevshim/sevshim/pkg/sev"
 	"github.com/sevshim/sevshim/pkg/sev/sevtest"
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // fixture is a package made from a real (trimmed) QEMU 7.2 stream, with real SEV packets

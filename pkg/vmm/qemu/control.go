@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/sevshim/sevshim/pkg/vmm"
 )
 
 // StatusInfo is the reply of query-status.
@@ -16,26 +18,54 @@ type StatusInfo struct {
 	Status  string `json:"status"`
 }
 
+// The attached VM is a vmm.VM like the detached one; only Close differs (see Close): a child
+// whose consoles are pipes into this process cannot outlive it.
+var _ vmm.VM = (*VM)(nil)
+var _ vmm.HaltWaiter = (*VM)(nil)
+
 // Status returns QEMU's run state ("running", "paused", "inmigrate", "prelaunch", ...).
-func (vm *VM) Status(ctx context.Context) (string, error) { return vm.ctl().status(ctx) }
-
-// Cont resumes the CPUs.
-func (vm *VM) Cont(ctx context.Context) error {
-	_, err := vm.qmp.Execute(ctx, "cont", nil)
-	return err
+func (vm *VM) Status(ctx context.Context) (vmm.Status, error) {
+	st, err := vm.ctl().status(ctx)
+	return vmm.Status(st), err
 }
 
-// Stop pauses the CPUs.
-func (vm *VM) Stop(ctx context.Context) error {
-	_, err := vm.qmp.Execute(ctx, "stop", nil)
-	return err
+// Resume resumes the CPUs (QMP cont).
+func (vm *VM) Resume(ctx context.Context) error { return vm.ctl().exec(ctx, "cont", nil) }
+
+// Pause pauses the CPUs (QMP stop).
+func (vm *VM) Pause(ctx context.Context) error { return vm.ctl().exec(ctx, "stop", nil) }
+
+// NMI raises an NMI (on x86 through LAPIC LINT1, which the guest must unmask).
+func (vm *VM) NMI(ctx context.Context) error { return vm.ctl().exec(ctx, "inject-nmi", nil) }
+
+// Alive reports whether the QEMU process still runs.
+func (vm *VM) Alive() bool {
+	select {
+	case <-vm.exited:
+		return false
+	default:
+		return true
+	}
 }
 
-// InjectNMI raises an NMI (on x86 through LAPIC LINT1, which the guest must unmask).
-func (vm *VM) InjectNMI(ctx context.Context) error {
-	_, err := vm.qmp.Execute(ctx, "inject-nmi", nil)
-	return err
+// Describe is QEMU's stderr, trimmed (StderrSummary), for error messages.
+func (vm *VM) Describe() string { return vm.ctl().summary() }
+
+// Kill SIGKILLs QEMU at once and waits (at most 10 s) for it to be reaped.
+func (vm *VM) Kill() error {
+	if vm.Alive() {
+		vm.cmd.Process.Kill()
+		select {
+		case <-vm.exited:
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("qemu pid %d did not exit after SIGKILL", vm.Pid())
+		}
+	}
+	return nil
 }
+
+// CancelMigration ends a migration still running and waits until none is active.
+func (vm *VM) CancelMigration(ctx context.Context) error { return vm.ctl().cancelMigration(ctx) }
 
 // Quit asks QEMU to exit and waits (bounded by ctx, at most 10 s) for the process to end.
 func (vm *VM) Quit(ctx context.Context) error {
@@ -92,7 +122,7 @@ type SaveStats struct {
 func (vm *VM) MigrateTo(ctx context.Context, uri string) (MigrationInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if err := vm.Stop(ctx); err != nil {
+	if err := vm.Pause(ctx); err != nil {
 		return MigrationInfo{}, err
 	}
 	return vm.ctl().migrateURI(ctx, uri)
@@ -138,7 +168,7 @@ func (vm *VM) SaveState(ctx context.Context, file string) (SaveStats, error) {
 		return stats, fmt.Errorf("qemu: state file: %w", err)
 	}
 	defer out.Close()
-	if err := vm.Stop(ctx); err != nil {
+	if err := vm.Pause(ctx); err != nil {
 		return stats, err
 	}
 	mi, n, err := vm.ctl().migrateOut(ctx, out)
@@ -159,14 +189,16 @@ func (vm *VM) SaveState(ctx context.Context, file string) (SaveStats, error) {
 
 // MigrateOut writes the whole state of the stopped guest to w (see SaveState); QEMU keeps
 // running, stopped.
-func (vm *VM) MigrateOut(ctx context.Context, w io.Writer) (MigrationInfo, int64, error) {
-	return vm.ctl().migrateOut(ctx, w)
+func (vm *VM) MigrateOut(ctx context.Context, w io.Writer) error {
+	_, _, err := vm.ctl().migrateOut(ctx, w)
+	return err
 }
 
 // MigrateIn feeds a state from r into a QEMU started with Incoming: "defer" and waits
-// (at most timeout) until it is loaded; it returns the status then.
-func (vm *VM) MigrateIn(ctx context.Context, r io.Reader, timeout time.Duration) (string, error) {
-	return vm.ctl().migrateIn(ctx, r, timeout)
+// (at most 120 s, as the detached VM) until it is loaded; it returns the status then.
+func (vm *VM) MigrateIn(ctx context.Context, r io.Reader) (vmm.Status, error) {
+	st, err := vm.ctl().migrateIn(ctx, r, 120*time.Second)
+	return vmm.Status(st), err
 }
 
 // WakeIncoming waits (at most timeout) until an incoming migration from a stopped source
@@ -190,10 +222,10 @@ func (vm *VM) WakeIncomingWith(ctx context.Context, timeout time.Duration, w Wak
 		return time.Time{}, fmt.Errorf("qemu: after the incoming migration the status is %q, want paused (was the source stopped?)", st)
 	}
 	cont := time.Now()
-	if err := vm.Cont(ctx); err != nil {
+	if err := vm.Resume(ctx); err != nil {
 		return cont, err
 	}
-	_, err = WakeShim(ctx, w, vm.InjectNMI, func() (bool, error) {
+	_, err = WakeShim(ctx, w, vm.NMI, func() (bool, error) {
 		for _, l := range vm.debugcon.CompleteLines() {
 			if IsShimAnswer(l.Text) {
 				return true, nil
@@ -269,7 +301,7 @@ func (vm *VM) Execute(ctx context.Context, command string, args any) (json.RawMe
 
 // StartIncoming starts QEMU with cfg resuming the state saved in file (-incoming, see
 // IncomingFile) and waits until the state is loaded. It returns the VM, which is then paused
-// ("paused" for a stopped source, "prelaunch" for one that never ran): send Cont to run it.
+// ("paused" for a stopped source, "prelaunch" for one that never ran): send Resume to run it.
 // On error no process is left behind.
 func StartIncoming(ctx context.Context, cfg Config, file string, timeout time.Duration) (*VM, string, error) {
 	if _, err := os.Stat(file); err != nil {

@@ -45,8 +45,8 @@ func Example_chain() {
 	if _, err := b.WaitIncoming(ctx, time.Minute); err != nil {
 		panic(err)
 	}
-	b.Cont(ctx)
-	b.InjectNMI(ctx) // wakes the shim
+	b.Resume(ctx)
+	b.NMI(ctx) // wakes the shim
 	l, err := b.Debugcon().WaitLine(ctx, regexp.MustCompile(`^SEVSHIM (HANDOFF|ERROR)`), time.Minute)
 	if err != nil {
 		panic(err)

@@ -11,7 +11,8 @@
 // and QMP socket, checking the socket's peer. Both drive QEMU through the same QMP control
 // (ctl.go: one migration-out and one migration-in implementation, memory reads, the halt
 // check); guest-memory writes go through the gdbstub client (gdb.go), beside the QMP client
-// (qmp.go, see there for why both are our own).
+// (qmp.go, see there for why both are our own). Both implement vmm.VM (Close differs: see
+// VM.Close).
 //
 // Every QEMU is started with -nodefaults -display none -monitor none and, unless the
 // Config says otherwise, -machine q35 -accel tcg (KVM does not work on the build machines).
@@ -158,22 +159,13 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		serW.Close()
 		return nil, err
 	}
-	var serRaw, dbgRaw io.Writer
-	if cfg.SerialLog != "" {
-		f, err := os.Create(cfg.SerialLog)
-		if err != nil {
-			return nil, err
-		}
-		vm.logs = append(vm.logs, f)
-		serRaw = f
+	serRaw, err := vm.createLog(cfg.SerialLog)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.DebugconLog != "" {
-		f, err := os.Create(cfg.DebugconLog)
-		if err != nil {
-			return nil, err
-		}
-		vm.logs = append(vm.logs, f)
-		dbgRaw = f
+	dbgRaw, err := vm.createLog(cfg.DebugconLog)
+	if err != nil {
+		return nil, err
 	}
 	vm.serial = vmm.NewConsole("serial", serRaw)
 	vm.debugcon = vmm.NewConsole("debugcon", dbgRaw)
@@ -220,6 +212,19 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	vm.qmp = q
 	ok = true
 	return vm, nil
+}
+
+// createLog creates the raw console log at path ("" is none: a nil writer), closed by Close.
+func (vm *VM) createLog(path string) (io.Writer, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	vm.logs = append(vm.logs, f)
+	return f, nil
 }
 
 func onOff(b bool) string {
@@ -298,7 +303,10 @@ func (vm *VM) Wait(ctx context.Context) error {
 }
 
 // Close ends QEMU if it still runs (SIGTERM, up to 5 s, then SIGKILL), closes QMP and the
-// logs and removes the private directory. It is safe to call more than once.
+// logs and removes the private directory. It is safe to call more than once. This is the
+// one vmm.VM method whose meaning differs from the detached VM's (which keeps running): an
+// attached QEMU is a child whose consoles are pipes into this process and whose directory
+// is private to it, so it cannot outlive its handle.
 func (vm *VM) Close() error {
 	vm.closeOnce.Do(func() {
 		if vm.cmd != nil && vm.cmd.Process != nil {

@@ -13,24 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/tests/repo"
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
 // needQEMU fails the test when QEMU or Debian's OVMF is missing, unless SEVSHIM_ALLOW_SKIP=1
 // (CI must never skip these silently).
-func needQEMU(t *testing.T) {
-	t.Helper()
-	_, err := repo.QEMU()
-	if err == nil {
-		err = repo.RequireFiles(repo.OVMFCode(), repo.OVMFVars())
-	}
-	if err != nil {
-		if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
-			t.Skipf("skipping (SEVSHIM_ALLOW_SKIP=1): %v", err)
-		}
-		t.Fatalf("%v\nrun scripts/setup.sh (or make setup) first", err)
-	}
-}
+func needQEMU(t *testing.T) { t.Helper(); repo.RequireQEMU(t) }
 
 func copyFile(t *testing.T, src, dst string) {
 	t.Helper()
@@ -49,6 +37,15 @@ func copyFile(t *testing.T, src, dst string) {
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startPausedOVMF starts plain OVMF paused before its first instruction (needs QEMU).
+func startPausedOVMF(t *testing.T) *VM {
+	t.Helper()
+	needQEMU(t)
+	cfg := ovmfConfig(t)
+	cfg.Paused = true
+	return startT(t, cfg)
 }
 
 func startT(t *testing.T, cfg Config) *VM {
@@ -147,7 +144,7 @@ func TestSaveStateAndIncoming(t *testing.T) {
 	if status != "paused" {
 		t.Fatalf("status after incoming = %q, want paused", status)
 	}
-	if err := b.Cont(ctx); err != nil {
+	if err := b.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Serial().WaitLine(ctx, reBds, 90*time.Second); err != nil {
@@ -175,11 +172,8 @@ func TestSaveStateAndIncoming(t *testing.T) {
 // TestIncomingFromInheritedPipe feeds a saved state through -incoming fd:N from a pipe the
 // test writes, the no-temp-file path hostctl receive uses.
 func TestIncomingFromInheritedPipe(t *testing.T) {
-	needQEMU(t)
 	ctx := context.Background()
-	cfg := ovmfConfig(t)
-	cfg.Paused = true
-	a := startT(t, cfg)
+	a := startPausedOVMF(t)
 	state := filepath.Join(t.TempDir(), "state.bin")
 	if _, err := a.SaveState(ctx, state); err != nil {
 		t.Fatal(err)
@@ -234,10 +228,7 @@ func TestIncomingMismatchReportsQEMUError(t *testing.T) {
 }
 
 func TestCloseKillsQEMU(t *testing.T) {
-	needQEMU(t)
-	cfg := ovmfConfig(t)
-	cfg.Paused = true
-	vm := startT(t, cfg)
+	vm := startPausedOVMF(t)
 	pid := vm.Pid()
 	if err := syscall.Kill(pid, 0); err != nil {
 		t.Fatalf("qemu pid %d not alive after Start: %v", pid, err)
@@ -258,10 +249,7 @@ func TestCloseKillsQEMU(t *testing.T) {
 }
 
 func TestQMPLargeReplyErrorsAndRaw(t *testing.T) {
-	needQEMU(t)
-	cfg := ovmfConfig(t)
-	cfg.Paused = true
-	vm := startT(t, cfg)
+	vm := startPausedOVMF(t)
 	ctx := context.Background()
 	// query-qmp-schema is far larger than 64 KiB (the go-qemu limit).
 	raw, err := vm.QMP().Execute(ctx, "query-qmp-schema", nil)
@@ -301,7 +289,7 @@ func TestQMPLargeReplyErrorsAndRaw(t *testing.T) {
 		t.Fatal("closefd twice succeeded: the descriptor was never registered")
 	}
 	since := time.Now()
-	if err := vm.Cont(ctx); err != nil {
+	if err := vm.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
 	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -10,7 +10,7 @@
 //
 // Files over golden.LargeSize (BIOS-sized images, var stores, synthetic shim images) are not
 // committed: tests write them with golden.EnsureLarge, `make -C shim test` with -large-only.
-// `make -C shim check-image` runs -check-template on the template it built.
+// `make -C shim check-image` runs -check-template on every layout's template it built.
 package main
 
 import (

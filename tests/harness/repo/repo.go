@@ -1,5 +1,6 @@
-// Package repo finds the sevshim checkout and the files tests and tools need from it or from
-// the host (Debian's OVMF, QEMU). Every path can be overridden by an environment variable so
+// Package repo is the part of the integration harness (tests/harness) that finds the sevshim
+// checkout and the files tests need from it or from the host (Debian's OVMF, QEMU); it is a
+// package of its own so that unit tests under pkg/ can use it without importing the harness. Every path can be overridden by an environment variable so
 // CI and developers can point at other builds without editing code.
 //
 //	SEVSHIM_ROOT        repository root (default: walk up from the working directory to go.mod)
@@ -19,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"testing"
 
 	"github.com/sevshim/sevshim/pkg/format/layout"
 )
@@ -141,4 +143,31 @@ func RequireFiles(paths ...string) error {
 		return errors.New("missing file(s): " + strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// RequireQEMU fails t when QEMU or Debian's OVMF code and var store (of the default layout)
+// is missing, or skips it with SEVSHIM_ALLOW_SKIP=1 (see SkipOrFail).
+func RequireQEMU(t testing.TB) {
+	t.Helper()
+	_, err := QEMU()
+	if err == nil {
+		err = RequireFiles(OVMFCode(), OVMFVars())
+	}
+	if err != nil {
+		err = fmt.Errorf("%v; run scripts/setup.sh (or make setup) first", err)
+	}
+	SkipOrFail(t, err)
+}
+
+// SkipOrFail fails t with err (which says what to do), or skips it with SEVSHIM_ALLOW_SKIP=1
+// (CI never sets it: a missing prerequisite must not pass silently). A nil err does nothing.
+func SkipOrFail(t testing.TB, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("SEVSHIM_ALLOW_SKIP") == "1" {
+		t.Skipf("SEVSHIM_ALLOW_SKIP=1: %v", err)
+	}
+	t.Fatalf("%v (set SEVSHIM_ALLOW_SKIP=1 to skip deliberately)", err)
 }
