@@ -4,6 +4,7 @@
 package atomicfile
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -82,4 +83,25 @@ func writeError(path string, err error) error {
 		err = le.Err
 	}
 	return fmt.Errorf("cannot write %s: %w", path, err)
+}
+
+// WriteJSON writes v as indented JSON with a final newline through WriteFile.
+func WriteJSON(path string, v any, mode os.FileMode) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFile(path, append(b, '\n'), mode)
+}
+
+// ReadJSON reads the JSON file path into v; a decoding error names path.
+func ReadJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }

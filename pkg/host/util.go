@@ -12,7 +12,6 @@
 package host
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -61,24 +60,10 @@ func readVars(src string, lay layout.Layout) (path, what string, b []byte, err e
 	return src, what, b, nil
 }
 
-func writeJSON(path string, v any, mode os.FileMode) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(path, append(b, '\n'), mode)
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
-}
+var (
+	writeJSON = atomicfile.WriteJSON
+	readJSON  = atomicfile.ReadJSON
+)
 
 // makeWorkDir creates dir (0700: it holds the gdbstub and QMP sockets) if it is missing,
 // refuses one another user could reach (checkPrivateDir) and returns its absolute path.

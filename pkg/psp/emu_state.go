@@ -165,21 +165,16 @@ func loadECKey(path string) (*ecdsa.PrivateKey, error) {
 
 func newP384() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P384(), rand.Reader) }
 
-func writeJSON(path string, v any, mode os.FileMode) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(path, append(b, '\n'), mode)
-}
+var writeJSON = atomicfile.WriteJSON
 
 func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
+	if err := atomicfile.ReadJSON(path, v); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &se) || errors.As(err, &te) {
+			return fmt.Errorf("%w (state file damaged; remove the state directory to start a new platform)", err)
+		}
 		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s: %w (state file damaged; remove the state directory to start a new platform)", path, err)
 	}
 	return nil
 }
