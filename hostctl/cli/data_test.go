@@ -93,7 +93,7 @@ func TestLaunchCheapChecksFirst(t *testing.T) {
 		want string
 	}{
 		{[]string{"--image", tmpl}, "is the shim template (its policy region is empty): this is the template, run builder build"},
-		{[]string{"--image", demo, "--vars", small}, "--vars " + small + " is 4096 bytes; the image's layout needs a var store of exactly 540672 bytes"},
+		{[]string{"--image", demo, "--vars", small}, "--vars " + small + " is 4096 bytes; layout ovmf-4m needs a var store of exactly 540672 (0x84000) bytes (Debian's OVMF_VARS_4M.fd)"},
 	} {
 		args := append([]string{"launch", "--state", st, "--session", sess, "--work", work}, c.args...)
 		_, se, code := runMain(args...)
