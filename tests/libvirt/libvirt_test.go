@@ -1,0 +1,167 @@
+// Package libvirt tests hostctl receive --libvirt against a real libvirtd running real QEMU
+// (TCG) with Debian's OVMF: its one job is to show that a received guest runs as a libvirt
+// domain with every check of receive unchanged, and that no domain, file or QEMU outlives
+// a test (docs/hostctl.md, libvirt).
+package libvirt
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+
+	lv "github.com/sevshim/sevshim/pkg/vmm/libvirt"
+	"github.com/sevshim/sevshim/tests/harness"
+)
+
+func TestMain(m *testing.M) { harness.Main(m) }
+
+// world is the shared fixture: the provider's and the owner's platforms, one launched and
+// exported guest package, the demo bundles and a rolled-back one.
+type world struct {
+	uri        string
+	p, pChain  string
+	pkg        string
+	v4, v5, v6 string
+	cli        *harness.CLIs
+}
+
+var worldOnce harness.Once[world]
+
+func getWorld(t *testing.T) *world {
+	t.Helper()
+	cli := harness.CLI(t)
+	cli.Require(t)
+	uri := harness.Libvirt(t)
+	return worldOnce.Get(t, "fixture", func() (*world, error) { return makeWorld(t, cli, uri) })
+}
+
+func makeWorld(t testing.TB, cli *harness.CLIs, uri string) (*world, error) {
+	dir := filepath.Join(harness.WorkDir(t), "world")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	j := func(n string) string { return filepath.Join(dir, n) }
+	w := &world{uri: uri, cli: cli, p: j("P"), pChain: j("provider.chain")}
+	o, oChain := j("O"), j("owner.chain")
+	cli.Platform(t, w.p, w.pChain)
+	cli.Platform(t, o, oChain)
+	shim := filepath.Join(cli.Images, "shim-demo.fd")
+	w.v5, w.v6, w.v4 = filepath.Join(cli.Images, "v5.bundle"), filepath.Join(cli.Images, "v6.bundle"), j("v4.bundle")
+	cli.SignRolledBack(t, w.v4)
+	sess, a := j("sess"), cli.Track(j("A"))
+	cli.MustRun(t, "verifier", "session", "--chain", oChain, "--root", filepath.Join(o, "certs"), "--policy", "0x1", "--out", sess)
+	cli.MustRun(t, "hostctl", "launch", "--state", o, "--image", shim, "--session", sess, "--work", a)
+	r := cli.MustRun(t, "verifier", "measure", "--session", sess, "--measurement", filepath.Join(a, "measurement.json"), "--image", shim)
+	if !strings.Contains(r.Stdout, "measurement OK") {
+		return nil, fmt.Errorf("verifier measure: %s", r)
+	}
+	cli.MustRun(t, "hostctl", "launch-finish", "--work", a)
+	w.pkg = j("guest.pkg")
+	r = cli.MustRun(t, "hostctl", "export", "--work", a, "--to", w.pChain, "--root", filepath.Join(w.p, "certs"), "--out", w.pkg)
+	if !strings.Contains(r.Stdout, "exported:") {
+		return nil, fmt.Errorf("export: %s", r)
+	}
+	return w, nil
+}
+
+// receive runs hostctl receive --libvirt into work directory wb (domain sevshim-NAME).
+func (w *world) receive(t *testing.T, bundle, wb, name string, extra ...string) harness.Result {
+	t.Helper()
+	args := append([]string{"receive", "--state", w.p, "--package", w.pkg, "--bios", bundle, "--work", wb,
+		"--libvirt", w.uri, "--name", name}, extra...)
+	return w.cli.Run(t, nil, "hostctl", args...)
+}
+
+// workB is a fresh receive work directory, stopped (hostctl stop) at the end of the test,
+// after which the test checks that nothing of sevshim is left in libvirt.
+func (w *world) workB(t *testing.T) string {
+	t.Helper()
+	wb := w.cli.Track(filepath.Join(t.TempDir(), "B"))
+	t.Cleanup(func() {
+		w.cli.KillWork(wb)
+		w.assertNothingLeft(t)
+	})
+	return wb
+}
+
+func connect(t testing.TB, uri string) *golibvirt.Libvirt {
+	t.Helper()
+	u, err := url.Parse(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := golibvirt.ConnectToURI(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Disconnect() })
+	return l
+}
+
+// sevshimDomains lists the sevshim domains libvirt knows, running or only defined.
+func sevshimDomains(t testing.TB, uri string) []string {
+	t.Helper()
+	doms, _, err := connect(t, uri).ConnectListAllDomains(1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range doms {
+		if strings.HasPrefix(d.Name, lv.DomainPrefix) {
+			names = append(names, d.Name)
+		}
+	}
+	return names
+}
+
+// assertNothingLeft: no sevshim domain defined or running, no per-domain files, and no QEMU
+// of a sevshim domain (libvirt names the guest in QEMU's command line).
+func (w *world) assertNothingLeft(t *testing.T) {
+	t.Helper()
+	if d := sevshimDomains(t, w.uri); len(d) != 0 {
+		t.Errorf("sevshim domains left in libvirt: %v", d)
+	}
+	if ents, _ := os.ReadDir(lv.DefaultFilesDir); len(ents) != 0 {
+		t.Errorf("per-domain files left in %s: %d entries", lv.DefaultFilesDir, len(ents))
+	}
+	if pids := qemuOfSevshim(); len(pids) != 0 {
+		t.Errorf("QEMU of a sevshim domain still runs: pids %v", pids)
+	}
+}
+
+// qemuOfSevshim returns the pids of QEMU processes whose command line names a sevshim
+// domain (guest=sevshim-...).
+func qemuOfSevshim() []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid <= 1 {
+			continue
+		}
+		if harness.ProcAlive(pid) && harness.CmdlineHas(pid, "qemu-system") && harness.CmdlineHas(pid, "guest="+lv.DomainPrefix) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// domainActive reports whether domain name runs.
+func domainActive(t testing.TB, uri, name string) bool {
+	t.Helper()
+	l := connect(t, uri)
+	d, err := l.DomainLookupByName(name)
+	if err != nil {
+		return false
+	}
+	a, err := l.DomainIsActive(d)
+	return err == nil && a != 0
+}
+
+var _ = time.Second
