@@ -548,6 +548,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 		return nil, fmt.Errorf("QEMU B (pid %d) ended while loading the guest (%v); %s; run the same receive again", vm.Pid(), err, vm.Describe())
 	}
 	rc.pages.wipe()
+	rs.Pid = vm.Pid() // a backend may know it only once loaded (libvirt's restore starts QEMU)
 	tl.mark(StepLoaded)
 	if o.Hooks.BeforeWake != nil {
 		if err := o.Hooks.BeforeWake(ctx, vm); err != nil {

@@ -1,11 +1,13 @@
 package libvirt
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/sevshim/sevshim/pkg/host"
 	lv "github.com/sevshim/sevshim/pkg/vmm/libvirt"
 )
 
@@ -54,4 +56,27 @@ func TestReceiveToShell(t *testing.T) {
 			w.assertNothingLeft(t)
 		})
 	}
+}
+
+// A rolled-back BIOS (v4, below the policy's floor): the shim refuses with E034, hostctl
+// exits 3, and the domain is destroyed and nothing of it stays defined.
+func TestRollbackRefused(t *testing.T) {
+	w := getWorld(t)
+	wb := w.workB(t)
+	r := w.receive(t, w.v4, wb, "t-e034")
+	if r.Code != 3 || !strings.Contains(r.Stdout, "refused: E034 version-below-floor") {
+		t.Fatalf("want exit 3 and refused: E034 version-below-floor: %s", r)
+	}
+	if d := sevshimDomains(t, w.uri); len(d) != 0 {
+		t.Fatalf("domains left after the refusal: %v", d)
+	}
+	var rs host.ReceiveState
+	b, err := os.ReadFile(filepath.Join(wb, host.ReceiveJSON))
+	if err != nil || json.Unmarshal(b, &rs) != nil {
+		t.Fatalf("receive.json: %v %s", err, b)
+	}
+	if rs.Stage != host.ReceiveRefused || rs.VMM != lv.Name || rs.Handle != 0 {
+		t.Fatalf("receive.json after the refusal: %+v", rs)
+	}
+	w.assertNothingLeft(t)
 }

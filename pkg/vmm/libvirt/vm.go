@@ -213,6 +213,10 @@ func (v *vm) MigrateIn(ctx context.Context, r io.Reader) (vmm.Status, error) {
 		werr = errors.New("the writer did not finish within 30 s")
 	}
 	if rerr != nil {
+		// libvirt removes a domain whose restore failed: nothing runs any more.
+		v.mu.Lock()
+		v.ended = true
+		v.mu.Unlock()
 		if werr != nil && !errors.Is(werr, syscall.EPIPE) {
 			return "", fmt.Errorf("libvirt restore of %s: %w (writing the image: %v)", v.rec.Domain, rerr, werr)
 		}
