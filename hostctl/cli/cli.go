@@ -368,7 +368,7 @@ func receiveCmd() *cobra.Command {
 				}
 				o.Nonce = n
 			}
-			if err := lv.apply(&o); err != nil {
+			if err := lv.apply(&o, asJSON); err != nil {
 				return err
 			}
 			o.Kind, o.State, o.Log = pf.kind, pf.state, cmd.ErrOrStderr()
@@ -404,6 +404,10 @@ func receiveCmd() *cobra.Command {
 			}
 			if err != nil {
 				return err
+			}
+			if o.DefineOnly {
+				lv.printDefined(out, o.Work)
+				return nil
 			}
 			fmt.Fprintf(out, "accepted: version %d, signer %s\n", v.Version, v.Signer)
 			if v.Shell {

@@ -45,6 +45,9 @@ const (
 	DefaultURI      = "qemu:///system"
 	DefaultQEMUUser = "libvirt-qemu" // Debian's qemu.conf default (user = "libvirt-qemu")
 	DefaultFilesDir = "/var/lib/libvirt/sevshim"
+	// DefaultManagedSaveDir is where libvirt's privileged QEMU driver keeps managed-save
+	// images (qemu.conf save_image_dir aside): NAME.save.
+	DefaultManagedSaveDir = "/var/lib/libvirt/qemu/save"
 )
 
 // Config says where and how a receive's domain runs.
@@ -57,6 +60,13 @@ type Config struct {
 	QEMUUser string
 	// FilesDir holds one directory per domain ("" is DefaultFilesDir).
 	FilesDir string
+	// DefineOnly defines the domain and places its managed-save image (MigrateIn) instead
+	// of restoring it: libvirt's next start of the domain loads the guest (see
+	// docs/hostctl.md: the image holds the guest's plaintext RAM until that start).
+	DefineOnly bool
+	// ManagedSaveDir is libvirt's managed-save directory for the URI ("" is
+	// DefaultManagedSaveDir, qemu:///system's).
+	ManagedSaveDir string
 }
 
 func (c Config) withDefaults() Config {
@@ -68,6 +78,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FilesDir == "" {
 		c.FilesDir = DefaultFilesDir
+	}
+	if c.ManagedSaveDir == "" {
+		c.ManagedSaveDir = DefaultManagedSaveDir
 	}
 	return c
 }
@@ -94,6 +107,8 @@ type record struct {
 	Domain string `json:"domain"`
 	UUID   string `json:"uuid"`
 	Files  string `json:"files"` // the per-domain directory
+	// ManagedSave is the managed-save image a --define-only receive placed ("" if none).
+	ManagedSave string `json:"managed_save,omitempty"`
 }
 
 func readRecord(dir string) (*record, error) {
@@ -201,6 +216,9 @@ func (b *Backend) Start(ctx context.Context, dir string, spec vmm.Spec) (vmm.VM,
 		return nil, err
 	}
 	rec := &record{URI: b.cfg.URI, Domain: name, UUID: uuid, Files: filepath.Join(b.cfg.FilesDir, name)}
+	if b.cfg.DefineOnly {
+		rec.ManagedSave = filepath.Join(b.cfg.ManagedSaveDir, name+".save")
+	}
 	// Recorded before anything exists, so that hostctl stop (or the next receive) can end
 	// whatever this one leaves when it is killed.
 	if err := rec.write(dir); err != nil {
@@ -302,6 +320,11 @@ func teardown(l *golibvirt.Libvirt, rec *record) (int, error) {
 		}
 	case !golibvirt.IsNotFound(err):
 		return 0, fmt.Errorf("libvirt: looking up %s: %w", rec.Domain, err)
+	}
+	if rec.ManagedSave != "" {
+		// Undefining removed a complete image; a receive killed while writing left a part.
+		os.Remove(rec.ManagedSave + partSuffix)
+		os.Remove(rec.ManagedSave)
 	}
 	if rec.Files != "" {
 		if err := os.RemoveAll(rec.Files); err != nil {

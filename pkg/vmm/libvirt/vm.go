@@ -170,6 +170,9 @@ func (v *vm) MigrateIn(ctx context.Context, r io.Reader) (vmm.Status, error) {
 	if v.xml == "" {
 		return "", errors.New("libvirt backend: MigrateIn on an attached domain")
 	}
+	if v.rec.ManagedSave != "" {
+		return v.defineManaged(ctx, r)
+	}
 	fifo := filepath.Join(v.dir, restoreFIFO)
 	os.Remove(fifo)
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
@@ -298,4 +301,46 @@ func (v *vm) Close() error {
 		err = v.l.Disconnect()
 	})
 	return err
+}
+
+// partSuffix names a managed-save image while it is written.
+const partSuffix = ".part"
+
+// defineManaged defines the domain and writes its managed-save image (libvirt's header with
+// the defined domain's migratable XML, was_running set, then r): libvirt's next start of
+// the domain restores it and runs it (libvirt removes the image after that start). The
+// domain then counts as paused: it holds the guest and waits for its start.
+func (v *vm) defineManaged(ctx context.Context, r io.Reader) (vmm.Status, error) {
+	dom, err := v.l.DomainDefineXMLFlags(v.xml, 0)
+	if err != nil {
+		return "", fmt.Errorf("libvirt: defining %s: %w", v.rec.Domain, err)
+	}
+	x, err := v.l.DomainGetXMLDesc(dom, golibvirt.DomainXMLSecure|golibvirt.DomainXMLMigratable)
+	if err != nil {
+		return "", fmt.Errorf("libvirt: XML of %s: %w", v.rec.Domain, err)
+	}
+	part := v.rec.ManagedSave + partSuffix
+	os.Remove(part)
+	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("libvirt: managed-save image: %w", err)
+	}
+	err = writeSaveHeader(f, []byte(x), true)
+	if err == nil {
+		_, err = io.Copy(f, ctxReader{ctx, r})
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(part, v.rec.ManagedSave)
+	}
+	if err != nil {
+		os.Remove(part)
+		return "", fmt.Errorf("libvirt: writing the managed-save image of %s: %w", v.rec.Domain, err)
+	}
+	return vmm.StatusPaused, nil
 }
