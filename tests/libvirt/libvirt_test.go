@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 
@@ -26,6 +25,9 @@ func TestMain(m *testing.M) { harness.Main(m) }
 type world struct {
 	uri        string
 	p, pChain  string
+	o, sess    string // the owner's platform and session
+	shim       string
+	dir        string
 	pkg        string
 	v4, v5, v6 string
 	cli        *harness.CLIs
@@ -47,33 +49,47 @@ func makeWorld(t testing.TB, cli *harness.CLIs, uri string) (*world, error) {
 		return nil, err
 	}
 	j := func(n string) string { return filepath.Join(dir, n) }
-	w := &world{uri: uri, cli: cli, p: j("P"), pChain: j("provider.chain")}
-	o, oChain := j("O"), j("owner.chain")
+	w := &world{uri: uri, cli: cli, dir: dir, p: j("P"), pChain: j("provider.chain"), o: j("O"), sess: j("sess")}
+	oChain := j("owner.chain")
 	cli.Platform(t, w.p, w.pChain)
-	cli.Platform(t, o, oChain)
-	shim := filepath.Join(cli.Images, "shim-demo.fd")
+	cli.Platform(t, w.o, oChain)
+	w.shim = filepath.Join(cli.Images, "shim-demo.fd")
 	w.v5, w.v6, w.v4 = filepath.Join(cli.Images, "v5.bundle"), filepath.Join(cli.Images, "v6.bundle"), j("v4.bundle")
 	cli.SignRolledBack(t, w.v4)
-	sess, a := j("sess"), cli.Track(j("A"))
-	cli.MustRun(t, "verifier", "session", "--chain", oChain, "--root", filepath.Join(o, "certs"), "--policy", "0x1", "--out", sess)
-	cli.MustRun(t, "hostctl", "launch", "--state", o, "--image", shim, "--session", sess, "--work", a)
-	r := cli.MustRun(t, "verifier", "measure", "--session", sess, "--measurement", filepath.Join(a, "measurement.json"), "--image", shim)
-	if !strings.Contains(r.Stdout, "measurement OK") {
-		return nil, fmt.Errorf("verifier measure: %s", r)
-	}
-	cli.MustRun(t, "hostctl", "launch-finish", "--work", a)
-	w.pkg = j("guest.pkg")
-	r = cli.MustRun(t, "hostctl", "export", "--work", a, "--to", w.pChain, "--root", filepath.Join(w.p, "certs"), "--out", w.pkg)
-	if !strings.Contains(r.Stdout, "exported:") {
-		return nil, fmt.Errorf("export: %s", r)
-	}
-	return w, nil
+	cli.MustRun(t, "verifier", "session", "--chain", oChain, "--root", filepath.Join(w.o, "certs"), "--policy", "0x1", "--out", w.sess)
+	var err error
+	w.pkg, err = w.export(t, "guest")
+	return w, err
 }
 
-// receive runs hostctl receive --libvirt into work directory wb (domain sevshim-NAME).
+// export launches the owner's guest (hostctl launch with extra arguments), checks its
+// measurement, finishes the launch and exports it to the provider: dir/NAME.pkg.
+func (w *world) export(t testing.TB, name string, launch ...string) (string, error) {
+	a := w.cli.Track(filepath.Join(w.dir, name+".A"))
+	w.cli.MustRun(t, "hostctl", append([]string{"launch", "--state", w.o, "--image", w.shim, "--session", w.sess, "--work", a}, launch...)...)
+	r := w.cli.MustRun(t, "verifier", "measure", "--session", w.sess, "--measurement", filepath.Join(a, "measurement.json"), "--image", w.shim)
+	if !strings.Contains(r.Stdout, "measurement OK") {
+		return "", fmt.Errorf("verifier measure: %s", r)
+	}
+	w.cli.MustRun(t, "hostctl", "launch-finish", "--work", a)
+	pkg := filepath.Join(w.dir, name+".pkg")
+	r = w.cli.MustRun(t, "hostctl", "export", "--work", a, "--to", w.pChain, "--root", filepath.Join(w.p, "certs"), "--out", pkg)
+	if !strings.Contains(r.Stdout, "exported:") {
+		return "", fmt.Errorf("export: %s", r)
+	}
+	return pkg, nil
+}
+
+// receive runs hostctl receive --libvirt of the guest package into work directory wb
+// (domain sevshim-NAME).
 func (w *world) receive(t *testing.T, bundle, wb, name string, extra ...string) harness.Result {
 	t.Helper()
-	args := append([]string{"receive", "--state", w.p, "--package", w.pkg, "--bios", bundle, "--work", wb,
+	return w.receivePkg(t, w.pkg, bundle, wb, name, extra...)
+}
+
+func (w *world) receivePkg(t *testing.T, pkg, bundle, wb, name string, extra ...string) harness.Result {
+	t.Helper()
+	args := append([]string{"receive", "--state", w.p, "--package", pkg, "--bios", bundle, "--work", wb,
 		"--libvirt", w.uri, "--name", name}, extra...)
 	return w.cli.Run(t, nil, "hostctl", args...)
 }
@@ -121,7 +137,7 @@ func sevshimDomains(t testing.TB, uri string) []string {
 }
 
 // assertNothingLeft: no sevshim domain defined or running, no per-domain files, and no QEMU
-// of a sevshim domain (libvirt names the guest in QEMU's command line).
+// or swtpm of a sevshim domain.
 func (w *world) assertNothingLeft(t *testing.T) {
 	t.Helper()
 	if d := sevshimDomains(t, w.uri); len(d) != 0 {
@@ -131,12 +147,12 @@ func (w *world) assertNothingLeft(t *testing.T) {
 		t.Errorf("per-domain files left in %s: %d entries", lv.DefaultFilesDir, len(ents))
 	}
 	if pids := qemuOfSevshim(); len(pids) != 0 {
-		t.Errorf("QEMU of a sevshim domain still runs: pids %v", pids)
+		t.Errorf("QEMU or swtpm of a sevshim domain still runs: pids %v", pids)
 	}
 }
 
-// qemuOfSevshim returns the pids of QEMU processes whose command line names a sevshim
-// domain (guest=sevshim-...).
+// qemuOfSevshim returns the pids of the QEMU and swtpm processes libvirt runs for a
+// sevshim domain (their command lines name it: guest=sevshim-..., libvirt's swtpm paths).
 func qemuOfSevshim() []int {
 	ents, _ := os.ReadDir("/proc")
 	var pids []int
@@ -145,7 +161,9 @@ func qemuOfSevshim() []int {
 		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid <= 1 {
 			continue
 		}
-		if harness.ProcAlive(pid) && harness.CmdlineHas(pid, "qemu-system") && harness.CmdlineHas(pid, "guest="+lv.DomainPrefix) {
+		qemu := harness.CmdlineHas(pid, "qemu-system") && harness.CmdlineHas(pid, "guest="+lv.DomainPrefix)
+		swtpm := harness.CmdlineHas(pid, "swtpm") && harness.CmdlineHas(pid, "libvirt") && harness.CmdlineHas(pid, lv.DomainPrefix)
+		if harness.ProcAlive(pid) && (qemu || swtpm) {
 			pids = append(pids, pid)
 		}
 	}
@@ -164,4 +182,3 @@ func domainActive(t testing.TB, uri, name string) bool {
 	return err == nil && a != 0
 }
 
-var _ = time.Second
