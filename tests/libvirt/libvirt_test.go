@@ -170,6 +170,13 @@ func qemuOfSevshim() []int {
 	return pids
 }
 
+// domainExists reports whether libvirt knows domain name (running or defined).
+func domainExists(t testing.TB, uri, name string) bool {
+	t.Helper()
+	_, err := connect(t, uri).DomainLookupByName(name)
+	return err == nil
+}
+
 // domainActive reports whether domain name runs.
 func domainActive(t testing.TB, uri, name string) bool {
 	t.Helper()

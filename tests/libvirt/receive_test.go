@@ -5,78 +5,157 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sevshim/sevshim/pkg/host"
 	lv "github.com/sevshim/sevshim/pkg/vmm/libvirt"
+	"github.com/sevshim/sevshim/tests/harness"
 )
 
-// One package, two BIOS versions, to OVMF's shell: v5 with --stop (the domain ends with the
-// receive), v6 left running and ended by hostctl stop.
-func TestReceiveToShell(t *testing.T) {
-	w := getWorld(t)
-	for _, c := range []struct {
-		name, version string
-		bundle        *string
-		detached      bool
-	}{{"v5", "5", &w.v5, false}, {"v6", "6", &w.v6, true}} {
-		t.Run(c.name, func(t *testing.T) {
-			wb := w.workB(t)
-			dom := lv.DomainPrefix + "t-" + c.name
-			extra := []string{"--wait", "shell"}
-			if !c.detached {
-				extra = append(extra, "--stop")
-			}
-			r := w.receive(t, *c.bundle, wb, "t-"+c.name, extra...)
-			if r.Code != 0 {
-				t.Fatalf("receive --libvirt with %s: %s", c.name, r)
-			}
-			if !strings.Contains(r.Stdout, "accepted: version "+c.version+", signer ") {
-				t.Fatalf("want accepted version %s: %s", c.version, r)
-			}
-			if !strings.Contains(r.Stdout, "UEFI Interactive Shell") {
-				t.Fatalf("OVMF shell not reached: %s", r)
-			}
-			if _, err := os.Stat(filepath.Join(wb, "libvirt-restore.fifo")); err == nil {
-				t.Error("the restore FIFO is still in the work directory")
-			}
-			if !c.detached {
-				if domainActive(t, w.uri, dom) {
-					t.Fatalf("--stop left domain %s running", dom)
-				}
-				return
-			}
-			if !domainActive(t, w.uri, dom) {
-				t.Fatalf("domain %s should run after a detached receive: %s", dom, r)
-			}
-			w.cli.MustRun(t, "hostctl", "stop", "--work", wb)
-			if domainActive(t, w.uri, dom) {
-				t.Fatalf("hostctl stop left domain %s running", dom)
-			}
-			w.assertNothingLeft(t)
-		})
-	}
+// receiveCase is one of the receives of TestReceives, all run at once.
+type receiveCase struct {
+	name, version string // version "": a refusal
+	bundle        string
+	libvirt       bool // else hostctl's own QEMU
+	detached      bool // else --stop
+	wb            string
+	r             harness.Result
 }
 
-// A rolled-back BIOS (v4, below the policy's floor): the shim refuses with E034, hostctl
-// exits 3, and the domain is destroyed and nothing of it stays defined.
-func TestRollbackRefused(t *testing.T) {
+// Four receives of one package at the same time, on one provider platform: v5 and v6 on
+// libvirt to OVMF's shell (v5 with --stop, v6 left running and ended by hostctl stop), v6 on
+// hostctl's own QEMU, and a rolled-back v4 on libvirt that the shim refuses (E034, exit 3,
+// nothing left defined) without disturbing the others. Each has its own domain or work
+// directory; the running guests hold distinct guest contexts, released at stop.
+func TestReceives(t *testing.T) {
 	w := getWorld(t)
-	wb := w.workB(t)
-	r := w.receive(t, w.v4, wb, "t-e034")
-	if r.Code != 3 || !strings.Contains(r.Stdout, "refused: E034 version-below-floor") {
-		t.Fatalf("want exit 3 and refused: E034 version-below-floor: %s", r)
+	cases := []*receiveCase{
+		{name: "v5", version: "5", bundle: w.v5, libvirt: true},
+		{name: "v6", version: "6", bundle: w.v6, libvirt: true, detached: true},
+		{name: "qemu-v6", version: "6", bundle: w.v6, detached: true},
+		{name: "e034", bundle: w.v4, libvirt: true},
 	}
-	if d := sevshimDomains(t, w.uri); len(d) != 0 {
-		t.Fatalf("domains left after the refusal: %v", d)
+	var wg sync.WaitGroup
+	for _, c := range cases {
+		c.wb = w.workB(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var extra []string
+			if c.version != "" {
+				extra = append(extra, "--wait", "shell")
+				if !c.detached {
+					extra = append(extra, "--stop")
+				}
+			}
+			if c.libvirt {
+				c.r = w.receive(t, c.bundle, c.wb, "t-"+c.name, extra...)
+			} else {
+				c.r = w.cli.Run(t, nil, "hostctl", append([]string{"receive", "--state", w.p, "--package", w.pkg,
+					"--bios", c.bundle, "--work", c.wb}, extra...)...)
+			}
+		}()
 	}
+	wg.Wait()
+	var handles []uint32
+	for _, c := range cases {
+		dom := lv.DomainPrefix + "t-" + c.name
+		r := c.r
+		if c.version == "" {
+			if r.Code != 3 || !strings.Contains(r.Stdout, "refused: E034 version-below-floor") {
+				t.Errorf("%s: want exit 3 and refused: E034 version-below-floor: %s", c.name, r)
+				continue
+			}
+			if domainExists(t, w.uri, dom) {
+				t.Errorf("%s: domain %s left after the refusal", c.name, dom)
+			}
+			rs := readReceiveState(t, c.wb)
+			if rs.Stage != host.ReceiveRefused || rs.VMM != lv.Name || rs.Handle != 0 {
+				t.Errorf("%s: receive.json after the refusal: %+v", c.name, rs)
+			}
+			continue
+		}
+		if r.Code != 0 || !strings.Contains(r.Stdout, "accepted: version "+c.version+", signer ") {
+			t.Errorf("%s: want accepted version %s: %s", c.name, c.version, r)
+			continue
+		}
+		if !strings.Contains(r.Stdout, "UEFI Interactive Shell") {
+			t.Errorf("%s: OVMF shell not reached: %s", c.name, r)
+		}
+		if _, err := os.Stat(filepath.Join(c.wb, "libvirt-restore.fifo")); err == nil {
+			t.Errorf("%s: the restore FIFO is still in the work directory", c.name)
+		}
+		if c.libvirt && domainActive(t, w.uri, dom) != c.detached {
+			t.Errorf("%s: domain %s running: %v, want %v", c.name, dom, !c.detached, c.detached)
+		}
+		if c.detached {
+			rs := readReceiveState(t, c.wb)
+			if rs.Stage != host.ReceiveRunning || rs.Handle == 0 || rs.Pid == 0 {
+				t.Errorf("%s: receive.json of a running guest: %+v", c.name, rs)
+			}
+			handles = append(handles, rs.Handle)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	if len(handles) != 2 || handles[0] == handles[1] {
+		t.Fatalf("the two running guests' contexts: %v, want two distinct", handles)
+	}
+	live := guestHandles(t, w)
+	for _, h := range handles {
+		if !contains(live, h) {
+			t.Fatalf("guest context %d of a running guest is not on the platform (%v)", h, live)
+		}
+	}
+	for _, c := range cases {
+		if c.detached {
+			w.cli.MustRun(t, "hostctl", "stop", "--work", c.wb)
+		}
+	}
+	if domainActive(t, w.uri, lv.DomainPrefix+"t-v6") {
+		t.Fatal("hostctl stop left domain sevshim-t-v6 running")
+	}
+	live = guestHandles(t, w)
+	for _, h := range handles {
+		if contains(live, h) {
+			t.Fatalf("guest context %d still on the platform after hostctl stop (%v)", h, live)
+		}
+	}
+	w.assertNothingLeft(t)
+}
+
+func readReceiveState(t *testing.T, wb string) host.ReceiveState {
+	t.Helper()
 	var rs host.ReceiveState
 	b, err := os.ReadFile(filepath.Join(wb, host.ReceiveJSON))
 	if err != nil || json.Unmarshal(b, &rs) != nil {
 		t.Fatalf("receive.json: %v %s", err, b)
 	}
-	if rs.Stage != host.ReceiveRefused || rs.VMM != lv.Name || rs.Handle != 0 {
-		t.Fatalf("receive.json after the refusal: %+v", rs)
+	return rs
+}
+
+// guestHandles lists the provider platform's guest contexts (hostctl platform guests).
+func guestHandles(t *testing.T, w *world) []uint32 {
+	t.Helper()
+	r := w.cli.MustRun(t, "hostctl", "platform", "guests", "--state", w.p, "--json")
+	var gs []host.GuestInfo
+	if err := json.Unmarshal([]byte(r.Stdout), &gs); err != nil {
+		t.Fatalf("platform guests --json: %v: %s", err, r)
 	}
-	w.assertNothingLeft(t)
+	var hs []uint32
+	for _, g := range gs {
+		hs = append(hs, g.Handle)
+	}
+	return hs
+}
+
+func contains(hs []uint32, h uint32) bool {
+	for _, x := range hs {
+		if x == h {
+			return true
+		}
+	}
+	return false
 }
