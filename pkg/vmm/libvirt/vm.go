@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -198,6 +199,7 @@ func (v *vm) MigrateIn(ctx context.Context, r io.Reader) (vmm.Status, error) {
 		}
 		wrote <- err
 	}()
+	logFrom := fileSize(v.qemuLog())
 	rerr := v.l.DomainRestoreFlags(fifo, nil, uint32(golibvirt.DomainSavePaused))
 	select {
 	case <-opened:
@@ -220,10 +222,16 @@ func (v *vm) MigrateIn(ctx context.Context, r io.Reader) (vmm.Status, error) {
 		v.mu.Lock()
 		v.ended = true
 		v.mu.Unlock()
-		if werr != nil && !errors.Is(werr, syscall.EPIPE) {
-			return "", fmt.Errorf("libvirt restore of %s: %w (writing the image: %v)", v.rec.Domain, rerr, werr)
+		// libvirt's message may lack QEMU's reason (a race with QEMU's exit): QEMU's
+		// own lines of this run are in its log.
+		said := ""
+		if q := qemuErrors(v.qemuLog(), logFrom); q != "" && !strings.Contains(rerr.Error(), "qemu-system-") {
+			said = "; QEMU said: " + q
 		}
-		return "", fmt.Errorf("libvirt restore of %s: %w", v.rec.Domain, rerr)
+		if werr != nil && !errors.Is(werr, syscall.EPIPE) {
+			return "", fmt.Errorf("libvirt restore of %s: %w%s (writing the image: %v)", v.rec.Domain, rerr, said, werr)
+		}
+		return "", fmt.Errorf("libvirt restore of %s: %w%s", v.rec.Domain, rerr, said)
 	}
 	if werr != nil {
 		return "", fmt.Errorf("libvirt restore of %s: writing the image: %w", v.rec.Domain, werr)
@@ -254,9 +262,42 @@ func (c ctxReader) Read(p []byte) (int, error) {
 func (v *vm) Serial() *vmm.Console   { return v.serial }
 func (v *vm) Debugcon() *vmm.Console { return v.serial }
 
+// qemuLogDir is where libvirt's privileged QEMU driver logs each domain's QEMU.
+const qemuLogDir = "/var/log/libvirt/qemu"
+
+func (v *vm) qemuLog() string { return filepath.Join(qemuLogDir, v.rec.Domain+".log") }
+
+func fileSize(p string) int64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+var reQEMUSaid = regexp.MustCompile(`qemu-system-[a-z0-9_]+: .*$`)
+
+// qemuErrors returns the lines QEMU itself wrote (qemu-system-...: ...) to log p after
+// offset from, joined.
+func qemuErrors(p string, from int64) string {
+	f, err := os.Open(p)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.NewSectionReader(f, from, 1<<20))
+	var said []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if m := reQEMUSaid.FindString(l); m != "" {
+			said = append(said, m)
+		}
+	}
+	return strings.Join(said, " | ")
+}
+
 // Describe is the tail of libvirt's log of the domain's QEMU.
 func (v *vm) Describe() string {
-	p := filepath.Join("/var/log/libvirt/qemu", v.rec.Domain+".log")
+	p := v.qemuLog()
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return fmt.Sprintf("domain %s (no QEMU log: %v)", v.rec.Domain, err)
