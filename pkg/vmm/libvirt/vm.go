@@ -225,8 +225,15 @@ func (v *vm) MigrateIn(ctx context.Context, r io.Reader) (vmm.Status, error) {
 		// libvirt's message may lack QEMU's reason (a race with QEMU's exit): QEMU's
 		// own lines of this run are in its log.
 		said := ""
-		if q := qemuErrors(v.qemuLog(), logFrom); q != "" && !strings.Contains(rerr.Error(), "qemu-system-") {
-			said = "; QEMU said: " + q
+		if !strings.Contains(rerr.Error(), "qemu-system-") {
+			// virtlogd may still be writing QEMU's last lines: look for 1 s at most.
+			for i := 0; i < 10 && said == ""; i++ {
+				if q := qemuErrors(v.qemuLog(), logFrom); q != "" {
+					said = "; QEMU said: " + q
+				} else {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
 		}
 		if werr != nil && !errors.Is(werr, syscall.EPIPE) {
 			return "", fmt.Errorf("libvirt restore of %s: %w%s (writing the image: %v)", v.rec.Domain, rerr, said, werr)
