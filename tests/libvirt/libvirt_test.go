@@ -188,4 +188,3 @@ func domainActive(t testing.TB, uri, name string) bool {
 	a, err := l.DomainIsActive(d)
 	return err == nil && a != 0
 }
-

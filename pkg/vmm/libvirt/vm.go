@@ -26,10 +26,10 @@ type vm struct {
 	files domainFiles
 	xml   string
 
-	mu    sync.Mutex
-	dom   golibvirt.Domain
-	live  bool // the domain exists (restored or attached)
-	pid   int
+	mu     sync.Mutex
+	dom    golibvirt.Domain
+	live   bool // the domain exists (restored or attached)
+	pid    int
 	ended  bool // torn down by this process
 	closed bool // Close dropped l
 
