@@ -35,7 +35,7 @@ type world struct {
 
 var worldOnce harness.Once[world]
 
-func getWorld(t *testing.T) *world {
+func getWorld(t testing.TB) *world {
 	t.Helper()
 	cli := harness.CLI(t)
 	cli.Require(t)
