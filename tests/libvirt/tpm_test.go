@@ -43,6 +43,15 @@ func TestTPMThroughLibvirt(t *testing.T) {
 	if !found {
 		t.Fatalf("no whole line %v on COM1:\n%s", reTPMExtended, harness.Tail(string(serial), 30))
 	}
+	// tpm-quote reads hostctl's own swtpm, which this guest does not use: refused, the
+	// domain untouched.
+	q := w.cli.Run(t, nil, "hostctl", "tpm-quote", "--work", wb, "--nonce", "00", "--out", filepath.Join(t.TempDir(), "ev.json"))
+	if q.Code == 0 || !strings.Contains(q.Stderr, "owns its TPM") {
+		t.Fatalf("tpm-quote on a libvirt guest: %s", q)
+	}
+	if !domainActive(t, w.uri, dom) {
+		t.Fatal("the refused tpm-quote ended the domain")
+	}
 	w.cli.MustRun(t, "hostctl", "stop", "--work", wb)
 	w.assertNothingLeft(t)
 }
