@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -103,9 +104,9 @@ func TestReceives(t *testing.T) {
 	if len(handles) != 2 || handles[0] == handles[1] {
 		t.Fatalf("the two running guests' contexts: %v, want two distinct", handles)
 	}
-	live := guestHandles(t, w)
+	live := w.cli.GuestHandles(t, w.p)
 	for _, h := range handles {
-		if !contains(live, h) {
+		if !slices.Contains(live, h) {
 			t.Fatalf("guest context %d of a running guest is not on the platform (%v)", h, live)
 		}
 	}
@@ -117,9 +118,9 @@ func TestReceives(t *testing.T) {
 	if domainActive(t, w.uri, lv.DomainPrefix+"t-v6") {
 		t.Fatal("hostctl stop left domain sevshim-t-v6 running")
 	}
-	live = guestHandles(t, w)
+	live = w.cli.GuestHandles(t, w.p)
 	for _, h := range handles {
-		if contains(live, h) {
+		if slices.Contains(live, h) {
 			t.Fatalf("guest context %d still on the platform after hostctl stop (%v)", h, live)
 		}
 	}
@@ -134,28 +135,4 @@ func readReceiveState(t *testing.T, wb string) host.ReceiveState {
 		t.Fatalf("receive.json: %v %s", err, b)
 	}
 	return rs
-}
-
-// guestHandles lists the provider platform's guest contexts (hostctl platform guests).
-func guestHandles(t *testing.T, w *world) []uint32 {
-	t.Helper()
-	r := w.cli.MustRun(t, "hostctl", "platform", "guests", "--state", w.p, "--json")
-	var gs []host.GuestInfo
-	if err := json.Unmarshal([]byte(r.Stdout), &gs); err != nil {
-		t.Fatalf("platform guests --json: %v: %s", err, r)
-	}
-	var hs []uint32
-	for _, g := range gs {
-		hs = append(hs, g.Handle)
-	}
-	return hs
-}
-
-func contains(hs []uint32, h uint32) bool {
-	for _, x := range hs {
-		if x == h {
-			return true
-		}
-	}
-	return false
 }
