@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/host"
 	"github.com/sevshim/sevshim/tests/repo"
 )
 
@@ -151,11 +150,15 @@ func (c *CLIs) Platform(t testing.TB, state, chain string) {
 	c.MustRun(t, "hostctl", "platform", "export", "--state", state, "--out", chain)
 }
 
-// GuestHandles lists the guest contexts of platform state (hostctl platform guests --json).
+// GuestHandles lists the guest contexts of platform state (hostctl platform guests --json;
+// the handle of each host.GuestInfo, read here without importing pkg/host, which the package
+// tests that use this harness sit below).
 func (c *CLIs) GuestHandles(t testing.TB, state string) []uint32 {
 	t.Helper()
 	r := c.MustRun(t, "hostctl", "platform", "guests", "--state", state, "--json")
-	var gs []host.GuestInfo
+	var gs []struct {
+		Handle uint32 `json:"handle"`
+	}
 	if err := json.Unmarshal([]byte(r.Stdout), &gs); err != nil {
 		t.Fatalf("platform guests --json: %v: %s", err, r)
 	}
