@@ -71,6 +71,7 @@ bench: setup shim images
 	$(GO) run ./tests/bench
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./pkg/sev/ ./pkg/psp/ ./pkg/migrate/
 	SEVSHIM_BENCH_SVG=$(BUILD)/bench/timeline.svg $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./tests/flow/
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 20m ./tests/libvirt/
 
 # longer fuzzing runs of every parser (C libFuzzer + go test -fuzz)
 fuzz: shim

@@ -12,6 +12,8 @@ PACKAGES=(
   gcc make binutils # freestanding C build of the shim and host C tests
   clang libclang-rt-14-dev  # libFuzzer for the C parser fuzz target
   swtpm swtpm-tools # the TPM used by measured-boot tests
+  libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu  # hostctl receive --libvirt
+  libxml2-utils     # virt-xml-validate's xmllint (libvirt XML checked against libvirt's schema)
   git ca-certificates xxd python3 coreutils
 )
 

@@ -306,6 +306,7 @@ func receiveCmd() *cobra.Command {
 	var o host.ReceiveOptions
 	var wait, nonceHex string
 	var asJSON bool
+	var lv *libvirtFlags
 	c := &cobra.Command{
 		Use:   "receive",
 		Short: "check a guest package, RECEIVE_* it, start QEMU B with the BIOS bundle and report the shim's verdict",
@@ -341,6 +342,9 @@ func receiveCmd() *cobra.Command {
 				}
 				o.Nonce = n
 			}
+			if err := lv.apply(&o, asJSON); err != nil {
+				return err
+			}
 			o.Kind, o.State, o.Log = pf.kind, pf.state, cmd.ErrOrStderr()
 			if isTerminal(cmd.ErrOrStderr()) {
 				o.Bar = cmd.ErrOrStderr()
@@ -375,6 +379,10 @@ func receiveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if o.DefineOnly {
+				lv.printDefined(out, o.Work)
+				return nil
+			}
 			fmt.Fprintf(out, "accepted: version %d, signer %s\n", v.Version, v.Signer)
 			if v.Shell {
 				fmt.Fprintln(out, "OVMF reached its UEFI Interactive Shell")
@@ -398,6 +406,7 @@ func receiveCmd() *cobra.Command {
 	c.Flags().StringVar(&nonceHex, "nonce", "", "the owner's receipt nonce, 64 `HEX` digits (fw_cfg opt/org.sevshim/nonce)")
 	c.Flags().BoolVar(&o.Timeline, "timeline", false, "print the boot timeline in ms (package checked, QEMU B started, stream loaded, resumed, WAKE, LOADED, VERIFIED, FLASHED, HANDOFF, OVMF); waits up to 60 s for OVMF's first output")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the verdict as JSON (also on a refusal, exit status 3)")
+	lv = addLibvirtFlags(c)
 	testHold(c, "test-hold-before-feed", "tests only: hold `DURATION` after QEMU B started, before its stream is fed", &o.Hooks.BeforeFeed)
 	return c
 }

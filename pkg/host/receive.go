@@ -43,6 +43,10 @@ type ReceiveOptions struct {
 	Wake vmm.Wake
 	// VMM is the backend name for QEMU B; "" is vmm.DefaultBackend.
 	VMM string
+	// DefineOnly ends the receive once the VM has taken the stream (a backend that defines
+	// the VM for its own later start, libvirt's managed save): no resume, no verdict, the
+	// guest context stays with the VM until hostctl stop.
+	DefineOnly bool
 	// Hooks for tests (BeforeFeed, BeforeWake); none in normal use.
 	Hooks Hooks
 
@@ -551,6 +555,13 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 		return nil, fmt.Errorf("QEMU B (pid %d) ended while loading the guest (%v); %s; run the same receive again", vm.Pid(), err, vm.Describe())
 	}
 	rc.pages.wipe()
+	rs.Pid = vm.Pid() // a backend may know it only once loaded (libvirt's restore starts QEMU)
+	if o.DefineOnly {
+		rs.Verdict = "defined for the VMM's own start (no verdict yet)"
+		keep = true
+		writeJSON(pf(ReceiveJSON), rs, 0o600)
+		return &Verdict{Work: work, Pid: rs.Pid}, nil
+	}
 	tl.mark(StepLoaded)
 	if o.Hooks.BeforeWake != nil {
 		if err := o.Hooks.BeforeWake(ctx, vm); err != nil {

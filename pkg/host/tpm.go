@@ -218,6 +218,10 @@ func TPMQuote(ctx context.Context, o QuoteOptions) (*QuoteResult, error) {
 	if !rs.TPM {
 		return nil, fmt.Errorf("no TPM in %s: its guest was received without --tpm; receive a package made with hostctl launch --tpm using hostctl receive --tpm", work)
 	}
+	if rs.VMM != "" && rs.VMM != vmm.DefaultBackend {
+		// Its TPM is the VMM's (libvirt runs its own swtpm), not the one in the work directory.
+		return nil, fmt.Errorf("the guest in %s runs on VMM backend %q, which owns its TPM: tpm-quote reads only hostctl's own swtpm (docs/hostctl.md: TPM evidence when libvirt owns swtpm)", work, rs.VMM)
+	}
 	pcr := o.PCR
 	if pcr < 0 {
 		if rs.TPMMode == 0 {

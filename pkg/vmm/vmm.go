@@ -15,12 +15,11 @@
 //
 // Backends register themselves by name (Register, like database/sql drivers); hostctl links
 // the ones it offers and the host flows look them up by the name recorded in the work
-// directory. pkg/vmm/qemu is the QEMU backend. A libvirt backend is one more package,
-// pkg/vmm/libvirt, implementing Backend and VM over go-libvirt: libvirt starts QEMU itself,
-// its consoles are a pty or a log file (Console.Run or Console.Follow), MigrateIn feeds a
-// FIFO to virDomainRestore, MigrateOut reads virDomainSave's output, NMI is
-// virDomainInjectNMI, and it would not implement MemoryAccess's write (no gdbstub); nothing
-// in pkg/host changes for it.
+// directory. pkg/vmm/qemu is the QEMU backend. pkg/vmm/libvirt is the libvirt backend,
+// implementing Backend and VM over go-libvirt for received guests: libvirt starts QEMU
+// itself, COM1 is a log file (Console.Follow) that also carries the shim's lines, MigrateIn
+// feeds a FIFO to virDomainRestore, NMI is virDomainInjectNMI; it offers no MigrateOut and
+// no MemoryAccess (no gdbstub).
 //
 // SEV-ES adds per-vCPU state to the launch: the VMSA pages measured with
 // LAUNCH_UPDATE_VMSA (SEV API 55766 section 6.6). Their content comes from the VMM (it

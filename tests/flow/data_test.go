@@ -21,19 +21,7 @@ import (
 // Data and state: nothing lost, nothing created by accident (docs/hostctl.md).
 
 // guestHandles lists the guest contexts of a platform (hostctl platform guests --json).
-func guestHandles(t *testing.T, state string) []uint32 {
-	t.Helper()
-	r := mustRun(t, "hostctl", "platform", "guests", "--state", state, "--json")
-	var gs []host.GuestInfo
-	if err := json.Unmarshal([]byte(r.Stdout), &gs); err != nil {
-		t.Fatalf("platform guests --json: %v: %s", err, r)
-	}
-	var hs []uint32
-	for _, g := range gs {
-		hs = append(hs, g.Handle)
-	}
-	return hs
-}
+func guestHandles(t *testing.T, state string) []uint32 { return cli.GuestHandles(t, state) }
 
 func launchState(t *testing.T, work string) host.LaunchState {
 	t.Helper()

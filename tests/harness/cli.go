@@ -3,6 +3,7 @@ package harness
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -147,6 +148,25 @@ func (c *CLIs) Platform(t testing.TB, state, chain string) {
 	t.Helper()
 	c.MustRun(t, "hostctl", "platform", "init", "--state", state)
 	c.MustRun(t, "hostctl", "platform", "export", "--state", state, "--out", chain)
+}
+
+// GuestHandles lists the guest contexts of platform state (hostctl platform guests --json;
+// the handle of each host.GuestInfo, read here without importing pkg/host, which the package
+// tests that use this harness sit below).
+func (c *CLIs) GuestHandles(t testing.TB, state string) []uint32 {
+	t.Helper()
+	r := c.MustRun(t, "hostctl", "platform", "guests", "--state", state, "--json")
+	var gs []struct {
+		Handle uint32 `json:"handle"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &gs); err != nil {
+		t.Fatalf("platform guests --json: %v: %s", err, r)
+	}
+	var hs []uint32
+	for _, g := range gs {
+		hs = append(hs, g.Handle)
+	}
+	return hs
 }
 
 // SignRolledBack writes a rolled-back bundle to out: Debian's OVMF signed by the demo

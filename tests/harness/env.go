@@ -35,6 +35,7 @@ func Main(m *testing.M) {
 	if cli != nil {
 		cli.StopAll()
 	}
+	stopLibvirt()
 	if dir != "" {
 		if os.Getenv("SEVSHIM_KEEP") == "" {
 			os.RemoveAll(dir)

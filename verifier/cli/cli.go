@@ -81,6 +81,7 @@ func sessionCmd() *cobra.Command {
 	var chain, pol, name, out string
 	var t owner.Trust
 	var force, asJSON bool
+	var lx *libvirtXML
 	c := &cobra.Command{
 		Use:   "session --chain CHAIN --policy HEX --out DIR [--name NAME] [--root DIR | --product NAME]",
 		Short: "Verify a platform chain, then write a launch session for its PDH: GODH, session, TEK/TIK (0600)",
@@ -101,6 +102,9 @@ func sessionCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := lx.check(asJSON); err != nil {
+				return err
+			}
 			warnTest(cmd, t)
 			r, err := owner.CreateSession(nil, chain, t, p, name, out, force)
 			if err != nil {
@@ -109,9 +113,13 @@ func sessionCmd() *cobra.Command {
 				}
 				return err
 			}
-			return command.PrintReport(cmd, asJSON, r, owner.WriteSessionText)
+			if err := command.PrintReport(cmd, asJSON, r, owner.WriteSessionText); err != nil {
+				return err
+			}
+			return lx.print(cmd.OutOrStdout(), out, name, uint32(p))
 		},
 	}
+	lx = addLibvirtXMLFlags(c)
 	c.Flags().StringVar(&chain, "chain", "", "chain `FILE` of the platform that will launch the guest (required)")
 	c.Flags().StringVar(&pol, "policy", "", "SEV guest policy in `HEX`, e.g. 0x1 (required)")
 	c.Flags().StringVar(&name, "name", owner.DefaultSessionName, "file-name prefix `NAME` of the session files")
