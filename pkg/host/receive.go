@@ -523,12 +523,15 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 		Code: vmm.Flash{Path: pf("flash0.fd"), Snapshot: true}, Vars: vmm.Flash{Path: pf("vars.fd")},
 		FwCfg: fwcfg, Incoming: true, ExitOnReboot: true}
 	note = "QEMU B was not started, the guest context was released, the package is unchanged (receive it again)"
-	if o.TPM {
+	switch {
+	case o.TPM && vmm.OwnsTPM(backend):
+		stopSwtpm(work) // the backend runs the guest's TPM: none of hostctl's in the work directory
+	case o.TPM:
 		if tpm, err = startSwtpm(work); err != nil {
 			return nil, err
 		}
 		spec.TPMSocket = pf(SwtpmSock)
-	} else {
+	default:
 		stopSwtpm(work)
 	}
 	// Start ends the VM it started if it then fails.

@@ -91,8 +91,8 @@ func (s *Spec) Validate() error {
 		return errors.New("vmm: the shape has no memory")
 	case s.Code.Path == "":
 		return errors.New("vmm: no code flash (pflash unit 0)")
-	case s.TPM != (s.TPMSocket != ""):
-		return errors.New("vmm: a TPM needs a TPM socket, and a TPM socket a TPM shape")
+	case s.TPMSocket != "" && !s.TPM:
+		return errors.New("vmm: a TPM socket needs a TPM shape")
 	case s.Paused && s.Incoming:
 		return errors.New("vmm: a VM is either paused before boot or waiting for a migration, not both")
 	}
@@ -168,6 +168,19 @@ type Backend interface {
 	Running(dir string) int
 	// Stop ends the VM of dir, if any (cleanly if it can), and returns its pid.
 	Stop(ctx context.Context, dir string) (int, error)
+}
+
+// TPMOwner is a Backend that runs each VM's TPM itself (libvirt's emulator backend starts and
+// stops swtpm with the domain). A Spec for it sets Shape.TPM and leaves TPMSocket empty; a
+// backend that is not a TPMOwner needs the socket of a swtpm the flow started.
+type TPMOwner interface {
+	OwnsTPM() bool
+}
+
+// OwnsTPM reports whether b runs the TPM of its VMs itself (TPMOwner).
+func OwnsTPM(b Backend) bool {
+	o, ok := b.(TPMOwner)
+	return ok && o.OwnsTPM()
 }
 
 var (

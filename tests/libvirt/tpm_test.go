@@ -1,6 +1,7 @@
 package libvirt
 
 import (
+	"github.com/sevshim/sevshim/pkg/host"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -42,6 +43,12 @@ func TestTPMThroughLibvirt(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no whole line %v on COM1:\n%s", reTPMExtended, harness.Tail(string(serial), 30))
+	}
+	// libvirt runs this guest's swtpm: hostctl started none of its own in the work directory
+	for _, f := range []string{host.SwtpmSock, host.SwtpmPidFile} {
+		if _, err := os.Stat(filepath.Join(wb, f)); err == nil {
+			t.Errorf("%s in the work directory: hostctl started its own swtpm for a libvirt guest", f)
+		}
 	}
 	// tpm-quote reads hostctl's own swtpm, which this guest does not use: refused, the
 	// domain untouched.

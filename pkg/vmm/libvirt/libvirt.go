@@ -98,6 +98,9 @@ func init() { vmm.Register(New(Config{})) }
 // Name is "libvirt".
 func (b *Backend) Name() string { return Name }
 
+// OwnsTPM is true: libvirt runs the domain's swtpm itself (vmm.TPMOwner).
+func (b *Backend) OwnsTPM() bool { return true }
+
 // recordFile is the work directory's record of its domain.
 const recordFile = "libvirt.json"
 

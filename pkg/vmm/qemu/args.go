@@ -85,6 +85,9 @@ func ConfigFromSpec(spec vmm.Spec) (Config, error) {
 	if err := spec.Validate(); err != nil {
 		return Config{}, err
 	}
+	if spec.TPM && spec.TPMSocket == "" {
+		return Config{}, fmt.Errorf("qemu: a TPM needs the socket of a swtpm (this backend does not run one itself)")
+	}
 	if spec.SEV {
 		return Config{}, fmt.Errorf("qemu: an SEV guest needs KVM with SEV; this backend runs TCG only (the PSP's part is done by hostctl's PSP backend)")
 	}
