@@ -13,7 +13,7 @@ COMMIT  := $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 
 LDFLAGS := -X github.com/sevshim/sevshim/pkg/cli/version.commit=$(COMMIT)
 export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-.PHONY: all setup shim images tools firmware man install test test-c test-go demo bench fuzz clean
+.PHONY: all setup shim images guest tools firmware man install test test-c test-go demo bench fuzz clean
 
 all: shim images tools
 
@@ -25,9 +25,18 @@ setup:
 shim:
 	$(MAKE) -C shim BUILD=$(BUILD)/shim
 
-# demo keys, signed BIOS bundles v5/v6 and a demo shim image (build/images)
-images: shim
+# demo keys, signed BIOS bundles v5/v6 and a demo shim image (build/images), and the guest OS
+images: shim guest
 	$(MAKE) -C images
+
+# the guest OS after the chain (build/guest): Debian's cloud kernel (vmlinuz, resolved through
+# its meta-package) and the initramfs whose /init is the static guest agent
+GUEST := $(BUILD)/guest
+guest:
+	scripts/guest-kernel.sh $(GUEST)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -buildid=' -o $(GUEST)/agent ./guest/agent
+	$(GO) run ./guest/mkinitramfs -agent $(GUEST)/agent -kernel-root $(GUEST)/kernel -out $(GUEST)/initramfs.cpio
+	@ls -l $(GUEST)/vmlinuz $(GUEST)/agent $(GUEST)/initramfs.cpio | awk '{print "guest:", $$5, $$9}'
 
 # the three CLIs into build/bin
 tools:

@@ -29,6 +29,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# the guest kernel is fetched with apt-get download at build time (scripts/guest-kernel.sh):
+# apt must know the cloud kernel's meta-package
+if ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+fi
+
 export PATH="/usr/local/go/bin:$PATH"
 if ! command -v go >/dev/null; then
   echo "setup: Go toolchain not found (expected /usr/local/go/bin/go); install Go >= 1.26" >&2
