@@ -396,6 +396,9 @@ func receiveCmd() *cobra.Command {
 		},
 	}
 	pf.add(c)
+	c.Flags().StringVar(&o.Kernel, "kernel", "", "boot this guest kernel `FILE` after the chain (QEMU B -kernel; OVMF loads it after the hand-off); also gives B the guest agent's virtio-serial port WORK/agent.sock")
+	c.Flags().StringVar(&o.Initrd, "initrd", "", "the guest's initramfs `FILE` (QEMU B -initrd; needs --kernel)")
+	c.Flags().StringVar(&o.Append, "append", "", "the guest kernel's command `LINE` (QEMU B -append; needs --kernel)")
 	c.Flags().StringVar(&o.Package, "package", "", "guest package `FILE` from hostctl export (required)")
 	c.Flags().StringVar(&o.Bundle, "bios", "", "BIOS bundle `FILE` from builder sign-bios (required)")
 	c.Flags().StringVar(&o.Vars, "vars", "", "var store `FILE` for pflash1 and opt/org.sevshim/vars (default: $SEVSHIM_OVMF_VARS, else Debian's template of the layout: OVMF_VARS_4M.fd, OVMF_VARS.fd)")

@@ -129,3 +129,28 @@ func TestLaunchCheapChecksFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiveKernelFiles: a direct kernel boot with a missing or non-file kernel or initrd,
+// or an initrd without a kernel, is refused with words naming it, before any PSP or QEMU work.
+func TestReceiveKernelFiles(t *testing.T) {
+	st := filepath.Join(privateTempDir(t), "P")
+	if _, se, code := runMain("platform", "init", "--state", st); code != 0 {
+		t.Fatal(se)
+	}
+	base := []string{"receive", "--state", st, "--package", "p", "--bios", filepath.Join(st, "none.bundle"), "--work", filepath.Join(st, "B")}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--kernel", filepath.Join(st, "vmlinuz")}, "direct kernel boot: vmm: kernel " + filepath.Join(st, "vmlinuz") + ": "},
+		{[]string{"--kernel", st}, "kernel " + st + ": not a regular file"},
+		{[]string{"--kernel", filepath.Join(st, "platform.json"), "--initrd", filepath.Join(st, "none.cpio")}, "initrd " + filepath.Join(st, "none.cpio")},
+		{[]string{"--initrd", filepath.Join(st, "none.cpio")}, "an initrd or a kernel command line needs a kernel"},
+		{[]string{"--append", "quiet"}, "an initrd or a kernel command line needs a kernel"},
+	} {
+		_, se, code := runMain(append(base, c.args...)...)
+		if code != ExitError || !strings.Contains(se, c.want) {
+			t.Errorf("receive %q: %d %q, want %q", c.args, code, se, c.want)
+		}
+	}
+}

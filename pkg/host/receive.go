@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sevshim/sevshim/pkg/atomicfile"
+	"github.com/sevshim/sevshim/pkg/format/agentproto"
 	"github.com/sevshim/sevshim/pkg/format/guestpkg"
 	"github.com/sevshim/sevshim/pkg/format/receipt"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
@@ -52,7 +53,16 @@ type ReceiveOptions struct {
 
 	// Nonce is the owner's receipt nonce for opt/org.sevshim/nonce (nil: none).
 	Nonce []byte
+
+	// Kernel, Initrd and Append boot a guest OS directly after the chain (QEMU B's
+	// -kernel/-initrd/-append; OVMF loads them after the shim's hand-off). With Kernel, QEMU
+	// B also gets the guest agent's virtio-serial port, a unix socket WORK/AgentSock.
+	Kernel, Initrd, Append string
 }
+
+// AgentSock is the host's end of the guest agent's virtio-serial port in the work directory
+// (docs/formats.md section 10).
+const AgentSock = "agent.sock"
 
 func (o *ReceiveOptions) wake() vmm.Wake {
 	if o.Wake.Attempts == 0 && o.Wake.Interval == 0 {
@@ -354,6 +364,13 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 	if err := requirePlatform(o.Kind, o.State); err != nil {
 		return nil, err
 	}
+	if o.Kernel == "" && (o.Initrd != "" || o.Append != "") {
+		return nil, errors.New("direct kernel boot: an initrd or a kernel command line needs a kernel")
+	}
+	boot := vmm.Spec{Kernel: o.Kernel, Initrd: o.Initrd}
+	if err := boot.CheckBootFiles(); err != nil {
+		return nil, fmt.Errorf("direct kernel boot: %w", err)
+	}
 	manifestBytes, image, m, err := manifest.ReadBundle(o.Bundle)
 	if err != nil {
 		return nil, fmt.Errorf("BIOS bundle: %w", err)
@@ -521,7 +538,11 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 	writeJSON(pf(ReceiveJSON), rs, 0o600)
 	spec := vmm.Spec{Shape: vmm.Shape{Machine: rc.hdr.Shape.Machine, MemoryMiB: rc.hdr.Shape.RAMSize >> 20, CPUs: 1, TPM: o.TPM},
 		Code: vmm.Flash{Path: pf("flash0.fd"), Snapshot: true}, Vars: vmm.Flash{Path: pf("vars.fd")},
-		FwCfg: fwcfg, Incoming: true, ExitOnReboot: true}
+		FwCfg: fwcfg, Incoming: true, ExitOnReboot: true, Kernel: o.Kernel, Initrd: o.Initrd, Append: o.Append}
+	if o.Kernel != "" {
+		os.Remove(pf(AgentSock))
+		spec.Ports = []vmm.Port{{Name: agentproto.PortName, Socket: pf(AgentSock)}}
+	}
 	note = "QEMU B was not started, the guest context was released, the package is unchanged (receive it again)"
 	switch {
 	case o.TPM && vmm.OwnsTPM(backend):

@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -72,9 +73,13 @@ type Spec struct {
 	FwCfg []FwCfgFile
 	// TPMSocket is the swtpm control socket of the TPM (Shape.TPM must be set with it).
 	TPMSocket string
-	// Kernel, Initrd and Append are a direct kernel boot (not used by the shim flows yet;
-	// a backend that does not offer it refuses a Spec that sets Kernel).
+	// Kernel, Initrd and Append are a direct kernel boot: the firmware (OVMF, after the shim's
+	// hand-off) loads them from fw_cfg. A backend that does not offer it refuses a Spec that
+	// sets Kernel; Initrd and Append need Kernel.
 	Kernel, Initrd, Append string
+	// Ports are virtio-serial ports, each a unix socket on the host that a client connects to
+	// while the VM runs (the guest agent's channel, docs/formats.md section 10).
+	Ports []Port
 
 	Paused       bool // the vCPUs wait for Resume (a launch measures first)
 	Incoming     bool // the VM waits for MigrateIn instead of booting
@@ -82,6 +87,12 @@ type Spec struct {
 	// MemoryAccess asks for guest-memory access (the VM then implements MemoryAccess); a
 	// backend that cannot offer it fails Start.
 	MemoryAccess bool
+}
+
+// Port is one virtio-serial port: Name in the guest (/sys/class/virtio-ports/*/name), the
+// host's end a unix socket at Socket that the backend listens on.
+type Port struct {
+	Name, Socket string
 }
 
 // Validate refuses a Spec no backend can start.
@@ -95,6 +106,38 @@ func (s *Spec) Validate() error {
 		return errors.New("vmm: a TPM socket needs a TPM shape")
 	case s.Paused && s.Incoming:
 		return errors.New("vmm: a VM is either paused before boot or waiting for a migration, not both")
+	case s.Kernel == "" && (s.Initrd != "" || s.Append != ""):
+		return errors.New("vmm: an initrd or a kernel command line needs a kernel (direct kernel boot)")
+	}
+	names := map[string]bool{}
+	for _, p := range s.Ports {
+		if p.Name == "" || p.Socket == "" || names[p.Name] {
+			return fmt.Errorf("vmm: virtio-serial port %q: want a unique name and a socket path", p.Name)
+		}
+		names[p.Name] = true
+	}
+	return nil
+}
+
+// CheckBootFiles says which of the direct kernel boot's files is missing or unreadable.
+func (s *Spec) CheckBootFiles() error {
+	for _, f := range []struct{ what, path string }{{"kernel", s.Kernel}, {"initrd", s.Initrd}} {
+		if f.path == "" {
+			continue
+		}
+		st, err := os.Stat(f.path)
+		if err == nil && !st.Mode().IsRegular() {
+			err = errors.New("not a regular file")
+		}
+		if err == nil {
+			var fh *os.File
+			if fh, err = os.Open(f.path); err == nil {
+				fh.Close()
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("vmm: %s %s: %w", f.what, f.path, err)
+		}
 	}
 	return nil
 }

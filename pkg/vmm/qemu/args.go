@@ -66,6 +66,23 @@ func args(cfg *Config, s sinks) []string {
 	if cfg.Incoming != "" {
 		a = append(a, "-incoming", cfg.Incoming)
 	}
+	if cfg.Kernel != "" {
+		a = append(a, "-kernel", cfg.Kernel)
+		if cfg.Initrd != "" {
+			a = append(a, "-initrd", cfg.Initrd)
+		}
+		if cfg.Append != "" {
+			a = append(a, "-append", cfg.Append)
+		}
+	}
+	if len(cfg.Ports) > 0 {
+		a = append(a, "-device", "virtio-serial-pci,id=sevshim-vser")
+		for i, p := range cfg.Ports {
+			id := fmt.Sprintf("sevshim-port%d", i)
+			a = append(a, "-chardev", "socket,id="+id+",path="+optEscape(p.Socket)+",server=on,wait=off",
+				"-device", "virtserialport,bus=sevshim-vser.0,chardev="+id+",name="+optEscape(p.Name))
+		}
+	}
 	if cfg.RebootShutdown {
 		a = append(a, "-action", "reboot=shutdown")
 	}
@@ -91,15 +108,13 @@ func ConfigFromSpec(spec vmm.Spec) (Config, error) {
 	if spec.SEV {
 		return Config{}, fmt.Errorf("qemu: an SEV guest needs KVM with SEV; this backend runs TCG only (the PSP's part is done by hostctl's PSP backend)")
 	}
-	if spec.Kernel != "" {
-		return Config{}, fmt.Errorf("qemu: direct kernel boot is not offered by this backend yet")
-	}
 	cpus := spec.CPUs
 	if cpus == 0 {
 		cpus = 1
 	}
 	cfg := Config{Machine: spec.Machine, CPUModel: spec.CPUModel, CPUs: cpus, MemoryMiB: int(spec.MemoryMiB),
-		Debugcon: true, Paused: spec.Paused, RebootShutdown: spec.ExitOnReboot, TPMSocket: spec.TPMSocket}
+		Debugcon: true, Paused: spec.Paused, RebootShutdown: spec.ExitOnReboot, TPMSocket: spec.TPMSocket,
+		Kernel: spec.Kernel, Initrd: spec.Initrd, Append: spec.Append, Ports: spec.Ports}
 	cfg.Pflash = append(cfg.Pflash, Pflash{Unit: 0, File: spec.Code.Path, ReadOnly: spec.Code.ReadOnly, Snapshot: spec.Code.Snapshot})
 	if spec.Vars.Path != "" {
 		cfg.Pflash = append(cfg.Pflash, Pflash{Unit: 1, File: spec.Vars.Path, ReadOnly: spec.Vars.ReadOnly, Snapshot: spec.Vars.Snapshot})
@@ -135,6 +150,10 @@ func (cfg *Config) defaults() error {
 				return fmt.Errorf("qemu: fw_cfg %s: %w", f.Name, err)
 			}
 		}
+	}
+	boot := vmm.Spec{Kernel: cfg.Kernel, Initrd: cfg.Initrd}
+	if err := boot.CheckBootFiles(); err != nil {
+		return fmt.Errorf("qemu: %w", err)
 	}
 	return nil
 }

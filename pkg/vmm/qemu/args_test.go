@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -95,13 +96,16 @@ func TestArgsSameForBothLifetimes(t *testing.T) {
 func TestConfigFromSpecRefuses(t *testing.T) {
 	ok := vmm.Spec{Shape: vmm.Shape{MemoryMiB: 64}, Code: vmm.Flash{Path: "c"}}
 	for name, bad := range map[string]func(*vmm.Spec){
-		"no memory":        func(s *vmm.Spec) { s.MemoryMiB = 0 },
-		"no code":          func(s *vmm.Spec) { s.Code.Path = "" },
-		"tpm without sock": func(s *vmm.Spec) { s.TPM = true },
-		"sock without tpm": func(s *vmm.Spec) { s.TPMSocket = "x" },
-		"paused+incoming":  func(s *vmm.Spec) { s.Paused, s.Incoming = true, true },
-		"sev under tcg":    func(s *vmm.Spec) { s.SEV = true },
-		"kernel":           func(s *vmm.Spec) { s.Kernel = "vmlinuz" },
+		"no memory":         func(s *vmm.Spec) { s.MemoryMiB = 0 },
+		"no code":           func(s *vmm.Spec) { s.Code.Path = "" },
+		"tpm without sock":  func(s *vmm.Spec) { s.TPM = true },
+		"sock without tpm":  func(s *vmm.Spec) { s.TPMSocket = "x" },
+		"paused+incoming":   func(s *vmm.Spec) { s.Paused, s.Incoming = true, true },
+		"sev under tcg":     func(s *vmm.Spec) { s.SEV = true },
+		"initrd, no kernel": func(s *vmm.Spec) { s.Initrd = "initrd" },
+		"append, no kernel": func(s *vmm.Spec) { s.Append = "quiet" },
+		"port without name": func(s *vmm.Spec) { s.Ports = []vmm.Port{{Socket: "p.sock"}} },
+		"port twice":        func(s *vmm.Spec) { s.Ports = []vmm.Port{{Name: "a", Socket: "1"}, {Name: "a", Socket: "2"}} },
 	} {
 		s := ok
 		bad(&s)
@@ -111,5 +115,59 @@ func TestConfigFromSpecRefuses(t *testing.T) {
 	}
 	if _, err := ConfigFromSpec(ok); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestArgsKernelAndPorts: a direct kernel boot becomes -kernel/-initrd/-append and each port
+// a virtserialport on one virtio-serial controller, its socket listening (server, no wait).
+func TestArgsKernelAndPorts(t *testing.T) {
+	spec := vmm.Spec{Shape: vmm.Shape{MemoryMiB: 64}, Code: vmm.Flash{Path: "c"},
+		Kernel: "/k,1/vmlinuz", Initrd: "/k/initrd", Append: "console=ttyS0 quiet",
+		Ports: []vmm.Port{{Name: "org.sevshim.agent.0", Socket: "/w,1/agent.sock"}}}
+	cfg, err := ConfigFromSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := args(&cfg, sinks{Serial: "s", Debugcon: "d", QMP: "q"})
+	want := []string{"-kernel", "/k,1/vmlinuz", "-initrd", "/k/initrd", "-append", "console=ttyS0 quiet",
+		"-device", "virtio-serial-pci,id=sevshim-vser",
+		"-chardev", "socket,id=sevshim-port0,path=/w,,1/agent.sock,server=on,wait=off",
+		"-device", "virtserialport,bus=sevshim-vser.0,chardev=sevshim-port0,name=org.sevshim.agent.0"}
+	found := false
+	for i := 0; i+len(want) <= len(a); i++ {
+		found = found || slices.Equal(a[i:i+len(want)], want)
+	}
+	if !found {
+		t.Errorf("args %q lack %q", a, want)
+	}
+	cfg, _ = ConfigFromSpec(vmm.Spec{Shape: vmm.Shape{MemoryMiB: 64}, Code: vmm.Flash{Path: "c"}})
+	for _, x := range args(&cfg, sinks{Serial: "s", Debugcon: "d", QMP: "q"}) {
+		if x == "-kernel" || x == "virtio-serial-pci,id=sevshim-vser" {
+			t.Errorf("a Spec without kernel or ports has %q", x)
+		}
+	}
+}
+
+// TestDefaultsBootFiles: a missing kernel or initrd, or one that is not a file, is named
+// before any QEMU starts.
+func TestDefaultsBootFiles(t *testing.T) {
+	dir := t.TempDir()
+	code, kernel := filepath.Join(dir, "code.fd"), filepath.Join(dir, "vmlinuz")
+	os.WriteFile(code, []byte("x"), 0o644)
+	os.WriteFile(kernel, []byte("x"), 0o644)
+	for name, c := range map[string]struct{ kernel, initrd, want string }{
+		"missing kernel": {filepath.Join(dir, "nope"), "", "kernel " + filepath.Join(dir, "nope")},
+		"missing initrd": {kernel, filepath.Join(dir, "nope"), "initrd " + filepath.Join(dir, "nope")},
+		"initrd is dir":  {kernel, dir, "initrd " + dir + ": not a regular file"},
+	} {
+		cfg := Config{Binary: "/bin/true", Pflash: []Pflash{{Unit: 0, File: code}}, Kernel: c.kernel, Initrd: c.initrd}
+		err := cfg.defaults()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %q", name, err, c.want)
+		}
+	}
+	cfg := Config{Binary: "/bin/true", Pflash: []Pflash{{Unit: 0, File: code}}, Kernel: kernel}
+	if err := cfg.defaults(); err != nil {
+		t.Errorf("a readable kernel: %v", err)
 	}
 }

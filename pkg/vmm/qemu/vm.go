@@ -66,6 +66,12 @@ type Config struct {
 	FwCfg     []FwCfg
 	// TPMSocket adds a tpm-crb TPM backed by the swtpm control socket at this path.
 	TPMSocket string
+	// Kernel, Initrd and Append are a direct kernel boot (-kernel/-initrd/-append): OVMF loads
+	// them from fw_cfg, after the shim's hand-off.
+	Kernel, Initrd, Append string
+	// Ports are virtio-serial ports (one virtio-serial-pci controller), each a listening
+	// unix socket on the host.
+	Ports []vmm.Port
 	// GDBSocket serves QEMU's gdbstub on this unix socket (guest memory access).
 	GDBSocket string
 
