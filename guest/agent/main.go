@@ -15,7 +15,8 @@ import (
 
 func main() {
 	a := &agent.Agent{Log: os.Stdout}
-	os.Stdout.WriteString(agentproto.ConsoleReady + "\n")
+	// a line of its own: OVMF leaves its last screen codes unterminated on the serial console
+	os.Stdout.WriteString("\n" + agentproto.ConsoleReady + "\n")
 	start := time.Now()
 	if err := agent.Mount(); err != nil {
 		a.Logf("%v", err)
