@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"github.com/sevshim/sevshim/pkg/format/console"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -85,66 +84,21 @@ func getFixture(t *testing.T) *fixture {
 	return f
 }
 
-// swtpm is one swtpm process owned by the test (stopped by pid in Cleanup).
-type swtpm struct {
-	cmd  *exec.Cmd
-	ctrl string
-	dir  string
-	done chan struct{}
-}
-
-// startSwtpm runs host.SwtpmCommand as a child of the test (SIGKILLed with it, and by pid in
-// Cleanup): it outlives its QEMU, keeping the TPM's volatile state (PCRs) for attest.
-func startSwtpm(t *testing.T, name string) *swtpm {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "sevshim-swtpm-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &swtpm{ctrl: filepath.Join(dir, "ctrl.sock"), dir: dir, done: make(chan struct{})}
-	s.cmd = host.SwtpmCommand("swtpm", dir, s.ctrl, filepath.Join(dir, "log"))
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		t.Fatalf("starting swtpm: %v", err)
-	}
-	go func() { s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		select {
-		case <-s.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("swtpm %s (pid %d) did not exit after SIGKILL", name, s.cmd.Process.Pid)
-		}
-		if t.Failed() {
-			if b, err := os.ReadFile(filepath.Join(dir, "log")); err == nil && len(b) > 0 {
-				t.Logf("swtpm %s log:\n%s", name, harness.Tail(string(b), 2000))
-			}
-		}
-		os.RemoveAll(dir)
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(s.ctrl); err == nil {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("swtpm %s never created %s", name, s.ctrl)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+// startSwtpm is harness.StartSwtpm with the swtpm hostctl runs (host.SwtpmCommand).
+func startSwtpm(t *testing.T, name string) *harness.Swtpm {
+	return harness.StartSwtpm(t, name, host.SwtpmCommand)
 }
 
 // startChain: A (with its own swtpm if withTPM) to READY, migrated into B (with swtpm B),
 // resumed with bundle bd. Returns B and swtpm B (nil without TPM).
-func startChain(t *testing.T, f *fixture, shim *harness.Shim, bd *bundle, withTPM bool) (*qemu.VM, *swtpm) {
+func startChain(t *testing.T, f *fixture, shim *harness.Shim, bd *bundle, withTPM bool) (*qemu.VM, *harness.Swtpm) {
 	t.Helper()
 	var extraA, extraB []string
-	var swB *swtpm
+	var swB *harness.Swtpm
 	if withTPM {
-		extraA = qemu.TPMArgs(startSwtpm(t, "A").ctrl)
+		extraA = qemu.TPMArgs(startSwtpm(t, "A").Ctrl)
 		swB = startSwtpm(t, "B")
-		extraB = qemu.TPMArgs(swB.ctrl)
+		extraB = qemu.TPMArgs(swB.Ctrl)
 	}
 	b := f.fx.Chain(t, harness.ChainSpec{Shim: shim, Bundle: bd, MemoryMiB: memMiB, ExtraA: extraA, ExtraB: extraB})
 	return b.VM, swB
@@ -187,7 +141,7 @@ func TestMeasuredBoot(t *testing.T) {
 			time.Sleep(2 * time.Second) // let OVMF's own TPM traffic settle
 			killB(t, b)
 
-			tpm, err := attest.DialSwtpm(sw.ctrl, 10*time.Second)
+			tpm, err := attest.DialSwtpm(sw.Ctrl, 10*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
