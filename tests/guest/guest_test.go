@@ -26,6 +26,7 @@ import (
 	"github.com/sevshim/sevshim/pkg/format/policy"
 	"github.com/sevshim/sevshim/pkg/format/tpmevent"
 	"github.com/sevshim/sevshim/pkg/host"
+	"github.com/sevshim/sevshim/pkg/vmm"
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/tests/harness"
 	"github.com/sevshim/sevshim/tests/harness/repo"
@@ -62,16 +63,15 @@ type guestRun struct {
 }
 
 // bootToAgent runs the chain with shim and bundle (extraA/extraB: TPM devices) into B with
-// the guest kernel and the agent's port, waits for the agent's first console line and
+// the guest kernel and the agent's port (QEMU arguments from the backend's own builder, as
+// hostctl receive --kernel gets them), waits for the agent's first console line and
 // connects to the port.
 func bootToAgent(t *testing.T, fx *harness.Fixture, shim *harness.Shim, bd *harness.Bundle, extraA, extraB []string) *guestRun {
 	t.Helper()
 	kernel, initrd := guestFiles(t)
 	sock := filepath.Join(t.TempDir(), "agent.sock")
-	extraB = append(extraB, "-kernel", kernel, "-initrd", initrd, "-append", KernelOptions,
-		"-device", "virtio-serial-pci,id=vser", "-chardev", "socket,id=agent,path="+sock+",server=on,wait=off",
-		"-device", "virtserialport,bus=vser.0,chardev=agent,name="+agentproto.PortName)
-	b := fx.Chain(t, harness.ChainSpec{Shim: shim, Bundle: bd, Saved: len(extraA) == 0, ExtraA: extraA, ExtraB: extraB})
+	b := fx.Chain(t, harness.ChainSpec{Shim: shim, Bundle: bd, Saved: len(extraA) == 0, ExtraA: extraA, ExtraB: extraB,
+		Kernel: kernel, Initrd: initrd, Append: KernelOptions, Ports: []vmm.Port{{Name: agentproto.PortName, Socket: sock}}})
 	if o := harness.WaitLine(t, b.Debugcon(), harness.OutcomeRE, harness.StepTimeout); o.Text != "SEVSHIM HANDOFF" {
 		t.Fatalf("the shim's outcome for v%d: %q, want SEVSHIM HANDOFF", bd.Version, o.Text)
 	}

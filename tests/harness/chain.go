@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sevshim/sevshim/pkg/vmm"
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/tests/harness/repo"
 )
@@ -140,6 +141,10 @@ type BSpec struct {
 	Incoming     string   // the migration URI
 	GDB          string   // if set: a gdbstub on this unix socket
 	Dir          string   // pflash1 and the console logs go here
+	// Kernel, Initrd, Append and Ports are B's direct kernel boot and virtio-serial ports,
+	// through the backend's own argument builder (qemu.Config).
+	Kernel, Initrd, Append string
+	Ports                  []vmm.Port
 }
 
 // StartB starts B (paused, waiting for its incoming state) and returns it with the path of
@@ -178,6 +183,10 @@ func StartB(ctx context.Context, s BSpec) (*qemu.VM, string, error) {
 		RebootShutdown: true, // as hostctl runs it: a guest reboot ends B
 		Incoming:       s.Incoming,
 		ExtraArgs:      extra,
+		Kernel:         s.Kernel,
+		Initrd:         s.Initrd,
+		Append:         s.Append,
+		Ports:          s.Ports,
 		SerialLog:      filepath.Join(s.Dir, "serial-b.log"),
 		DebugconLog:    filepath.Join(s.Dir, "debugcon-b.log"),
 	})
@@ -197,6 +206,9 @@ type ChainSpec struct {
 	MemoryMiB    int
 	ExtraA       []string // extra QEMU arguments of A (a live chain only)
 	ExtraB       []string
+	// Kernel, Initrd, Append and Ports: see BSpec.
+	Kernel, Initrd, Append string
+	Ports                  []vmm.Port
 	// Saved: B resumes the shim's saved READY state (Fixture.Ready: one A per shim and test
 	// binary) instead of a live A migrated straight into it over a unix socket.
 	Saved bool
@@ -227,7 +239,8 @@ func (f *Fixture) Chain(t testing.TB, s ChainSpec) *Run {
 		s.VarStore = VarStoreOf(s.Shim)
 	}
 	b := BSpec{Shim: s.Shim.Path, Manifest: s.Manifest, Image: s.Image, Vars: s.Vars, VarStore: s.VarStore, NoVars: s.NoVars,
-		ReadOnlyCode: s.ReadOnlyCode, MemoryMiB: s.MemoryMiB, Extra: s.ExtraB, Dir: dir}
+		ReadOnlyCode: s.ReadOnlyCode, MemoryMiB: s.MemoryMiB, Extra: s.ExtraB, Dir: dir,
+		Kernel: s.Kernel, Initrd: s.Initrd, Append: s.Append, Ports: s.Ports}
 	if s.Saved {
 		if len(s.ExtraA) > 0 || s.MemoryMiB != 0 {
 			t.Fatal("harness: a saved READY state is made with the default A; use a live chain for ExtraA or MemoryMiB")
