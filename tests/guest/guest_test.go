@@ -13,6 +13,7 @@ package guest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -58,6 +59,7 @@ func guestFiles(t *testing.T) (kernel, initrd string) {
 type guestRun struct {
 	*harness.Run
 	t    *testing.T
+	sock string
 	conn net.Conn
 	r    *bufio.Reader
 }
@@ -82,7 +84,7 @@ func bootToAgent(t *testing.T, fx *harness.Fixture, shim *harness.Shim, bd *harn
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	g := &guestRun{Run: b, t: t, conn: c, r: bufio.NewReader(c)}
+	g := &guestRun{Run: b, t: t, sock: sock, conn: c, r: bufio.NewReader(c)}
 	if m := g.recv(); m.Verb != agentproto.VerbReady {
 		t.Fatalf("first line %+v, want READY", m)
 	}
@@ -140,7 +142,8 @@ func TestV5BootsToAgent(t *testing.T) {
 
 // TestV5AgentEvidence: with a TPM (swtpm A and B, the shim's policy records on PCR 15), the
 // agent's report from the running guest verifies for v5's event and the host's nonce, not
-// for v6's nor for another nonce; a second nonce is answered too and B keeps running.
+// for v6's nor for another nonce; a second nonce is answered too, and a third on a new
+// connection through host.AskAgent; B keeps running.
 func TestV5AgentEvidence(t *testing.T) {
 	fx := harness.Fixtures(t, "swtpm")
 	pol := fx.Policy()
@@ -181,6 +184,16 @@ func TestV5AgentEvidence(t *testing.T) {
 		if err := attest.Verify(&other, event(v5)); err == nil {
 			t.Fatal("evidence verifies with another nonce")
 		}
+	}
+	// a second host connection (the agent keeps serving across them), through the host's client
+	g.conn.Close()
+	nonce := harness.RandBytes(t, 32)
+	rep, err := host.AskAgent(context.Background(), g.sock, nonce, harness.StepTimeout)
+	if err != nil {
+		t.Fatalf("host.AskAgent on a new connection: %v\nserial:\n%s", err, harness.Tail(g.Serial().Text(), 2000))
+	}
+	if err := attest.Verify(rep.Evidence, event(v5)); err != nil || rep.CocoSecret {
+		t.Fatalf("host.AskAgent's evidence: %v (coco secret %v)", err, rep.CocoSecret)
 	}
 	if !g.Alive() {
 		t.Fatal("QEMU B ended while the agent served")
