@@ -13,10 +13,11 @@ import (
 )
 
 // AgentReport is what the guest agent answered to one nonce: its evidence (decoded and with
-// that nonce) and whether the guest sees the SEV launch secret.
+// that nonce), whether the guest sees the SEV launch secret, and the firmware's TCG event log.
 type AgentReport struct {
 	Evidence   *attest.Evidence
 	CocoSecret bool
+	EventLog   []byte
 }
 
 // AskAgent connects to the guest agent's virtio-serial port at sock (WORK/AgentSock of a
@@ -66,7 +67,7 @@ func AskAgent(ctx context.Context, sock string, nonce []byte, timeout time.Durat
 			if string(ev.Nonce) != string(nonce) {
 				return nil, fmt.Errorf("the guest agent's evidence carries nonce %x, not ours (%x)", ev.Nonce, nonce)
 			}
-			return &AgentReport{Evidence: &ev, CocoSecret: m.Report.CocoSecret}, nil
+			return &AgentReport{Evidence: &ev, CocoSecret: m.Report.CocoSecret, EventLog: m.Report.EventLog}, nil
 		default:
 			return nil, fmt.Errorf("the guest agent sent %s, which only a host sends", m.Verb)
 		}

@@ -195,6 +195,10 @@ func TestV5AgentEvidence(t *testing.T) {
 	if err := attest.Verify(rep.Evidence, event(v5)); err != nil || rep.CocoSecret {
 		t.Fatalf("host.AskAgent's evidence: %v (coco secret %v)", err, rep.CocoSecret)
 	}
+	if len(rep.EventLog) == 0 {
+		t.Errorf("the guest sent no event log (OVMF's TCG log, securityfs tpm0/binary_bios_measurements)")
+	}
+	t.Logf("event log from the guest: %d bytes", len(rep.EventLog))
 	if !g.Alive() {
 		t.Fatal("QEMU B ended while the agent served")
 	}

@@ -32,8 +32,11 @@ const (
 	Prefix = "SEVSHIM-AGENT"
 	// Version is the protocol version the READY line announces.
 	Version = 1
-	// MaxLine bounds one line, LF included (a report with a 4-bank evidence is about 3 KiB).
-	MaxLine = 64 << 10
+	// MaxLine bounds one line, LF included (a report with a 4-bank evidence is about 3 KiB,
+	// plus the firmware's event log: at most MaxEventLog bytes, base64 twice).
+	MaxLine = 512 << 10
+	// MaxEventLog bounds the event log a report carries.
+	MaxEventLog = 256 << 10
 	// MinNonce and MaxNonce bound the nonce (TPM2B_DATA of a quote holds at most 64 bytes
 	// with a SHA-512 name algorithm; 8 bytes is the least this protocol accepts).
 	MinNonce, MaxNonce = 8, 64
@@ -74,17 +77,20 @@ type Message struct {
 	Text    string
 }
 
-// Report is what the agent saw: the evidence file (pkg/attest's JSON) and whether the
-// kernel exposes the SEV launch secret (securityfs secrets/coco).
+// Report is what the agent saw: the evidence file (pkg/attest's JSON), whether the kernel
+// exposes the SEV launch secret (securityfs secrets/coco), and the firmware's TCG event log
+// as the kernel exposes it (securityfs tpm0/binary_bios_measurements; empty without one).
 type Report struct {
 	Evidence   json.RawMessage
 	CocoSecret bool
+	EventLog   []byte
 }
 
 type reportFile struct {
 	Format     string          `json:"format"`
 	Evidence   json.RawMessage `json:"evidence"`
 	CocoSecret *bool           `json:"coco_secret"`
+	EventLog   *string         `json:"event_log"` // standard base64
 }
 
 // ErrLineTooLong is returned by ReadMessage for a line over MaxLine.
@@ -108,12 +114,15 @@ func (m *Message) Marshal() ([]byte, error) {
 		if m.Report == nil || len(m.Report.Evidence) == 0 || !json.Valid(m.Report.Evidence) {
 			return nil, fmt.Errorf("agentproto: REPORT needs evidence JSON")
 		}
-		cs := m.Report.CocoSecret
+		if len(m.Report.EventLog) > MaxEventLog {
+			return nil, fmt.Errorf("agentproto: event log of %d bytes, at most %d", len(m.Report.EventLog), MaxEventLog)
+		}
+		cs, el := m.Report.CocoSecret, base64.StdEncoding.EncodeToString(m.Report.EventLog)
 		var ev bytes.Buffer
 		if err := json.Compact(&ev, m.Report.Evidence); err != nil {
 			return nil, err
 		}
-		j, err := json.Marshal(reportFile{Format: ReportFormat, Evidence: ev.Bytes(), CocoSecret: &cs})
+		j, err := json.Marshal(reportFile{Format: ReportFormat, Evidence: ev.Bytes(), CocoSecret: &cs, EventLog: &el})
 		if err != nil {
 			return nil, err
 		}
@@ -192,10 +201,17 @@ func Parse(line []byte) (*Message, error) {
 		if f.Format != ReportFormat {
 			return nil, fmt.Errorf("agentproto: report format %q, want %q", f.Format, ReportFormat)
 		}
-		if len(f.Evidence) == 0 || f.Evidence[0] != '{' || f.CocoSecret == nil {
-			return nil, fmt.Errorf("agentproto: report needs an evidence object and coco_secret")
+		if len(f.Evidence) == 0 || f.Evidence[0] != '{' || f.CocoSecret == nil || f.EventLog == nil {
+			return nil, fmt.Errorf("agentproto: report needs an evidence object, coco_secret and event_log")
 		}
-		return &Message{Verb: VerbReport, Report: &Report{Evidence: f.Evidence, CocoSecret: *f.CocoSecret}}, nil
+		el, err := base64.StdEncoding.Strict().DecodeString(*f.EventLog)
+		if err != nil || len(el) > MaxEventLog {
+			return nil, fmt.Errorf("agentproto: report event_log: want standard base64 of at most %d bytes", MaxEventLog)
+		}
+		if len(el) == 0 {
+			el = nil
+		}
+		return &Message{Verb: VerbReport, Report: &Report{Evidence: f.Evidence, CocoSecret: *f.CocoSecret, EventLog: el}}, nil
 	case VerbError:
 		code, text, _ := strings.Cut(arg, " ")
 		if !errCodes[code] || text == "" {

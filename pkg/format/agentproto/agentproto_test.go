@@ -22,7 +22,7 @@ func goldenMessages() []*Message {
 		{Verb: VerbReady, Version: Version},
 		{Verb: VerbNonce, Nonce: nonce},
 		{Verb: VerbReport, Report: &Report{Evidence: ev, CocoSecret: false}},
-		{Verb: VerbReport, Report: &Report{Evidence: ev, CocoSecret: true}},
+		{Verb: VerbReport, Report: &Report{Evidence: ev, CocoSecret: true, EventLog: []byte("\x00\x01spec-id-event")}},
 		{Verb: VerbError, Code: ErrNoTPM, Text: "no TPM at /dev/tpmrm0"},
 		{Verb: VerbError, Code: ErrBadRequest, Text: "agentproto: unknown verb \"HELLO\""},
 		{Verb: VerbError, Code: ErrTPM, Text: "attest: Quote: TPM_RC_FAILURE"},
@@ -96,6 +96,7 @@ func TestMarshalRejects(t *testing.T) {
 		{Verb: VerbReport, Report: &Report{Evidence: []byte("{")}},
 		{Verb: VerbError, Code: "other", Text: "x"}, {Verb: VerbError, Code: ErrTPM},
 		{Verb: VerbError, Code: ErrTPM, Text: "two\nlines"},
+		{Verb: VerbReport, Report: &Report{Evidence: []byte("{}"), EventLog: make([]byte, MaxEventLog+1)}},
 	} {
 		if b, err := m.Marshal(); err == nil {
 			t.Errorf("Marshal(%+v) = %q, want an error", m, b)

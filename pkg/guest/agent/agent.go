@@ -27,6 +27,8 @@ type Agent struct {
 	OpenTPM func() (transport.TPMCloser, error)
 	// SecretPath is the securityfs file of the SEV launch secret (default SecretPath).
 	SecretPath string
+	// EventLogPath is the firmware's TCG event log (default EventLogPath).
+	EventLogPath string
 	// PCR is the PCR the shim extends (the policy's tpm_pcr; default 15).
 	PCR uint
 	// Wait bounds the wait for the host's first valid nonce (default 10 minutes).
@@ -37,10 +39,11 @@ type Agent struct {
 
 // Defaults of the guest.
 const (
-	TPMPath     = "/dev/tpmrm0"
-	SecretPath  = "/sys/kernel/security/secrets/coco"
-	DefaultPCR  = 15
-	DefaultWait = 10 * time.Minute
+	TPMPath      = "/dev/tpmrm0"
+	SecretPath   = "/sys/kernel/security/secrets/coco"
+	EventLogPath = "/sys/kernel/security/tpm0/binary_bios_measurements"
+	DefaultPCR   = 15
+	DefaultWait  = 10 * time.Minute
 )
 
 // ErrNoNonce is returned by Serve when no valid nonce came within Wait.
@@ -53,6 +56,9 @@ func (a *Agent) defaults() Agent {
 	}
 	if d.SecretPath == "" {
 		d.SecretPath = SecretPath
+	}
+	if d.EventLogPath == "" {
+		d.EventLogPath = EventLogPath
 	}
 	if d.PCR == 0 {
 		d.PCR = DefaultPCR
@@ -91,8 +97,15 @@ func (a *Agent) Answer(nonce []byte) *agentproto.Message {
 	if err != nil {
 		return fail(agentproto.ErrTPM, err)
 	}
+	log, err := os.ReadFile(d.EventLogPath)
+	if err != nil && !os.IsNotExist(err) {
+		return fail(agentproto.ErrTPM, fmt.Errorf("event log: %v", err))
+	}
+	if len(log) > agentproto.MaxEventLog {
+		return fail(agentproto.ErrTPM, fmt.Errorf("event log of %d bytes, the protocol carries at most %d", len(log), agentproto.MaxEventLog))
+	}
 	_, err = os.Stat(d.SecretPath)
-	return &agentproto.Message{Verb: agentproto.VerbReport, Report: &agentproto.Report{Evidence: j, CocoSecret: err == nil}}
+	return &agentproto.Message{Verb: agentproto.VerbReport, Report: &agentproto.Report{Evidence: j, CocoSecret: err == nil, EventLog: log}}
 }
 
 // printableText keeps an error text to one printable ASCII line.

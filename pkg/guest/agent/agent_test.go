@@ -160,14 +160,21 @@ func TestServeQuotes(t *testing.T) {
 	}
 }
 
-// TestAnswerCocoSecret: the report says whether the secret's securityfs file exists.
+// TestAnswerCocoSecret: the report says whether the secret's securityfs file exists, and
+// carries the event log file's bytes (none when it is missing).
 func TestAnswerCocoSecret(t *testing.T) {
 	open := startSwtpm(t)
-	secret := filepath.Join(t.TempDir(), "coco")
+	dir := t.TempDir()
+	secret, log := filepath.Join(dir, "coco"), filepath.Join(dir, "binary_bios_measurements")
 	os.Mkdir(secret, 0o700)
-	m := (&Agent{OpenTPM: open, SecretPath: secret}).Answer([]byte("0123456789abcdef"))
-	if m.Verb != agentproto.VerbReport || !m.Report.CocoSecret {
-		t.Fatalf("answer %+v, want a REPORT with the coco secret present", m)
+	os.WriteFile(log, []byte("tcg log"), 0o600)
+	m := (&Agent{OpenTPM: open, SecretPath: secret, EventLogPath: log}).Answer([]byte("0123456789abcdef"))
+	if m.Verb != agentproto.VerbReport || !m.Report.CocoSecret || string(m.Report.EventLog) != "tcg log" {
+		t.Fatalf("answer %+v, want a REPORT with the coco secret present and the event log", m)
+	}
+	m = (&Agent{OpenTPM: open, SecretPath: log + ".none", EventLogPath: log + ".none"}).Answer([]byte("0123456789abcdef"))
+	if m.Verb != agentproto.VerbReport || m.Report.CocoSecret || m.Report.EventLog != nil {
+		t.Fatalf("answer %+v, want a REPORT without secret or event log", m)
 	}
 }
 
