@@ -72,7 +72,7 @@ func BootA(ctx context.Context, s ASpec) (*qemu.VM, qemu.Line, error) {
 		return nil, ready, err
 	}
 	for _, l := range a.Debugcon().Lines() {
-		if strings.HasPrefix(l.Text, "SEVSHIM ERROR") {
+		if step := shimWord(l.Text); strings.HasPrefix(step, "ERROR") {
 			a.Close()
 			return nil, ready, fmt.Errorf("QEMU A printed an error before READY:\n%s", a.Debugcon().Text())
 		}
