@@ -205,7 +205,7 @@ type ChainSpec struct {
 	BeforeWake func(gdbSock string)
 }
 
-// Run is a chain's QEMU B, resumed and woken (qemu.WakeShim's NMIs until the shim answers).
+// Run is a chain's QEMU B, resumed and woken (vmm.WakeShim's NMIs until the shim answers).
 type Run struct {
 	*qemu.VM
 	Cont    time.Time // host time just before `cont`
