@@ -73,7 +73,7 @@ func BootA(ctx context.Context, s ASpec) (*qemu.VM, qemu.Line, error) {
 		return nil, ready, err
 	}
 	for _, l := range a.Debugcon().Lines() {
-		if strings.HasPrefix(l.Text, "SEVSHIM ERROR") {
+		if step := shimWord(l.Text); strings.HasPrefix(step, "ERROR") {
 			a.Close()
 			return nil, ready, fmt.Errorf("QEMU A printed an error before READY:\n%s", a.Debugcon().Text())
 		}
@@ -217,7 +217,7 @@ type ChainSpec struct {
 	BeforeWake func(gdbSock string)
 }
 
-// Run is a chain's QEMU B, resumed and woken (qemu.WakeShim's NMIs until the shim answers).
+// Run is a chain's QEMU B, resumed and woken (vmm.WakeShim's NMIs until the shim answers).
 type Run struct {
 	*qemu.VM
 	Cont    time.Time // host time just before `cont`

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"github.com/sevshim/sevshim/pkg/format/console"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,12 +15,24 @@ import (
 // Console lines the chain tests wait for (whole lines, docs/shim.md "Console protocol").
 var (
 	// OutcomeRE is the shim's verdict: a refusal line or HANDOFF.
-	OutcomeRE = regexp.MustCompile(`^SEVSHIM (ERROR E[0-9]{3} [a-z0-9-]+|HANDOFF)$`)
-	HaltRE    = regexp.MustCompile(`^SEVSHIM HALT$`)
+	OutcomeRE = regexp.MustCompile(shimerr.LineRE.String() + "|" + console.HandoffRE.String())
+	HaltRE    = console.HaltRE
 	// BdsRE and ShellRE are OVMF on COM1: its boot manager, and its shell's banner or prompt.
 	BdsRE   = regexp.MustCompile(`BdsDxe`)
 	ShellRE = regexp.MustCompile(`UEFI Interactive Shell|Shell>`)
 )
+
+// shimWord is the word after console.Prefix of a line that starts with it ("FLASHED",
+// "ERROR", ...), "" for any other line. It matches by prefix, so a malformed shim line
+// counts as its word too.
+func shimWord(text string) string {
+	rest, ok := strings.CutPrefix(text, console.Prefix)
+	if !ok {
+		return ""
+	}
+	word, _, _ := strings.Cut(rest, " ")
+	return word
+}
 
 // WaitLine waits at most to for a whole console line matching re and fails the test without.
 func WaitLine(t testing.TB, c *qemu.Console, re *regexp.Regexp, to time.Duration) qemu.Line {
@@ -64,10 +77,11 @@ func AssertRefused(t testing.TB, vm *qemu.VM, want shimerr.Code, afterVerify boo
 	dl := dbg.Lines()
 	verified, errs := false, 0
 	for _, l := range dl {
+		step := shimWord(l.Text)
 		switch {
-		case strings.HasPrefix(l.Text, "SEVSHIM FLASHED"), strings.HasPrefix(l.Text, "SEVSHIM HANDOFF"):
+		case step == "FLASHED", step == "HANDOFF":
 			t.Errorf("debugcon shows %q in a refused run", l.Text)
-		case strings.HasPrefix(l.Text, "SEVSHIM VERIFIED"):
+		case step == "VERIFIED":
 			if errs > 0 {
 				t.Errorf("%q after the error line", l.Text)
 			}
@@ -85,7 +99,7 @@ func AssertRefused(t testing.TB, vm *qemu.VM, want shimerr.Code, afterVerify boo
 	if errs != 1 {
 		t.Errorf("debugcon shows %q %d times, want once", want.Line(), errs)
 	}
-	if last := dl[len(dl)-1].Text; last != "SEVSHIM HALT" {
+	if last := dl[len(dl)-1].Text; last != console.Halt {
 		t.Errorf("debugcon continued after HALT: last line %q", last)
 	}
 	sawErr := false
@@ -93,7 +107,7 @@ func AssertRefused(t testing.TB, vm *qemu.VM, want shimerr.Code, afterVerify boo
 		if strings.TrimSpace(l.Text) == "" {
 			continue
 		}
-		if !strings.HasPrefix(l.Text, "SEVSHIM ") {
+		if !strings.HasPrefix(l.Text, console.Prefix) {
 			t.Errorf("COM1 shows non-shim output (a BIOS ran?): %q", l.Text)
 		}
 		sawErr = sawErr || l.Text == want.Line()

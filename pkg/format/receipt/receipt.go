@@ -269,7 +269,7 @@ var (
 
 // ErrNone: the shim printed `SEVSHIM RECEIPT none`: it held no receipt key (the package was
 // launched without one, or the key entry was invalid), so there is nothing to verify.
-var ErrNone = errors.New("the shim printed \"SEVSHIM RECEIPT none\": it held no receipt key (the guest was launched without `verifier secret --receipt-key`), so there is no receipt to verify")
+var ErrNone = errors.New("the shim printed \"" + console.ReceiptNone + "\": it held no receipt key (the guest was launched without `verifier secret --receipt-key`), so there is no receipt to verify")
 
 // Line formats body || MAC as the shim prints it.
 func Line(blob []byte) string { return LinePrefix + hex.EncodeToString(blob) }

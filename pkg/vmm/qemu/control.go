@@ -203,14 +203,14 @@ func (vm *VM) MigrateIn(ctx context.Context, r io.Reader) (vmm.Status, error) {
 
 // WakeIncoming waits (at most timeout) until an incoming migration from a stopped source
 // has loaded, requires the status "paused", resumes the guest and wakes the shim with NMIs
-// (WakeShim, DefaultWake) until the debug console (Config.Debugcon is required) shows
+// (vmm.WakeShim, vmm.DefaultWake) until the debug console (Config.Debugcon is required) shows
 // SEVSHIM WAKE or a refusal line. It returns the time of the cont.
 func (vm *VM) WakeIncoming(ctx context.Context, timeout time.Duration) (time.Time, error) {
-	return vm.WakeIncomingWith(ctx, timeout, DefaultWake)
+	return vm.WakeIncomingWith(ctx, timeout, vmm.DefaultWake)
 }
 
 // WakeIncomingWith is WakeIncoming with another resend bound.
-func (vm *VM) WakeIncomingWith(ctx context.Context, timeout time.Duration, w Wake) (time.Time, error) {
+func (vm *VM) WakeIncomingWith(ctx context.Context, timeout time.Duration, w vmm.Wake) (time.Time, error) {
 	if !vm.cfg.Debugcon {
 		return time.Time{}, errors.New("qemu: WakeIncoming needs Config.Debugcon to see the shim's WAKE line")
 	}
@@ -225,9 +225,9 @@ func (vm *VM) WakeIncomingWith(ctx context.Context, timeout time.Duration, w Wak
 	if err := vm.Resume(ctx); err != nil {
 		return cont, err
 	}
-	_, err = WakeShim(ctx, w, vm.NMI, func() (bool, error) {
+	_, err = vmm.WakeShim(ctx, w, vm.NMI, func() (bool, error) {
 		for _, l := range vm.debugcon.CompleteLines() {
-			if IsShimAnswer(l.Text) {
+			if vmm.IsShimAnswer(l.Text) {
 				return true, nil
 			}
 		}
