@@ -84,11 +84,12 @@ func NewRoot() *cobra.Command {
 			"  launch, launch-finish         the owner's private two-phase launch of a shim (LAUNCH_*)\n"+
 			"  export                        the running guest -> a guest package for a provider (SEND_*)\n"+
 			"  receive                       a guest package -> a fresh QEMU with the provider's BIOS (RECEIVE_*)\n"+
-			"  tpm-quote                     read the TPM of a received guest (ends its VM) -> evidence for verifier attest\n"+
+			"  attest                        ask the agent of a running received guest for TPM evidence (the VM keeps running)\n"+
+			"  tpm-quote                     read the TPM of a received guest without an OS (ends its VM) -> evidence\n"+
 			"  stop                          end the QEMU (and swtpm) of a work directory, release its guest context\n"+
 			"QEMU processes run detached and belong to their --work directory. Only platform init creates a\n"+
 			"platform. Exit status: 0 ok, 1 error, 3 refused, 130 interrupted. See docs/flow.md and docs/hostctl.md.",
-		platformCmd(), launchCmd(), launchFinishCmd(), exportCmd(), receiveCmd(), tpmQuoteCmd(), stopCmd())
+		platformCmd(), launchCmd(), launchFinishCmd(), exportCmd(), receiveCmd(), attestCmd(), tpmQuoteCmd(), stopCmd())
 }
 
 type pspFlags struct{ kind, state string }
@@ -414,14 +415,84 @@ func receiveCmd() *cobra.Command {
 	return c
 }
 
+// nonceFlag parses a quote nonce given as hex.
+func nonceFlag(nonceHex string) ([]byte, error) {
+	n, err := hex.DecodeString(nonceHex)
+	if err != nil || len(n) == 0 || len(n) > host.MaxNonce {
+		return nil, fmt.Errorf("--nonce %q: want 1..%d bytes as hex digits (e.g. from: openssl rand -hex 32)", nonceHex, host.MaxNonce)
+	}
+	return n, nil
+}
+
+func attestCmd() *cobra.Command {
+	var o host.AttestOptions
+	var nonceHex string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "attest --work WB --nonce HEX --out EVIDENCE.json [--event-log FILE] [--timeout D] [--json]",
+		Short: "ask the guest agent of a running received guest for TPM evidence over a nonce (the VM keeps running)",
+		Long: "attest talks to the guest agent of a guest received with --kernel and --tpm, over its\n" +
+			"virtio-serial port (the socket WB/agent.sock): it sends --nonce, and the agent, inside the\n" +
+			"running guest, reads the shim's PCR in every bank through the guest's TPM and quotes it over\n" +
+			"the nonce with a fresh attestation key. attest writes that evidence to EVIDENCE.json\n" +
+			"(sevshim-tpm-evidence-1, atomically) and, with --event-log, the firmware's TCG event log the\n" +
+			"guest sees. The VM keeps running; ask as often as you like. A guest still booting is waited\n" +
+			"for, up to --timeout. The TPM is the provider's (swtpm), so this evidence is no proof against\n" +
+			"the provider (docs/tpm.md); the shim's receipt is (verifier receipt).\n" +
+			"Check the evidence with: verifier attest --evidence EVIDENCE.json --image SHIM.fd --bundle BUNDLE --nonce HEX",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Work == "" || o.Out == "" || nonceHex == "" {
+				return errors.New("--work, --nonce and --out are required")
+			}
+			n, err := nonceFlag(nonceHex)
+			if err != nil {
+				return err
+			}
+			o.Nonce = n
+			r, err := host.Attest(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSON(out, AttestJSON{Out: r.Out, PCR: r.Evidence.PCR, Banks: r.Evidence.BankNames(),
+					Nonce: hex.EncodeToString(r.Evidence.Nonce), CocoSecret: r.CocoSecret, EventLogBytes: len(r.AgentReport.EventLog),
+					EventLog: r.EventLog, QEMUPid: r.Pid, Receipt: r.Receipt})
+			}
+			secret := "not present (this guest kernel has no SEV secret driver: docs/tpm.md)"
+			if r.CocoSecret {
+				secret = "present (/sys/kernel/security/secrets/coco)"
+			}
+			fmt.Fprintf(out, "PCR %d in banks %s, quoted inside the guest with nonce %x\nlaunch secret in the guest: %s\nevent log: %d bytes",
+				r.Evidence.PCR, strings.Join(r.Evidence.BankNames(), ", "), r.Evidence.Nonce, secret, len(r.AgentReport.EventLog))
+			if r.EventLog != "" {
+				fmt.Fprintf(out, " (wrote %s)", r.EventLog)
+			}
+			fmt.Fprintf(out, "\nwrote %s; QEMU B (pid %d) keeps running\nnext: verifier attest --evidence %s --image SHIM.fd --bundle BUNDLE --nonce %s\n",
+				r.Out, r.Pid, r.Out, nonceHex)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&o.Work, "work", "", "work `DIR` of hostctl receive --kernel --tpm (required)")
+	c.Flags().StringVar(&nonceHex, "nonce", "", "the verifier's fresh nonce in `HEX`, 1..64 bytes (required)")
+	c.Flags().StringVar(&o.Out, "out", "", "evidence `FILE` to write (JSON, sevshim-tpm-evidence-1; required)")
+	c.Flags().StringVar(&o.EventLog, "event-log", "", "also write the firmware's TCG event log the guest sees to `FILE` (binary, TCG PC Client format)")
+	c.Flags().DurationVar(&o.Timeout, "timeout", host.DefaultAttestTimeout, "bound for the whole exchange, a guest still booting included (`DURATION`)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return c
+}
+
 func tpmQuoteCmd() *cobra.Command {
 	var o host.QuoteOptions
 	var nonceHex string
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "tpm-quote --work WB --nonce HEX --out EVIDENCE.json [--pcr N] [--json]",
-		Short: "read the TPM of a guest received with --tpm (THIS ENDS THE VM) and write the evidence for verifier attest",
-		Long: "tpm-quote waits until OVMF booted on QEMU B (its UEFI shell on COM1, at most 240 s), then\n" +
+		Short: "read the TPM of a guest received with --tpm but no OS (THIS ENDS THE VM) and write the evidence for verifier attest",
+		Long: "tpm-quote is for a guest with no OS after the chain (OVMF's shell): with a guest OS use\n" +
+			"hostctl attest, which asks the guest agent and keeps the VM running (docs/tpm.md).\n" +
+			"tpm-quote waits until OVMF booted on QEMU B (its UEFI shell on COM1, at most 240 s), then\n" +
 			"ENDS THE VM: it SIGKILLs QEMU B. This is the only way to read the TPM here: swtpm serves a\n" +
 			"single client, which is QEMU while it runs, and a normal quit makes QEMU shut the TPM down\n" +
 			"and lose the PCRs (docs/tpm.md). swtpm keeps running with its PCRs; tpm-quote takes over its\n" +
@@ -434,9 +505,9 @@ func tpmQuoteCmd() *cobra.Command {
 			if o.Work == "" || o.Out == "" || nonceHex == "" {
 				return errors.New("--work, --nonce and --out are required")
 			}
-			n, err := hex.DecodeString(nonceHex)
-			if err != nil || len(n) == 0 || len(n) > host.MaxNonce {
-				return fmt.Errorf("--nonce %q: want 1..%d bytes as hex digits (e.g. from: openssl rand -hex 32)", nonceHex, host.MaxNonce)
+			n, err := nonceFlag(nonceHex)
+			if err != nil {
+				return err
 			}
 			o.Nonce, o.Log = n, cmd.ErrOrStderr()
 			r, err := host.TPMQuote(cmd.Context(), o)

@@ -38,10 +38,40 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"tpm-quote", "--work", dir, "--nonce", "xyz", "--out", "e.json"}, "hex digits"},
 		{[]string{"tpm-quote", "--work", dir, "--nonce", strings.Repeat("ab", 65), "--out", "e.json"}, "want 1..64 bytes"},
 		{[]string{"tpm-quote", "--work", dir, "--nonce", "abcd", "--out", "e.json"}, "run hostctl receive --tpm first"},
+		{[]string{"attest", "--work", dir}, "--work, --nonce and --out are required"},
+		{[]string{"attest", "--work", dir, "--nonce", "xyz", "--out", "e.json"}, "hex digits"},
+		{[]string{"attest", "--work", dir, "--nonce", strings.Repeat("ab", 65), "--out", "e.json"}, "want 1..64 bytes"},
+		{[]string{"attest", "--work", dir, "--nonce", "abcd", "--out", "e.json"}, "run hostctl receive --kernel first"},
 	} {
 		_, se, code := runMain(c.args...)
 		if code != ExitError || !strings.Contains(se, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", c.args, code, se, ExitError, c.want)
+		}
+	}
+}
+
+// TestAttestNeedsAnAgent: a received guest without --kernel, or not running, or without a
+// TPM, is refused with what to do, before any socket is dialled.
+func TestAttestNeedsAnAgent(t *testing.T) {
+	for _, c := range []struct {
+		state, want string
+	}{
+		{`{"stage":"running","tpm":true}`, "received without --kernel"},
+		{`{"stage":"stopped","tpm":true,"agent":true}`, `is "stopped", not running`},
+		{`{"stage":"running","agent":true}`, "received without --tpm"},
+		{`{"stage":"running","tpm":true,"agent":true}`, "QEMU B of"},
+	} {
+		dir := privateTempDir(t)
+		if err := os.WriteFile(filepath.Join(dir, "receive.json"), []byte(c.state), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "e.json")
+		_, se, code := runMain("attest", "--work", dir, "--nonce", "abcd", "--out", out)
+		if code != ExitError || !strings.Contains(se, c.want) {
+			t.Errorf("%s: exit %d, stderr %q; want exit %d and %q", c.state, code, se, ExitError, c.want)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("%s: the evidence file was written", c.state)
 		}
 	}
 }

@@ -78,6 +78,19 @@ type StopJSON struct {
 	QEMUPid int    `json:"qemu_pid"`
 }
 
+// AttestJSON is what `hostctl attest --json` prints; the VM keeps running (QEMUPid).
+type AttestJSON struct {
+	Out           string   `json:"out"`
+	PCR           uint     `json:"pcr"`
+	Banks         []string `json:"banks"`
+	Nonce         string   `json:"nonce"`
+	CocoSecret    bool     `json:"coco_secret"` // /sys/kernel/security/secrets/coco exists in the guest
+	EventLogBytes int      `json:"event_log_bytes"`
+	EventLog      string   `json:"event_log,omitempty"` // --event-log: where it went
+	QEMUPid       int      `json:"qemu_pid"`
+	Receipt       string   `json:"receipt,omitempty"` // the shim's receipt line from receive
+}
+
 // TPMQuoteJSON is what `hostctl tpm-quote --json` prints; QEMUPid is the QEMU B it ended (0 if
 // it was already gone).
 type TPMQuoteJSON struct {

@@ -3,11 +3,14 @@ package host
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"time"
 
+	"github.com/sevshim/sevshim/pkg/atomicfile"
 	"github.com/sevshim/sevshim/pkg/attest"
 	"github.com/sevshim/sevshim/pkg/format/agentproto"
 )
@@ -72,4 +75,84 @@ func AskAgent(ctx context.Context, sock string, nonce []byte, timeout time.Durat
 			return nil, fmt.Errorf("the guest agent sent %s, which only a host sends", m.Verb)
 		}
 	}
+}
+
+// AttestOptions are the inputs of `hostctl attest`.
+type AttestOptions struct {
+	Work  string
+	Nonce []byte
+	Out   string // the evidence file (sevshim-tpm-evidence-1, written atomically)
+	// EventLog, if set, receives the firmware's TCG event log from the guest.
+	EventLog string
+	// Timeout bounds the whole exchange, including a guest still booting to its agent
+	// (default DefaultAttestTimeout).
+	Timeout time.Duration
+}
+
+// DefaultAttestTimeout is hostctl attest's bound: a Linux boot under TCG after the chain
+// takes 15-30 s, so a guest just received has time to reach its agent.
+const DefaultAttestTimeout = 180 * time.Second
+
+// AttestResult is what hostctl attest reports.
+type AttestResult struct {
+	*AgentReport
+	Out      string
+	EventLog string // where the event log went ("" = not written)
+	Pid      int    // QEMU B, still running
+	Receipt  string // the shim's receipt line from receive, for verifier receipt
+}
+
+// Attest asks the agent of the running guest in work directory o.Work (received with
+// --kernel) for evidence over o.Nonce and writes it to o.Out. Unlike TPMQuote the VM keeps
+// running: the quote comes from inside the guest, through its own TPM device (docs/tpm.md).
+func Attest(ctx context.Context, o AttestOptions) (*AttestResult, error) {
+	if len(o.Nonce) == 0 || len(o.Nonce) > MaxNonce {
+		return nil, fmt.Errorf("the nonce has %d bytes, want 1..%d", len(o.Nonce), MaxNonce)
+	}
+	if o.Out == "" {
+		return nil, errors.New("an output file (--out) is required")
+	}
+	work, err := existingWorkDir(o.Work)
+	if err != nil {
+		return nil, err
+	}
+	var rs ReceiveState
+	if err := readJSON(filepath.Join(work, ReceiveJSON), &rs); err != nil {
+		return nil, fmt.Errorf("%s is not a receive work directory (%v): run hostctl receive --kernel first", work, err)
+	}
+	switch {
+	case !rs.Agent:
+		return nil, fmt.Errorf("the guest in %s was received without --kernel: it has no guest agent to ask (receive with --kernel/--initrd from make images; a BIOS without an OS is read with hostctl tpm-quote)", work)
+	case rs.Stage != ReceiveRunning:
+		return nil, fmt.Errorf("the guest in %s is %q, not running: nothing to attest (receive it again)", work, rs.Stage)
+	case !rs.TPM:
+		return nil, fmt.Errorf("the guest in %s was received without --tpm: its agent has no TPM to quote (receive a package made with hostctl launch --tpm using hostctl receive --tpm)", work)
+	}
+	pid := runningVM(work)
+	if pid == 0 {
+		return nil, fmt.Errorf("QEMU B of %s is gone: nothing to attest (hostctl stop --work %s, then receive again)", work, o.Work)
+	}
+	to := o.Timeout
+	if to <= 0 {
+		to = DefaultAttestTimeout
+	}
+	rep, err := AskAgent(ctx, filepath.Join(work, AgentSock), o.Nonce, to)
+	if err != nil {
+		return nil, fmt.Errorf("%w (the agent logs to the guest's serial console)", err)
+	}
+	b, err := json.Marshal(rep.Evidence)
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(o.Out, append(b, '\n'), 0o644); err != nil {
+		return nil, fmt.Errorf("writing the evidence: %w", err)
+	}
+	res := &AttestResult{AgentReport: rep, Out: o.Out, Pid: pid, Receipt: rs.Receipt}
+	if o.EventLog != "" && len(rep.EventLog) > 0 {
+		if err := atomicfile.WriteFile(o.EventLog, rep.EventLog, 0o644); err != nil {
+			return nil, fmt.Errorf("writing the event log: %w", err)
+		}
+		res.EventLog = o.EventLog
+	}
+	return res, nil
 }

@@ -123,6 +123,9 @@ type ReceiveState struct {
 	Handle uint32 `json:"handle,omitempty"`
 	// VMM is the backend of QEMU B ("" is vmm.DefaultBackend).
 	VMM string `json:"vmm,omitempty"`
+	// Agent: QEMU B boots a guest kernel (--kernel) and has the guest agent's port, the
+	// socket WB/AgentSock (hostctl attest asks there).
+	Agent bool `json:"agent,omitempty"`
 }
 
 // RefusedError is a package or shim refusal with what was wrong.
@@ -367,6 +370,14 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 	if o.Kernel == "" && (o.Initrd != "" || o.Append != "") {
 		return nil, errors.New("direct kernel boot: an initrd or a kernel command line needs a kernel")
 	}
+	// QEMU B runs in the work directory, so its files are named by absolute paths.
+	for _, p := range []*string{&o.Kernel, &o.Initrd} {
+		if *p != "" {
+			if *p, err = filepath.Abs(*p); err != nil {
+				return nil, fmt.Errorf("direct kernel boot: %w", err)
+			}
+		}
+	}
 	boot := vmm.Spec{Kernel: o.Kernel, Initrd: o.Initrd}
 	if err := boot.CheckBootFiles(); err != nil {
 		return nil, fmt.Errorf("direct kernel boot: %w", err)
@@ -524,7 +535,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 		}
 		fwcfg = append(fwcfg, vmm.FwCfgFile{Name: manifest.FwCfgNonce, Path: pf("nonce")})
 	}
-	rs = &ReceiveState{Stage: ReceiveLoading, VMM: backend.Name(), Package: o.Package, Bundle: o.Bundle, TPM: o.TPM, Kind: p.Kind(), Handle: uint32(rc.h)}
+	rs = &ReceiveState{Stage: ReceiveLoading, VMM: backend.Name(), Package: o.Package, Bundle: o.Bundle, TPM: o.TPM, Kind: p.Kind(), Handle: uint32(rc.h), Agent: o.Kernel != ""}
 	if e, isEmu := p.(*psp.Emulator); isEmu {
 		rs.State = e.Dir()
 	}

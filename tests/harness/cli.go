@@ -176,3 +176,50 @@ func (c *CLIs) SignRolledBack(t testing.TB, out string) {
 	c.MustRun(t, "builder", "sign-bios", "--key", filepath.Join(c.Images, "demo-provider.key"), "--version", "4",
 		"--version-string", "rolled back (v4)", "--out", out, repo.OVMFCode())
 }
+
+// Parties are a provider and an owner, each on an emulated PSP platform in Dir, the owner's
+// session for its own platform, and the demo shim image: what launching a guest and exporting
+// it to the provider need.
+type Parties struct {
+	CLI       *CLIs
+	Dir       string
+	P, PChain string // the provider's platform state and certificate chain
+	O, OChain string // the owner's
+	Sess      string // the owner's session (verifier session, policy 0x1)
+	Shim      string // images/shim-demo.fd
+}
+
+// NewParties makes both platforms and the owner's session in dir.
+func (c *CLIs) NewParties(t testing.TB, dir string) *Parties {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	j := func(n string) string { return filepath.Join(dir, n) }
+	p := &Parties{CLI: c, Dir: dir, P: j("P"), PChain: j("provider.chain"), O: j("O"), OChain: j("owner.chain"), Sess: j("sess"),
+		Shim: filepath.Join(c.Images, "shim-demo.fd")}
+	c.Platform(t, p.P, p.PChain)
+	c.Platform(t, p.O, p.OChain)
+	c.MustRun(t, "verifier", "session", "--chain", p.OChain, "--root", filepath.Join(p.O, "certs"), "--policy", "0x1", "--out", p.Sess)
+	return p
+}
+
+// Export launches the owner's guest (hostctl launch with the extra arguments launch), checks
+// its measurement, finishes the launch and exports it to the provider: Dir/NAME.pkg. The
+// launch work directory is tracked (CLIs.StopAll ends it).
+func (p *Parties) Export(t testing.TB, name string, launch ...string) (string, error) {
+	t.Helper()
+	a := p.CLI.Track(filepath.Join(p.Dir, name+".A"))
+	p.CLI.MustRun(t, "hostctl", append([]string{"launch", "--state", p.O, "--image", p.Shim, "--session", p.Sess, "--work", a}, launch...)...)
+	r := p.CLI.MustRun(t, "verifier", "measure", "--session", p.Sess, "--measurement", filepath.Join(a, "measurement.json"), "--image", p.Shim)
+	if !strings.Contains(r.Stdout, "measurement OK") {
+		return "", fmt.Errorf("verifier measure: %s", r)
+	}
+	p.CLI.MustRun(t, "hostctl", "launch-finish", "--work", a)
+	pkg := filepath.Join(p.Dir, name+".pkg")
+	r = p.CLI.MustRun(t, "hostctl", "export", "--work", a, "--to", p.PChain, "--root", filepath.Join(p.P, "certs"), "--out", pkg)
+	if !strings.Contains(r.Stdout, "exported:") {
+		return "", fmt.Errorf("export: %s", r)
+	}
+	return pkg, nil
+}

@@ -2,7 +2,6 @@ package harness
 
 import (
 	"fmt"
-	"github.com/sevshim/sevshim/tests/harness/repo"
 	"net"
 	"os"
 	"os/exec"
@@ -12,21 +11,31 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
-// The libvirt daemons of the tests under tests/libvirt (there is no systemd here): Libvirt
-// uses a libvirtd that already listens, or starts virtlogd and libvirtd itself; Main stops
-// only those it started, by pid, once the test binary is done.
+// The libvirt daemons of the tests (there is no systemd here): Libvirt uses a libvirtd that
+// already listens, or starts virtlogd and libvirtd itself. Several test binaries run at once
+// (tests/libvirt, tests/guest), so the daemons the tests start are shared: each binary holds
+// a shared flock on libvirtLock while it may use them, and the tests' starts are recorded in
+// libvirtPids. When a binary is done (Main), it releases its lock and, if it can then take
+// the lock exclusively (no other test binary uses libvirt), stops the recorded daemons, by
+// pid. A libvirtd that was running before any test is never recorded, so never stopped.
 
 // LibvirtURI is the connection the tests use.
 const LibvirtURI = "qemu:///system"
 
-const libvirtSock = "/run/libvirt/libvirt-sock"
+const (
+	libvirtSock = "/run/libvirt/libvirt-sock"
+	libvirtLock = "/run/sevshim-tests-libvirt.lock"
+	libvirtPids = "/run/sevshim-tests-libvirt.pids" // daemons the tests started, in start order
+)
 
 var (
-	lvOnce    sync.Once
-	lvErr     error
-	lvStarted []int // pids of the daemons this binary started, in start order
+	lvOnce sync.Once
+	lvErr  error
+	lvLock *os.File // held with a shared flock while this binary may use libvirtd
 )
 
 // Libvirt returns the URI of a running libvirtd, starting virtlogd and libvirtd (-d) when
@@ -34,7 +43,11 @@ var (
 // SEVSHIM_ALLOW_SKIP=1).
 func Libvirt(t testing.TB) string {
 	t.Helper()
-	lvOnce.Do(func() { lvErr = startLibvirt() })
+	lvOnce.Do(func() {
+		if lvErr = lockLibvirt(syscall.LOCK_SH); lvErr == nil {
+			lvErr = startLibvirt()
+		}
+	})
 	repo.SkipOrFail(t, lvErr)
 	return LibvirtURI
 }
@@ -46,6 +59,20 @@ func libvirtListening() bool {
 	}
 	c.Close()
 	return true
+}
+
+// lockLibvirt takes the tests' libvirt lock (how: LOCK_SH, blocking; or LOCK_EX|LOCK_NB).
+func lockLibvirt(how int) error {
+	f, err := os.OpenFile(libvirtLock, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("the tests' libvirt lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return err
+	}
+	lvLock = f
+	return nil
 }
 
 func startLibvirt() error {
@@ -71,7 +98,9 @@ func startLibvirt() error {
 		if pid == 0 {
 			return fmt.Errorf("%s -d wrote no %s within 30 s", d.prog, d.pidfile)
 		}
-		lvStarted = append(lvStarted, pid)
+		if err := recordStarted(pid); err != nil {
+			return err
+		}
 	}
 	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		if libvirtListening() {
@@ -90,10 +119,32 @@ func pidFromFile(p string) int {
 	return pid
 }
 
-// stopLibvirt ends the daemons Libvirt started (libvirtd first), waiting up to 30 s each.
+func recordStarted(pid int) error {
+	f, err := os.OpenFile(libvirtPids, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = fmt.Fprintln(f, pid)
+	return err
+}
+
+// stopLibvirt releases this binary's lock and, when no other test binary holds one, ends the
+// daemons the tests started (libvirtd first), waiting up to 30 s each.
 func stopLibvirt() {
-	for i := len(lvStarted) - 1; i >= 0; i-- {
-		pid := lvStarted[i]
+	if lvLock == nil {
+		return
+	}
+	lvLock.Close() // releases the shared lock
+	lvLock = nil
+	if lockLibvirt(syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		return // another test binary still uses libvirtd: the last one stops it
+	}
+	defer func() { lvLock.Close(); lvLock = nil }()
+	b, _ := os.ReadFile(libvirtPids)
+	started := strings.Fields(string(b))
+	for i := len(started) - 1; i >= 0; i-- {
+		pid, _ := strconv.Atoi(started[i])
 		if !ProcAlive(pid) || !(CmdlineHas(pid, "libvirtd") || CmdlineHas(pid, "virtlogd")) {
 			continue
 		}
@@ -104,5 +155,5 @@ func stopLibvirt() {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	lvStarted = nil
+	os.Remove(libvirtPids)
 }

@@ -34,7 +34,7 @@ func BenchmarkReceiveHandoff(b *testing.B) {
 		for k := 0; k < 2; k++ {
 			onLibvirt := (i+k)%2 == 0
 			wb := w.cli.Track(b.TempDir() + "/B")
-			args := []string{"receive", "--state", w.p, "--package", w.pkg, "--bios", w.v6, "--work", wb, "--timeline", "--stop"}
+			args := []string{"receive", "--state", w.P, "--package", w.pkg, "--bios", w.v6, "--work", wb, "--timeline", "--stop"}
 			tag := "qemu"
 			if onLibvirt {
 				args = append(args, "--libvirt", w.uri, "--name", "bench")

@@ -22,7 +22,7 @@ func TestKilledWhileRestoring(t *testing.T) {
 	wb := w.workB(t)
 	const name = "t-kill"
 	const dom = lv.DomainPrefix + name
-	cmd := exec.Command(filepath.Join(w.cli.Bin, "hostctl"), "receive", "--state", w.p, "--package", w.pkg,
+	cmd := exec.Command(filepath.Join(w.cli.Bin, "hostctl"), "receive", "--state", w.P, "--package", w.pkg,
 		"--bios", w.v6, "--work", wb, "--libvirt", w.uri, "--name", name)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -21,7 +21,7 @@ func TestSessionLaunchSecurityXML(t *testing.T) {
 	}
 	dir := t.TempDir()
 	sess := filepath.Join(dir, "sess")
-	r := w.cli.MustRun(t, "verifier", "session", "--chain", filepath.Join(w.dir, "owner.chain"), "--root", filepath.Join(w.o, "certs"),
+	r := w.cli.MustRun(t, "verifier", "session", "--chain", filepath.Join(w.Dir, "owner.chain"), "--root", filepath.Join(w.O, "certs"),
 		"--policy", "0x1", "--out", sess, "--libvirt-xml", "--cbitpos", "47", "--reduced-phys-bits", "1")
 	i := strings.Index(r.Stdout, "<launchSecurity")
 	if i < 0 {

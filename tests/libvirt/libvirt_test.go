@@ -20,14 +20,11 @@ import (
 
 func TestMain(m *testing.M) { harness.Main(m) }
 
-// world is the shared fixture: the provider's and the owner's platforms, one launched and
-// exported guest package, the demo bundles and a rolled-back one.
+// world is the shared fixture: the provider and the owner (harness.Parties), one launched
+// and exported guest package, the demo bundles and a rolled-back one.
 type world struct {
+	*harness.Parties
 	uri        string
-	p, pChain  string
-	o, sess    string // the owner's platform and session
-	shim       string
-	dir        string
 	pkg        string
 	v4, v5, v6 string
 	cli        *harness.CLIs
@@ -44,40 +41,12 @@ func getWorld(t testing.TB) *world {
 }
 
 func makeWorld(t testing.TB, cli *harness.CLIs, uri string) (*world, error) {
-	dir := filepath.Join(harness.WorkDir(t), "world")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	j := func(n string) string { return filepath.Join(dir, n) }
-	w := &world{uri: uri, cli: cli, dir: dir, p: j("P"), pChain: j("provider.chain"), o: j("O"), sess: j("sess")}
-	oChain := j("owner.chain")
-	cli.Platform(t, w.p, w.pChain)
-	cli.Platform(t, w.o, oChain)
-	w.shim = filepath.Join(cli.Images, "shim-demo.fd")
-	w.v5, w.v6, w.v4 = filepath.Join(cli.Images, "v5.bundle"), filepath.Join(cli.Images, "v6.bundle"), j("v4.bundle")
+	w := &world{Parties: cli.NewParties(t, filepath.Join(harness.WorkDir(t), "world")), uri: uri, cli: cli}
+	w.v5, w.v6, w.v4 = filepath.Join(cli.Images, "v5.bundle"), filepath.Join(cli.Images, "v6.bundle"), filepath.Join(w.Dir, "v4.bundle")
 	cli.SignRolledBack(t, w.v4)
-	cli.MustRun(t, "verifier", "session", "--chain", oChain, "--root", filepath.Join(w.o, "certs"), "--policy", "0x1", "--out", w.sess)
 	var err error
-	w.pkg, err = w.export(t, "guest")
+	w.pkg, err = w.Export(t, "guest")
 	return w, err
-}
-
-// export launches the owner's guest (hostctl launch with extra arguments), checks its
-// measurement, finishes the launch and exports it to the provider: dir/NAME.pkg.
-func (w *world) export(t testing.TB, name string, launch ...string) (string, error) {
-	a := w.cli.Track(filepath.Join(w.dir, name+".A"))
-	w.cli.MustRun(t, "hostctl", append([]string{"launch", "--state", w.o, "--image", w.shim, "--session", w.sess, "--work", a}, launch...)...)
-	r := w.cli.MustRun(t, "verifier", "measure", "--session", w.sess, "--measurement", filepath.Join(a, "measurement.json"), "--image", w.shim)
-	if !strings.Contains(r.Stdout, "measurement OK") {
-		return "", fmt.Errorf("verifier measure: %s", r)
-	}
-	w.cli.MustRun(t, "hostctl", "launch-finish", "--work", a)
-	pkg := filepath.Join(w.dir, name+".pkg")
-	r = w.cli.MustRun(t, "hostctl", "export", "--work", a, "--to", w.pChain, "--root", filepath.Join(w.p, "certs"), "--out", pkg)
-	if !strings.Contains(r.Stdout, "exported:") {
-		return "", fmt.Errorf("export: %s", r)
-	}
-	return pkg, nil
 }
 
 // receive runs hostctl receive --libvirt of the guest package into work directory wb
@@ -89,7 +58,7 @@ func (w *world) receive(t *testing.T, bundle, wb, name string, extra ...string) 
 
 func (w *world) receivePkg(t *testing.T, pkg, bundle, wb, name string, extra ...string) harness.Result {
 	t.Helper()
-	args := append([]string{"receive", "--state", w.p, "--package", pkg, "--bios", bundle, "--work", wb,
+	args := append([]string{"receive", "--state", w.P, "--package", pkg, "--bios", bundle, "--work", wb,
 		"--libvirt", w.uri, "--name", name}, extra...)
 	return w.cli.Run(t, nil, "hostctl", args...)
 }

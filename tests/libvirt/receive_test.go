@@ -53,7 +53,7 @@ func TestReceives(t *testing.T) {
 			if c.libvirt {
 				c.r = w.receive(t, c.bundle, c.wb, "t-"+c.name, extra...)
 			} else {
-				c.r = w.cli.Run(t, nil, "hostctl", append([]string{"receive", "--state", w.p, "--package", w.pkg,
+				c.r = w.cli.Run(t, nil, "hostctl", append([]string{"receive", "--state", w.P, "--package", w.pkg,
 					"--bios", c.bundle, "--work", c.wb}, extra...)...)
 			}
 		}()
@@ -104,7 +104,7 @@ func TestReceives(t *testing.T) {
 	if len(handles) != 2 || handles[0] == handles[1] {
 		t.Fatalf("the two running guests' contexts: %v, want two distinct", handles)
 	}
-	live := w.cli.GuestHandles(t, w.p)
+	live := w.cli.GuestHandles(t, w.P)
 	for _, h := range handles {
 		if !slices.Contains(live, h) {
 			t.Fatalf("guest context %d of a running guest is not on the platform (%v)", h, live)
@@ -118,7 +118,7 @@ func TestReceives(t *testing.T) {
 	if domainActive(t, w.uri, lv.DomainPrefix+"t-v6") {
 		t.Fatal("hostctl stop left domain sevshim-t-v6 running")
 	}
-	live = w.cli.GuestHandles(t, w.p)
+	live = w.cli.GuestHandles(t, w.P)
 	for _, h := range handles {
 		if slices.Contains(live, h) {
 			t.Fatalf("guest context %d still on the platform after hostctl stop (%v)", h, live)

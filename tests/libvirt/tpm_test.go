@@ -22,7 +22,7 @@ var tpmPkgOnce harness.Once[string]
 func TestTPMThroughLibvirt(t *testing.T) {
 	w := getWorld(t)
 	pkg := tpmPkgOnce.Get(t, "the --tpm package", func() (*string, error) {
-		p, err := w.export(t, "tpm", "--tpm", "--memory", "256")
+		p, err := w.Export(t, "tpm", "--tpm", "--memory", "256")
 		return &p, err
 	})
 	wb := w.workB(t)

@@ -37,7 +37,8 @@ func attestCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "attest --evidence FILE --image SHIM.fd --bundle BUNDLE --nonce HEX [--vars VARS.fd|none] [--json]",
 		Short: "Check TPM evidence: the provider's TPM holds the event of the shim accepting this bundle (not a proof against the provider; see receipt)",
-		Long: "attest checks TPM evidence (`hostctl tpm-quote` writes it) against the event the shim image\n" +
+		Long: "attest checks TPM evidence (`hostctl attest` writes it from the agent in the running guest;\n" +
+			"`hostctl tpm-quote` from a guest without an OS) against the event the shim image\n" +
 			"records when it accepts the bundle (docs/formats.md section 7): the event is built from the\n" +
 			"bundle's manifest (layout, version, signer key id, BIOS digest), the SHA-384 of the shim's\n" +
 			"embedded policy and of the var store (--vars), and replayed into every PCR bank in the evidence from zero. It then checks\n" +
@@ -118,10 +119,10 @@ func attestCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&evidencePath, "evidence", "", "TPM evidence `FILE` written by hostctl tpm-quote (required)")
+	c.Flags().StringVar(&evidencePath, "evidence", "", "TPM evidence `FILE` written by hostctl attest or tpm-quote (required)")
 	c.Flags().StringVar(&imagePath, "image", "", "the owner's shim image `FILE` (required)")
 	c.Flags().StringVar(&bundlePath, "bundle", "", "the BIOS bundle `FILE` the shim should have accepted (required)")
-	c.Flags().StringVar(&nonceHex, "nonce", "", "the `HEX` nonce given to hostctl tpm-quote (required)")
+	c.Flags().StringVar(&nonceHex, "nonce", "", "the `HEX` nonce given to hostctl attest or tpm-quote (required)")
 	c.Flags().StringVar(&varsArg, "vars", "", "the var store `FILE` the host was to program (its SHA-384 is in the event), or none; default: the one store a vars: allow policy lists, none for vars: none")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (also on failure)")
 	for _, f := range []string{"evidence", "image", "bundle", "nonce"} {

@@ -12,6 +12,8 @@ import (
 type domainFiles struct {
 	Loader, NVRAM, Serial string
 	FwCfg                 []vmm.FwCfgFile // Path: the per-domain copy
+	Kernel, Initrd        string          // the direct kernel boot's copies ("" = none)
+	Ports                 []vmm.Port      // Socket: where libvirt's QEMU listens
 }
 
 // domainXML is the domain of a received guest: the virtual hardware of spec's Shape as
@@ -20,7 +22,9 @@ type domainFiles struct {
 // docs/hostctl.md). The shim image is a writable pflash loader (the shim refuses a
 // read-only one, E053), the var store the nvram, the bundle and var store fw_cfg files
 // (<sysinfo type='fwcfg'>), COM1 a log file, and with Shape.TPM a tpm-crb whose swtpm
-// libvirt runs itself. A reboot or crash ends the domain: a restart is a new receive.
+// libvirt runs itself. A direct kernel boot is <kernel>/<initrd>/<cmdline>, each
+// virtio-serial port a <channel> listening on its unix socket. A reboot or crash ends the
+// domain: a restart is a new receive.
 func domainXML(name, uuid string, spec vmm.Spec, f domainFiles) (string, error) {
 	machine := spec.Machine
 	if machine == "" {
@@ -65,6 +69,15 @@ func domainXML(name, uuid string, spec vmm.Spec, f domainFiles) (string, error) 
 	}
 	if len(entries) > 0 {
 		d.SysInfo = []libvirtxml.DomainSysInfo{{FWCfg: &libvirtxml.DomainSysInfoFWCfg{Entry: entries}}}
+	}
+	if f.Kernel != "" {
+		d.OS.Kernel, d.OS.Initrd, d.OS.Cmdline = f.Kernel, f.Initrd, spec.Append
+	}
+	for _, p := range f.Ports {
+		d.Devices.Channels = append(d.Devices.Channels, libvirtxml.DomainChannel{
+			Source: &libvirtxml.DomainChardevSource{UNIX: &libvirtxml.DomainChardevSourceUNIX{Mode: "bind", Path: p.Socket}},
+			Target: &libvirtxml.DomainChannelTarget{VirtIO: &libvirtxml.DomainChannelTargetVirtIO{Name: p.Name}},
+		})
 	}
 	if spec.TPM {
 		d.Devices.TPMs = []libvirtxml.DomainTPM{{Model: "tpm-crb", Backend: &libvirtxml.DomainTPMBackend{

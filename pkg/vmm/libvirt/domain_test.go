@@ -46,9 +46,39 @@ func TestDomainXML(t *testing.T) {
 	if !strings.Contains(s, "<sysinfo type=\"fwcfg\">") {
 		t.Errorf("no fwcfg sysinfo element: %s", s)
 	}
+	if d.OS.Kernel != "" || len(d.Devices.Channels) != 0 {
+		t.Errorf("a kernel or a channel without a direct kernel boot: %s", s)
+	}
 	spec.CPUs = 2
 	if _, err := domainXML("sevshim-x", "", spec, files); err == nil {
 		t.Error("2 vCPUs accepted")
+	}
+}
+
+// TestDomainXMLKernel: a direct kernel boot is <kernel>/<initrd>/<cmdline> next to the pflash
+// loader, and the agent's port a virtio <channel> listening on its unix socket.
+func TestDomainXMLKernel(t *testing.T) {
+	files := domainFiles{Loader: "/d/flash0.fd", NVRAM: "/d/vars.fd", Serial: "/d/serial.log", Kernel: "/d/kernel", Initrd: "/d/initrd",
+		Ports: []vmm.Port{{Name: "org.sevshim.agent.0", Socket: "/d/port0.sock"}}}
+	spec := vmm.Spec{Shape: vmm.Shape{MemoryMiB: 256, CPUs: 1}, Incoming: true, Kernel: "/w/vmlinuz", Initrd: "/w/initrd", Append: "console=ttyS0 quiet"}
+	s, err := domainXML("sevshim-x", "6f1c1b2e-0d3a-4c5b-9e7f-123456789abc", spec, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d libvirtxml.Domain
+	if err := d.Unmarshal(s); err != nil {
+		t.Fatalf("%v\n%s", err, s)
+	}
+	if d.OS.Kernel != "/d/kernel" || d.OS.Initrd != "/d/initrd" || d.OS.Cmdline != "console=ttyS0 quiet" || d.OS.Loader.Path != files.Loader {
+		t.Errorf("os: the per-domain copies and the command line, with the loader: %s", s)
+	}
+	if len(d.Devices.Channels) != 1 {
+		t.Fatalf("channels: %s", s)
+	}
+	c := d.Devices.Channels[0]
+	if c.Source.UNIX == nil || c.Source.UNIX.Mode != "bind" || c.Source.UNIX.Path != "/d/port0.sock" ||
+		c.Target.VirtIO == nil || c.Target.VirtIO.Name != "org.sevshim.agent.0" {
+		t.Errorf("channel: %s", s)
 	}
 }
 

@@ -17,6 +17,8 @@ const (
 	loaderFile = "flash0.fd"
 	nvramFile  = "vars.fd"
 	serialLog  = "serial.log"
+	kernelFile = "kernel"
+	initrdFile = "initrd"
 )
 
 // prepareFiles makes dir (mode 0700, owned by the QEMU user, under a root-owned 0711
@@ -70,6 +72,26 @@ func prepareFiles(dir, qemuUser string, spec vmm.Spec) (domainFiles, error) {
 	}
 	if f.Serial, err = place(serialLog, os.DevNull); err != nil {
 		return f, err
+	}
+	if spec.Kernel != "" {
+		if f.Kernel, err = place(kernelFile, spec.Kernel); err != nil {
+			return f, err
+		}
+	}
+	if spec.Initrd != "" {
+		if f.Initrd, err = place(initrdFile, spec.Initrd); err != nil {
+			return f, err
+		}
+	}
+	// QEMU (as the QEMU user) creates each port's socket in dir; the caller's Socket path
+	// becomes a symbolic link to it (the work directory is not reachable for QEMU).
+	for i, p := range spec.Ports {
+		sock := filepath.Join(dir, fmt.Sprintf("port%d.sock", i))
+		os.Remove(p.Socket)
+		if err := os.Symlink(sock, p.Socket); err != nil {
+			return f, fmt.Errorf("libvirt: the host end of virtio-serial port %s: %w", p.Name, err)
+		}
+		f.Ports = append(f.Ports, vmm.Port{Name: p.Name, Socket: sock})
 	}
 	return f, nil
 }

@@ -186,10 +186,6 @@ func (b *Backend) Start(ctx context.Context, dir string, spec vmm.Spec) (vmm.VM,
 		return nil, errors.New("libvirt backend: only a received guest (an incoming migration) runs on libvirt; a launch uses hostctl's own QEMU")
 	case spec.MemoryAccess:
 		return nil, errors.New("libvirt backend: no guest-memory access (libvirt offers no gdbstub)")
-	case spec.Kernel != "":
-		return nil, errors.New("libvirt backend: no direct kernel boot")
-	case len(spec.Ports) > 0:
-		return nil, errors.New("libvirt backend: no virtio-serial ports")
 	}
 	name, err := DomainName(b.cfg.Name, dir)
 	if err != nil {
