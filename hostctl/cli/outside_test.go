@@ -15,12 +15,12 @@ func TestVersion(t *testing.T) {
 }
 
 // Every hostctl command that reports a result takes --json (tests/docs checks the output of
-// each on a real launch, export and receive).
+// each on a real launch, export and receive; attest's in tests/guest).
 func TestResultCommandsTakeJSON(t *testing.T) {
 	root := NewRoot()
 	for _, path := range [][]string{
 		{"platform", "init"}, {"platform", "status"}, {"platform", "export"},
-		{"launch"}, {"launch-finish"}, {"export"}, {"receive"}, {"stop"}, {"tpm-quote"},
+		{"launch"}, {"launch-finish"}, {"export"}, {"receive"}, {"stop"}, {"tpm-quote"}, {"attest"},
 	} {
 		c, _, err := root.Find(path)
 		if err != nil {

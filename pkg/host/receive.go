@@ -578,7 +578,11 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 	tl.mark(StepStarted)
 	tl.watch(vm.Serial(), vm.Debugcon())
 	defer tl.end()
-	logf(o.Log, "QEMU B started (pid %d), loading the rebuilt stream", vm.Pid())
+	if pid := vm.Pid(); pid != 0 {
+		logf(o.Log, "QEMU B started (pid %d), loading the rebuilt stream", pid)
+	} else { // libvirt starts QEMU itself when the stream arrives (a restore)
+		logf(o.Log, "QEMU B prepared on VMM %s, loading the rebuilt stream", backend.Name())
+	}
 	held := false
 	if err := once(o.Hooks.BeforeFeed, &held, ctx); err != nil {
 		return nil, err
