@@ -415,8 +415,12 @@ func receiveCmd() *cobra.Command {
 	return c
 }
 
-// nonceFlag parses a quote nonce given as hex.
-func nonceFlag(nonceHex string) ([]byte, error) {
+// evidenceFlags checks the flags every evidence command requires and parses its nonce, given
+// as hex.
+func evidenceFlags(work, out, nonceHex string) ([]byte, error) {
+	if work == "" || out == "" || nonceHex == "" {
+		return nil, errors.New("--work, --nonce and --out are required")
+	}
 	n, err := hex.DecodeString(nonceHex)
 	if err != nil || len(n) == 0 || len(n) > host.MaxNonce {
 		return nil, fmt.Errorf("--nonce %q: want 1..%d bytes as hex digits (e.g. from: openssl rand -hex 32)", nonceHex, host.MaxNonce)
@@ -442,10 +446,7 @@ func attestCmd() *cobra.Command {
 			"Check the evidence with: verifier attest --evidence EVIDENCE.json --image SHIM.fd --bundle BUNDLE --nonce HEX",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.Work == "" || o.Out == "" || nonceHex == "" {
-				return errors.New("--work, --nonce and --out are required")
-			}
-			n, err := nonceFlag(nonceHex)
+			n, err := evidenceFlags(o.Work, o.Out, nonceHex)
 			if err != nil {
 				return err
 			}
@@ -502,10 +503,7 @@ func tpmQuoteCmd() *cobra.Command {
 			"Check the evidence with: verifier attest --evidence EVIDENCE.json --image SHIM.fd --bundle BUNDLE --nonce HEX",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.Work == "" || o.Out == "" || nonceHex == "" {
-				return errors.New("--work, --nonce and --out are required")
-			}
-			n, err := nonceFlag(nonceHex)
+			n, err := evidenceFlags(o.Work, o.Out, nonceHex)
 			if err != nil {
 				return err
 			}

@@ -106,19 +106,9 @@ type AttestResult struct {
 // --kernel) for evidence over o.Nonce and writes it to o.Out. Unlike TPMQuote the VM keeps
 // running: the quote comes from inside the guest, through its own TPM device (docs/tpm.md).
 func Attest(ctx context.Context, o AttestOptions) (*AttestResult, error) {
-	if len(o.Nonce) == 0 || len(o.Nonce) > MaxNonce {
-		return nil, fmt.Errorf("the nonce has %d bytes, want 1..%d", len(o.Nonce), MaxNonce)
-	}
-	if o.Out == "" {
-		return nil, errors.New("an output file (--out) is required")
-	}
-	work, err := existingWorkDir(o.Work)
+	work, rs, err := evidenceRequest(o.Work, o.Nonce, o.Out, "hostctl receive --kernel")
 	if err != nil {
 		return nil, err
-	}
-	var rs ReceiveState
-	if err := readJSON(filepath.Join(work, ReceiveJSON), &rs); err != nil {
-		return nil, fmt.Errorf("%s is not a receive work directory (%v): run hostctl receive --kernel first", work, err)
 	}
 	switch {
 	case !rs.Agent:

@@ -175,6 +175,27 @@ func guestTPMPolicy(rc *received) (mode, pcr uint8, err error) {
 	return pol.TPMMode, pol.TPMPCR, nil
 }
 
+// evidenceRequest checks what an evidence command (tpm-quote, attest) gets: a nonce of
+// 1..MaxNonce bytes, an output file, and a receive work directory (made by receive, the
+// command named in the error). It returns the directory's absolute path and its state.
+func evidenceRequest(dir string, nonce []byte, out, receive string) (string, ReceiveState, error) {
+	var rs ReceiveState
+	if len(nonce) == 0 || len(nonce) > MaxNonce {
+		return "", rs, fmt.Errorf("the nonce has %d bytes, want 1..%d", len(nonce), MaxNonce)
+	}
+	if out == "" {
+		return "", rs, errors.New("an output file (--out) is required")
+	}
+	work, err := existingWorkDir(dir)
+	if err != nil {
+		return "", rs, err
+	}
+	if err := readJSON(filepath.Join(work, ReceiveJSON), &rs); err != nil {
+		return "", rs, fmt.Errorf("%s is not a receive work directory (%v): run %s first", work, err, receive)
+	}
+	return work, rs, nil
+}
+
 // QuoteOptions are the inputs of `hostctl tpm-quote`.
 type QuoteOptions struct {
 	Work  string
@@ -201,19 +222,9 @@ type QuoteResult struct {
 // (attest.DialSwtpm), reads every bank of the PCR and a quote with the nonce (attest.Read),
 // writes the evidence JSON atomically and stops swtpm. This ends the VM.
 func TPMQuote(ctx context.Context, o QuoteOptions) (*QuoteResult, error) {
-	if len(o.Nonce) == 0 || len(o.Nonce) > MaxNonce {
-		return nil, fmt.Errorf("the nonce has %d bytes, want 1..%d", len(o.Nonce), MaxNonce)
-	}
-	if o.Out == "" {
-		return nil, errors.New("an output file (--out) is required")
-	}
-	work, err := existingWorkDir(o.Work)
+	work, rs, err := evidenceRequest(o.Work, o.Nonce, o.Out, "hostctl receive --tpm")
 	if err != nil {
 		return nil, err
-	}
-	var rs ReceiveState
-	if err := readJSON(filepath.Join(work, ReceiveJSON), &rs); err != nil {
-		return nil, fmt.Errorf("%s is not a receive work directory (%v): run hostctl receive --tpm first", work, err)
 	}
 	if !rs.TPM {
 		return nil, fmt.Errorf("no TPM in %s: its guest was received without --tpm; receive a package made with hostctl launch --tpm using hostctl receive --tpm", work)

@@ -9,10 +9,9 @@ import (
 	"github.com/sevshim/sevshim/pkg/vmm"
 )
 
-func TestDomainXML(t *testing.T) {
-	files := domainFiles{Loader: "/d/flash0.fd", NVRAM: "/d/vars.fd", Serial: "/d/serial.log",
-		FwCfg: []vmm.FwCfgFile{{Name: "opt/org.sevshim/manifest", Path: "/d/fwcfg0-bios.manifest"}}}
-	spec := vmm.Spec{Shape: vmm.Shape{Machine: "pc-q35-7.2", MemoryMiB: 256, CPUs: 1, TPM: true}, Incoming: true}
+// parsedDomain is domainXML's output for spec and files, and that XML parsed back.
+func parsedDomain(t *testing.T, spec vmm.Spec, files domainFiles) (*libvirtxml.Domain, string) {
+	t.Helper()
 	s, err := domainXML("sevshim-x", "6f1c1b2e-0d3a-4c5b-9e7f-123456789abc", spec, files)
 	if err != nil {
 		t.Fatal(err)
@@ -21,6 +20,14 @@ func TestDomainXML(t *testing.T) {
 	if err := d.Unmarshal(s); err != nil {
 		t.Fatalf("%v\n%s", err, s)
 	}
+	return &d, s
+}
+
+func TestDomainXML(t *testing.T) {
+	files := domainFiles{Loader: "/d/flash0.fd", NVRAM: "/d/vars.fd", Serial: "/d/serial.log",
+		FwCfg: []vmm.FwCfgFile{{Name: "opt/org.sevshim/manifest", Path: "/d/fwcfg0-bios.manifest"}}}
+	spec := vmm.Spec{Shape: vmm.Shape{Machine: "pc-q35-7.2", MemoryMiB: 256, CPUs: 1, TPM: true}, Incoming: true}
+	d, s := parsedDomain(t, spec, files)
 	switch {
 	case d.Type != "qemu" || d.Name != "sevshim-x" || d.Memory.Value != 256 || d.Memory.Unit != "MiB" || d.VCPU.Value != 1:
 		t.Errorf("type/name/memory/vcpu: %s", s)
@@ -61,14 +68,7 @@ func TestDomainXMLKernel(t *testing.T) {
 	files := domainFiles{Loader: "/d/flash0.fd", NVRAM: "/d/vars.fd", Serial: "/d/serial.log", Kernel: "/d/kernel", Initrd: "/d/initrd",
 		Ports: []vmm.Port{{Name: "org.sevshim.agent.0", Socket: "/d/port0.sock"}}}
 	spec := vmm.Spec{Shape: vmm.Shape{MemoryMiB: 256, CPUs: 1}, Incoming: true, Kernel: "/w/vmlinuz", Initrd: "/w/initrd", Append: "console=ttyS0 quiet"}
-	s, err := domainXML("sevshim-x", "6f1c1b2e-0d3a-4c5b-9e7f-123456789abc", spec, files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d libvirtxml.Domain
-	if err := d.Unmarshal(s); err != nil {
-		t.Fatalf("%v\n%s", err, s)
-	}
+	d, s := parsedDomain(t, spec, files)
 	if d.OS.Kernel != "/d/kernel" || d.OS.Initrd != "/d/initrd" || d.OS.Cmdline != "console=ttyS0 quiet" || d.OS.Loader.Path != files.Loader {
 		t.Errorf("os: the per-domain copies and the command line, with the loader: %s", s)
 	}
