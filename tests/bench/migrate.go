@@ -172,28 +172,13 @@ func (m *migration) sevshim(it string, rep *figures.Report) (time.Duration, erro
 	return export + marks["HANDOFF"], nil
 }
 
-// reTimelineRow is one step row of `hostctl receive --timeline`: name, ms since start, +ms.
-var reTimelineRow = regexp.MustCompile(`^  ([A-Za-z][A-Za-z0-9 ]*?) +([0-9]+) +([0-9]+)$`)
-
-// timelineMarks parses `hostctl receive --timeline` output into step -> time since the
-// receive started and requires the steps need.
+// timelineMarks parses `hostctl receive --timeline` output (harness.TimelineSteps) into
+// step -> time since the receive started and requires the steps need.
 func timelineMarks(out string, need ...string) (map[string]time.Duration, error) {
 	m := map[string]time.Duration{}
-	in := false
-	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, "timeline: ") {
-			in = true
-			continue
-		}
-		if !in || strings.HasPrefix(l, "  step ") {
-			continue
-		}
-		r := reTimelineRow.FindStringSubmatch(l)
-		if r == nil {
-			break
-		}
-		ms, _ := strconv.Atoi(r[2])
-		m[r[1]] = time.Duration(ms) * time.Millisecond
+	steps, ms := harness.TimelineSteps(out)
+	for i, s := range steps {
+		m[s] = time.Duration(ms[i]) * time.Millisecond
 	}
 	for _, s := range need {
 		if _, ok := m[s]; !ok {
