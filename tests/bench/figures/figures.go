@@ -208,10 +208,10 @@ func Compare(w io.Writer, a, b *Report) {
 		if rb == nil || len(ra.Samples) == 0 || len(rb.Samples) == 0 {
 			continue
 		}
-		d := math.NaN()
+		d := "n/a"
 		if ra.Median != 0 {
-			d = 100 * (rb.Median - ra.Median) / ra.Median
+			d = fmt.Sprintf("%+6.1f%%", 100*(rb.Median-ra.Median)/ra.Median)
 		}
-		fmt.Fprintf(w, "%-34s %10s %10s %+6.1f%%\n", ra.Name, ra.Format(ra.Median), rb.Format(rb.Median), d)
+		fmt.Fprintf(w, "%-34s %10s %10s %7s\n", ra.Name, ra.Format(ra.Median), rb.Format(rb.Median), d)
 	}
 }
