@@ -74,13 +74,16 @@ test-go:
 demo: setup shim images tools
 	scripts/demo.sh
 
-# performance figures (printed, never asserted); build/bench/timeline.svg pictures export + receive
-bench: setup shim images
-	$(MAKE) -C shim BUILD=$(BUILD)/shim size
-	$(GO) run ./tests/bench
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./pkg/sev/ ./pkg/psp/ ./pkg/migrate/
-	SEVSHIM_BENCH_SVG=$(BUILD)/bench/timeline.svg $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./tests/flow/
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 20m ./tests/libvirt/
+# performance figures (printed, never asserted; not part of make test): every row of the
+# performance table as min / median / max over BENCH_RUNS paired runs, with its goal
+# (tests/bench); BENCH_JSON=FILE also writes every sample (go run ./tests/bench/readme -in
+# FILE regenerates README.md's table); build/bench/timeline.svg pictures export + receive
+BENCH_RUNS ?= 5
+BENCH_JSON ?=
+bench: setup shim images tools
+	@start=$$(date +%s); \
+	$(GO) run ./tests/bench -n $(BENCH_RUNS) -svg $(BUILD)/bench/timeline.svg $(if $(BENCH_JSON),-json $(BENCH_JSON)) || exit 1; \
+	echo "make bench: $$(( $$(date +%s) - start )) s"
 
 # longer fuzzing runs of every parser (C libFuzzer + go test -fuzz)
 fuzz: shim

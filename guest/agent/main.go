@@ -22,6 +22,9 @@ func main() {
 		a.Logf("%v", err)
 		agent.PowerOff()
 	}
+	if b, err := os.ReadFile(agent.UptimeFile); err == nil {
+		a.LogUptime(string(b)) // the host places the kernel's start from it
+	}
 	a.Wait = agent.WaitFromCmdline(agent.DefaultWait)
 	if err := agent.LoadModules(); err != nil {
 		a.Logf("%v", err)

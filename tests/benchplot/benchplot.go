@@ -1,4 +1,4 @@
-// Package benchplot draws the export/receive benchmark (tests/flow, `make bench`) as an SVG
+// Package benchplot draws the export/receive benchmark (tests/bench, `make bench`) as an SVG
 // picture: one horizontal bar per step of the story (reset to READY, export, receive, wake,
 // verify, flash, hand-off, OVMF), the sevshim path and plain QEMU migration side by side.
 // It uses gonum.org/v1/plot (pinned in go.mod) and its SVG backend without embedded fonts,

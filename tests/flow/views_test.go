@@ -5,16 +5,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
+	"github.com/sevshim/sevshim/tests/harness"
 )
-
-// reTimelineRow is one row of `hostctl receive --timeline`: step, ms since start, +ms.
-var reTimelineRow = regexp.MustCompile(`^  ([A-Za-z][A-Za-z0-9 ]*?) +([0-9]+) +([0-9]+)$`)
 
 // reBar is a progress bar's gauge (pkg/host/bar.go).
 var reBar = regexp.MustCompile(`\[[#-]{30}\]`)
@@ -22,25 +19,7 @@ var reBar = regexp.MustCompile(`\[[#-]{30}\]`)
 // timelineSteps parses the timeline rows of out: the steps in order and their ms.
 func timelineSteps(t testing.TB, out string) ([]string, []int) {
 	t.Helper()
-	var steps []string
-	var ms []int
-	in := false
-	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, "timeline: ") {
-			in = true
-			continue
-		}
-		if !in || strings.HasPrefix(l, "  step ") {
-			continue
-		}
-		m := reTimelineRow.FindStringSubmatch(l)
-		if m == nil {
-			break
-		}
-		n, _ := strconv.Atoi(m[2])
-		steps, ms = append(steps, m[1]), append(ms, n)
-	}
-	return steps, ms
+	return harness.TimelineSteps(out)
 }
 
 // TestReceiveTimeline: `hostctl receive --timeline` on an accepted BIOS prints every step
