@@ -65,12 +65,6 @@ static void con_end(void)
     outb(DEBUGCON, '\n');
 }
 
-void con_line(const char *s)
-{
-    con_str(s);
-    con_end();
-}
-
 void con_fmtv(const char *f, const uint64_t *a)
 {
     for (; *f; f++) {

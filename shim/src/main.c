@@ -49,11 +49,11 @@ static void receipt_note_result(void)
 {
     static const uint8_t zero[SEVSHIM_SHA384_SIZE];
     if (result.layout != NULL)
-        receipt_set_policy(result.policy_digest);
+        receipt_set_digest(SEVSHIM_RECEIPT_F_POLICY, result.policy_digest);
     if (memcmp(result.image_digest, zero, sizeof(zero)) != 0)
-        receipt_set_image(result.image_digest);
+        receipt_set_digest(SEVSHIM_RECEIPT_F_IMAGE, result.image_digest);
     if (memcmp(result.vars_digest, zero, sizeof(zero)) != 0)
-        receipt_set_vars(result.vars_digest);
+        receipt_set_digest(SEVSHIM_RECEIPT_F_VARS, result.vars_digest);
 }
 
 void shim_main(void)
@@ -136,23 +136,16 @@ void shim_main(void)
 
     /* 12. flash: probe both devices before the first erase */
     const struct sevshim_layout *l = result.layout;
-    int do_vars = result.vars_present;   /* verified (and allowed) in step 9 */
     must(pflash_probe(l->code_base, l->code_size));
-    if (do_vars)
+    if (result.vars_present)             /* verified (and allowed) in step 9 */
         must(pflash_probe(l->vars_base, l->vars_size));
+    /* the flash must end up holding what was verified: the signed digest of the private
+     * manifest copy, the var-store digest of step 9 (docs/shim.md, "Verify once") */
     uint32_t code_blocks = 0, vars_blocks = 0;
-    must(pflash_program(l->code_base, BIOS_BUF, l->code_size, &code_blocks));
-    if (do_vars)
-        must(pflash_program(l->vars_base, VARS_BUF, l->vars_size, &vars_blocks));
-    must(pflash_verify(l->code_base, BIOS_BUF, l->code_size));
-    if (do_vars)
-        must(pflash_verify(l->vars_base, VARS_BUF, l->vars_size));
-    /* The flash must hold what was verified (the signed digest of the private manifest copy,
-     * the var-store digest of step 9), whatever BIOS_BUF/VARS_BUF hold now (docs/shim.md,
-     * "Verify once") */
-    must(pflash_check_digest(l->code_base, l->code_size, manifest_buf + SEVSHIM_MANIFEST_OFF_DIGEST));
-    if (do_vars)
-        must(pflash_check_digest(l->vars_base, l->vars_size, result.vars_digest));
+    must(pflash_write(l->code_base, BIOS_BUF, l->code_size, manifest_buf + SEVSHIM_MANIFEST_OFF_DIGEST,
+                      &code_blocks));
+    if (result.vars_present)
+        must(pflash_write(l->vars_base, VARS_BUF, l->vars_size, result.vars_digest, &vars_blocks));
     con_fmt(SEVSHIM_CON_FLASHED, code_blocks, vars_blocks);
 
     /* 13. secret, then the CPU-only INIT into the new flash */

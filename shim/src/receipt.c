@@ -126,22 +126,15 @@ void receipt_set_manifest(const uint8_t *m)
     st.r.flags |= SEVSHIM_RECEIPT_F_MANIFEST;
 }
 
-void receipt_set_image(const uint8_t d[SEVSHIM_SHA384_SIZE])
+void receipt_set_digest(uint16_t flag, const uint8_t d[SEVSHIM_SHA384_SIZE])
 {
-    memcpy(st.r.image_digest, d, SEVSHIM_SHA384_SIZE);
-    st.r.flags |= SEVSHIM_RECEIPT_F_IMAGE;
-}
-
-void receipt_set_vars(const uint8_t d[SEVSHIM_SHA384_SIZE])
-{
-    memcpy(st.r.vars_digest, d, SEVSHIM_SHA384_SIZE);
-    st.r.flags |= SEVSHIM_RECEIPT_F_VARS;
-}
-
-void receipt_set_policy(const uint8_t d[SEVSHIM_SHA384_SIZE])
-{
-    memcpy(st.r.policy_digest, d, SEVSHIM_SHA384_SIZE);
-    st.r.flags |= SEVSHIM_RECEIPT_F_POLICY;
+    uint8_t *f = flag == SEVSHIM_RECEIPT_F_IMAGE ? st.r.image_digest :
+                 flag == SEVSHIM_RECEIPT_F_VARS ? st.r.vars_digest :
+                 flag == SEVSHIM_RECEIPT_F_POLICY ? st.r.policy_digest : NULL;
+    if (f != NULL) {
+        memcpy(f, d, SEVSHIM_SHA384_SIZE);
+        st.r.flags |= flag;
+    }
 }
 
 int receipt_finish(uint16_t verdict, uint8_t out[SEVSHIM_RECEIPT_SIZE + SEVSHIM_RECEIPT_MAC_SIZE])

@@ -169,11 +169,11 @@ static void test_vectors(const char *tsv, const char *dir)
         }
         uint8_t d[48];
         if (strcmp(col[5], "-") != 0 && unhex(col[5], d, 48))
-            receipt_set_image(d);
+            receipt_set_digest(SEVSHIM_RECEIPT_F_IMAGE, d);
         if (strcmp(col[6], "-") != 0 && unhex(col[6], d, 48))
-            receipt_set_vars(d);
+            receipt_set_digest(SEVSHIM_RECEIPT_F_VARS, d);
         if (strcmp(col[7], "-") != 0 && unhex(col[7], d, 48))
-            receipt_set_policy(d);
+            receipt_set_digest(SEVSHIM_RECEIPT_F_POLICY, d);
         uint8_t got[sizeof(want)];
         CHECK(receipt_finish(verdict, got) == 1, "%s: receipt_finish", name);
         CHECK(memcmp(got, want, sizeof(want)) == 0, "%s: C receipt differs from the Go golden vector", name);

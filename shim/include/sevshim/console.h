@@ -5,9 +5,9 @@
 #define SEVSHIM_CONSOLE_H
 #include <stdint.h>
 void console_init(void);
-void con_line(const char *s);
 void con_fmtv(const char *f, const uint64_t *a);
 #define con_fmt(f, ...) con_fmtv(f, (const uint64_t[]){ __VA_ARGS__ })
+#define con_line(s) con_fmtv(s, (const uint64_t *)0)   /* a line without % */
 
 /* Every line the shim prints, in boot order (docs/shim.md "Console"). The Go definition is
  * pkg/format/console; both are tested against testdata/golden/console/lines.txt. */

@@ -8,11 +8,10 @@
 /* CFI query at base: "QRY" (E050) and one erase region of size/4096 blocks of 4 KiB (E051). */
 enum sevshim_error pflash_probe(uintptr_t base, uint32_t size);
 /* Write src into the device: blocks that already hold it are skipped, erased ones are not
- * erased again; *blocks = blocks changed. E052 (erase) / E053 (program). */
-enum sevshim_error pflash_program(uintptr_t base, const uint8_t *src, uint32_t size, uint32_t *blocks);
-/* Read back in array mode and compare. E054. */
-enum sevshim_error pflash_verify(uintptr_t base, const uint8_t *src, uint32_t size);
-/* SHA-384 of what the device holds now (array mode), compared with want: E055 if it differs.
- * Independent of the RAM buffer the flash was programmed from. */
-enum sevshim_error pflash_check_digest(uintptr_t base, uint32_t size, const uint8_t want[48]);
+ * erased again, buffers use 32-bit data cycles if a probe buffer shows the device takes them,
+ * else byte cycles; *blocks = blocks changed. E052 (erase) / E053 (program). Then a read-back
+ * compare with src (E054) and the SHA-384 of what the device holds compared with want (E055),
+ * independent of the RAM buffer the flash was programmed from. */
+enum sevshim_error pflash_write(uintptr_t base, const uint8_t *src, uint32_t size,
+                                const uint8_t want[48], uint32_t *blocks);
 #endif

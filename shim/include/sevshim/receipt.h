@@ -46,9 +46,8 @@ int receipt_have_key(void);
 /* The fields as the shim learns them; receipt_finish builds the receipt from these. */
 void receipt_set_nonce(const uint8_t nonce[SEVSHIM_NONCE_SIZE]);
 void receipt_set_manifest(const uint8_t *manifest);   /* the 352 bytes as received */
-void receipt_set_image(const uint8_t digest[SEVSHIM_SHA384_SIZE]);
-void receipt_set_vars(const uint8_t digest[SEVSHIM_SHA384_SIZE]);
-void receipt_set_policy(const uint8_t digest[SEVSHIM_SHA384_SIZE]);
+/* flag: SEVSHIM_RECEIPT_F_IMAGE, _VARS or _POLICY, the field digest goes to (others: ignored) */
+void receipt_set_digest(uint16_t flag, const uint8_t digest[SEVSHIM_SHA384_SIZE]);
 /* Builds and MACs the receipt with this verdict, then wipes the key. 1 and out = body || MAC
  * if a key was held, else 0. Only the first call builds a receipt. */
 int receipt_finish(uint16_t verdict, uint8_t out[SEVSHIM_RECEIPT_SIZE + SEVSHIM_RECEIPT_MAC_SIZE]);
