@@ -633,12 +633,9 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 func feedIncoming(ctx context.Context, vm vmm.VM, rc *received, barW io.Writer) error {
 	// The bar counts the pages QEMU B has taken (the pipe and socket buffers aside).
 	bar := newBar(barW, "load QEMU B", uint64(rc.pages.n))
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(rc.replayProgress(pw, func(n int) { bar.set(uint64(n)) }))
-	}()
-	st, err := vm.MigrateIn(ctx, pr)
-	pr.Close() // ends the replay if QEMU B stopped reading
+	rr := &replayReader{rc: rc, progress: func(n int) { bar.set(uint64(n)) }}
+	st, err := vm.MigrateIn(ctx, rr)
+	rr.close() // ends a replay behind Read if QEMU B stopped reading
 	bar.done()
 	if err != nil {
 		return fmt.Errorf("QEMU B while loading: %w; %s", err, vm.Describe())
@@ -647,6 +644,47 @@ func feedIncoming(ctx context.Context, vm vmm.VM, rc *received, barW io.Writer) 
 		return fmt.Errorf("QEMU B is %q after loading, want paused", st)
 	}
 	return nil
+}
+
+// replayReader is the rebuilt stream as an io.Reader. Copied with io.Copy (as the VMM
+// backends feed their migration socket or FIFO), WriteTo replays it straight into the
+// destination; Read, for any other reader, replays it through a pipe.
+type replayReader struct {
+	rc       *received
+	progress func(int)
+	pr       *io.PipeReader
+}
+
+func (r *replayReader) WriteTo(w io.Writer) (int64, error) {
+	cw := &countWriter{w: w}
+	err := r.rc.replayProgress(cw, r.progress)
+	return cw.n, err
+}
+
+func (r *replayReader) Read(b []byte) (int, error) {
+	if r.pr == nil {
+		pr, pw := io.Pipe()
+		r.pr = pr
+		go func() { pw.CloseWithError(r.rc.replayProgress(pw, r.progress)) }()
+	}
+	return r.pr.Read(b)
+}
+
+func (r *replayReader) close() {
+	if r.pr != nil {
+		r.pr.Close()
+	}
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // packageShape reads only the header of a guest package (cheap: no PSP work) for the checks
