@@ -16,17 +16,28 @@ const hashChunk = 1 << 20
 // abandoned Reader or Writer leaks nothing. Not safe for concurrent use.
 type bgHash struct {
 	h     hash.Hash
-	buf   []byte      // the chunk being filled
+	n     int64       // bytes written
+	buf   []byte      // the chunk being filled (nil until the first hashChunk bytes are hashed)
 	spare []byte      // the other chunk (nil while it is being hashed)
 	busy  chan []byte // the chunk in flight comes back here when hashed
 }
 
-func newBGHash() *bgHash {
-	return &bgHash{h: sha512.New384(), buf: make([]byte, 0, hashChunk), spare: make([]byte, 0, hashChunk)}
-}
+func newBGHash() *bgHash { return &bgHash{h: sha512.New384()} }
 
 func (b *bgHash) Write(p []byte) (int, error) {
 	n := len(p)
+	// The first hashChunk bytes are hashed at once: a small package (or a reader that
+	// stops early) needs no chunks at all.
+	if b.buf == nil {
+		k := int(min(int64(len(p)), hashChunk-b.n))
+		b.h.Write(p[:k])
+		b.n += int64(k)
+		if p = p[k:]; len(p) == 0 {
+			return n, nil
+		}
+		b.buf, b.spare = make([]byte, 0, hashChunk), make([]byte, 0, hashChunk)
+	}
+	b.n += int64(len(p))
 	for len(p) > 0 {
 		k := copy(b.buf[len(b.buf):cap(b.buf)], p)
 		b.buf, p = b.buf[:len(b.buf)+k], p[k:]
@@ -60,7 +71,9 @@ func (b *bgHash) flush() {
 // Sum is the SHA-384 of everything written so far (the hash goes on afterwards).
 func (b *bgHash) Sum(in []byte) []byte {
 	b.wait()
-	b.h.Write(b.buf)
-	b.buf = b.buf[:0]
+	if b.buf != nil {
+		b.h.Write(b.buf)
+		b.buf = b.buf[:0]
+	}
 	return b.h.Sum(in)
 }
