@@ -41,10 +41,11 @@ type earlyB struct {
 
 // startedB is the outcome of an early start.
 type startedB struct {
-	vm  vmm.VM
-	tpm *swtpm
-	rs  *ReceiveState
-	err error
+	began bool // the start was begun (QEMU B may have run)
+	vm    vmm.VM
+	tpm   *swtpm
+	rs    *ReceiveState
+	err   error
 	// before lists the work directory's entries before the start (and prevJSON its
 	// receive.json), so that a package refusal leaves the directory as it found it.
 	before   map[string]bool
@@ -74,7 +75,7 @@ func (e *earlyB) wait() *startedB {
 func (e *earlyB) run(ctx context.Context, h psp.Handle, shape guestpkg.Shape) (b startedB) {
 	o, work := e.o, e.work
 	pf := func(n string) string { return filepath.Join(work, n) }
-	b.work, b.before = work, map[string]bool{}
+	b.began, b.work, b.before = true, work, map[string]bool{}
 	if ents, err := os.ReadDir(work); err == nil {
 		for _, d := range ents {
 			b.before[d.Name()] = true
@@ -150,11 +151,11 @@ func (e *earlyB) run(ctx context.Context, h psp.Handle, shape guestpkg.Shape) (b
 	return b
 }
 
-// discard ends an early start after a package refusal: it asks QEMU B for its run state
-// (its own word that it is still waiting for a stream), kills it and its swtpm, removes
-// what the start added to the work directory and puts receive.json back. It says what
-// happened to B.
-func (b *startedB) discard() string {
+// end ends an early start that will not be fed: it asks QEMU B for its run state (its own
+// word that it is still waiting for a stream) and kills it and its swtpm. After a package
+// refusal (restore) it also removes what the start added to the work directory and puts
+// receive.json back. It says what happened to B.
+func (b *startedB) end(restore bool) string {
 	what := ""
 	if b.vm != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -176,7 +177,7 @@ func (b *startedB) discard() string {
 	if b.tpm != nil {
 		b.tpm.kill()
 	}
-	if b.before == nil {
+	if !restore || b.before == nil {
 		return what
 	}
 	if ents, err := os.ReadDir(b.work); err == nil {

@@ -447,14 +447,24 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 	rc, err := acceptPackage(ctx, p, o.Package, o.TPM, newBar(o.Bar, "", 0), early.start)
 	bs := early.wait()
 	if err != nil {
+		if ctx.Err() != nil {
+			// Interrupted: as after the start, B is gone and receive.json says so.
+			if bs.began {
+				note = "QEMU B was stopped, the guest context was released, the package is unchanged (receive it again)"
+			}
+			bs.end(false)
+			if bs.rs != nil {
+				bs.rs.move(ReceiveInterrupted)
+				bs.rs.Pid, bs.rs.Handle = 0, 0
+				writeJSON(filepath.Join(work, ReceiveJSON), bs.rs, 0o600)
+			}
+			return nil, err
+		}
 		what := "no QEMU was started"
 		if bs.vm != nil {
-			what = "before the VM ran: " + bs.discard()
+			what = "before the VM ran: " + bs.end(true)
 		} else {
-			bs.discard()
-		}
-		if ctx.Err() != nil {
-			return nil, err
+			bs.end(true)
 		}
 		return nil, &RefusedError{Stage: "package", Err: fmt.Errorf("package %s refused, %s: %w", o.Package, what, err)}
 	}
@@ -474,7 +484,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 			}
 		}
 	}
-	note = "the guest context was released (DECOMMISSION), QEMU B was stopped, the package is unchanged (receive it again)"
+	note = "QEMU B was stopped, the guest context was released, the package is unchanged (receive it again)"
 	keep := false
 	// Until QEMU B runs the guest for good, any failure or interruption ends it, releases
 	// the guest context and says so in receive.json.
