@@ -289,21 +289,25 @@ func Export(ctx context.Context, o ExportOptions) (_ *ExportResult, err error) {
 // migrateOut migrates the stopped guest out of vm into a pipe whose read end consume
 // parses (no plaintext RAM touches the disk). A consume error aborts the migration (the VM
 // stays stopped); after consume returns, the rest of the stream is drained.
+//
+// Between the two is a bounded buffer (chunkPipe, 8 MiB): the VMM's migration and the
+// sealing of pages overlap, while consume still sees the stream's bytes in their order.
 func migrateOut(ctx context.Context, vm vmm.VM, consume func(io.Reader) error) error {
-	pr, pw := io.Pipe()
+	pp := newChunkPipe(pipeDepth)
 	cerr := make(chan error, 1)
 	go func() {
-		err := consume(pr)
+		err := consume(pp)
 		if err != nil {
-			pr.CloseWithError(err) // the VMM's writes fail: the migration is aborted
+			pp.CloseRead(err) // the VMM's writes fail: the migration is aborted
 		} else {
-			io.Copy(io.Discard, pr)
+			io.Copy(io.Discard, pp)
 		}
 		cerr <- err
 	}()
-	merr := vm.MigrateOut(ctx, pw)
-	pw.CloseWithError(merr) // nil: consume sees the end of the stream
+	merr := vm.MigrateOut(ctx, pp)
+	pp.CloseWithError(merr) // nil: consume sees the end of the stream
 	err := <-cerr
+	pp.wipe()
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()

@@ -14,10 +14,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/sevshim/sevshim/pkg/atomicfile"
-	"github.com/sevshim/sevshim/pkg/format/agentproto"
 	"github.com/sevshim/sevshim/pkg/format/guestpkg"
-	"github.com/sevshim/sevshim/pkg/format/receipt"
 	"github.com/sevshim/sevshim/pkg/format/shimerr"
 	"github.com/sevshim/sevshim/pkg/migrate"
 	"github.com/sevshim/sevshim/pkg/psp"
@@ -229,8 +226,10 @@ func checkShape(h *guestpkg.Header, st *guestpkg.Stream) error {
 const maxExtraBlocks = 64 << 20
 
 // acceptPackage reads and checks the whole package and runs RECEIVE_START,
-// RECEIVE_UPDATE_DATA for every page and RECEIVE_FINISH. Nothing is started.
-func acceptPackage(ctx context.Context, p psp.PSP, path string, tpm bool, bar *bar) (*received, error) {
+// RECEIVE_UPDATE_DATA for every page and RECEIVE_FINISH. It calls started (if set) once,
+// right after RECEIVE_START accepted the header and its VM shape passed checkShape; the
+// package is read once, for the digest, RECEIVE_UPDATE_DATA and the rebuild's skeleton.
+func acceptPackage(ctx context.Context, p psp.PSP, path string, tpm bool, bar *bar, started func(context.Context, psp.Handle, *guestpkg.Header)) (*received, error) {
 	f, r, err := openPackage(path)
 	if err != nil {
 		return nil, err
@@ -267,6 +266,9 @@ func acceptPackage(ctx context.Context, p psp.PSP, path string, tpm bool, bar *b
 			return nil, fmt.Errorf("RECEIVE_START: policy 0x%x refused (POLICY_MAC mismatch or this platform does not meet it): %w", uint32(hdr.Policy), err)
 		}
 		return nil, fmt.Errorf("RECEIVE_START: %w", err)
+	}
+	if started != nil {
+		started(ctx, h, hdr)
 	}
 	ok := false
 	rc := &received{h: h, hdr: *hdr, sk: migrate.Skeleton{Header: st.Header, RAMSectionID: st.RAMSectionID, Blocks: st.Blocks}}
@@ -445,16 +447,42 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 		return nil, err
 	}
 	defer p.Close()
-	rc, err := acceptPackage(ctx, p, o.Package, o.TPM, newBar(o.Bar, "", 0))
+	// QEMU B starts (-incoming defer) while the rest of the package is checked, as soon as
+	// RECEIVE_START accepted its header; it is fed only after every check passed
+	// (docs/flow.md, "Receive: QEMU B starts early, fed last").
+	early := &earlyB{o: &o, work: work, backend: backend, kind: p.Kind(), tl: tl,
+		manifest: manifestBytes, image: image, guestLay: guestLay, varsSrc: varsSrc, vars: varsBytes}
+	if e, isEmu := p.(*psp.Emulator); isEmu {
+		early.state = e.Dir()
+	}
+	rc, err := acceptPackage(ctx, p, o.Package, o.TPM, newBar(o.Bar, "", 0), early.start)
+	bs := early.wait()
 	if err != nil {
 		if ctx.Err() != nil {
+			// Interrupted: as after the start, B is gone and receive.json says so.
+			if bs.began {
+				note = "QEMU B was stopped, the guest context was released, the package is unchanged (receive it again)"
+			}
+			bs.end(false)
+			if bs.rs != nil {
+				bs.rs.move(ReceiveInterrupted)
+				bs.rs.Pid, bs.rs.Handle = 0, 0
+				writeJSON(filepath.Join(work, ReceiveJSON), bs.rs, 0o600)
+			}
 			return nil, err
 		}
-		return nil, &RefusedError{Stage: "package", Err: fmt.Errorf("package %s refused, no QEMU was started: %w", o.Package, err)}
+		what := "no QEMU was started"
+		if bs.vm != nil {
+			what = "before the VM ran: " + bs.end(true)
+		} else {
+			bs.end(true)
+		}
+		return nil, &RefusedError{Stage: "package", Err: fmt.Errorf("package %s refused, %s: %w", o.Package, what, err)}
 	}
 	defer rc.pages.wipe()
 	tl.mark(StepChecked)
-	var rs *ReceiveState
+	rs := bs.rs
+	vm, tpm := bs.vm, bs.tpm
 	released := false
 	release := func() {
 		if !released {
@@ -467,10 +495,8 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 			}
 		}
 	}
-	note = "the guest context was released (DECOMMISSION), no QEMU was started, the package is unchanged"
+	note = "QEMU B was stopped, the guest context was released, the package is unchanged (receive it again)"
 	keep := false
-	var vm vmm.VM
-	var tpm *swtpm
 	// Until QEMU B runs the guest for good, any failure or interruption ends it, releases
 	// the guest context and says so in receive.json.
 	defer func() {
@@ -494,92 +520,29 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 			writeJSON(filepath.Join(work, ReceiveJSON), rs, 0o600)
 		}
 	}()
-
+	if vm != nil {
+		defer vm.Close()
+	}
 	logf(o.Log, "package verified: digest, VM shape, %d pages MAC-verified and decrypted by the PSP (RECEIVE_FINISH done)", rc.pages.n)
+	if bs.err != nil {
+		return nil, bs.err
+	}
 	if lay.ID != rc.hdr.Shape.LayoutID {
 		logf(o.Log, "note: the bundle's layout %d differs from the guest's %d; the shim will refuse it", lay.ID, rc.hdr.Shape.LayoutID)
 	}
-	if l, ok := layout.ByID(rc.hdr.Shape.LayoutID); ok && l.ID != guestLay.ID {
-		if varsSrc, _, varsBytes, err = readVars(o.Vars, l); err != nil {
-			release()
-			return nil, err
-		}
-	}
-	if len(varsBytes) != int(rc.hdr.Shape.VarsSize) {
-		release()
-		return nil, fmt.Errorf("vars file %s is %d bytes; this guest's pflash1 is %d bytes", varsSrc, len(varsBytes), rc.hdr.Shape.VarsSize)
-	}
-
-	// QEMU B's files: the bundle split for fw_cfg, the var store (pflash1 and fw_cfg), and a
-	// blank pflash0 (the migrated flash content replaces it; snapshot keeps the file blank).
 	pf := func(n string) string { return filepath.Join(work, n) }
-	for _, w := range []struct {
-		name string
-		data []byte
-	}{{"bios.manifest", manifestBytes}, {"bios.fd", image}, {"vars.fd", varsBytes}} {
-		if err := atomicfile.WriteFile(pf(w.name), w.data, 0o600); err != nil {
-			return nil, err
-		}
-	}
-	if err := fillFile(pf("flash0.fd"), int(rc.hdr.Shape.CodeSize), 0); err != nil {
-		return nil, err
-	}
-	fwcfg := []vmm.FwCfgFile{{Name: manifest.FwCfgManifest, Path: pf("bios.manifest")}, {Name: manifest.FwCfgBIOS, Path: pf("bios.fd")}, {Name: manifest.FwCfgVars, Path: pf("vars.fd")}}
-	os.Remove(pf("nonce"))
-	if o.Nonce != nil {
-		if len(o.Nonce) != receipt.NonceSize {
-			return nil, fmt.Errorf("the receipt nonce is %d bytes, want %d", len(o.Nonce), receipt.NonceSize)
-		}
-		if err := atomicfile.WriteFile(pf("nonce"), o.Nonce, 0o600); err != nil {
-			return nil, err
-		}
-		fwcfg = append(fwcfg, vmm.FwCfgFile{Name: manifest.FwCfgNonce, Path: pf("nonce")})
-	}
-	rs = &ReceiveState{Stage: ReceiveLoading, VMM: backend.Name(), Package: o.Package, Bundle: o.Bundle, TPM: o.TPM, Kind: p.Kind(), Handle: uint32(rc.h), Agent: o.Kernel != ""}
-	if e, isEmu := p.(*psp.Emulator); isEmu {
-		rs.State = e.Dir()
-	}
 	if o.TPM {
 		if mode, pcr, err := guestTPMPolicy(rc); err == nil {
 			rs.TPMMode, rs.TPMPCR = mode, pcr
 		} else {
 			logf(o.Log, "note: the policy of the shim in the package's flash is unreadable (%v); hostctl tpm-quote will need --pcr", err)
 		}
+		writeJSON(pf(ReceiveJSON), rs, 0o600)
 	}
-	writeJSON(pf(ReceiveJSON), rs, 0o600)
-	spec := vmm.Spec{Shape: vmm.Shape{Machine: rc.hdr.Shape.Machine, MemoryMiB: rc.hdr.Shape.RAMSize >> 20, CPUs: 1, TPM: o.TPM},
-		Code: vmm.Flash{Path: pf("flash0.fd"), Snapshot: true}, Vars: vmm.Flash{Path: pf("vars.fd")},
-		FwCfg: fwcfg, Incoming: true, ExitOnReboot: true, Kernel: o.Kernel, Initrd: o.Initrd, Append: o.Append}
-	if o.Kernel != "" {
-		os.Remove(pf(AgentSock))
-		spec.Ports = []vmm.Port{{Name: agentproto.PortName, Socket: pf(AgentSock)}}
-	}
-	note = "QEMU B was not started, the guest context was released, the package is unchanged (receive it again)"
-	switch {
-	case o.TPM && vmm.OwnsTPM(backend):
-		stopSwtpm(work) // the backend runs the guest's TPM: none of hostctl's in the work directory
-	case o.TPM:
-		if tpm, err = startSwtpm(work); err != nil {
-			return nil, err
-		}
-		spec.TPMSocket = pf(SwtpmSock)
-	default:
-		stopSwtpm(work)
-	}
-	// Start ends the VM it started if it then fails.
-	note = "QEMU B was stopped, the guest context was released, the package is unchanged (receive it again)"
-	vm, err = backend.Start(ctx, work, spec)
-	if err != nil {
-		return nil, err
-	}
-	defer vm.Close()
-	rs.Pid = vm.Pid()
-	writeJSON(pf(ReceiveJSON), rs, 0o600)
-	tl.mark(StepStarted)
 	tl.watch(vm.Serial(), vm.Debugcon())
 	defer tl.end()
 	if pid := vm.Pid(); pid != 0 {
-		logf(o.Log, "QEMU B started (pid %d), loading the rebuilt stream", pid)
+		logf(o.Log, "QEMU B started (pid %d) while the package was checked, loading the rebuilt stream", pid)
 	} else { // libvirt starts QEMU itself when the stream arrives (a restore)
 		logf(o.Log, "QEMU B prepared on VMM %s, loading the rebuilt stream", backend.Name())
 	}
@@ -695,12 +658,9 @@ func Receive(ctx context.Context, o ReceiveOptions) (v *Verdict, err error) {
 func feedIncoming(ctx context.Context, vm vmm.VM, rc *received, barW io.Writer) error {
 	// The bar counts the pages QEMU B has taken (the pipe and socket buffers aside).
 	bar := newBar(barW, "load QEMU B", uint64(rc.pages.n))
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(rc.replayProgress(pw, func(n int) { bar.set(uint64(n)) }))
-	}()
-	st, err := vm.MigrateIn(ctx, pr)
-	pr.Close() // ends the replay if QEMU B stopped reading
+	rr := &replayReader{rc: rc, progress: func(n int) { bar.set(uint64(n)) }}
+	st, err := vm.MigrateIn(ctx, rr)
+	rr.close() // ends a replay behind Read if QEMU B stopped reading
 	bar.done()
 	if err != nil {
 		return fmt.Errorf("QEMU B while loading: %w; %s", err, vm.Describe())
@@ -709,6 +669,47 @@ func feedIncoming(ctx context.Context, vm vmm.VM, rc *received, barW io.Writer) 
 		return fmt.Errorf("QEMU B is %q after loading, want paused", st)
 	}
 	return nil
+}
+
+// replayReader is the rebuilt stream as an io.Reader. Copied with io.Copy (as the VMM
+// backends feed their migration socket or FIFO), WriteTo replays it straight into the
+// destination; Read, for any other reader, replays it through a pipe.
+type replayReader struct {
+	rc       *received
+	progress func(int)
+	pr       *io.PipeReader
+}
+
+func (r *replayReader) WriteTo(w io.Writer) (int64, error) {
+	cw := &countWriter{w: w}
+	err := r.rc.replayProgress(cw, r.progress)
+	return cw.n, err
+}
+
+func (r *replayReader) Read(b []byte) (int, error) {
+	if r.pr == nil {
+		pr, pw := io.Pipe()
+		r.pr = pr
+		go func() { pw.CloseWithError(r.rc.replayProgress(pw, r.progress)) }()
+	}
+	return r.pr.Read(b)
+}
+
+func (r *replayReader) close() {
+	if r.pr != nil {
+		r.pr.Close()
+	}
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // packageShape reads only the header of a guest package (cheap: no PSP work) for the checks

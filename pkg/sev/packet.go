@@ -73,7 +73,12 @@ var (
 type Transport struct {
 	block cipher.Block
 	mac   hash.Hash
-	scr   [64]byte
+	// Scratch owned by the Transport, so that a packet allocates only its CTR stream: the
+	// MAC prefix, the MAC output and the IV handed to the stream (a local array would escape
+	// through the interfaces).
+	scr [64]byte
+	sum [sha256.Size]byte
+	iv  [16]byte
 }
 
 // NewTransport makes a Transport for keys.
@@ -98,9 +103,15 @@ func (t *Transport) computeMAC(ctx byte, h *PacketHeader, guestLen int, trans []
 	if measure != nil {
 		t.mac.Write(measure[:])
 	}
-	var out [32]byte
-	t.mac.Sum(out[:0])
-	return out
+	t.mac.Sum(t.sum[:0])
+	return t.sum
+}
+
+// ctr XORs AES-128-CTR(TEK, iv) into dst from src: the packet encryption of LAUNCH_SECRET and
+// SEND/RECEIVE_UPDATE_DATA (SEV API 55766, SEND_UPDATE_DATA).
+func (t *Transport) ctr(dst, src []byte, iv *[16]byte) {
+	t.iv = *iv
+	cipher.NewCTR(t.block, t.iv[:]).XORKeyStream(dst, src)
 }
 
 // Seal encrypts plaintext into trans (len(trans) must equal len(plaintext); they may be the
@@ -113,7 +124,7 @@ func (t *Transport) Seal(trans, plaintext []byte, iv [16]byte) (PacketHeader, er
 		return PacketHeader{}, fmt.Errorf("packet: %d data bytes, want 1..%d (one page)", len(plaintext), MaxTransportData)
 	}
 	h := PacketHeader{IV: iv}
-	cipher.NewCTR(t.block, iv[:]).XORKeyStream(trans, plaintext)
+	t.ctr(trans, plaintext, &iv)
 	h.MAC = t.computeMAC(macCtxTransport, &h, len(plaintext), trans, nil)
 	return h, nil
 }
@@ -134,7 +145,7 @@ func (t *Transport) Open(plain []byte, h *PacketHeader, trans []byte, guestLen i
 	if !hmac.Equal(mac[:], h.MAC[:]) {
 		return ErrPacketMAC
 	}
-	cipher.NewCTR(t.block, h.IV[:]).XORKeyStream(plain, trans)
+	t.ctr(plain, trans, &h.IV)
 	return nil
 }
 
@@ -147,7 +158,7 @@ func (t *Transport) SealSecret(secret []byte, iv [16]byte, measure [32]byte, v P
 	}
 	h := PacketHeader{IV: iv}
 	trans := make([]byte, len(secret))
-	cipher.NewCTR(t.block, iv[:]).XORKeyStream(trans, secret)
+	t.ctr(trans, secret, &iv)
 	h.MAC = t.computeMAC(macCtxSecret, &h, len(secret), trans, measureTerm(measure, v))
 	return h, trans, nil
 }
@@ -168,7 +179,7 @@ func (t *Transport) OpenSecret(h *PacketHeader, trans []byte, guestLen int, meas
 		return nil, ErrPacketMAC
 	}
 	plain := make([]byte, len(trans))
-	cipher.NewCTR(t.block, h.IV[:]).XORKeyStream(plain, trans)
+	t.ctr(plain, trans, &h.IV)
 	return plain, nil
 }
 

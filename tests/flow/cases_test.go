@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -240,6 +242,12 @@ func TestTamperedPackageRefusedBeforeQEMU(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.pkg")
+	// Regions read after RECEIVE_START accepted the header (flips there are found by the
+	// PSP's packet MAC, the record checks or the trailer digest).
+	afterStart := map[string]bool{"records (entries and zero pages)": true, "data pages (packets)": true,
+		"end of records": true, "device state": true, "trailer": true}
+	killed := 0
+	defer func() { t.Logf("%d of %d flips: QEMU B started early, fed nothing, killed", killed, len(pos)) }()
 	for i, at := range pos {
 		b := append([]byte(nil), pkg...)
 		b[at] ^= 0x10
@@ -248,8 +256,17 @@ func TestTamperedPackageRefusedBeforeQEMU(t *testing.T) {
 		}
 		wb := track(filepath.Join(dir, fmt.Sprintf("B%d", i)))
 		r := run(t, nil, "hostctl", receiveArgs(w, bad, w.v6, wb)...)
-		if r.Code != 3 || strings.Contains(r.Stdout, "accepted") || !strings.Contains(r.Stderr, "no QEMU was started") {
+		if r.Code != 3 || strings.Contains(r.Stdout, "accepted") {
 			t.Fatalf("flip at byte %d (%s): want a refusal before QEMU: %s", at, names[i], r)
+		}
+		// After RECEIVE_START QEMU B is started early (-incoming defer); a flip found later
+		// must have it started, fed nothing and killed. Earlier flips start nothing.
+		started := refusedBeforeVM(t, r.Stderr, wb)
+		if afterStart[names[i]] && !started {
+			t.Fatalf("flip at byte %d (%s): the refusal came after RECEIVE_START, so QEMU B should have been started early and killed: %s", at, names[i], r)
+		}
+		if started {
+			killed++
 		}
 		for _, f := range []string{"qemu.pid", "qemu.log", "bios.fd"} {
 			if _, err := os.Stat(filepath.Join(wb, f)); err == nil {
@@ -260,6 +277,35 @@ func TestTamperedPackageRefusedBeforeQEMU(t *testing.T) {
 			t.Logf("flip at %d (%s): %s", at, names[i], firstLine(r.Stderr))
 		}
 	}
+}
+
+// reEarlyKilled is receive's refusal when QEMU B was started (-incoming defer) while the
+// package was checked: its run state as QEMU itself reported it right before the kill.
+var reEarlyKilled = regexp.MustCompile(`refused, before the VM ran: QEMU B \(pid (\d+), started meanwhile with -incoming defer\) was fed no byte of the stream \(run state "([a-z-]+)"\) and was killed: `)
+
+// refusedBeforeVM checks a package refusal: either no QEMU was started, or QEMU B was started
+// early and was still waiting for its stream ("inmigrate": no byte of it reached QEMU) when
+// it was killed, and that process is gone now. It reports whether B was started.
+func refusedBeforeVM(t *testing.T, stderr, wb string) bool {
+	t.Helper()
+	if strings.Contains(stderr, "refused, no QEMU was started") {
+		return false
+	}
+	m := reEarlyKilled.FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("want a package refusal with no QEMU started or QEMU B killed unfed:\n%s", stderr)
+	}
+	if m[2] != "inmigrate" {
+		t.Fatalf("QEMU B was %q when killed, want \"inmigrate\" (still waiting for its stream):\n%s", m[2], stderr)
+	}
+	pid, _ := strconv.Atoi(m[1])
+	if isQEMUOf(pid, wb) {
+		t.Fatalf("QEMU B (pid %d) still runs after the refusal", pid)
+	}
+	if strings.Contains(stderr, "package verified") || strings.Contains(stderr, "loading the rebuilt stream") {
+		t.Fatalf("the refusal came after the package was verified:\n%s", stderr)
+	}
+	return true
 }
 
 func firstLine(s string) string {

@@ -217,7 +217,7 @@ func (s *Stream) TotalPages() uint64 {
 // stream order, then Finish. The first error sticks.
 type Writer struct {
 	bw      *bufio.Writer
-	h       hash.Hash
+	h       *bgHash
 	mw      io.Writer
 	stream  *Stream
 	records uint64
@@ -232,7 +232,7 @@ func NewWriter(w io.Writer, h *Header) (*Writer, error) {
 	if err := h.check(); err != nil {
 		return nil, fmt.Errorf("guest package: %w", err)
 	}
-	pw := &Writer{bw: bufio.NewWriterSize(w, 256<<10), h: sha512.New384()}
+	pw := &Writer{bw: bufio.NewWriterSize(w, 256<<10), h: newBGHash()}
 	pw.mw = io.MultiWriter(pw.bw, pw.h)
 	pw.write(h.marshal())
 	pw.write(h.PDH)
@@ -370,7 +370,7 @@ func checkEntry(b []byte, s *Stream) (migrate.Entry, error) {
 // be trusted before Finish returned nil.
 type Reader struct {
 	r       *bufio.Reader
-	h       hash.Hash
+	h       *bgHash
 	off     int64
 	hdr     Header
 	stream  *Stream
@@ -388,7 +388,7 @@ type Reader struct {
 
 // NewReader reads and checks the fixed header, the sender PDH and the session.
 func NewReader(r io.Reader) (*Reader, error) {
-	pr := &Reader{r: bufio.NewReaderSize(r, 256<<10), h: sha512.New384()}
+	pr := &Reader{r: bufio.NewReaderSize(r, 256<<10), h: newBGHash()}
 	b := make([]byte, HeaderSize)
 	if err := pr.full(b, "header"); err != nil {
 		return nil, err
