@@ -78,7 +78,7 @@ demo: setup shim images tools
 # performance table as min / median / max over BENCH_RUNS paired runs, with its goal
 # (tests/bench); BENCH_JSON=FILE also writes every sample (go run ./tests/bench/readme -in
 # FILE regenerates README.md's table); build/bench/timeline.svg pictures export + receive
-BENCH_RUNS ?= 5
+BENCH_RUNS ?= 9
 BENCH_JSON ?=
 bench: setup shim images tools
 	@start=$$(date +%s); \
