@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sevshim/sevshim/pkg/format/console"
 	"github.com/sevshim/sevshim/pkg/format/manifest"
 	"github.com/sevshim/sevshim/pkg/vmm/qemu"
 	"github.com/sevshim/sevshim/tests/bench/figures"
@@ -81,17 +81,17 @@ func (m *migration) j(n string) string { return filepath.Join(m.dir, n) }
 
 func (m *migration) close() { m.cli.StopAll() }
 
-// tool runs one of the built tools (bounded to 5 minutes) and returns its stdout.
+// tool runs one of the built tools (harness.CLIs, bounded to 5 minutes) and returns its
+// stdout; a non-zero exit is an error with both outputs.
 func (m *migration) tool(name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(m.bin, name), args...)
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", name, strings.Join(args, " "), err, so.String(), se.String())
+	r, err := m.cli.Exec(nil, name, args...)
+	if err == nil && r.Code != 0 {
+		err = fmt.Errorf("%s", r)
 	}
-	return so.String(), nil
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %v", name, strings.Join(args, " "), err)
+	}
+	return r.Stdout, nil
 }
 
 // pair runs both paths of run i, the order by ourFirst, and records them.
@@ -199,30 +199,15 @@ func (m *migration) plainRun(dir string) (time.Duration, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *flagTimeout)
 	defer cancel()
-	vars := filepath.Join(dir, "vars.fd")
-	vb, err := os.ReadFile(repo.OVMFVars())
-	if err == nil {
-		err = os.WriteFile(vars, vb, 0o600)
-	}
-	if err != nil {
-		return 0, err
-	}
 	gdb := filepath.Join(dir, "gdb.sock")
 	t0 := time.Now()
-	a, err := qemu.Start(ctx, qemu.Config{MemoryMiB: benchMiB, Debugcon: true, RebootShutdown: true,
-		Pflash:    []qemu.Pflash{{Unit: 0, File: m.shim, Snapshot: true}, {Unit: 1, File: vars, Snapshot: true}},
-		ExtraArgs: []string{"-chardev", "socket,id=gdb,path=" + gdb + ",server=on,wait=off", "-gdb", "chardev:gdb"}})
+	// A to READY with the vCPU halted in the shim's wait (tests/harness), with a gdbstub
+	a, _, err := harness.BootA(ctx, harness.ASpec{Shim: m.shim, MemoryMiB: benchMiB, Dir: dir,
+		Extra: []string{"-chardev", "socket,id=gdb,path=" + gdb + ",server=on,wait=off", "-gdb", "chardev:gdb"}})
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("plain A: %w", err)
 	}
 	defer a.Close()
-	if _, err := a.Debugcon().WaitString(ctx, "SEVSHIM READY", time.Minute); err != nil {
-		return 0, failure(a, "plain A: waiting for READY", err)
-	}
-	// READY comes right before the shim's wait loop: save A once its vCPU halts there
-	if err := a.WaitHalted(ctx, time.Minute); err != nil {
-		return 0, failure(a, "plain A: waiting for the halt", err)
-	}
 	steps[0] = time.Since(t0)
 	// QEMU A here is this program's own child (no hostctl work directory, so no pid file for
 	// qemu.WriteGuestPhys): write through its gdbstub directly
@@ -252,13 +237,12 @@ func (m *migration) plainRun(dir string) (time.Duration, error) {
 		return 0, err
 	}
 	t1 := time.Now()
-	if err := errors.Join(os.WriteFile(filepath.Join(dir, "m"), man, 0o600), os.WriteFile(filepath.Join(dir, "i"), image, 0o600)); err != nil {
+	mf, img := filepath.Join(dir, "m"), filepath.Join(dir, "i")
+	if err := errors.Join(os.WriteFile(mf, man, 0o600), os.WriteFile(img, image, 0o600)); err != nil {
 		return 0, err
 	}
-	bm, err := qemu.Start(ctx, qemu.Config{MemoryMiB: benchMiB, Debugcon: true, RebootShutdown: true,
-		Pflash:   []qemu.Pflash{{Unit: 0, File: m.shim, Snapshot: true}, {Unit: 1, File: vars}},
-		FwCfg:    qemu.ShimFiles(filepath.Join(dir, "m"), filepath.Join(dir, "i"), vars),
-		Incoming: qemu.IncomingFile(state)})
+	bm, _, err := harness.StartB(ctx, harness.BSpec{Shim: m.shim, Manifest: mf, Image: img, MemoryMiB: benchMiB,
+		Incoming: qemu.IncomingFile(state), Dir: dir})
 	if err != nil {
 		return 0, err
 	}
@@ -274,16 +258,16 @@ func (m *migration) plainRun(dir string) (time.Duration, error) {
 	if err := bm.NMI(ctx); err != nil {
 		return 0, err
 	}
-	handoff, err := bm.Debugcon().WaitString(ctx, "SEVSHIM HANDOFF", 2*time.Minute)
+	handoff, err := bm.Debugcon().WaitLine(ctx, reHandoff, 2*time.Minute)
 	if err != nil {
 		return 0, failure(bm, "plain B: waiting for HANDOFF", err)
 	}
 	d := handoff.Time.Sub(start)
 	at := map[string]time.Time{}
 	for _, l := range bm.Debugcon().CompleteLines() {
-		if f := strings.Fields(l.Text); len(f) >= 2 && f[0] == "SEVSHIM" {
-			if _, ok := at[f[1]]; !ok {
-				at[f[1]] = l.Time
+		if step, ok := console.Step(l.Text); ok {
+			if _, seen := at[step]; !seen {
+				at[step] = l.Time
 			}
 		}
 	}
@@ -303,6 +287,8 @@ func (m *migration) plainRun(dir string) (time.Duration, error) {
 	return d, nil
 }
 
+var reHandoff = console.StepRE("HANDOFF")
+
 // firstAfterHandoff waits (at most 60 s) for OVMF's first output on COM1 after the shim's
 // HANDOFF line there and returns when it arrived (a partial line counts: OVMF starts with
 // escape sequences).
@@ -313,7 +299,7 @@ func firstAfterHandoff(vm *qemu.VM) (time.Time, error) {
 			if seen && l.Text != "" {
 				return l.Time, nil
 			}
-			seen = seen || l.Text == "SEVSHIM HANDOFF"
+			seen = seen || reHandoff.MatchString(l.Text)
 		}
 	}
 	return time.Time{}, fmt.Errorf("plain path: OVMF printed nothing on COM1 within 60 s of the hand-off:\n%s", vm.Serial().Text())

@@ -81,6 +81,16 @@ func (r Result) String() string {
 // Run runs one of the tools (bounded to 5 minutes) with extra environment variables.
 func (c *CLIs) Run(t testing.TB, env []string, tool string, args ...string) Result {
 	t.Helper()
+	r, err := c.Exec(env, tool, args...)
+	if err != nil {
+		t.Fatalf("%s %v: %v", tool, args, err)
+	}
+	return r
+}
+
+// Exec is Run outside a test (the benchmark): the error is one of starting or bounding the
+// tool; a non-zero exit is Result.Code.
+func (c *CLIs) Exec(env []string, tool string, args ...string) (Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(c.Bin, tool), args...)
@@ -92,12 +102,12 @@ func (c *CLIs) Run(t testing.TB, env []string, tool string, args ...string) Resu
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-	case errors.As(err, &ee):
+	case errors.As(err, &ee) && ctx.Err() == nil:
 		r.Code = ee.ExitCode()
 	default:
-		t.Fatalf("%s %v: %v", tool, args, err)
+		return r, err
 	}
-	return r
+	return r, nil
 }
 
 // MustRun is Run without extra environment that fails the test on a non-zero exit.
