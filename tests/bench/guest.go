@@ -20,10 +20,6 @@ import (
 	"github.com/sevshim/sevshim/tests/harness/repo"
 )
 
-// guestAppend is the guest kernel's command line, as tests/guest boots it: the serial
-// console, and what shortens the boot under TCG.
-const guestAppend = "console=ttyS0 quiet nokaslr mitigations=off cryptomgr.notests audit=0 no_timer_check"
-
 // guestFiles is make images' guest (build/guest).
 type guestFiles struct{ kernel, initrd, agent string }
 
@@ -53,7 +49,7 @@ func guestBoot(st *setup, g *guestFiles, state string, i int, rep *figures.Repor
 	}
 	sock := filepath.Join(dir, "agent.sock")
 	vm, _, err := harness.StartB(ctx, harness.BSpec{Shim: st.shim, Manifest: st.manifest, Image: st.ovmf,
-		Incoming: qemu.IncomingFile(state), Dir: dir, Kernel: g.kernel, Initrd: g.initrd, Append: guestAppend,
+		Incoming: qemu.IncomingFile(state), Dir: dir, Kernel: g.kernel, Initrd: g.initrd, Append: harness.GuestKernelOptions,
 		Ports: []vmm.Port{{Name: agentproto.PortName, Socket: sock}}})
 	if err != nil {
 		return err

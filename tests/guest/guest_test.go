@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	hostctl "github.com/sevshim/sevshim/hostctl/cli"
 	"github.com/sevshim/sevshim/pkg/format/agentproto"
 	lv "github.com/sevshim/sevshim/pkg/vmm/libvirt"
 	"github.com/sevshim/sevshim/tests/harness"
@@ -32,10 +33,6 @@ import (
 )
 
 func TestMain(m *testing.M) { harness.Main(m) }
-
-// KernelOptions are the guest kernel's command line: the serial console, and what shortens
-// the boot under TCG (docs/hostctl.md, a guest OS after the chain).
-const KernelOptions = "console=ttyS0 quiet nokaslr mitigations=off cryptomgr.notests audit=0 no_timer_check"
 
 // world is the provider and the owner with the demo images.
 type world struct {
@@ -78,13 +75,9 @@ func (w *world) receiveLinux(t *testing.T, pkg string, extra ...string) (wb stri
 		t.Fatal(err1, err2)
 	}
 	args := append([]string{"receive", "--state", w.P, "--package", pkg, "--bios", w.v5, "--work", wb,
-		"--kernel", kernel, "--initrd", initrd, "--append", KernelOptions, "--json"}, extra...)
+		"--kernel", kernel, "--initrd", initrd, "--append", harness.GuestKernelOptions, "--json"}, extra...)
 	r := w.cli.Run(t, nil, "hostctl", args...)
-	var v struct {
-		Accepted bool   `json:"accepted"`
-		Version  uint64 `json:"version"`
-		QEMUPid  int    `json:"qemu_pid"`
-	}
+	var v hostctl.ReceiveJSON
 	if err := json.Unmarshal([]byte(r.Stdout), &v); r.Code != 0 || err != nil || !v.Accepted || v.Version != 5 || v.QEMUPid == 0 {
 		t.Fatalf("receive --kernel of v5: %v: %s", err, r)
 	}
@@ -145,19 +138,6 @@ func readFile(t *testing.T, p string) string {
 	return string(b)
 }
 
-// attestJSON is hostctl attest --json (hostctl/cli.AttestJSON, read without importing it).
-type attestJSON struct {
-	Out           string   `json:"out"`
-	PCR           uint     `json:"pcr"`
-	Banks         []string `json:"banks"`
-	Nonce         string   `json:"nonce"`
-	CocoSecret    bool     `json:"coco_secret"`
-	EventLogBytes int      `json:"event_log_bytes"`
-	EventLog      string   `json:"event_log"`
-	QEMUPid       int      `json:"qemu_pid"`
-	Receipt       string   `json:"receipt"`
-}
-
 // TestV5AgentEvidence: a guest launched with --tpm, exported and received with the v5 bundle
 // and the guest kernel boots to its agent; hostctl attest (twice, fresh nonces) writes
 // evidence from inside the running guest that verifier attest accepts for v5 and its nonce,
@@ -181,7 +161,7 @@ func TestV5AgentEvidence(t *testing.T) {
 		nh := hex.EncodeToString(harness.RandBytes(t, 32))
 		ev, log := filepath.Join(dir, fmt.Sprintf("ev%d.json", i)), filepath.Join(dir, fmt.Sprintf("log%d.bin", i))
 		r := w.cli.MustRun(t, "hostctl", "attest", "--work", wb, "--nonce", nh, "--out", ev, "--event-log", log, "--json")
-		var a attestJSON
+		var a hostctl.AttestJSON
 		if err := json.Unmarshal([]byte(r.Stdout), &a); err != nil {
 			t.Fatalf("attest --json: %v: %s", err, r)
 		}

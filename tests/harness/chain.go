@@ -193,6 +193,11 @@ func StartB(ctx context.Context, s BSpec) (*qemu.VM, string, error) {
 	return vm, pflash1, err
 }
 
+// GuestKernelOptions is the command line the guest kernel of make images boots with in the
+// tests and the bench (make demo spells the same): the serial console, the agent's log, and
+// what shortens the boot under TCG (docs/hostctl.md, a guest OS after the chain).
+const GuestKernelOptions = "console=ttyS0 quiet nokaslr mitigations=off cryptomgr.notests audit=0 no_timer_check"
+
 // ChainSpec is one A->B chain run.
 type ChainSpec struct {
 	Shim            *Shim
@@ -206,9 +211,6 @@ type ChainSpec struct {
 	MemoryMiB    int
 	ExtraA       []string // extra QEMU arguments of A (a live chain only)
 	ExtraB       []string
-	// Kernel, Initrd, Append and Ports: see BSpec.
-	Kernel, Initrd, Append string
-	Ports                  []vmm.Port
 	// Saved: B resumes the shim's saved READY state (Fixture.Ready: one A per shim and test
 	// binary) instead of a live A migrated straight into it over a unix socket.
 	Saved bool
@@ -239,8 +241,7 @@ func (f *Fixture) Chain(t testing.TB, s ChainSpec) *Run {
 		s.VarStore = VarStoreOf(s.Shim)
 	}
 	b := BSpec{Shim: s.Shim.Path, Manifest: s.Manifest, Image: s.Image, Vars: s.Vars, VarStore: s.VarStore, NoVars: s.NoVars,
-		ReadOnlyCode: s.ReadOnlyCode, MemoryMiB: s.MemoryMiB, Extra: s.ExtraB, Dir: dir,
-		Kernel: s.Kernel, Initrd: s.Initrd, Append: s.Append, Ports: s.Ports}
+		ReadOnlyCode: s.ReadOnlyCode, MemoryMiB: s.MemoryMiB, Extra: s.ExtraB, Dir: dir}
 	if s.Saved {
 		if len(s.ExtraA) > 0 || s.MemoryMiB != 0 {
 			t.Fatal("harness: a saved READY state is made with the default A; use a live chain for ExtraA or MemoryMiB")
