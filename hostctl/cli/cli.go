@@ -458,17 +458,17 @@ func attestCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			if asJSON {
 				return writeJSON(out, AttestJSON{Out: r.Out, PCR: r.Evidence.PCR, Banks: r.Evidence.BankNames(),
-					Nonce: hex.EncodeToString(r.Evidence.Nonce), CocoSecret: r.CocoSecret, EventLogBytes: len(r.AgentReport.EventLog),
-					EventLog: r.EventLog, QEMUPid: r.Pid, Receipt: r.Receipt})
+					Nonce: hex.EncodeToString(r.Evidence.Nonce), CocoSecret: r.CocoSecret, EventLogBytes: len(r.EventLog),
+					EventLog: r.EventLogFile, QEMUPid: r.Pid, Receipt: r.Receipt})
 			}
 			secret := "not present (this guest kernel has no SEV secret driver: docs/tpm.md)"
 			if r.CocoSecret {
 				secret = "present (/sys/kernel/security/secrets/coco)"
 			}
 			fmt.Fprintf(out, "PCR %d in banks %s, quoted inside the guest with nonce %x\nlaunch secret in the guest: %s\nevent log: %d bytes",
-				r.Evidence.PCR, strings.Join(r.Evidence.BankNames(), ", "), r.Evidence.Nonce, secret, len(r.AgentReport.EventLog))
-			if r.EventLog != "" {
-				fmt.Fprintf(out, " (wrote %s)", r.EventLog)
+				r.Evidence.PCR, strings.Join(r.Evidence.BankNames(), ", "), r.Evidence.Nonce, secret, len(r.EventLog))
+			if r.EventLogFile != "" {
+				fmt.Fprintf(out, " (wrote %s)", r.EventLogFile)
 			}
 			fmt.Fprintf(out, "\nwrote %s; QEMU B (pid %d) keeps running\nnext: verifier attest --evidence %s --image SHIM.fd --bundle BUNDLE --nonce %s\n",
 				r.Out, r.Pid, r.Out, nonceHex)

@@ -96,10 +96,10 @@ const DefaultAttestTimeout = 180 * time.Second
 // AttestResult is what hostctl attest reports.
 type AttestResult struct {
 	*AgentReport
-	Out      string
-	EventLog string // where the event log went ("" = not written)
-	Pid      int    // QEMU B, still running
-	Receipt  string // the shim's receipt line from receive, for verifier receipt
+	Out          string
+	EventLogFile string // where the event log went ("" = not written)
+	Pid          int    // QEMU B, still running
+	Receipt      string // the shim's receipt line from receive, for verifier receipt
 }
 
 // Attest asks the agent of the running guest in work directory o.Work (received with
@@ -142,7 +142,7 @@ func Attest(ctx context.Context, o AttestOptions) (*AttestResult, error) {
 		if err := atomicfile.WriteFile(o.EventLog, rep.EventLog, 0o644); err != nil {
 			return nil, fmt.Errorf("writing the event log: %w", err)
 		}
-		res.EventLog = o.EventLog
+		res.EventLogFile = o.EventLog
 	}
 	return res, nil
 }
