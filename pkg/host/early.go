@@ -95,7 +95,8 @@ func (e *earlyB) run(ctx context.Context, h psp.Handle, shape guestpkg.Shape) (b
 		return fail(fmt.Errorf("vars file %s is %d bytes; this guest's pflash1 is %d bytes", varsSrc, len(vars), shape.VarsSize))
 	}
 	// QEMU B's files: the bundle split for fw_cfg, the var store (pflash1 and fw_cfg), and a
-	// blank pflash0 (the migrated flash content replaces it; snapshot keeps the file blank).
+	// blank pflash0 that gives its size: the migrated flash content is its only content, and
+	// the BIOS the shim programs reaches no file (vmm.Flash.Discard).
 	for _, w := range []struct {
 		name string
 		data []byte
@@ -121,7 +122,7 @@ func (e *earlyB) run(ctx context.Context, h psp.Handle, shape guestpkg.Shape) (b
 	b.rs = &ReceiveState{Stage: ReceiveLoading, VMM: e.backend.Name(), Package: o.Package, Bundle: o.Bundle, TPM: o.TPM, Kind: e.kind, State: e.state, Handle: uint32(h), Agent: o.Kernel != ""}
 	writeJSON(pf(ReceiveJSON), b.rs, 0o600)
 	spec := vmm.Spec{Shape: vmm.Shape{Machine: shape.Machine, MemoryMiB: shape.RAMSize >> 20, CPUs: 1, TPM: o.TPM},
-		Code: vmm.Flash{Path: pf("flash0.fd"), Snapshot: true}, Vars: vmm.Flash{Path: pf("vars.fd")},
+		Code: vmm.Flash{Path: pf("flash0.fd"), Discard: true}, Vars: vmm.Flash{Path: pf("vars.fd")},
 		FwCfg: fwcfg, Incoming: true, ExitOnReboot: true, Kernel: o.Kernel, Initrd: o.Initrd, Append: o.Append}
 	if o.Kernel != "" {
 		os.Remove(pf(AgentSock))

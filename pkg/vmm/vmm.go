@@ -57,6 +57,13 @@ type Flash struct {
 	// incoming migration the migrated flash content is used, not the file's).
 	Snapshot bool
 	ReadOnly bool
+	// Discard is for a migration target's unit, whose content the incoming stream carries
+	// (the flash is a RAM block of the stream): the guest's writes reach no file at all, and
+	// Path (a file of the unit's size) gives only the size. QEMU's block layer writes every
+	// programmed 256-byte CFI buffer to its file synchronously, which was most of the shim's
+	// flash time (docs/shim.md, "Where the flash time goes"). The QEMU backend backs the unit
+	// with a null block node; libvirt's takes the writes in the domain's own copy of Path.
+	Discard bool
 }
 
 // FwCfgFile is one fw_cfg file: Name in the guest (opt/...), content from the host file Path.

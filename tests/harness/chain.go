@@ -173,9 +173,9 @@ func StartB(ctx context.Context, s BSpec) (*qemu.VM, string, error) {
 	vm, err := qemu.Start(ctx, qemu.Config{
 		MemoryMiB: s.MemoryMiB,
 		Pflash: []qemu.Pflash{
-			// snapshot=on: the migrated shim content and the BIOS the shim programs live in
-			// a temporary overlay, so the shim image file never changes.
-			{Unit: 0, File: s.Shim, Snapshot: !s.ReadOnlyCode, ReadOnly: s.ReadOnlyCode},
+			// as hostctl's B (vmm.Flash.Discard): the migrated shim content and the BIOS the
+			// shim programs live only in B's memory; the shim image file gives the size.
+			{Unit: 0, File: s.Shim, Discard: !s.ReadOnlyCode, ReadOnly: s.ReadOnlyCode},
 			{Unit: 1, File: pflash1},
 		},
 		FwCfg:          qemu.ShimFiles(s.Manifest, s.Image, vars),

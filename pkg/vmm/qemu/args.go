@@ -34,6 +34,12 @@ func args(cfg *Config, s sinks) []string {
 	}
 	a = append(a, "-nodefaults", "-display", "none", "-monitor", "none")
 	for _, p := range cfg.Pflash {
+		if p.Discard {
+			node := fmt.Sprintf("sevshim-pflash%d", p.Unit)
+			a = append(a, "-blockdev", fmt.Sprintf("driver=null-co,node-name=%s,size=%d,read-zeroes=on", node, p.size),
+				"-machine", fmt.Sprintf("pflash%d=%s", p.Unit, node))
+			continue
+		}
 		d := fmt.Sprintf("if=pflash,format=raw,unit=%d,file=%s,readonly=%s", p.Unit, optEscape(p.File), onOff(p.ReadOnly))
 		if p.Snapshot {
 			d += ",snapshot=on"
@@ -115,9 +121,9 @@ func ConfigFromSpec(spec vmm.Spec) (Config, error) {
 	cfg := Config{Machine: spec.Machine, CPUModel: spec.CPUModel, CPUs: cpus, MemoryMiB: int(spec.MemoryMiB),
 		Debugcon: true, Paused: spec.Paused, RebootShutdown: spec.ExitOnReboot, TPMSocket: spec.TPMSocket,
 		Kernel: spec.Kernel, Initrd: spec.Initrd, Append: spec.Append, Ports: spec.Ports}
-	cfg.Pflash = append(cfg.Pflash, Pflash{Unit: 0, File: spec.Code.Path, ReadOnly: spec.Code.ReadOnly, Snapshot: spec.Code.Snapshot})
+	cfg.Pflash = append(cfg.Pflash, Pflash{Unit: 0, File: spec.Code.Path, ReadOnly: spec.Code.ReadOnly, Snapshot: spec.Code.Snapshot, Discard: spec.Code.Discard})
 	if spec.Vars.Path != "" {
-		cfg.Pflash = append(cfg.Pflash, Pflash{Unit: 1, File: spec.Vars.Path, ReadOnly: spec.Vars.ReadOnly, Snapshot: spec.Vars.Snapshot})
+		cfg.Pflash = append(cfg.Pflash, Pflash{Unit: 1, File: spec.Vars.Path, ReadOnly: spec.Vars.ReadOnly, Snapshot: spec.Vars.Snapshot, Discard: spec.Vars.Discard})
 	}
 	for _, f := range spec.FwCfg {
 		cfg.FwCfg = append(cfg.FwCfg, FwCfg{Name: f.Name, File: f.Path})
@@ -139,9 +145,20 @@ func (cfg *Config) defaults() error {
 		cfg.Binary = b
 	}
 	cfg.defaultsNoFiles()
-	for _, p := range cfg.Pflash {
+	for i := range cfg.Pflash {
+		p := &cfg.Pflash[i]
 		if err := requireFile(p.File); err != nil {
 			return fmt.Errorf("qemu: pflash unit %d: %w", p.Unit, err)
+		}
+		if p.Discard {
+			if cfg.Incoming == "" || p.ReadOnly || p.Snapshot {
+				return fmt.Errorf("qemu: pflash unit %d: Discard is only for a writable unit of a migration target (the stream carries its content)", p.Unit)
+			}
+			st, err := os.Stat(p.File)
+			if err != nil {
+				return fmt.Errorf("qemu: pflash unit %d: %w", p.Unit, err)
+			}
+			p.size = st.Size()
 		}
 	}
 	for _, f := range cfg.FwCfg {

@@ -171,3 +171,51 @@ func TestDefaultsBootFiles(t *testing.T) {
 		t.Errorf("a readable kernel: %v", err)
 	}
 }
+
+// TestArgsDiscard: a discarded unit of a migration target is a null block node of its file's
+// size given as the machine's pflash property (no -drive, so no file takes the writes); a
+// unit that is not a writable one of a migration target is refused before QEMU starts.
+func TestArgsDiscard(t *testing.T) {
+	dir := t.TempDir()
+	code, vars := filepath.Join(dir, "flash0.fd"), filepath.Join(dir, "vars.fd")
+	os.WriteFile(code, make([]byte, 0x380000), 0o600)
+	os.WriteFile(vars, make([]byte, 0x84000), 0o600)
+	spec := vmm.Spec{Shape: vmm.Shape{MemoryMiB: 64}, Code: vmm.Flash{Path: code, Discard: true},
+		Vars: vmm.Flash{Path: vars}, Incoming: true}
+	cfg, err := ConfigFromSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Binary = "/bin/true"
+	if err := cfg.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	a := args(&cfg, sinks{Serial: "s", Debugcon: "d", QMP: "q"})
+	want := []string{"-blockdev", "driver=null-co,node-name=sevshim-pflash0,size=3670016,read-zeroes=on",
+		"-machine", "pflash0=sevshim-pflash0", "-drive", "if=pflash,format=raw,unit=1,file=" + vars + ",readonly=off"}
+	found := false
+	for i := 0; i+len(want) <= len(a); i++ {
+		found = found || slices.Equal(a[i:i+len(want)], want)
+	}
+	if !found {
+		t.Errorf("args %q lack %q", a, want)
+	}
+	for _, x := range a {
+		if strings.Contains(x, "file="+code) {
+			t.Errorf("the discarded unit's file is still a drive: %q", x)
+		}
+	}
+	for name, p := range map[string]Pflash{
+		"no incoming": {Unit: 0, File: code, Discard: true},
+		"read-only":   {Unit: 0, File: code, Discard: true, ReadOnly: true},
+		"snapshot":    {Unit: 0, File: code, Discard: true, Snapshot: true},
+	} {
+		c := Config{Binary: "/bin/true", Pflash: []Pflash{p}, Incoming: "defer"}
+		if name == "no incoming" {
+			c.Incoming = ""
+		}
+		if err := c.defaults(); err == nil || !strings.Contains(err.Error(), "Discard is only for") {
+			t.Errorf("%s: %v, want a refusal", name, err)
+		}
+	}
+}

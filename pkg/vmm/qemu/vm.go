@@ -45,6 +45,11 @@ type Pflash struct {
 	// Snapshot keeps guest writes in a temporary overlay: the file never changes. With a
 	// migration target this also stops QEMU from writing the migrated flash into the file.
 	Snapshot bool
+	// Discard backs the unit with a null block node of File's size (vmm.Flash.Discard): it
+	// reads as zeros until an incoming migration fills it, and writes reach no file. Only
+	// with Config.Incoming.
+	Discard bool
+	size    int64 // File's size, for Discard (set by defaults)
 }
 
 // FwCfg is one -fw_cfg entry: either File (its content is read at QEMU start) or String.
