@@ -311,7 +311,7 @@ func receiveCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "receive",
 		Short: "check a guest package, RECEIVE_* it, start QEMU B with the BIOS bundle and report the shim's verdict",
-		Long: "receive checks the whole package (structure, SHA-384 trailer, VM shape, sender PDH) and runs\n" +
+		Long: "receive checks the whole package (structure, SHA-256 trailer, VM shape, sender PDH) and runs\n" +
 			"RECEIVE_START, RECEIVE_UPDATE_DATA for every page (the PSP verifies each MAC) and RECEIVE_FINISH\n" +
 			"before any QEMU starts. Then QEMU B loads the rebuilt stream (-incoming), gets the bundle over\n" +
 			"fw_cfg, resumes and wakes the shim. Prints `accepted: version N, signer HEX` or\n" +

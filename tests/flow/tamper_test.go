@@ -17,7 +17,7 @@ import (
 // TestTamperedPackageRefusedBeforeQEMU flips bits without recomputing the trailer, so it
 // shows corruption detection only. The tests here change a package the way someone who can
 // write the file would: they edit it and write it again with guestpkg's own Writer, so the
-// trailer SHA-384 (docs/formats.md section 8) is valid and guestpkg.Verify accepts the file.
+// trailer digest (docs/formats.md section 8) is valid and guestpkg.Verify accepts the file.
 // What is left to catch the change is the SEV transport: the packet MAC that the receiving
 // PSP checks in RECEIVE_UPDATE_DATA (SEV API 55766, RECEIVE_UPDATE_DATA: HMAC-SHA256 under
 // the TIK over the packet header fields and the ciphertext).

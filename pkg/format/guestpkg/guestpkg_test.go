@@ -2,11 +2,16 @@ package guestpkg
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/sevshim/sevshim/pkg/migrate"
@@ -170,7 +175,7 @@ func TestDigestIsNotAnAuthenticator(t *testing.T) {
 	}
 	pos := r.Offset() - 100
 	b[pos] ^= 0x80
-	d := sha384(b[:len(b)-DigestSize])
+	d := trailerDigest(FormatVersion, b[:len(b)-DigestSize])
 	copy(b[len(b)-DigestSize:], d)
 	if _, err := Verify(bytes.NewReader(b)); err != nil {
 		t.Fatalf("re-digested package should pass Verify: %v", err)
@@ -204,10 +209,86 @@ func TestWriterRefusesBadInput(t *testing.T) {
 	}
 }
 
-func sha384(b []byte) []byte {
-	h := newDigest()
+func trailerDigest(version uint16, b []byte) []byte {
+	h := newDigest(version)
 	h.Write(b)
 	return h.Sum(nil)
+}
+
+// asVersion1 rewrites a package of this build as format version 1 would have written it: the
+// version field 1 and a SHA-384 trailer (everything else was the same).
+func asVersion1(b []byte) []byte {
+	v1 := append([]byte(nil), b[:len(b)-DigestSize]...)
+	binary.LittleEndian.PutUint16(v1[0x08:], 1)
+	return append(v1, trailerDigest(1, v1)...)
+}
+
+// TestReadsVersion1: a version-1 package (SHA-384 trailer) still verifies, gives the same
+// summary and rebuilds the same stream; a version-1 header with a SHA-256 trailer, or a
+// version-2 one with SHA-384, is refused as a digest mismatch; unknown versions are refused
+// by name. The Writer writes version 2 with a SHA-256 trailer.
+func TestReadsVersion1(t *testing.T) {
+	f := makePackage(t, readStream(t, "micro.bin"))
+	b := f.pkg
+	if v := binary.LittleEndian.Uint16(b[0x08:]); v != 2 {
+		t.Fatalf("the Writer wrote version %d, want 2", v)
+	}
+	if d := sha256.Sum256(b[:len(b)-sha256.Size]); !bytes.Equal(d[:], b[len(b)-sha256.Size:]) {
+		t.Fatal("the version-2 trailer is not the SHA-256 of the bytes before it")
+	}
+	v1 := asVersion1(b)
+	s2, err := Verify(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, err := Verify(bytes.NewReader(v1))
+	if err != nil {
+		t.Fatalf("version 1: %v", err)
+	}
+	if s1.Records != s2.Records || s1.DataPages != s2.DataPages || s1.Bytes != s2.Bytes+sha512.Size384-sha256.Size {
+		t.Fatalf("version 1 summary %+v differs from version 2's %+v beyond the digest size", s1, s2)
+	}
+	r1, err := rebuild(v1, f.keys)
+	if err != nil {
+		t.Fatalf("version 1 rebuild: %v", err)
+	}
+	r2, err := rebuild(b, f.keys)
+	if err != nil || !bytes.Equal(r1, r2) {
+		t.Fatalf("version 1 and 2 rebuild different streams (%v)", err)
+	}
+	// and the package the version-1 Writer wrote (the fuzz seed kept from then) verifies
+	seed, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzVerify", "valid-micro-v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lit, ok := strings.CutPrefix(strings.TrimSpace(string(seed)), "go test fuzz v1\n[]byte(")
+	old, err := strconv.Unquote(strings.TrimSuffix(lit, ")"))
+	if !ok || err != nil {
+		t.Fatalf("valid-micro-v1 is not a []byte fuzz seed: %v", err)
+	}
+	if v := binary.LittleEndian.Uint16([]byte(old)[0x08:]); v != 1 {
+		t.Fatalf("valid-micro-v1 has version %d", v)
+	}
+	if _, err := Verify(strings.NewReader(old)); err != nil {
+		t.Fatalf("the version-1 Writer's package: %v", err)
+	}
+	mixed := append([]byte(nil), v1...)
+	binary.LittleEndian.PutUint16(mixed[0x08:], 2)
+	if _, err := Verify(bytes.NewReader(mixed)); err == nil {
+		t.Fatal("a version-2 header with a SHA-384 trailer verified")
+	}
+	mixed = append([]byte(nil), b...)
+	binary.LittleEndian.PutUint16(mixed[0x08:], 1)
+	if _, err := Verify(bytes.NewReader(mixed)); err == nil {
+		t.Fatal("a version-1 header with a SHA-256 trailer verified")
+	}
+	for _, v := range []uint16{0, 3} {
+		bad := append([]byte(nil), b...)
+		binary.LittleEndian.PutUint16(bad[0x08:], v)
+		if _, err := Verify(bytes.NewReader(bad)); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("format version %d is not supported", v)) {
+			t.Fatalf("version %d: %v", v, err)
+		}
+	}
 }
 
 func FuzzVerify(f *testing.F) {

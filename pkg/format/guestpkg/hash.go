@@ -1,14 +1,11 @@
 package guestpkg
 
-import (
-	"crypto/sha512"
-	"hash"
-)
+import "hash"
 
 // hashChunk is how many bytes the trailer hash takes at once in the background.
 const hashChunk = 1 << 20
 
-// bgHash is the package's trailer SHA-384 computed beside the reading or writing: Write
+// bgHash is the package's trailer digest (newDigest) computed beside the reading or writing: Write
 // copies the bytes into a chunk, and each full chunk is hashed by a goroutine while the
 // next one fills (at most one chunk in flight, so two chunks of memory). The digest covers
 // exactly the bytes passed to Write, in order: the same bytes the Reader parsed or the
@@ -22,7 +19,7 @@ type bgHash struct {
 	busy  chan []byte // the chunk in flight comes back here when hashed
 }
 
-func newBGHash() *bgHash { return &bgHash{h: sha512.New384()} }
+func newBGHash(h hash.Hash) *bgHash { return &bgHash{h: h} }
 
 func (b *bgHash) Write(p []byte) (int, error) {
 	n := len(p)
@@ -68,7 +65,7 @@ func (b *bgHash) flush() {
 	}(b.busy)
 }
 
-// Sum is the SHA-384 of everything written so far (the hash goes on afterwards).
+// Sum is the digest of everything written so far (the hash goes on afterwards).
 func (b *bgHash) Sum(in []byte) []byte {
 	b.wait()
 	if b.buf != nil {

@@ -15,7 +15,7 @@ func TestBGHashIsSHA384(t *testing.T) {
 	for _, size := range []int{0, 1, hashChunk - 1, hashChunk, hashChunk + 1, 5*hashChunk + 777} {
 		data := make([]byte, size)
 		rnd.Read(data)
-		b := newBGHash()
+		b := newBGHash(sha512.New384())
 		for p := data; len(p) > 0; {
 			k := min(len(p), 1+rnd.Intn(300<<10))
 			b.Write(p[:k])
