@@ -43,12 +43,14 @@ tools:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BUILD)/bin/ ./builder ./verifier ./hostctl
 
 # refresh the shim templates embedded in the tools (pkg/firmware/shim*.fd.gz, one per layout:
-# shim.fd for ovmf-4m, shim-NAME.fd for the others) from a fresh build; a test
+# shim.fd for ovmf-4m, shim-NAME.fd for the others, and shim.fd.sha256 for --version) from a
+# fresh build; a test
 # (go test ./pkg/firmware/) fails while they differ
 firmware: shim
 	for f in $(notdir $(wildcard $(BUILD)/shim/shim*.fd)); do \
 		gzip -9 -n -c $(BUILD)/shim/$$f > pkg/firmware/$$f.gz.tmp && mv pkg/firmware/$$f.gz.tmp pkg/firmware/$$f.gz || exit 1; \
 	done
+	sha256sum $(BUILD)/shim/shim.fd | cut -d' ' -f1 > pkg/firmware/shim.fd.sha256
 
 # man pages of the three tools, generated from their --help (build/man/*.1)
 man:
