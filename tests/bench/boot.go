@@ -87,6 +87,7 @@ func runA(st *setup, i int, rep *figures.Report) (string, error) {
 func bootPair(st *setup, state string, i int, plainFirst bool, rep *figures.Report) error {
 	var plain, shim time.Duration
 	for k := 0; k < 2; k++ {
+		settle()
 		var err error
 		if (k == 0) == plainFirst {
 			plain, err = runPlain(st)

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sevshim/sevshim/tests/bench/figures"
@@ -211,3 +212,8 @@ func template(flagged string) (string, error) {
 	}
 	return repo.ShimTemplate()
 }
+
+// settle writes back every dirty page before a timed path starts, so that neither path of a
+// pair pays for the other's writes: on ext4 (data=ordered) the export's fsync would otherwise
+// also wait for the previous path's hundreds of MiB of state files.
+func settle() { syscall.Sync() }

@@ -139,6 +139,7 @@ func (m *migration) sevshim(it string, rep *figures.Report) (time.Duration, erro
 		return 0, err
 	}
 	launch += time.Since(t0)
+	settle()
 	start := time.Now()
 	out, err := m.tool("hostctl", "export", "--work", a, "--to", m.j("P.chain"), "--root", m.j("P/certs"), "--out", it+"/guest.pkg")
 	if err != nil {
@@ -227,6 +228,7 @@ func (m *migration) plainRun(dir string) (time.Duration, error) {
 		return 0, err
 	}
 	state := filepath.Join(dir, "state")
+	settle()
 	start := time.Now()
 	if _, err := a.SaveState(ctx, state); err != nil {
 		return 0, err
