@@ -122,6 +122,12 @@ func TestReceive(t *testing.T) {
 			if !strings.Contains(r.Stdout, "UEFI Interactive Shell") || !strings.Contains(readFile(filepath.Join(wb, "serial.log")), "UEFI Interactive Shell") {
 				t.Fatalf("OVMF shell not reached: %s", r)
 			}
+			// pflash0 of B is a null block node (vmm.Flash.Discard): OVMF ran from the BIOS the
+			// shim programmed, and not one byte of it reached the blank file that gives the size
+			flash0, err := os.ReadFile(filepath.Join(wb, "flash0.fd"))
+			if err != nil || len(flash0) == 0 || bytes.Count(flash0, []byte{0}) != len(flash0) {
+				t.Fatalf("WB/flash0.fd should be the blank file it was made as (%d bytes, err %v)", len(flash0), err)
+			}
 		})
 	}
 	t.Run("rollback-E034", func(t *testing.T) {
