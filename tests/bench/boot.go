@@ -172,7 +172,7 @@ func runB(st *setup, state string, i int, rep *figures.Report) (time.Duration, e
 	for _, s := range resumeSteps {
 		l, err := vm.Debugcon().WaitLine(ctx, console.StepRE(s.step), 0)
 		if err != nil {
-			return 0, failure(vm, "B: waiting for SEVSHIM "+s.step, err)
+			return 0, failure(vm, "B: waiting for "+console.Prefix+s.step, err)
 		}
 		rep.Add(s.row, l.Time.Sub(prev).Seconds())
 		prev = l.Time

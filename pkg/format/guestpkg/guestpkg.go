@@ -376,8 +376,7 @@ func checkEntry(b []byte, s *Stream) (migrate.Entry, error) {
 // be trusted before Finish returned nil.
 type Reader struct {
 	r       *bufio.Reader
-	version uint16 // the package's format version (1 or 2: the trailer digest)
-	h       *bgHash
+	h       *bgHash // the trailer digest of the package's format version (newDigest)
 	off     int64
 	hdr     Header
 	stream  *Stream
@@ -398,14 +397,14 @@ func NewReader(r io.Reader) (*Reader, error) {
 	pr := &Reader{r: bufio.NewReaderSize(r, 256<<10)}
 	// The version picks the trailer digest, which covers the header itself: look at it
 	// before reading (a short file is reported by the read below).
-	pr.version = FormatVersion
+	version := uint16(FormatVersion)
 	if b, err := pr.r.Peek(HeaderSize); err == nil && string(b[:8]) == Magic {
-		pr.version = binary.LittleEndian.Uint16(b[0x08:])
+		version = binary.LittleEndian.Uint16(b[0x08:])
 	}
-	if pr.version != 1 && pr.version != 2 {
-		return nil, pr.fail(8, "header", "format version %d is not supported (this build reads 1 and 2; a newer hostctl wrote it)", pr.version)
+	if version != 1 && version != 2 {
+		return nil, pr.fail(8, "header", "format version %d is not supported (this build reads 1 and 2; a newer hostctl wrote it)", version)
 	}
-	pr.h = newBGHash(newDigest(pr.version))
+	pr.h = newBGHash(newDigest(version))
 	b := make([]byte, HeaderSize)
 	if err := pr.full(b, "header"); err != nil {
 		return nil, err
