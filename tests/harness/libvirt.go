@@ -45,7 +45,7 @@ func Libvirt(t testing.TB) string {
 	t.Helper()
 	lvOnce.Do(func() {
 		if lvErr = lockLibvirt(syscall.LOCK_SH); lvErr == nil {
-			lvErr = startLibvirt()
+			lvErr = startLibvirt(3)
 		}
 	})
 	repo.SkipOrFail(t, lvErr)
@@ -75,7 +75,9 @@ func lockLibvirt(how int) error {
 	return nil
 }
 
-func startLibvirt() error {
+// startLibvirt starts what is missing; tries bounds the restarts when the libvirtd it found
+// (another binary's, just stopping) is gone before it listens.
+func startLibvirt(tries int) error {
 	if libvirtListening() {
 		return nil
 	}
@@ -85,11 +87,31 @@ func startLibvirt() error {
 		}
 	}
 	for _, d := range []struct{ prog, pidfile string }{{"virtlogd", "/run/virtlogd.pid"}, {"libvirtd", "/run/libvirtd.pid"}} {
-		if pid := pidFromFile(d.pidfile); pid != 0 && ProcAlive(pid) && CmdlineHas(pid, d.prog) {
+		running := func() bool {
+			pid := pidFromFile(d.pidfile)
+			return pid != 0 && ProcAlive(pid) && CmdlineHas(pid, d.prog)
+		}
+		if running() {
 			continue // running already (libvirtd without its socket yet, or virtlogd alone)
 		}
-		if out, err := exec.Command(d.prog, "-d").CombinedOutput(); err != nil {
-			return fmt.Errorf("%s -d: %v: %s", d.prog, err, out)
+		// Another test binary may be starting the same daemon, or the last one out may just
+		// have stopped it: then "-d" fails on the pidfile another process still holds. Retry
+		// for a bounded time; a daemon that another binary started is recorded by that one.
+		var out []byte
+		var err error
+		for end := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			if out, err = exec.Command(d.prog, "-d").CombinedOutput(); err == nil {
+				break
+			}
+			if !strings.Contains(string(out), "pidfile") || time.Now().After(end) {
+				return fmt.Errorf("%s -d: %v: %s", d.prog, err, out)
+			}
+			if running() {
+				break
+			}
+		}
+		if err != nil {
+			continue // started meanwhile by another test binary
 		}
 		var pid int
 		for end := time.Now().Add(30 * time.Second); pid == 0 && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
@@ -105,6 +127,9 @@ func startLibvirt() error {
 	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		if libvirtListening() {
 			return nil
+		}
+		if pid := pidFromFile("/run/libvirtd.pid"); tries > 1 && !(pid != 0 && ProcAlive(pid) && CmdlineHas(pid, "libvirtd")) {
+			return startLibvirt(tries - 1)
 		}
 	}
 	return fmt.Errorf("libvirtd does not listen on %s after 60 s (see /var/log/libvirt/libvirtd.log)", libvirtSock)
